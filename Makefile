@@ -1,0 +1,45 @@
+# make run  – set everything up and serve the site with an embedded worker
+# make test – set everything up and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+# Root can install system packages directly; anyone else goes through sudo.
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test worker bench system-deps clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+# Debian packages the tests drive: Chromium for browser tests, SpamAssassin for
+# the email checks. Installed only when missing.
+system-deps:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium chromium-driver"; \
+	command -v spamassassin >/dev/null || missing="$$missing spamassassin"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: $(BIN)/.installed
+	$(BIN)/flask --app funnel db upgrade
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/flask --app funnel serve
+
+worker: $(BIN)/.installed
+	$(BIN)/flask --app funnel worker
+
+test: $(BIN)/.installed system-deps
+	$(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) instance/outbox

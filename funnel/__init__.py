@@ -1,0 +1,39 @@
+"""Run Stronger funnel: article → landing page → double opt-in → drip sequence."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from flask import Flask
+
+from funnel import config as cfg
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Application factory: defaults, then the environment, then ``config``."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(cfg.PROJECT_ROOT / "templates"),
+        static_folder=None,
+    )
+    app.config.update(cfg.defaults(app.instance_path))
+    app.config.update(cfg.from_environment(os.environ))
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        if app.config["FUNNEL_ENV"] == "production":
+            raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")
+        app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
+
+    from funnel import cli, runtime
+    from funnel.web import errors, extensions, links, site
+
+    runtime.init_app(app)
+    extensions.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(site.bp)
+    app.register_blueprint(links.bp)
+    cli.init_app(app)
+    return app

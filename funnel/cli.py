@@ -1,0 +1,185 @@
+"""Command line: ``flask --app funnel …``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime, timezone
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from funnel import db as database
+from funnel.models import Delivery, Subscriber
+from funnel.runtime import Runtime
+
+
+def _rt() -> Runtime:
+    return current_app.extensions["funnel"]
+
+
+def parse_now(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO 8601 time: {value}") from exc
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def make_worker(rt: Runtime):  # type: ignore[no-untyped-def]
+    from funnel.worker import Worker
+
+    return Worker(rt.sessions, rt.settings, rt.transport)
+
+
+db_cli = AppGroup("db", help="Database migrations.")
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations (safe to run again)."""
+    database.upgrade(current_app.config["DATABASE_URL"])
+    click.echo("database is up to date")
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Do one pass, then exit.")
+@click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if it were this time.")
+def worker_command(once: bool, now_text: str | None) -> None:
+    """Send what is due; runs until SIGTERM (finishing its batch first)."""
+    from funnel.transports import AuthError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    rt = _rt()
+    fixed = parse_now(now_text)
+    clock = (lambda: fixed) if fixed else rt.clock
+    worker = make_worker(rt)
+    if once:
+        report = worker.run_pass(clock())
+        click.echo(
+            f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
+            f"skipped {report.skipped}"
+        )
+        return
+    stop = threading.Event()
+
+    def _stop(signum, _frame):  # type: ignore[no-untyped-def]
+        click.echo(f"received signal {signum}: finishing the current batch", err=True)
+        stop.set()
+        rt.wake.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        worker.run_forever(stop, clock, current_app.config["WORKER_POLL_SECONDS"])
+    except AuthError as exc:
+        raise click.ClickException(f"the mail provider refused our credentials: {exc}") from exc
+    click.echo("worker stopped cleanly", err=True)
+
+
+@click.command("sequence")
+def sequence_command() -> None:
+    """Print the drip sequence: order, slug, delay, window, subject."""
+    from funnel.core.sequence import load_sequence
+
+    seq = load_sequence(_rt().settings.emails_dir)
+    for i, step in enumerate(seq, 1):
+        window = "default" if step.window is None else (
+            "any time" if step.window == (0, 24) else f"{step.window[0]}-{step.window[1]}h")
+        click.echo(f"{i:>2}  {step.slug:<28} +{_fmt_delay(step.delay):<9} {window:<9} {step.subject}")
+
+
+def _fmt_delay(td) -> str:  # type: ignore[no-untyped-def]
+    hours = td.total_seconds() / 3600
+    if hours == 0:
+        return "0"
+    return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:g}h"
+
+
+@click.command("schedule")
+@click.argument("email")
+@click.option("--now", "now_text", metavar="ISO-TIME", help="Plan as if it were this time.")
+def schedule_command(email: str, now_text: str | None) -> None:
+    """Print when each step went, or will go, out to one subscriber."""
+    from funnel.core.schedule import next_step
+    from funnel.core.sequence import load_sequence
+    from funnel.services import FunnelError, normalise_email
+    from funnel.worker import DONE_STATES
+
+    rt = _rt()
+    try:
+        address = normalise_email(email)
+    except FunnelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    now = parse_now(now_text) or rt.clock()
+    seq = load_sequence(rt.settings.emails_dir)
+    worker = make_worker(rt)
+    with rt.sessions() as s:
+        sub = s.scalar(select(Subscriber).where(Subscriber.email == address))
+        if sub is None:
+            raise click.ClickException(f"no subscriber {address}")
+        click.echo(f"{sub.email}: {sub.status}, time zone {sub.timezone}")
+        by_slug = {d.step_slug: d for d in sub.deliveries}
+        for d in sorted(sub.deliveries, key=lambda d: d.id):
+            when = d.sent_at or d.created_at
+            click.echo(f"  {d.step_slug:<28} {d.state:<8} {when:%Y-%m-%d %H:%M} UTC")
+        if sub.status != "confirmed":
+            click.echo("  (no further emails: not a confirmed subscriber)")
+            return
+        # Project the rest by pretending each step goes out when it falls due.
+        projected = list(sub.deliveries)
+        while True:
+            sub_view = _Projection(sub, projected)
+            step, due = worker.schedule_next(sub_view, seq, now)  # type: ignore[arg-type]
+            if step is None or step.slug in by_slug:
+                break
+            click.echo(f"  {step.slug:<28} planned  {due:%Y-%m-%d %H:%M} UTC")
+            projected.append(Delivery(step_slug=step.slug, state=DONE_STATES[0], sent_at=due,
+                                      created_at=due, id=10**12 + len(projected)))
+            now = due
+
+
+class _Projection:
+    """A subscriber as the schedule sees it, with planned deliveries added."""
+
+    def __init__(self, sub: Subscriber, deliveries: list[Delivery]) -> None:
+        self.confirmed_at = sub.confirmed_at
+        self.timezone = sub.timezone
+        self.paused_until = sub.paused_until
+        self.deliveries = deliveries
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", envvar="HOST", show_default=True)
+@click.option("--port", default=5000, envvar="PORT", show_default=True, type=int)
+@click.option("--worker/--no-worker", default=True, show_default=True,
+              help="Run the drip worker in the same process.")
+def serve_command(host: str, port: int, worker: bool) -> None:
+    """Development server with an embedded worker, so mail arrives without a second terminal."""
+    from werkzeug.serving import run_simple
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    rt = _rt()
+    if worker:
+        w = make_worker(rt)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=w.run_forever, args=(stop, rt.clock, 1.0, rt.wake), daemon=True,
+            name="embedded-worker",
+        )
+        thread.start()
+        click.echo(f"embedded worker started; outbox: {app.config['OUTBOX_DIR']}")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(db_cli)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(sequence_command)
+    app.cli.add_command(schedule_command)
+    app.cli.add_command(serve_command)

@@ -1,0 +1,1 @@
+"""The domain core: no Flask here, and ``now`` is always passed in."""

@@ -1,0 +1,145 @@
+"""Markdown emails → subject, HTML (one shared layout, CSS inlined) and plain text.
+
+Templates run in Jinja's sandbox with strict undefined variables. Values that come
+from a subscriber are escaped for Markdown before the Markdown is parsed, so a
+name like ``[click](http://x)`` shows as typed, never as a link.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import css_inline
+from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from funnel.core.sequence import EmailSource
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+class UserText(str):
+    """A value typed by a subscriber: escaped wherever it lands in Markdown."""
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, UserText):
+        return _MD_SPECIAL.sub(r"\\\1", value)
+    return value
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+class Renderer:
+    """Renders email sources with the layout in ``emails/layout/``."""
+
+    def __init__(self, emails_dir: str | Path) -> None:
+        self.emails_dir = Path(emails_dir)
+        self._body_env = SandboxedEnvironment(
+            undefined=StrictUndefined, autoescape=False, finalize=_finalize,
+            keep_trailing_newline=True,
+        )
+        self._layout_env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(self.emails_dir / "layout")),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+            auto_reload=True,
+        )
+        self._md = MarkdownIt("commonmark", {"html": False, "typographer": False})
+
+    def render(self, source: EmailSource, variables: Mapping[str, Any]) -> RenderedEmail:
+        subject = self._body_env.from_string(source.subject).render(variables).strip()
+        preheader = self._body_env.from_string(source.preheader).render(variables).strip()
+        markdown = self._body_env.from_string(source.body).render(variables)
+        tokens = self._md.parse(markdown)
+        body_html = self._md.renderer.render(tokens, self._md.options, {})
+        body_text = markdown_to_text(tokens)
+        context = {**variables, "subject": subject, "preheader": preheader}
+        html = self._layout_env.get_template("base.html").render(
+            **context, content=Markup(body_html)
+        )
+        text = self._layout_env.get_template("base.txt").render(**context, content=body_text)
+        html = css_inline.inline(html)
+        return RenderedEmail(subject, preheader, html, _tidy_text(text))
+
+
+def _tidy_text(text: str) -> str:
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def markdown_to_text(tokens: list) -> str:  # type: ignore[type-arg]
+    """A readable plain-text version from the same Markdown: links kept as URLs."""
+    out: list[str] = []
+    list_stack: list[list[int | None]] = []  # per open list: [next number or None]
+    pending_prefix = ""
+    for tok in tokens:
+        t = tok.type
+        if t == "heading_open":
+            pending_prefix = ""
+        elif t == "heading_close":
+            title = out.pop() if out else ""
+            line = "=" if tok.tag == "h1" else "-"
+            out.append(f"{title}\n{line * len(title)}\n\n")
+        elif t == "bullet_list_open":
+            list_stack.append([None])
+        elif t == "ordered_list_open":
+            list_stack.append([int(tok.attrGet("start") or 1)])
+        elif t in ("bullet_list_close", "ordered_list_close"):
+            list_stack.pop()
+            if not list_stack:
+                out.append("\n")
+        elif t == "list_item_open":
+            counter = list_stack[-1]
+            indent = "  " * (len(list_stack) - 1)
+            if counter[0] is None:
+                pending_prefix = f"{indent}- "
+            else:
+                pending_prefix = f"{indent}{counter[0]}. "
+                counter[0] += 1
+        elif t == "paragraph_close":
+            out.append("\n" if list_stack else "\n\n")
+        elif t == "blockquote_open":
+            pending_prefix = "> "
+        elif t == "hr":
+            out.append("----\n\n")
+        elif t in ("fence", "code_block"):
+            out.append(tok.content + "\n")
+        elif t == "inline":
+            out.append(pending_prefix + _inline_text(tok.children or []))
+            pending_prefix = ""
+    return "".join(out)
+
+
+def _inline_text(children: list) -> str:  # type: ignore[type-arg]
+    parts: list[str] = []
+    link_stack: list[tuple[str, int]] = []
+    for c in children:
+        if c.type == "text" or c.type == "code_inline":
+            parts.append(c.content)
+        elif c.type in ("softbreak",):
+            parts.append(" ")
+        elif c.type == "hardbreak":
+            parts.append("\n")
+        elif c.type == "link_open":
+            link_stack.append((str(c.attrGet("href") or ""), len(parts)))
+        elif c.type == "link_close" and link_stack:
+            href, start = link_stack.pop()
+            label = "".join(parts[start:])
+            if href and href != label:
+                parts.append(f" ({href})")
+        elif c.type == "image":
+            alt = c.content or "image"
+            parts.append(f"[{alt}]")
+    return "".join(parts)

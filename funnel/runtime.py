@@ -1,0 +1,71 @@
+"""What one app instance holds: settings, the database, the composer and transport."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from funnel.compose import Composer
+from funnel.config import Settings
+from funnel.db import make_engine, make_sessionmaker
+from funnel.transports import Transport, make_transport
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    composer: Composer
+    transport: Transport
+    clock: Callable[[], datetime]
+    # Set when something becomes due now (a confirmation), so an embedded
+    # worker wakes at once instead of at its next poll.
+    wake: threading.Event
+
+
+def init_app(app: Flask) -> None:
+    settings = Settings.from_config(app.config)
+    engine = make_engine(app.config["DATABASE_URL"])
+    clock = app.config.get("CLOCK") or utcnow
+    app.extensions["funnel"] = Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        composer=Composer(settings, clock),
+        transport=app.config.get("TRANSPORT") or make_transport(app.config),
+        clock=clock,
+        wake=threading.Event(),
+    )
+    app.teardown_appcontext(_close_session)
+
+
+def rt() -> Runtime:
+    return current_app.extensions["funnel"]
+
+
+def session() -> Session:
+    """The request's session, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = rt().sessions()
+    return g.db_session
+
+
+def now() -> datetime:
+    return rt().clock()
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    s = g.pop("db_session", None)
+    if s is not None:
+        s.close()

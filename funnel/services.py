@@ -1,0 +1,237 @@
+"""Use cases: named verbs that own their transactions. No Flask in here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from funnel.compose import Composer
+from funnel.core import lifecycle
+from funnel.core.tokens import BadToken, ExpiredToken
+from funnel.models import AppState, ConsentRecord, Subscriber, Suppression
+from funnel.transports import Transport
+
+log = logging.getLogger(__name__)
+
+CONSENT_VERSION = "2026-11-v1"
+CONSENT_TEXT = (
+    "Email me the Run Stronger free plan: the lateral hip stretch, then a few "
+    "emails a week for six weeks. I can unsubscribe with one click at any time. "
+    "My address is used for nothing else."
+)
+# Asking again within this time re-uses the email already sent instead of
+# letting a stranger flood someone's inbox through our form.
+CONFIRM_RESEND_AFTER = timedelta(minutes=5)
+
+
+class FunnelError(ValueError):
+    """A request we refuse; the message is safe to show to the person."""
+
+    def __init__(self, message: str, field: str = "email") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def normalise_email(raw: str) -> str:
+    raw = (raw or "").strip()
+    if len(raw) > 254:
+        raise FunnelError("That email address is too long.")
+    try:
+        info = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise FunnelError(f"That email address doesn't look right: {exc}") from exc
+    return info.normalized.lower()
+
+
+def suppression_hash(session: Session, email: str) -> str:
+    """Salted hash of an address; the salt lives in the database, not the key."""
+    salt = session.get(AppState, "suppression_salt")
+    if salt is None:
+        salt = AppState(key="suppression_salt", value=secrets.token_hex(32))
+        session.add(salt)
+        session.flush()
+    return hmac.new(salt.value.encode(), email.encode(), hashlib.sha256).hexdigest()
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    h = suppression_hash(session, email)
+    return session.scalar(select(Suppression.id).where(Suppression.email_hash == h)) is not None
+
+
+@dataclass(frozen=True)
+class SignupMeta:
+    ip: str | None = None
+    user_agent: str | None = None
+    page: str | None = None
+    referrer: str | None = None
+    utm: dict[str, str] | None = None
+
+
+def subscribe(
+    session: Session,
+    *,
+    email: str,
+    first_name: str | None,
+    timezone: str,
+    meta: SignupMeta,
+    now: datetime,
+) -> Subscriber | None:
+    """Record a sign-up. Returns the subscriber to send a confirmation to, or None.
+
+    The caller shows the same page in every case, so nobody can learn whether an
+    address is on the list.
+    """
+    first_name = (first_name or "").strip() or None
+    if first_name and any(c in first_name for c in "\r\n\x00"):
+        raise FunnelError("Please use a first name without line breaks.", "first_name")
+    if first_name and len(first_name) > 80:
+        raise FunnelError("That first name is too long (80 characters at most).", "first_name")
+    email = normalise_email(email)
+    for attempt in range(2):
+        try:
+            result = _subscribe_once(session, email, first_name, timezone, meta, now)
+            session.commit()
+            return result
+        except IntegrityError:
+            # Two sign-ups for one new address raced; the second sees the first.
+            session.rollback()
+            if attempt:
+                raise
+    return None
+
+
+def _subscribe_once(session, email, first_name, timezone, meta, now):  # type: ignore[no-untyped-def]
+    if is_suppressed(session, email):
+        return None
+    sub = session.scalar(select(Subscriber).where(Subscriber.email == email))
+    if sub is None:
+        sub = Subscriber(email=email, status=lifecycle.PENDING, created_at=now, timezone=timezone)
+        session.add(sub)
+        send = True
+    elif sub.status == lifecycle.PENDING:
+        send = sub.confirm_sent_at is None or now - sub.confirm_sent_at >= CONFIRM_RESEND_AFTER
+    elif sub.status == lifecycle.UNSUBSCRIBED:
+        sub.status = lifecycle.transition(sub.status, lifecycle.PENDING)
+        sub.unsubscribed_at = None
+        sub.confirmed_at = None
+        sub.status_reason = None
+        sub.confirm_sent_at = None
+        send = True
+    else:  # confirmed, bounced, complained: nothing changes, nothing is sent
+        return None
+    if sub.status == lifecycle.PENDING:
+        if first_name:
+            sub.first_name = first_name
+        sub.timezone = timezone
+        utm = meta.utm or {}
+        sub.referrer = (meta.referrer or "")[:500] or None
+        sub.landing_page = (meta.page or "")[:500] or None
+        for key in ("source", "medium", "campaign", "term", "content"):
+            setattr(sub, f"utm_{key}", (utm.get(key) or "")[:100] or None)
+        session.add(
+            ConsentRecord(
+                subscriber=sub, action="signup", at=now, text_version=CONSENT_VERSION,
+                text=CONSENT_TEXT, ip=meta.ip, user_agent=(meta.user_agent or "")[:500] or None,
+                page=(meta.page or "")[:500] or None,
+            )
+        )
+    session.flush()
+    return sub if send else None
+
+
+def send_confirmation(
+    session: Session, composer: Composer, transport: Transport, sub: Subscriber, now: datetime
+) -> None:
+    """Mail the double opt-in link. The sign-up is already committed, so a failure
+    here loses nothing: the person can ask again from the same form."""
+    msg = composer.message(
+        composer.system_source("confirm"), sub,
+        key=f"{now:%Y%m%dT%H%M%S}-confirm-{secrets.token_hex(6)}", now=now, list_mail=False,
+        extra={"reason": "You are getting this because this address was entered on the Run "
+                         "Stronger free plan form. Until you confirm, we will not email you again."},
+    )
+    transport.send([msg])
+    session.execute(
+        update(Subscriber).where(Subscriber.id == sub.id).values(confirm_sent_at=now)
+    )
+    session.commit()
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    outcome: str  # confirmed, already, expired, invalid
+    subscriber: Subscriber | None = None
+
+
+def confirm(
+    session: Session, composer: Composer, token: str, *, now: datetime, max_age: timedelta,
+    meta: SignupMeta | None = None,
+) -> ConfirmResult:
+    try:
+        public_id = composer.tokens.load("confirm", token, max_age=int(max_age.total_seconds()))
+    except ExpiredToken as exc:
+        sub = subscriber_from_public_id(session, exc.payload)
+        return ConfirmResult("expired", sub)
+    except BadToken:
+        return ConfirmResult("invalid")
+    sub = subscriber_from_public_id(session, public_id)
+    if sub is None:
+        return ConfirmResult("invalid")
+    if sub.status == lifecycle.CONFIRMED:
+        return ConfirmResult("already", sub)
+    if sub.status != lifecycle.PENDING:
+        return ConfirmResult("invalid")
+    sub.status = lifecycle.transition(sub.status, lifecycle.CONFIRMED)
+    sub.confirmed_at = now
+    sub.next_due_at = now  # the worker sends step 1 on its next pass
+    meta = meta or SignupMeta()
+    session.add(ConsentRecord(
+        subscriber=sub, action="confirm", at=now, text_version=CONSENT_VERSION,
+        ip=meta.ip, user_agent=(meta.user_agent or "")[:500] or None,
+    ))
+    session.commit()
+    return ConfirmResult("confirmed", sub)
+
+
+def subscriber_from_public_id(session: Session, public_id: object) -> Subscriber | None:
+    if not isinstance(public_id, str):
+        return None
+    return session.scalar(select(Subscriber).where(Subscriber.public_id == public_id))
+
+
+def subscriber_from_token(session: Session, composer: Composer, purpose: str, token: str
+                          ) -> Subscriber | None:
+    try:
+        payload = composer.tokens.load(purpose, token)
+    except BadToken:
+        return None
+    if purpose == "view":
+        payload = payload[0] if isinstance(payload, list) and payload else None
+    return subscriber_from_public_id(session, payload)
+
+
+def unsubscribe(session: Session, sub: Subscriber, *, now: datetime, reason: str,
+                meta: SignupMeta | None = None) -> bool:
+    """Stop all mail at once. Returns False when there was nothing to stop."""
+    if sub.status not in (lifecycle.PENDING, lifecycle.CONFIRMED):
+        return False
+    sub.status = lifecycle.transition(sub.status, lifecycle.UNSUBSCRIBED)
+    sub.unsubscribed_at = now
+    sub.status_reason = reason
+    sub.next_due_at = None
+    meta = meta or SignupMeta()
+    session.add(ConsentRecord(
+        subscriber=sub, action="withdraw", at=now, text=reason, ip=meta.ip,
+        user_agent=(meta.user_agent or "")[:500] or None,
+    ))
+    session.commit()
+    return True

@@ -1,0 +1,74 @@
+"""Delivery behind one small interface, chosen from config at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping, Protocol
+
+
+@dataclass(frozen=True)
+class Message:
+    """One email, fully rendered, with every header it needs."""
+
+    key: str  # opaque and unique: outbox file name, provider custom_args
+    to: str
+    subject: str
+    html: str
+    text: str
+    sender: str
+    date: datetime
+    message_id: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    reply_to: str = ""
+    category: str | None = None
+    to_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    key: str
+    ok: bool
+    provider_id: str | None = None
+    error: str | None = None
+
+
+class TransientSendError(Exception):
+    """Worth trying again later (timeouts, 429, 5xx)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthError(Exception):
+    """The provider refused our credentials: stop rather than fail every send."""
+
+
+class Transport(Protocol):
+    # True when sending the same key twice delivers it only once (the outbox
+    # overwrites one file), so interrupted work can be redone safely.
+    idempotent: bool
+    max_batch: int
+
+    def send(self, messages: list[Message]) -> list[SendResult]:
+        """Send all or raise TransientSendError/AuthError; per-message failures are results."""
+        ...
+
+
+def make_transport(config: Mapping[str, Any]) -> Transport:
+    name = config["MAIL_TRANSPORT"]
+    if name == "outbox":
+        from funnel.transports.outbox import OutboxTransport
+
+        return OutboxTransport(config["OUTBOX_DIR"])
+    if name == "sendgrid":
+        from funnel.transports.sendgrid import SendGridTransport
+
+        return SendGridTransport(
+            api_key=config["SENDGRID_API_KEY"],
+            host=config["SENDGRID_API_HOST"],
+            timeout=float(config["SENDGRID_TIMEOUT"]),
+            sandbox=bool(config["SENDGRID_SANDBOX"]),
+        )
+    raise ValueError(f"MAIL_TRANSPORT must be 'outbox' or 'sendgrid', not {name!r}")

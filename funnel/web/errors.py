@@ -1,0 +1,36 @@
+"""Error pages in the site's own style."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+MESSAGES = {
+    400: ("That request didn't work", "Something in it was missing or malformed."),
+    403: ("Not allowed", "You don't have access to this page."),
+    404: ("Page not found", "The page you asked for isn't here. It may have moved."),
+    405: ("Not allowed", "That action isn't available on this page."),
+    413: ("Too much", "That request was larger than we accept."),
+    422: ("Please check the form", "Some of what you entered couldn't be used."),
+    429: ("Slow down a little", "Too many requests from your connection. Wait a minute and try again."),
+    500: ("Something went wrong on our side", "Nothing you did. Please try again in a minute."),
+}
+
+
+def render_error(code: int, detail: str | None = None):  # type: ignore[no-untyped-def]
+    title, text = MESSAGES.get(code, MESSAGES[500] if code >= 500 else MESSAGES[400])
+    return render_template("error.html", code=code, title=title, text=detail or text), code
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError):  # type: ignore[no-untyped-def]
+        return render_error(
+            400, "This form has expired or was sent from elsewhere. Please go back, "
+            "reload the page and try again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+        return render_error(exc.code or 500)

@@ -1,0 +1,106 @@
+"""The public site: the article, the landing page and the sign-up."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from funnel import runtime, services
+from funnel.models import Visit
+from funnel.web.extensions import limiter
+from funnel.web.forms import SignupForm
+
+bp = Blueprint("site", __name__)
+
+UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+_ZONES: frozenset[str] | None = None
+
+
+def valid_zone(name: str | None) -> str:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    return name if name in _ZONES else runtime.rt().settings.default_timezone
+
+
+def count_visit(page: str) -> None:
+    """Count a page view with no personal data: the referring site and UTM only."""
+    ref = request.referrer or ""
+    host = urlsplit(ref).hostname if ref else None
+    if host and host == request.host.split(":")[0]:
+        host = None  # moving around our own site is not a source
+    s = runtime.session()
+    s.add(Visit(
+        page=page, at=runtime.now(), referrer_host=(host or None) and host[:255],
+        utm_source=request.args.get("utm_source", "")[:100] or None,
+        utm_medium=request.args.get("utm_medium", "")[:100] or None,
+        utm_campaign=request.args.get("utm_campaign", "")[:100] or None,
+    ))
+    s.commit()
+
+
+def _utm_query() -> dict[str, str]:
+    return {f"utm_{k}": request.args[f"utm_{k}"][:100] for k in UTM_KEYS
+            if request.args.get(f"utm_{k}")}
+
+
+@bp.get("/")
+def article():
+    count_visit("article")
+    return render_template("article.html", plan_url=url_for("site.landing", **_utm_query()))
+
+
+@bp.get("/free-plan")
+def landing():
+    count_visit("landing")
+    form = SignupForm(formdata=None)
+    form.referrer.data = (request.referrer or "")[:500]
+    for k in UTM_KEYS:
+        getattr(form, f"utm_{k}").data = request.args.get(f"utm_{k}", "")[:100]
+    return render_template("landing.html", form=form, consent_text=services.CONSENT_TEXT)
+
+
+@bp.post("/free-plan")
+@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP"], methods=["POST"])
+def signup():
+    form = SignupForm()
+    if not form.validate():
+        if "csrf_token" in form.errors:
+            from funnel.web.errors import render_error
+
+            return render_error(400, "This form has expired. Please reload the page and try again.")
+        return render_template("landing.html", form=form, consent_text=services.CONSENT_TEXT), 422
+    if form.website.data:
+        # A bot filled the honeypot: answer like a success, store nothing.
+        return redirect(url_for("site.check_inbox"), code=303)
+    s = runtime.session()
+    meta = services.SignupMeta(
+        ip=request.remote_addr,
+        user_agent=request.user_agent.string,
+        page=request.url,
+        referrer=form.referrer.data,
+        utm={k: getattr(form, f"utm_{k}").data or "" for k in UTM_KEYS},
+    )
+    try:
+        sub = services.subscribe(
+            s, email=form.email.data, first_name=form.first_name.data,
+            timezone=valid_zone(form.tz.data), meta=meta, now=runtime.now(),
+        )
+    except services.FunnelError as exc:
+        getattr(form, exc.field).errors = [str(exc)]
+        return render_template("landing.html", form=form, consent_text=services.CONSENT_TEXT), 422
+    if sub is not None:
+        r = runtime.rt()
+        try:
+            services.send_confirmation(s, r.composer, r.transport, sub, runtime.now())
+        except Exception:
+            # The sign-up is saved; the person can submit again to get the email.
+            current_app.logger.exception("confirmation email failed for subscriber %s", sub.id)
+    return redirect(url_for("site.check_inbox"), code=303)
+
+
+@bp.get("/check-your-inbox")
+def check_inbox():
+    return render_template("check_inbox.html")

@@ -1,0 +1,336 @@
+"""The drip worker: claims due subscribers in batches and sends each step once.
+
+Exactly-once rests on three things (README "Delivery guarantees"):
+1. a unique (subscriber, step) row in ``delivery``, written and committed as an
+   intent *before* the email is handed to the transport;
+2. a lease on each claimed subscriber, so a worker that dies is replaced after
+   ``lease_seconds`` and no two live workers hold the same subscriber;
+3. the subscriber's status re-read under a row lock right before sending, so an
+   unsubscribe that commits first always wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from funnel.compose import Composer
+from funnel.config import Settings
+from funnel.core import lifecycle
+from funnel.core.schedule import due_at, next_step, zone
+from funnel.core.sequence import Sequence, load_sequence
+from funnel.models import AppState, Delivery, Subscriber
+from funnel.transports import AuthError, Message, TransientSendError, Transport
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=2)
+DONE_STATES = ("sent", "failed", "unknown")
+
+
+@dataclass
+class PassReport:
+    sent: int = 0
+    skipped: int = 0
+    retried: int = 0
+    failed: int = 0
+    rescheduled: int = 0
+    claimed: int = 0
+    sent_keys: list[str] = field(default_factory=list)
+
+    def merge(self, other: "PassReport") -> None:
+        for name in ("sent", "skipped", "retried", "failed", "rescheduled", "claimed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.sent_keys.extend(other.sent_keys)
+
+
+def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> timedelta:
+    """Exponential backoff with jitter, never sooner than the provider asked."""
+    base = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+    wait = base * rng.uniform(0.5, 1.5)
+    if retry_after is not None:
+        wait = max(wait, timedelta(seconds=retry_after))
+    return wait
+
+
+class Worker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        transport: Transport,
+        *,
+        sequence_loader: Callable[[], Sequence] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.transport = transport
+        self.composer = Composer(settings)
+        self.load_sequence = sequence_loader or (lambda: load_sequence(settings.emails_dir))
+        self.rng = rng or random.Random()
+        self.window = (settings.window_start, settings.window_end)
+        self.min_gap = timedelta(hours=settings.catchup_min_gap_hours)
+
+    # -- one pass ---------------------------------------------------------
+
+    def run_pass(self, now: datetime, stop: threading.Event | None = None) -> PassReport:
+        """Send everything due at ``now``, batch by batch, then return."""
+        sequence = self.load_sequence()
+        self.sync_sequence(sequence, now)
+        report = PassReport()
+        while not (stop and stop.is_set()):
+            ids = self.claim(now)
+            if not ids:
+                break
+            report.claimed += len(ids)
+            report.merge(self.process(ids, sequence, now))
+        return report
+
+    def sync_sequence(self, sequence: Sequence, now: datetime) -> None:
+        """After the marketer edits the sequence, everyone's next step is re-decided."""
+        with self.sessions() as s:
+            state = s.get(AppState, "sequence_fingerprint")
+            if state is not None and state.value == sequence.fingerprint:
+                return
+            s.execute(
+                update(Subscriber)
+                .where(Subscriber.status == lifecycle.CONFIRMED)
+                .where(or_(Subscriber.next_due_at.is_(None), Subscriber.next_due_at > now))
+                .values(next_due_at=now)
+            )
+            if state is None:
+                s.add(AppState(key="sequence_fingerprint", value=sequence.fingerprint))
+            else:
+                state.value = sequence.fingerprint
+            try:
+                s.commit()
+            except IntegrityError:  # another worker recorded it first
+                s.rollback()
+
+    def claim(self, now: datetime) -> list[int]:
+        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        with self.sessions() as s:
+            q = (
+                select(Subscriber.id)
+                .where(Subscriber.next_due_at <= now)
+                .where(or_(Subscriber.lease_until.is_(None), Subscriber.lease_until < now))
+                .order_by(Subscriber.next_due_at)
+                .limit(self.settings.batch_size)
+            )
+            if s.get_bind().dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            ids = list(s.scalars(q))
+            if ids:
+                s.execute(
+                    update(Subscriber).where(Subscriber.id.in_(ids)).values(lease_until=lease_until)
+                )
+            s.commit()
+            return ids
+
+    # -- deciding ---------------------------------------------------------
+
+    def schedule_next(self, sub: Subscriber, sequence: Sequence, now: datetime) -> tuple:
+        """(step, due) for a subscriber's next email, or (None, None) when finished."""
+        done = sorted((d for d in sub.deliveries if d.state in DONE_STATES), key=lambda d: d.id)
+        step = next_step(sequence.steps, [d.step_slug for d in done])
+        if step is None or sub.confirmed_at is None:
+            return None, None
+        last = max((d.sent_at or d.created_at for d in done), default=None)
+        due = due_at(
+            step,
+            confirmed_at=sub.confirmed_at,
+            last_sent_at=last,
+            tz=zone(sub.timezone, self.settings.default_timezone),
+            default_window=self.window,
+            min_gap=self.min_gap,
+            paused_until=sub.paused_until,
+        )
+        return step, due
+
+    def _hold(self, sub: Subscriber, now: datetime) -> bool:
+        """Stop or delay a subscriber who must not get mail now. True if held."""
+        if not lifecycle.can_receive_sequence(sub.status):
+            sub.next_due_at = None
+            sub.lease_until = None
+            return True
+        if sub.paused_until is not None and sub.paused_until > now:
+            sub.next_due_at = sub.paused_until
+            sub.lease_until = None
+            return True
+        return False
+
+    def _reschedule(self, sub: Subscriber, sequence: Sequence, now: datetime) -> None:
+        _step, due = self.schedule_next(sub, sequence, now)
+        sub.next_due_at = due
+        sub.lease_until = None
+
+    def decide(self, s: Session, sub: Subscriber, sequence: Sequence, now: datetime,
+               report: PassReport) -> Delivery | None:
+        """Phase A for one subscriber: the delivery to send now, or None."""
+        if self._hold(sub, now):
+            report.skipped += 1
+            return None
+        for d in [d for d in sub.deliveries if d.state in ("sending", "retry")]:
+            if sequence.get(d.step_slug) is None:
+                sub.deliveries.remove(d)  # the step was deleted while in flight
+            elif d.state == "sending" and not self.transport.idempotent:
+                # A worker died after claiming this; the provider may have it.
+                # Not resending is the only way to be sure it never arrives twice.
+                d.state = "unknown"
+                d.error = "worker stopped mid-send; not resent so it cannot arrive twice"
+                d.sent_at = now
+            else:
+                d.state = "sending"
+                d.attempts += 1
+                return d
+        step, due = self.schedule_next(sub, sequence, now)
+        if step is None or due > now:
+            sub.next_due_at = due
+            sub.lease_until = None
+            report.rescheduled += 1
+            return None
+        d = Delivery(step_slug=step.slug, state="sending", attempts=1, created_at=now)
+        try:
+            with s.begin_nested():
+                sub.deliveries.append(d)
+                s.flush()
+        except IntegrityError:
+            # Only possible if leases were broken; the database keeps it at once.
+            log.error("delivery %s for subscriber %s already exists", step.slug, sub.id)
+            if d in sub.deliveries:
+                sub.deliveries.remove(d)
+            sub.lease_until = None
+            sub.next_due_at = now + timedelta(minutes=5)
+            return None
+        return d
+
+    # -- sending ----------------------------------------------------------
+
+    def _load(self, s: Session, ids: list[int], lock: bool) -> list[Subscriber]:
+        q = (
+            select(Subscriber)
+            .where(Subscriber.id.in_(ids))
+            .options(selectinload(Subscriber.deliveries))
+            .order_by(Subscriber.id)
+        )
+        if lock and s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(of=Subscriber)
+        return list(s.scalars(q))
+
+    def process(self, ids: list[int], sequence: Sequence, now: datetime) -> PassReport:
+        report = PassReport()
+        with self.sessions() as s:
+            intents: dict[int, int] = {}
+            for sub in self._load(s, ids, lock=False):
+                d = self.decide(s, sub, sequence, now, report)
+                if d is not None:
+                    intents[sub.id] = d.id
+            s.commit()  # the intents are durable before anything is sent
+        if intents:
+            self.send(list(intents), sequence, now, report)
+        return report
+
+    def send(self, sub_ids: list[int], sequence: Sequence, now: datetime,
+             report: PassReport) -> None:
+        with self.sessions() as s:
+            # The row lock makes a concurrent unsubscribe wait for us or win outright.
+            subs = self._load(s, sub_ids, lock=True)
+            work: list[tuple[Subscriber, Delivery, Message]] = []
+            for sub in subs:
+                d = next((d for d in sub.deliveries if d.state == "sending"), None)
+                if d is None:
+                    continue
+                if self._hold(sub, now):
+                    sub.deliveries.remove(d)  # withdrawn before it left: nothing was sent
+                    report.skipped += 1
+                    continue
+                step = sequence.get(d.step_slug)
+                try:
+                    msg = self.composer.message(
+                        step.source, sub, key=f"{d.created_at:%Y%m%dT%H%M%S}-{d.step_slug}-{d.public_id}",
+                        now=now, delivery_id=d.public_id, category=d.step_slug,
+                    )
+                except Exception as exc:  # a broken template must not stop the batch
+                    log.exception("rendering %s failed", d.step_slug)
+                    self._finish(sub, d, sequence, now, error=f"render failed: {exc}")
+                    report.failed += 1
+                    continue
+                work.append((sub, d, msg))
+            size = max(1, self.transport.max_batch)
+            start = 0
+            try:
+                while start < len(work):
+                    self._send_chunk(work[start : start + size], sequence, now, report)
+                    start += size
+            except AuthError:
+                # Nothing in this chunk or later was accepted: withdraw those intents.
+                for sub, d, _msg in work[start:]:
+                    sub.deliveries.remove(d)
+                    sub.lease_until = None
+                s.commit()
+                raise
+            s.commit()
+
+    def _send_chunk(self, chunk, sequence: Sequence, now: datetime, report: PassReport) -> None:  # type: ignore[no-untyped-def]
+        try:
+            results = {r.key: r for r in self.transport.send([m for _s, _d, m in chunk])}
+        except TransientSendError as exc:
+            for sub, d, _msg in chunk:
+                if d.attempts >= MAX_ATTEMPTS:
+                    self._finish(sub, d, sequence, now, error=f"gave up after {d.attempts} tries: {exc}")
+                    report.failed += 1
+                else:
+                    d.state = "retry"
+                    d.error = str(exc)
+                    sub.next_due_at = now + backoff(d.attempts, exc.retry_after, self.rng)
+                    sub.lease_until = None
+                    report.retried += 1
+            return
+        for sub, d, msg in chunk:
+            r = results.get(msg.key)
+            if r is not None and r.ok:
+                d.message_id = msg.message_id
+                d.provider_id = r.provider_id
+                self._finish(sub, d, sequence, now)
+                report.sent += 1
+                report.sent_keys.append(msg.key)
+            else:
+                self._finish(sub, d, sequence, now,
+                             error=(r.error if r else None) or "no answer for this message")
+                report.failed += 1
+
+    def _finish(self, sub: Subscriber, d: Delivery, sequence: Sequence, now: datetime,
+                error: str | None = None) -> None:
+        d.state = "failed" if error else "sent"
+        d.error = error
+        d.sent_at = now
+        self._reschedule(sub, sequence, now)
+
+    # -- running until told to stop ----------------------------------------
+
+    def run_forever(self, stop: threading.Event, clock: Callable[[], datetime],
+                    poll_seconds: float, wake: threading.Event | None = None) -> None:
+        while not stop.is_set():
+            try:
+                report = self.run_pass(clock(), stop)
+            except AuthError:
+                raise
+            except Exception:
+                log.exception("worker pass failed; trying again shortly")
+                report = PassReport()
+            if report.claimed == 0:
+                waiter = wake or stop
+                waiter.wait(poll_seconds)
+                if wake is not None:
+                    wake.clear()

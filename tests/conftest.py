@@ -1,0 +1,223 @@
+"""Fixtures: app, client, runner, db, outbox and a fixed clock.
+
+Every test that uses the database runs twice: on SQLite and, when
+FUNNEL_TEST_POSTGRES_URL is set, on PostgreSQL. With FUNNEL_REQUIRE_POSTGRES=1
+(as .ci/run sets) a missing PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import email
+import os
+import re
+import shutil
+from datetime import datetime, timedelta, timezone
+from email import policy
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from funnel import create_app
+from funnel.db import make_engine, upgrade
+from funnel.models import Base
+
+START = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+TEST_SECRET = "test-secret-key-not-for-production"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+class Outbox:
+    """The .eml files the outbox transport wrote, parsed with the email package."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def paths(self) -> list[Path]:
+        if not self.directory.exists():
+            return []
+        return sorted(self.directory.glob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+    def messages(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in self.paths()]
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [m for m in self.messages() if m["To"] == address]
+
+    def __len__(self) -> int:
+        return len(self.paths())
+
+    @staticmethod
+    def text(msg: email.message.EmailMessage) -> str:
+        return msg.get_body(("plain",)).get_content()
+
+    @staticmethod
+    def html(msg: email.message.EmailMessage) -> str:
+        return msg.get_body(("html",)).get_content()
+
+    def link(self, msg: email.message.EmailMessage, kind: str) -> str:
+        """The path of the first /KIND/… link in the plain-text part."""
+        m = re.search(rf"https?://[^/\s]+(/{kind}/[A-Za-z0-9._\-]+)", self.text(msg))
+        assert m, f"no {kind} link in:\n{self.text(msg)}"
+        return m.group(1)
+
+
+# -- databases ---------------------------------------------------------------
+
+def _db_params() -> list:
+    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "funnel.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_url() -> str:
+    base = os.environ.get("FUNNEL_TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("FUNNEL_REQUIRE_POSTGRES") == "1":
+            pytest.fail("FUNNEL_REQUIRE_POSTGRES=1 but FUNNEL_TEST_POSTGRES_URL is not set")
+        pytest.skip("PostgreSQL not configured (set FUNNEL_TEST_POSTGRES_URL)")
+    url = make_url(base)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
+    rendered = url.render_as_string(hide_password=False)
+    upgrade(rendered)
+    return rendered
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=_db_params())
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "funnel.db"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("_postgres_url")
+    _truncate_postgres(url)
+    return url
+
+
+# -- the app -----------------------------------------------------------------
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app_config(db_url, tmp_path, clock) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET,
+        "DATABASE_URL": db_url,
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "FUNNEL_BASE_URL": "http://localhost",
+        "CLOCK": clock,
+        # Generous for tests; test_signup's flood test tightens it.
+        "RATELIMIT_SIGNUP": "1000 per minute",
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    yield app
+    app.extensions["funnel"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app):
+    """A session for arranging and checking state. On SQLite it does not take the
+    write lock, so it can stay open while the app writes; call ``db.rollback()``
+    to see the app's latest commits."""
+    engine = make_engine(app.config["DATABASE_URL"], immediate=False)
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+    engine.dispose()
+
+
+@pytest.fixture
+def outbox(app) -> Outbox:
+    return Outbox(Path(app.config["OUTBOX_DIR"]))
+
+
+# -- helpers -------------------------------------------------------------------
+
+def csrf_token(client, path: str = "/free-plan") -> str:
+    page = client.get(path).get_data(as_text=True)
+    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page)
+    assert m, "no CSRF token on the page"
+    return m.group(1)
+
+
+def sign_up(client, email: str, first_name: str = "", **fields):
+    data = {"email": email, "first_name": first_name, "csrf_token": csrf_token(client), **fields}
+    return client.post("/free-plan", data=data)
+
+
+def sign_up_and_confirm(client, outbox: Outbox, email: str, first_name: str = "", **fields):
+    resp = sign_up(client, email, first_name, **fields)
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    confirm = outbox.link(outbox.to(email)[-1], "confirm")
+    resp = client.get(confirm)
+    assert resp.status_code == 200
+    return resp
+
+
+# -- CI guard ------------------------------------------------------------------
+
+_postgres_passed = 0
+
+
+def pytest_runtest_logreport(report):
+    global _postgres_passed
+    if report.when == "call" and report.passed and "[postgresql" in report.nodeid:
+        _postgres_passed += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With FUNNEL_REQUIRE_POSTGRES=1, a run in which no PostgreSQL test passed fails."""
+    if os.environ.get("FUNNEL_REQUIRE_POSTGRES") == "1" and exitstatus == 0 and not _postgres_passed:
+        print("\nFUNNEL_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")
+        session.exitstatus = 1
