@@ -28,12 +28,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
 
     from funnel import cli, runtime
-    from funnel.web import errors, extensions, links, site
+    from funnel.web import auth, errors, extensions, links, site
 
     runtime.init_app(app)
     extensions.init_app(app)
     errors.init_app(app)
     app.register_blueprint(site.bp)
     app.register_blueprint(links.bp)
+    auth.init_app(app)
     cli.init_app(app)
     return app

@@ -177,7 +177,40 @@ def serve_command(host: str, port: int, worker: bool) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
+admin_cli = AppGroup("admin", help="Admin accounts.")
+
+
+@admin_cli.command("create")
+@click.argument("email")
+@click.password_option(help="Asked for when not given; at least 10 characters.")
+def admin_create(email: str, password: str) -> None:
+    """Create an admin account, or reset its password."""
+    from funnel.models import AdminUser
+    from funnel.services import FunnelError, normalise_email
+    from funnel.web.auth import hash_password
+
+    try:
+        address = normalise_email(email)
+    except FunnelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if len(password) < 10:
+        raise click.ClickException("the password must be at least 10 characters")
+    rt = _rt()
+    with rt.sessions() as s:
+        admin = s.scalar(select(AdminUser).where(AdminUser.email == address))
+        if admin is None:
+            s.add(AdminUser(email=address, password_hash=hash_password(password),
+                            created_at=rt.clock()))
+            verb = "created"
+        else:
+            admin.password_hash = hash_password(password)
+            verb = "updated"
+        s.commit()
+    click.echo(f"admin {address} {verb}")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(admin_cli)
     app.cli.add_command(db_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(sequence_command)

@@ -205,6 +205,54 @@ def sign_up_and_confirm(client, outbox: Outbox, email: str, first_name: str = ""
     return resp
 
 
+# -- a real browser ------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served on a free localhost port in a thread; yields its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    app.config["FUNNEL_BASE_URL"] = base
+    # Links in emails are built from the runtime's settings: point them here too.
+    rt = app.extensions["funnel"]
+    rt.composer.links.base_url = base
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield base
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def _browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(_browser):
+    """A fresh browser tab (its own cookies) in headless Chromium."""
+    context = _browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
 # -- CI guard ------------------------------------------------------------------
 
 _postgres_passed = 0

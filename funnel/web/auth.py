@@ -1,0 +1,93 @@
+"""Admin login: password hashes (scrypt), a session that times out, rate-limited attempts."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timedelta
+
+from flask import (Blueprint, Flask, current_app, flash, redirect, render_template, request,
+                   session, url_for)
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from funnel import runtime
+from funnel.models import AdminUser
+from funnel.web.extensions import limiter
+
+bp = Blueprint("auth", __name__, url_prefix="/admin")
+
+SESSION_TIMEOUT = timedelta(hours=8)
+# Checked when the address is unknown, so a wrong address and a wrong password
+# take the same time and nobody can probe which admin accounts exist.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def current_admin() -> AdminUser | None:
+    admin_id = session.get("admin_id")
+    seen = session.get("admin_seen")
+    if admin_id is None or seen is None:
+        return None
+    now = runtime.now()
+    if now - datetime.fromisoformat(seen) > current_app.config.get("ADMIN_SESSION_TIMEOUT",
+                                                                    SESSION_TIMEOUT):
+        session.clear()
+        return None
+    admin = runtime.session().get(AdminUser, admin_id)
+    if admin is not None:
+        session["admin_seen"] = now.isoformat()
+    return admin
+
+
+def login_required(view):  # type: ignore[no-untyped-def]
+    """Every admin page and action goes through this."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if current_admin() is None:
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/admin") and not target.startswith("//"):
+        return target
+    return url_for("admin.dashboard") if "admin.dashboard" in current_app.view_functions else "/admin/"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config.get("RATELIMIT_LOGIN", "10 per minute"),
+               methods=["POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        email = (request.form.get("email") or "").strip().lower()
+        password = request.form.get("password") or ""
+        s = runtime.session()
+        admin = s.scalar(select(AdminUser).where(AdminUser.email == email))
+        ok = check_password_hash(admin.password_hash if admin else _DUMMY_HASH, password)
+        if admin is not None and ok:
+            session.clear()
+            session["admin_id"] = admin.id
+            session["admin_seen"] = runtime.now().isoformat()
+            admin.last_login_at = runtime.now()
+            s.commit()
+            return redirect(_safe_next(request.args.get("next")))
+        error = "That email and password don't match an account."
+    return render_template("admin/login.html", error=error), (401 if error else 200)
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    flash("You are logged out.")
+    return redirect(url_for("auth.login"))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

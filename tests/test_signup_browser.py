@@ -1,0 +1,52 @@
+"""The whole sign-up and confirmation, driven in a real headless Chromium."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from funnel.models import Subscriber
+
+
+def test_reader_signs_up_and_confirms_in_a_browser(live_server, page, outbox, db):
+    page.goto(live_server + "/?utm_source=blog&utm_campaign=itb")
+    assert page.locator("h1").inner_text() == "Lateral Hip & Low Back Stretch for Runners"
+    page.get_by_role("link", name="Run stronger – free plan").click()
+    assert page.url.startswith(live_server + "/free-plan?utm_source=blog")
+
+    # Labels are wired to their inputs, so these lookups are what a screen reader sees.
+    page.get_by_label("Your email address").fill("Browser.Runner@Example.com")
+    page.get_by_label("First name (optional)").fill("Robin")
+    page.get_by_role("button", name="Send me the free plan").click()
+    assert page.locator("h1").inner_text() == "Check your inbox"
+
+    [confirmation] = outbox.to("browser.runner@example.com")
+    page.goto(live_server + outbox.link(confirmation, "confirm"))
+    assert "Welcome" in page.locator("h1").inner_text()
+
+    db.rollback()
+    sub = db.scalar(select(Subscriber).where(Subscriber.email == "browser.runner@example.com"))
+    assert sub.status == "confirmed"
+    assert sub.first_name == "Robin"
+    assert (sub.utm_source, sub.utm_campaign) == ("blog", "itb")
+    # The browser told us its time zone through the optional script.
+    assert sub.timezone == page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+
+
+def test_form_errors_are_announced_and_focusable(live_server, page, outbox):
+    page.goto(live_server + "/free-plan")
+    page.get_by_label("Your email address").fill("nope")
+    page.get_by_role("button", name="Send me the free plan").click()
+    alert = page.get_by_role("alert")
+    assert "look right" in alert.first.inner_text()
+    assert page.get_by_label("Your email address").get_attribute("aria-invalid") == "true"
+    assert len(outbox) == 0
+
+
+def test_pages_fit_a_phone_without_horizontal_scroll(live_server, _browser):
+    context = _browser.new_context(viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    for path in ("/", "/free-plan", "/check-your-inbox", "/missing"):
+        page.goto(live_server + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, (path, width)
+    context.close()
