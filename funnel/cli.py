@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from funnel import db as database
@@ -48,6 +48,7 @@ def db_upgrade() -> None:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--once", is_flag=True, help="Do one pass, then exit.")
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if it were this time.")
 def worker_command(once: bool, now_text: str | None) -> None:
@@ -83,6 +84,7 @@ def worker_command(once: bool, now_text: str | None) -> None:
 
 
 @click.command("sequence")
+@with_appcontext
 def sequence_command() -> None:
     """Print the drip sequence: order, slug, delay, window, subject."""
     from funnel.core.sequence import load_sequence
@@ -102,6 +104,7 @@ def _fmt_delay(td) -> str:  # type: ignore[no-untyped-def]
 
 
 @click.command("schedule")
+@with_appcontext
 @click.argument("email")
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Plan as if it were this time.")
 def schedule_command(email: str, now_text: str | None) -> None:
@@ -155,6 +158,7 @@ class _Projection:
 
 
 @click.command("serve")
+@with_appcontext
 @click.option("--host", default="127.0.0.1", envvar="HOST", show_default=True)
 @click.option("--port", default=5000, envvar="PORT", show_default=True, type=int)
 @click.option("--worker/--no-worker", default=True, show_default=True,

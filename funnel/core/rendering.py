@@ -57,11 +57,21 @@ class Renderer:
             auto_reload=True,
         )
         self._md = MarkdownIt("commonmark", {"html": False, "typographer": False})
+        self._compiled: dict[str, Any] = {}
+
+    def _compile(self, text: str):  # type: ignore[no-untyped-def]
+        # A batch renders the same step for hundreds of people: compile it once.
+        template = self._compiled.get(text)
+        if template is None:
+            if len(self._compiled) > 256:
+                self._compiled.clear()
+            template = self._compiled[text] = self._body_env.from_string(text)
+        return template
 
     def render(self, source: EmailSource, variables: Mapping[str, Any]) -> RenderedEmail:
-        subject = self._body_env.from_string(source.subject).render(variables).strip()
-        preheader = self._body_env.from_string(source.preheader).render(variables).strip()
-        markdown = self._body_env.from_string(source.body).render(variables)
+        subject = self._compile(source.subject).render(variables).strip()
+        preheader = self._compile(source.preheader).render(variables).strip()
+        markdown = self._compile(source.body).render(variables)
         tokens = self._md.parse(markdown)
         body_html = self._md.renderer.render(tokens, self._md.options, {})
         body_text = markdown_to_text(tokens)
