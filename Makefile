@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Stoplight Prism: a mock of SendGrid's API that validates every request we send.
+PRISM  := .prism/node_modules/.bin/prism
+AXE    := .npm/node_modules/axe-core/axe.min.js
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 # Root can install system packages directly; anyone else goes through sudo.
@@ -35,7 +38,15 @@ run: $(BIN)/.installed
 worker: $(BIN)/.installed
 	$(BIN)/flask --app funnel worker
 
-test: $(BIN)/.installed system-deps
+# The SendGrid tests run Prism from here (Node and npm must be on the machine).
+$(PRISM):
+	npm install --no-save --no-audit --no-fund --prefix .prism @stoplight/prism-cli@5
+
+# axe-core, the accessibility checker the dashboard's browser tests inject.
+$(AXE):
+	npm install --no-save --no-audit --no-fund --prefix .npm axe-core@4
+
+test: $(BIN)/.installed system-deps $(PRISM) $(AXE)
 	$(BIN)/pytest
 
 bench: $(BIN)/.installed

@@ -28,13 +28,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
 
     from funnel import cli, runtime
-    from funnel.web import auth, errors, extensions, links, site
+    from funnel.web import auth, errors, extensions, links, site, webhooks
 
     runtime.init_app(app)
     extensions.init_app(app)
     errors.init_app(app)
     app.register_blueprint(site.bp)
     app.register_blueprint(links.bp)
+    app.register_blueprint(webhooks.bp)
     auth.init_app(app)
+    app.register_blueprint(__import__("funnel.web.admin", fromlist=["bp"]).bp)
+    app.register_blueprint(__import__("funnel.web.previews", fromlist=["bp"]).bp)
     cli.init_app(app)
     return app

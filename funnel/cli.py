@@ -61,7 +61,10 @@ def worker_command(once: bool, now_text: str | None) -> None:
     clock = (lambda: fixed) if fixed else rt.clock
     worker = make_worker(rt)
     if once:
-        report = worker.run_pass(clock())
+        try:
+            report = worker.run_pass(clock())
+        except AuthError as exc:
+            raise click.ClickException(f"the mail provider refused our credentials: {exc}") from exc
         click.echo(
             f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
             f"skipped {report.skipped}"
@@ -220,3 +223,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(sequence_command)
     app.cli.add_command(schedule_command)
     app.cli.add_command(serve_command)
+    app.cli.add_command(__import__("funnel.emails_cli", fromlist=["emails_cli"]).emails_cli)
+    app.cli.add_command(__import__("funnel.demo_cli", fromlist=["demo_cli"]).demo_cli)
+    from funnel.subscribers_cli import subscribers_cli
+
+    app.cli.add_command(subscribers_cli)

@@ -13,10 +13,15 @@ from funnel.core.sequence import EmailSource, read_email_file
 from funnel.core.tokens import Tokens
 from funnel.links import Links
 from funnel.models import Subscriber
+from funnel.shared_body import SharedBodies
 from funnel.transports import Message
 
 LIST_ID = "Run Stronger free plan <free-plan.runstronger.example>"
 DEFAULT_FIRST_NAME = "there"
+# The variables that differ from one recipient to the next (see shared_body.py).
+PERSONAL_VARIABLES = (
+    "first_name", "email", "unsubscribe_url", "preferences_url", "view_url", "confirm_url",
+)
 
 
 class Composer:
@@ -25,6 +30,7 @@ class Composer:
         self.tokens = Tokens(settings.secret_keys, clock)
         self.links = Links(settings.base_url, self.tokens)
         self.renderer = Renderer(settings.emails_dir)
+        self.shared = SharedBodies(self.renderer.render)
         self.domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
 
     def system_source(self, name: str) -> EmailSource:
@@ -66,7 +72,12 @@ class Composer:
         list_mail: bool = True,
         extra: dict[str, Any] | None = None,
     ) -> Message:
-        rendered = self.render(source, sub, delivery_id, extra)
+        variables = {**self.variables(sub, delivery_id), **(extra or {})}
+        rendered = self.renderer.render(source, variables)
+        # Sequence mail goes to many people at once: offer the transport one body
+        # for all of them (a provider like SendGrid then sends a step per request).
+        shared = (self.shared.split(source, variables, PERSONAL_VARIABLES, rendered)
+                  if delivery_id else None)
         headers: dict[str, str] = {}
         if list_mail:
             unsub = self.links.unsubscribe(sub.public_id)
@@ -88,4 +99,7 @@ class Composer:
             message_id=f"<{key}@{self.domain}>",
             headers=headers,
             category=category,
+            delivery_id=delivery_id,
+            shared=shared[0] if shared else None,
+            substitutions=shared[1] if shared else None,
         )

@@ -18,7 +18,7 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:  # typ
         return create_engine(url, pool_pre_ping=True, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+    engine = create_engine(url, connect_args={"timeout": 120}, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -27,7 +27,7 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:  # typ
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA busy_timeout=120000")
         cur.close()
 
     @event.listens_for(engine, "begin")

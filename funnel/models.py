@@ -88,6 +88,7 @@ class Subscriber(Base):
     # attention. NULL means nothing is due, so an idle pass reads only the index.
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))  # host:pid, for operators
 
     consents: Mapped[list["ConsentRecord"]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
@@ -115,6 +116,8 @@ class ConsentRecord(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(500))
     page: Mapped[str | None] = mapped_column(String(500))
+    # The campaign that brought them, as a query string (utm_source=…&utm_medium=…).
+    utm: Mapped[str | None] = mapped_column(String(600))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="consents")
 

@@ -8,6 +8,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
@@ -142,6 +143,7 @@ def _subscribe_once(session, email, first_name, timezone, meta, now):  # type: i
                 subscriber=sub, action="signup", at=now, text_version=CONSENT_VERSION,
                 text=CONSENT_TEXT, ip=meta.ip, user_agent=(meta.user_agent or "")[:500] or None,
                 page=(meta.page or "")[:500] or None,
+                utm=urlencode([(f"utm_{k}", v[:100]) for k, v in utm.items() if v])[:600] or None,
             )
         )
     session.flush()

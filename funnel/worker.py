@@ -12,7 +12,9 @@ Exactly-once rests on three things (README "Delivery guarantees"):
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,7 +29,7 @@ from funnel.config import Settings
 from funnel.core import lifecycle
 from funnel.core.schedule import due_at, next_step, zone
 from funnel.core.sequence import Sequence, load_sequence
-from funnel.models import AppState, Delivery, Subscriber
+from funnel.models import AppState, Delivery, Subscriber, new_public_id
 from funnel.transports import AuthError, Message, TransientSendError, Transport
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ class Worker:
         self.load_sequence = sequence_loader or (lambda: load_sequence(settings.emails_dir))
         self.rng = rng or random.Random()
         self.window = (settings.window_start, settings.window_end)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"[:64]
         self.min_gap = timedelta(hours=settings.catchup_min_gap_hours)
 
     # -- one pass ---------------------------------------------------------
@@ -133,7 +136,9 @@ class Worker:
             ids = list(s.scalars(q))
             if ids:
                 s.execute(
-                    update(Subscriber).where(Subscriber.id.in_(ids)).values(lease_until=lease_until)
+                    update(Subscriber)
+                    .where(Subscriber.id.in_(ids))
+                    .values(lease_until=lease_until, lease_owner=self.name)
                 )
             s.commit()
             return ids
@@ -175,9 +180,13 @@ class Worker:
         sub.next_due_at = due
         sub.lease_until = None
 
-    def decide(self, s: Session, sub: Subscriber, sequence: Sequence, now: datetime,
+    def decide(self, sub: Subscriber, sequence: Sequence, now: datetime,
                report: PassReport) -> Delivery | None:
-        """Phase A for one subscriber: the delivery to send now, or None."""
+        """Phase A for one subscriber: the delivery to send now, or None.
+
+        The unique (subscriber, step) constraint is the last line of defence: if it
+        ever fires, the whole batch rolls back and its leases expire, so the batch
+        is looked at again later instead of anything going out twice."""
         if self._hold(sub, now):
             report.skipped += 1
             return None
@@ -200,19 +209,9 @@ class Worker:
             sub.lease_until = None
             report.rescheduled += 1
             return None
-        d = Delivery(step_slug=step.slug, state="sending", attempts=1, created_at=now)
-        try:
-            with s.begin_nested():
-                sub.deliveries.append(d)
-                s.flush()
-        except IntegrityError:
-            # Only possible if leases were broken; the database keeps it at once.
-            log.error("delivery %s for subscriber %s already exists", step.slug, sub.id)
-            if d in sub.deliveries:
-                sub.deliveries.remove(d)
-            sub.lease_until = None
-            sub.next_due_at = now + timedelta(minutes=5)
-            return None
+        d = Delivery(public_id=new_public_id(), step_slug=step.slug, state="sending",
+                     attempts=1, created_at=now)
+        sub.deliveries.append(d)
         return d
 
     # -- sending ----------------------------------------------------------
@@ -230,22 +229,39 @@ class Worker:
 
     def process(self, ids: list[int], sequence: Sequence, now: datetime) -> PassReport:
         report = PassReport()
+        prepared: dict[int, Message | Exception] = {}
         with self.sessions() as s:
-            intents: dict[int, int] = {}
-            for sub in self._load(s, ids, lock=False):
-                d = self.decide(s, sub, sequence, now, report)
-                if d is not None:
-                    intents[sub.id] = d.id
-            s.commit()  # the intents are durable before anything is sent
-        if intents:
-            self.send(list(intents), sequence, now, report)
+            intents = [(sub, d) for sub in self._load(s, ids, lock=False)
+                       if (d := self.decide(sub, sequence, now, report)) is not None]
+            try:
+                s.commit()  # the intents are durable before anything is sent
+            except IntegrityError:
+                log.error("a delivery already existed in this batch; leaving it to its lease")
+                return report
+            for sub, d in intents:
+                prepared[sub.id] = self._prepare(sub, d, sequence, now)
+        if prepared:
+            self.send(prepared, sequence, now, report)
         return report
 
-    def send(self, sub_ids: list[int], sequence: Sequence, now: datetime,
+    def _prepare(self, sub: Subscriber, d: Delivery, sequence: Sequence, now: datetime
+                 ) -> Message | Exception:
+        """Render outside the send transaction, so locks are held only while sending."""
+        step = sequence.get(d.step_slug)
+        try:
+            return self.composer.message(
+                step.source, sub, key=f"{d.created_at:%Y%m%dT%H%M%S}-{d.step_slug}-{d.public_id}",
+                now=now, delivery_id=d.public_id, category=d.step_slug,
+            )
+        except Exception as exc:  # a broken template must not stop the batch
+            log.exception("rendering %s failed", d.step_slug)
+            return exc
+
+    def send(self, prepared: dict[int, Message | Exception], sequence: Sequence, now: datetime,
              report: PassReport) -> None:
         with self.sessions() as s:
             # The row lock makes a concurrent unsubscribe wait for us or win outright.
-            subs = self._load(s, sub_ids, lock=True)
+            subs = self._load(s, list(prepared), lock=True)
             work: list[tuple[Subscriber, Delivery, Message]] = []
             for sub in subs:
                 d = next((d for d in sub.deliveries if d.state == "sending"), None)
@@ -255,15 +271,9 @@ class Worker:
                     sub.deliveries.remove(d)  # withdrawn before it left: nothing was sent
                     report.skipped += 1
                     continue
-                step = sequence.get(d.step_slug)
-                try:
-                    msg = self.composer.message(
-                        step.source, sub, key=f"{d.created_at:%Y%m%dT%H%M%S}-{d.step_slug}-{d.public_id}",
-                        now=now, delivery_id=d.public_id, category=d.step_slug,
-                    )
-                except Exception as exc:  # a broken template must not stop the batch
-                    log.exception("rendering %s failed", d.step_slug)
-                    self._finish(sub, d, sequence, now, error=f"render failed: {exc}")
+                msg = prepared[sub.id]
+                if isinstance(msg, Exception):
+                    self._finish(sub, d, sequence, now, error=f"render failed: {msg}")
                     report.failed += 1
                     continue
                 work.append((sub, d, msg))
@@ -274,8 +284,11 @@ class Worker:
                     self._send_chunk(work[start : start + size], sequence, now, report)
                     start += size
             except AuthError:
-                # Nothing in this chunk or later was accepted: withdraw those intents.
+                # Nothing in this chunk or later was accepted: withdraw those intents
+                # (_send_chunk already recorded what the transport settled first).
                 for sub, d, _msg in work[start:]:
+                    if d.state != "sending":
+                        continue
                     sub.deliveries.remove(d)
                     sub.lease_until = None
                 s.commit()
@@ -285,8 +298,16 @@ class Worker:
     def _send_chunk(self, chunk, sequence: Sequence, now: datetime, report: PassReport) -> None:  # type: ignore[no-untyped-def]
         try:
             results = {r.key: r for r in self.transport.send([m for _s, _d, m in chunk])}
+        except AuthError as exc:
+            settled = {r.key: r for r in exc.results}
+            self._record([c for c in chunk if c[2].key in settled], settled, sequence, now, report)
+            raise
         except TransientSendError as exc:
-            for sub, d, _msg in chunk:
+            # A transport that sends in several requests reports those that went
+            # out before the failure: record them, retry only the rest.
+            settled = {r.key: r for r in exc.results}
+            self._record([c for c in chunk if c[2].key in settled], settled, sequence, now, report)
+            for sub, d, _msg in [c for c in chunk if c[2].key not in settled]:
                 if d.attempts >= MAX_ATTEMPTS:
                     self._finish(sub, d, sequence, now, error=f"gave up after {d.attempts} tries: {exc}")
                     report.failed += 1
@@ -297,6 +318,10 @@ class Worker:
                     sub.lease_until = None
                     report.retried += 1
             return
+        self._record(chunk, results, sequence, now, report)
+
+    def _record(self, chunk, results, sequence: Sequence, now: datetime,  # type: ignore[no-untyped-def]
+                report: PassReport) -> None:
         for sub, d, msg in chunk:
             r = results.get(msg.key)
             if r is not None and r.ok:

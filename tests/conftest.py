@@ -227,6 +227,10 @@ def live_server(app):
     # Links in emails are built from the runtime's settings: point them here too.
     rt = app.extensions["funnel"]
     rt.composer.links.base_url = base
+    # Workers made afterwards (make_worker) build their own composer from these.
+    from dataclasses import replace
+
+    rt.settings = replace(rt.settings, base_url=base)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield base

@@ -177,3 +177,19 @@ def test_confirmation_link_still_works_just_before_expiry(client, db, outbox, cl
     clock.advance(days=6, hours=23)
     assert client.get(link).status_code == 200
     assert subscriber(db, "cfg@example.com").status == "confirmed"
+
+
+def test_crash_shows_the_site_500_page(app_config):
+    from funnel import create_app
+
+    app = create_app({**app_config, "TESTING": False})
+
+    def boom():
+        raise RuntimeError("database on fire")
+
+    app.add_url_rule("/boom", view_func=boom)
+    resp = app.test_client().get("/boom")
+    assert resp.status_code == 500
+    body = resp.get_data(as_text=True)
+    assert "Something went wrong on our side" in body and "database on fire" not in body
+    app.extensions["funnel"].engine.dispose()

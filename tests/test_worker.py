@@ -3,7 +3,6 @@ an unsubscribe; failures retry or are recorded; a dead worker's work is picked u
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,37 +12,16 @@ from sqlalchemy import select
 
 from funnel import services
 from funnel.cli import make_worker
-from funnel.config import PROJECT_ROOT
 from funnel.models import Delivery, Subscriber
+from funnel.worker import PassReport
 from funnel.transports import AuthError, SendResult, TransientSendError
 from tests.conftest import sign_up_and_confirm
-
-STEPS = {
-    "01-welcome.md": ("welcome", "0", "any"),
-    "02-mobility.md": ("mobility", "2 days", None),
-    "03-strength.md": ("strength", "3 days", None),
-}
-
-
-def write_step(folder: Path, name: str, slug: str, delay: str, window: str | None) -> None:
-    extra = f"window: {window}\n" if window else ""
-    (folder / name).write_text(
-        f"---\nslug: {slug}\nsubject: \"Step {slug}\"\npreheader: \"About {slug}\"\n"
-        f"delay: {delay}\n{extra}---\nHi {{{{ first_name }}}}, this is {slug}.\n\n"
-        f"[The site]({{{{ site_url }}}})\n"
-    )
-
+from tests.drip import make_emails_dir, write_step
 
 @pytest.fixture
 def emails_dir(tmp_path) -> Path:
     """A copy of the real layout with a small sequence the tests control."""
-    root = tmp_path / "emails"
-    shutil.copytree(PROJECT_ROOT / "emails" / "layout", root / "layout")
-    shutil.copytree(PROJECT_ROOT / "emails" / "system", root / "system")
-    (root / "sequence").mkdir()
-    for name, (slug, delay, window) in STEPS.items():
-        write_step(root / "sequence", name, slug, delay, window)
-    return root
+    return make_emails_dir(tmp_path / "emails")
 
 
 @pytest.fixture
@@ -182,7 +160,7 @@ def test_crash_after_intent_with_idempotent_outbox_resends_same_file(app, client
     ids = worker.claim(clock.now)
     with rt.sessions() as s:  # phase A only: the intent is committed, then the crash
         for sub in worker._load(s, ids, lock=False):
-            worker.decide(s, sub, seq, clock.now, type("R", (), {"skipped": 0, "rescheduled": 0})())
+            worker.decide(sub, seq, clock.now, PassReport())
         s.commit()
     clock.advance(seconds=rt.settings.lease_seconds + 1)
     assert run(app, clock).sent == 1
@@ -199,7 +177,7 @@ def test_crash_after_intent_with_provider_is_never_sent_twice(app, client, outbo
     ids = worker.claim(clock.now)
     with app.extensions["funnel"].sessions() as s:
         for sub in worker._load(s, ids, lock=False):
-            worker.decide(s, sub, seq, clock.now, type("R", (), {"skipped": 0, "rescheduled": 0})())
+            worker.decide(sub, seq, clock.now, PassReport())
         s.commit()
     clock.advance(seconds=600)
     run(app, clock, fake)

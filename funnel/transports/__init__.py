@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,26 @@ class Message:
     reply_to: str = ""
     category: str | None = None
     to_name: str | None = None
+    # The Delivery's public id, handed to the provider so its events find the row.
+    delivery_id: str | None = None
+    # Optional batching aid (see SharedBody); html and text above stay authoritative.
+    shared: SharedBody | None = None
+    substitutions: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class SharedBody:
+    """One rendering of an email for many recipients, with a substitution tag
+    wherever a recipient's own value goes (links, name).
+
+    Invariant, checked by whoever attaches it: replacing each tag in ``html`` and
+    ``text`` with the message's ``substitutions`` gives exactly the message's own
+    ``html`` and ``text``. A provider can then send one body to many people.
+    """
+
+    key: str  # equal keys, equal bodies
+    html: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -34,15 +54,28 @@ class SendResult:
 
 
 class TransientSendError(Exception):
-    """Worth trying again later (timeouts, 429, 5xx)."""
+    """Worth trying again later (timeouts, 429, 5xx).
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``results`` holds the messages settled before the failure (a batch that went
+    out in several requests): those must be recorded, not sent again.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None,
+                 results: Sequence[SendResult] = ()) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.results = list(results)
 
 
 class AuthError(Exception):
-    """The provider refused our credentials: stop rather than fail every send."""
+    """The provider refused our credentials: stop rather than fail every send.
+
+    ``results`` as for TransientSendError.
+    """
+
+    def __init__(self, message: str = "", results: Sequence[SendResult] = ()) -> None:
+        super().__init__(message)
+        self.results = list(results)
 
 
 class Transport(Protocol):

@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.Column('paused_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('next_due_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('lease_owner', sa.String(length=64), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriber')),
     sa.UniqueConstraint('email', name=op.f('uq_subscriber_email')),
     sa.UniqueConstraint('public_id', name=op.f('uq_subscriber_public_id'))
@@ -90,6 +91,7 @@ def upgrade() -> None:
     sa.Column('ip', sa.String(length=64), nullable=True),
     sa.Column('user_agent', sa.String(length=500), nullable=True),
     sa.Column('page', sa.String(length=500), nullable=True),
+    sa.Column('utm', sa.String(length=600), nullable=True),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscriber.id'], name=op.f('fk_consent_record_subscriber_id_subscriber'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_record'))
     )

@@ -1,0 +1,93 @@
+"""``flask --app funnel emails check|preview``: lint and preview the email files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from jinja2 import TemplateError
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
+
+from funnel import emailcheck
+from funnel.config import PROJECT_ROOT
+from funnel.core.sequence import EmailFileError, read_email_file
+from funnel.runtime import Runtime
+
+emails_cli = AppGroup("emails", help="Check and preview the email files in emails/.")
+
+
+def route_checker(app: Flask) -> Callable[[str], bool]:
+    """Whether a GET on ``path`` reaches a page of this app (a redirect counts)."""
+    adapter = app.url_map.bind("localhost")
+
+    def exists(path: str) -> bool:
+        try:
+            adapter.match(path, method="GET")
+        except RequestRedirect:
+            return True
+        except (NotFound, MethodNotAllowed):
+            return False
+        return True
+
+    return exists
+
+
+def sample_variables(rt: Runtime) -> dict[str, Any]:
+    """Every template variable, filled in for the sample reader."""
+    return rt.composer.variables(emailcheck.sample_subscriber(), "preview")
+
+
+def run_check(app: Flask) -> list[emailcheck.Problem]:
+    rt: Runtime = app.extensions["funnel"]
+    return emailcheck.check_emails(
+        rt.settings.emails_dir, sample_variables(rt), base_url=rt.settings.base_url,
+        route_exists=route_checker(app),
+    )
+
+
+@emails_cli.command("check")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+def check_command(strict: bool) -> None:
+    """Lint every email and the layout; exit 1 if anything is wrong."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    emails_dir = Path(app.extensions["funnel"].settings.emails_dir)
+    problems = run_check(app)
+    root = Path.cwd() if Path.cwd() in emails_dir.resolve().parents else PROJECT_ROOT
+    for p in problems:
+        click.echo(p.display(root))
+    errors = sum(p.level == emailcheck.ERROR for p in problems)
+    warnings = len(problems) - errors
+    files = len(emailcheck.email_files(emails_dir))
+    click.echo(f"{files} emails checked: {errors} error(s), {warnings} warning(s)", err=True)
+    if errors or (strict and warnings):
+        raise SystemExit(1)
+
+
+@emails_cli.command("preview")
+@click.argument("slug")
+@click.option("--text", "as_text", is_flag=True, help="Print the plain-text part.")
+def preview_command(slug: str, as_text: bool) -> None:
+    """Render one email (by slug) for a sample reader; HTML to stdout unless --text."""
+    rt: Runtime = current_app.extensions["funnel"]
+    src = emailcheck.find_source(rt.settings.emails_dir, slug)
+    if src is None:
+        known = []
+        for path in emailcheck.email_files(rt.settings.emails_dir):
+            try:
+                known.append(read_email_file(path).slug)
+            except EmailFileError:
+                pass
+        raise click.ClickException(f"no email with slug '{slug}'. Known: {', '.join(known)}")
+    try:
+        rendered = rt.composer.render(src, emailcheck.sample_subscriber(), "preview")
+    except TemplateError as exc:  # say which file, not a traceback
+        raise click.ClickException(f"{src.path}: does not render: {exc}") from exc
+    if as_text:
+        click.echo(f"Subject: {rendered.subject}\nPreheader: {rendered.preheader}\n")
+        click.echo(rendered.text, nl=False)
+    else:
+        click.echo(rendered.html)

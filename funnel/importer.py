@@ -1,0 +1,351 @@
+"""Importing and exporting the list as CSV. No Flask in here.
+
+An import never changes anyone already on the list, never adds an address on the
+suppression list, and reports each bad row by its line number without stopping.
+Each batch of rows is committed on its own, so an import cut short can simply be
+run again: what went in is skipped as "already on the list".
+
+Speed: rows go in batches of ``BATCH``; each batch costs two ``IN`` queries
+(existing addresses, suppressed hashes) and two multi-row inserts.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO
+
+from sqlalchemy import Select, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from funnel import services
+from funnel.config import Settings
+from funnel.core import lifecycle
+from funnel.models import AppState, ConsentRecord, Subscriber, Suppression, new_public_id
+
+BATCH = 1000
+KNOWN_COLUMNS = ("email", "first_name", "status", "source")
+IMPORTABLE_STATUSES = (lifecycle.PENDING, lifecycle.CONFIRMED, lifecycle.UNSUBSCRIBED,
+                       lifecycle.BOUNCED, lifecycle.COMPLAINED)
+EXPORT_COLUMNS = ("email", "first_name", "status", "source", "medium", "campaign", "referrer",
+                  "signed_up_at", "confirmed_at", "unsubscribed_at")
+# A cell starting with one of these is a formula to a spreadsheet: a first name
+# typed into our public form must not run in the marketer's Excel.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+CONFIRMED_TEXT = ("Imported as confirmed. The marketer stated, by importing with --confirmed, "
+                  "that this person consented to receive these emails.")
+UNCONFIRMED_TEXT = ("Imported without a statement of consent: nothing is sent to this address "
+                    "unless the person signs up and confirms it themselves.")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (no email column, not CSV)."""
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    problem: str
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    added: int = 0
+    already_listed: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    bad: list[BadRow] = field(default_factory=list)
+    ignored_columns: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        return (f"{self.rows} rows: {self.added} added, {self.already_listed} already on the list, "
+                f"{self.duplicates} repeated in the file, {self.suppressed} refused (suppressed), "
+                f"{len(self.bad)} bad")
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    line: int
+    email: str
+    first_name: str | None
+    status: str
+    source: str | None
+
+
+# -- reading ---------------------------------------------------------------------
+
+def unescape_cell(value: str) -> str:
+    """Undo ``escape_cell``: our own exports import back unchanged."""
+    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_START:
+        return value[1:]
+    return value
+
+
+def escape_cell(value: str) -> str:
+    return "'" + value if value and value[0] in FORMULA_START else value
+
+
+def read_csv(fh: IO[str]) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """The header and (line number, row) pairs; line numbers are the file's, header = 1.
+
+    Column names are matched without regard to case or surrounding spaces.
+    """
+    reader = csv.reader(fh)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportFileError("the file is empty; expected a header row with an email column")
+    except csv.Error as exc:
+        raise ImportFileError(f"not a CSV file: {exc}") from exc
+    names = [h.strip().lower().lstrip("\ufeff") for h in header]
+    if "email" not in names:
+        raise ImportFileError(
+            "no 'email' column in the header row (columns: email, first_name, "
+            "and optionally status and source)")
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        line = reader.line_num + 1
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield line, {"__error__": f"unreadable CSV: {exc}"}
+                line = reader.line_num + 1
+                continue
+            if values and any(v.strip() for v in values):
+                row = dict(zip(names, values))
+                if len(values) > len(names):
+                    row["__error__"] = (f"{len(values)} cells but the header has {len(names)} "
+                                        "columns (a comma inside a value needs quotes)")
+                yield line, row
+            line = reader.line_num + 1
+
+    return names, rows()
+
+
+def _parse(line: int, row: dict[str, str], confirmed: bool) -> _Candidate | BadRow:
+    if "__error__" in row:
+        return BadRow(line, row["__error__"])
+    raw_email = unescape_cell((row.get("email") or "").strip())
+    if not raw_email:
+        return BadRow(line, "the email is empty")
+    try:
+        email = services.normalise_email(raw_email)
+    except services.FunnelError as exc:
+        return BadRow(line, f"{exc} ({raw_email[:80]!r})")
+    first_name = unescape_cell((row.get("first_name") or "").strip()) or None
+    if first_name and any(c in first_name for c in "\r\n\x00"):
+        return BadRow(line, "the first name contains a line break")
+    if first_name and len(first_name) > 80:
+        return BadRow(line, "the first name is longer than 80 characters")
+    status = (row.get("status") or "").strip().lower()
+    if not status:
+        status = lifecycle.CONFIRMED if confirmed else lifecycle.PENDING
+    elif status not in IMPORTABLE_STATUSES:
+        return BadRow(line, f"unknown status {status[:30]!r} (use one of "
+                            f"{', '.join(IMPORTABLE_STATUSES)})")
+    elif status == lifecycle.CONFIRMED and not confirmed:
+        return BadRow(line, "status 'confirmed' needs --confirmed, your statement that "
+                            "these people consented to these emails")
+    source = unescape_cell((row.get("source") or "").strip()) or None
+    if source and len(source) > 100:
+        return BadRow(line, "the source is longer than 100 characters")
+    return _Candidate(line, email, first_name, status, source)
+
+
+# -- importing -------------------------------------------------------------------
+
+def import_rows(
+    session: Session,
+    rows: Iterable[tuple[int, dict[str, str]]],
+    *,
+    confirmed: bool,
+    now: datetime,
+    settings: Settings | None = None,
+    origin: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Add the rows' new addresses to the list; see the module docstring.
+
+    ``confirmed`` is the marketer's statement that these people consented:
+    rows without a status become confirmed and start the sequence at once (the
+    worker still sends inside each person's sending window). Without it they
+    become pending and are sent nothing. ``origin`` (the file name) is kept
+    with each consent record.
+    """
+    report = ImportReport()
+    timezone_name = settings.default_timezone if settings else "UTC"
+    seen: dict[str, int] = {}
+    batch: list[_Candidate] = []
+    consumed = 0
+
+    for line, row in rows:
+        report.rows += 1
+        consumed += 1
+        parsed = _parse(line, row, confirmed)
+        if isinstance(parsed, BadRow):
+            report.bad.append(parsed)
+        elif parsed.email in seen:
+            report.duplicates += 1
+        else:
+            seen[parsed.email] = line
+            batch.append(parsed)
+        if len(batch) >= BATCH:
+            _store(session, batch, report, now, timezone_name, origin)
+            batch = []
+            if progress:
+                progress(consumed)
+                consumed = 0
+    if batch:
+        _store(session, batch, report, now, timezone_name, origin)
+    if progress and consumed:
+        progress(consumed)
+    return report
+
+
+def _store(session: Session, batch: list[_Candidate], report: ImportReport, now: datetime,
+           timezone_name: str, origin: str | None) -> None:
+    for attempt in range(2):
+        try:
+            added, already, suppressed = _insert_batch(session, batch, now,
+                                                       timezone_name, origin)
+            session.commit()
+        except IntegrityError:
+            # Another process created the suppression salt at the same moment: again.
+            session.rollback()
+            if attempt:
+                raise
+            continue
+        report.added += added
+        report.already_listed += already
+        report.suppressed += suppressed
+        return
+
+
+def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
+                  timezone_name: str, origin: str | None) -> tuple[int, int, int]:
+    """Insert what is new; returns (added, already on the list, suppressed)."""
+    # Hold the salt row: the identity map is weak, and without a reference every
+    # suppression_hash call would read it from the database again.
+    services.suppression_hash(session, "")
+    salt_row = session.get(AppState, "suppression_salt")  # noqa: F841
+    hashes = {c.email: services.suppression_hash(session, c.email) for c in batch}
+    blocked = set(session.scalars(
+        select(Suppression.email_hash).where(Suppression.email_hash.in_(list(hashes.values())))
+    ))
+    allowed = [c for c in batch if hashes[c.email] not in blocked]
+    suppressed = len(batch) - len(allowed)
+    if not allowed:
+        return 0, 0, suppressed
+    values = []
+    for c in allowed:
+        is_confirmed = c.status == lifecycle.CONFIRMED
+        values.append({
+            "public_id": new_public_id(),
+            "email": c.email,
+            "first_name": c.first_name,
+            "status": c.status,
+            "status_reason": None if c.status in (lifecycle.PENDING, lifecycle.CONFIRMED)
+            else f"imported as {c.status}",
+            "timezone": timezone_name,
+            "utm_source": c.source,
+            "created_at": now,
+            "confirmed_at": now if is_confirmed else None,
+            "unsubscribed_at": now if c.status == lifecycle.UNSUBSCRIBED else None,
+            # The worker picks them up on its next pass and plans step 1.
+            "next_due_at": now if is_confirmed else None,
+        })
+    # An address already on the list is skipped by the database itself (ON CONFLICT
+    # DO NOTHING): no look-up first, which stays fast however long the list, and a
+    # sign-up racing the import cannot make the batch fail.
+    ids = dict(session.execute(
+        _insert_new(session).returning(Subscriber.email, Subscriber.id), values
+    ).all())
+    page = f"import: {origin}"[:500] if origin else "import"
+    if ids:
+        # RETURNING makes SQLAlchemy send multi-row INSERTs ("insertmanyvalues")
+        # instead of one statement per row on PostgreSQL.
+        session.execute(insert(ConsentRecord).returning(ConsentRecord.id), [
+            {"subscriber_id": ids[c.email], "action": "import", "at": now, "text_version": None,
+             "text": _consent_text(c.status), "page": page}
+            for c in allowed if c.email in ids
+        ])
+    return len(ids), len(allowed) - len(ids), suppressed
+
+
+def _insert_new(session: Session):  # type: ignore[no-untyped-def]
+    """INSERT … ON CONFLICT DO NOTHING for subscribers, in the database's dialect."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - only PostgreSQL and SQLite are supported
+        raise RuntimeError(f"importing is not supported on {dialect}")
+    return dialect_insert(Subscriber).on_conflict_do_nothing()
+
+
+def _consent_text(status: str) -> str:
+    if status == lifecycle.CONFIRMED:
+        return CONFIRMED_TEXT
+    if status == lifecycle.PENDING:
+        return UNCONFIRMED_TEXT
+    return f"Imported as {status}: nothing is sent to this address."
+
+
+# -- exporting -------------------------------------------------------------------
+
+def filtered(stmt: Select, *, search: str | None = None, status: str | None = None) -> Select:
+    """The list's search: part of an address (case-insensitive) and/or one status."""
+    if search and search.strip():
+        stmt = stmt.where(Subscriber.email.contains(search.strip().lower(), autoescape=True))
+    if status:
+        stmt = stmt.where(Subscriber.status == status)
+    return stmt
+
+
+def export_rows(session: Session, *, search: str | None = None, status: str | None = None,
+                chunk: int = 2000) -> Iterator[list[str]]:
+    """The header, then one row per subscriber, oldest first.
+
+    Read in chunks by id, each in its own short transaction: on SQLite every
+    transaction holds the write lock, and a long export must not hold up sign-ups.
+    """
+    yield list(EXPORT_COLUMNS)
+    last_id = 0
+    while True:
+        rows = session.execute(filtered(
+            select(Subscriber.id, Subscriber.email, Subscriber.first_name, Subscriber.status,
+                   Subscriber.utm_source, Subscriber.utm_medium, Subscriber.utm_campaign,
+                   Subscriber.referrer, Subscriber.created_at, Subscriber.confirmed_at,
+                   Subscriber.unsubscribed_at)
+            .where(Subscriber.id > last_id).order_by(Subscriber.id).limit(chunk),
+            search=search, status=status,
+        )).all()
+        session.rollback()
+        if not rows:
+            return
+        last_id = rows[-1][0]
+        for row in rows:
+            yield [
+                escape_cell(v) if isinstance(v, str) else
+                (v.isoformat() if isinstance(v, datetime) else "")
+                for v in row[1:]
+            ]
+
+
+def write_csv(fh: IO[str], rows: Iterable[list[str]]) -> int:
+    """Write rows; returns how many subscribers (rows after the header) were written."""
+    writer = csv.writer(fh, lineterminator="\r\n")
+    count = -1
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return max(count, 0)

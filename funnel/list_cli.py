@@ -1,0 +1,103 @@
+"""``flask --app funnel subscribers import|export``: the whole list as CSV.
+
+Registered on the ``subscribers`` group in ``funnel.subscribers_cli``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from funnel import importer
+from funnel.core import lifecycle
+from funnel.runtime import Runtime
+
+MAX_BAD_SHOWN = 100
+
+
+def _rt() -> Runtime:
+    return current_app.extensions["funnel"]
+
+
+def _count_rows(path: Path) -> int:
+    """Lines after the header: the progress bar's length (quoted line breaks are rare)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            return max(sum(1 for _ in fh) - 1, 0)
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start}). In a "
+            "spreadsheet, save it as \"CSV UTF-8\"; nothing was imported.") from exc
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--confirmed", is_flag=True,
+              help="State that everyone in the file consented to these emails: they are "
+                   "imported as confirmed and start the sequence. Without it they are pending "
+                   "and sent nothing.")
+@with_appcontext
+def import_command(file: Path, confirmed: bool) -> None:
+    """Add subscribers from a CSV file (columns: email, first_name, optional status, source).
+
+    Addresses already on the list are left as they are and suppressed addresses
+    are refused, so running the same file again is safe. Bad rows are listed
+    with their line numbers; the rest are imported.
+    """
+    rt = _rt()
+    total = _count_rows(file)
+    with file.open(encoding="utf-8-sig", newline="") as fh:
+        try:
+            names, rows = importer.read_csv(fh)
+        except importer.ImportFileError as exc:
+            raise click.ClickException(f"{file.name}: {exc}") from exc
+        ignored = [n for n in names if n and n not in importer.KNOWN_COLUMNS]
+        if ignored:
+            click.echo(f"ignoring columns: {', '.join(ignored)}", err=True)
+        with rt.sessions() as s, click.progressbar(
+            length=total, label=f"Importing {file.name}", file=sys.stderr, show_pos=True,
+        ) as bar:
+            report = importer.import_rows(
+                s, rows, confirmed=confirmed, now=rt.clock(), settings=rt.settings,
+                origin=file.name, progress=bar.update,
+            )
+    for bad in report.bad[:MAX_BAD_SHOWN]:
+        click.echo(f"line {bad.line}: {bad.problem}", err=True)
+    if len(report.bad) > MAX_BAD_SHOWN:
+        click.echo(f"... and {len(report.bad) - MAX_BAD_SHOWN} more bad rows", err=True)
+    click.echo(report.summary())
+    if report.added and confirmed:
+        click.echo("confirmed subscribers start the sequence on the worker's next pass")
+
+
+@click.command("export")
+@click.argument("file", required=False, default="-",
+                type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@click.option("--status", type=click.Choice(lifecycle.STATUSES), help="Only this status.")
+@click.option("--search", metavar="TEXT", help="Only addresses containing TEXT.")
+@with_appcontext
+def export_command(file: str, status: str | None, search: str | None) -> None:
+    """Write the list as CSV to FILE (or standard output), ready to import again."""
+    rt = _rt()
+    with rt.sessions() as s:
+        rows = importer.export_rows(s, status=status, search=search)
+        if file == "-":
+            count = importer.write_csv(sys.stdout, rows)
+        else:
+            # Written beside the target and renamed, so a failure never leaves half a file.
+            target = Path(file)
+            fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                    count = importer.write_csv(fh, rows)
+                os.replace(tmp, target)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+    click.echo(f"exported {count} subscribers", err=True)

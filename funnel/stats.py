@@ -1,0 +1,429 @@
+"""How the funnel is doing: counts for a period, by day, by source and per email step.
+
+No Flask in here. Every function takes a session and a half-open period
+``[start, end)`` of aware datetimes; days are UTC days.
+
+What is counted, and why:
+- Visits are ``Visit`` rows (article and landing page), which hold no personal data.
+- Sign-ups and confirmations are the consent records written at those moments,
+  counted once per person per period, so someone who asks for the confirmation
+  email three times is one sign-up. Imported subscribers have an ``import``
+  record instead and are reported apart: they never came through the funnel.
+- Per-step engagement follows the emails *sent* in the period (a cohort), so a
+  rate is "of the step-3 emails sent this month, how many were opened", never
+  above 100% because an open arrived after the period ended.
+- An unsubscribe is credited to a step when the provider reported it for that
+  email, or when it was the last email the person got before unsubscribing
+  through our own link (which the provider never sees).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import ColumnElement, and_, exists, func, literal_column, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Visit
+
+# Provider event kinds (funnel.events) grouped into what the marketer reads.
+EVENT_GROUPS: dict[str, tuple[str, ...]] = {
+    "delivered": ("delivered",),
+    "opened": ("open",),
+    "clicked": ("click",),
+    "unsubscribed": ("unsubscribe", "group_unsubscribe"),
+    "bounced": ("bounce", "dropped"),
+    "complained": ("spamreport",),
+}
+SENT_STATES = ("sent",)
+DIRECT = "(direct or internal)"
+NONE_LABEL = "(none)"
+DIMENSIONS = ("source", "medium", "campaign")
+
+
+def rate(numerator: int, denominator: int) -> float | None:
+    """A fraction, or None when there is nothing to divide by (shown as a dash)."""
+    return numerator / denominator if denominator else None
+
+
+def utc_day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """The period covering whole UTC days ``first`` to ``last`` inclusive."""
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    return start, end
+
+
+def days_in(start: datetime, end: datetime) -> list[date]:
+    """The UTC days the period touches, oldest first."""
+    first = start.astimezone(UTC).date()
+    last = (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _day(session: Session, column: ColumnElement) -> ColumnElement:  # type: ignore[type-arg]
+    """The UTC day of a timestamp as 'YYYY-MM-DD', in the database's own dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone(literal_column("'UTC'"), column),
+                            literal_column("'YYYY-MM-DD'"))
+    # SQLite keeps UTC text ('2026-12-01 09:00:00.000000'): the day is its prefix.
+    return func.substr(column, 1, 10)
+
+
+def _within(column, start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+    return and_(column >= start, column < end)
+
+
+# -- the funnel ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FunnelCounts:
+    """What happened in a period, from the first visit to the last click."""
+
+    article_visits: int = 0
+    landing_visits: int = 0
+    signups: int = 0
+    confirmations: int = 0
+    imported: int = 0
+    unsubscribes: int = 0
+    sent: int = 0
+    delivered: int = 0
+    opened: int = 0
+    clicked: int = 0
+    bounced: int = 0
+    complained: int = 0
+
+    @property
+    def stages(self) -> list[tuple[str, str, int, float | None]]:
+        """(key, label, count, conversion from the stage before) for the funnel chart."""
+        rows = [
+            ("article_visits", "Article visits", self.article_visits),
+            ("landing_visits", "Landing page visits", self.landing_visits),
+            ("signups", "Sign-ups", self.signups),
+            ("confirmations", "Confirmations", self.confirmations),
+        ]
+        out: list[tuple[str, str, int, float | None]] = []
+        previous: int | None = None
+        for key, label, count in rows:
+            out.append((key, label, count, None if previous is None else rate(count, previous)))
+            previous = count
+        return out
+
+    @property
+    def landing_to_signup(self) -> float | None:
+        return rate(self.signups, self.landing_visits)
+
+    @property
+    def signup_to_confirmation(self) -> float | None:
+        return rate(self.confirmations, self.signups)
+
+
+def _distinct_consents(session: Session, action: str, start: datetime, end: datetime) -> int:
+    return session.scalar(
+        select(func.count(func.distinct(ConsentRecord.subscriber_id)))
+        .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
+    ) or 0
+
+
+def _events_by_group(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    """Sequence emails with each kind of event in the period (opened twice is one open).
+
+    Events for the confirmation email have no delivery and are left out here: the
+    funnel counts them as confirmations, and a bounce shows in the list's statuses.
+    """
+    return {
+        group: session.scalar(
+            select(func.count(func.distinct(DeliveryEvent.delivery_id)))
+            .where(DeliveryEvent.kind.in_(kinds), DeliveryEvent.delivery_id.is_not(None),
+                   _within(DeliveryEvent.at, start, end))
+        ) or 0
+        for group, kinds in EVENT_GROUPS.items()
+    }
+
+
+def funnel_counts(session: Session, start: datetime, end: datetime) -> FunnelCounts:
+    visits = dict(session.execute(
+        select(Visit.page, func.count()).where(_within(Visit.at, start, end)).group_by(Visit.page)
+    ).all())
+    sent = session.scalar(
+        select(func.count()).select_from(Delivery)
+        .where(Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end))
+    ) or 0
+    events = _events_by_group(session, start, end)
+    return FunnelCounts(
+        article_visits=visits.get("article", 0),
+        landing_visits=visits.get("landing", 0),
+        signups=_distinct_consents(session, "signup", start, end),
+        confirmations=_distinct_consents(session, "confirm", start, end),
+        imported=_distinct_consents(session, "import", start, end),
+        unsubscribes=_distinct_consents(session, "withdraw", start, end),
+        sent=sent,
+        delivered=events["delivered"],
+        opened=events["opened"],
+        clicked=events["clicked"],
+        bounced=events["bounced"],
+        complained=events["complained"],
+    )
+
+
+# -- by day --------------------------------------------------------------------
+
+DAILY_COLUMNS = ("article_visits", "landing_visits", "signups", "confirmations",
+                 "unsubscribes", "sent", "opened", "clicked")
+
+
+@dataclass(frozen=True)
+class DayRow:
+    day: date
+    article_visits: int = 0
+    landing_visits: int = 0
+    signups: int = 0
+    confirmations: int = 0
+    unsubscribes: int = 0
+    sent: int = 0
+    opened: int = 0
+    clicked: int = 0
+
+
+def daily(session: Session, start: datetime, end: datetime) -> list[DayRow]:
+    """One row per UTC day of the period, days with nothing included as zeros."""
+    table: dict[str, dict[str, int]] = defaultdict(dict)
+
+    def collect(name: str, stmt) -> None:  # type: ignore[no-untyped-def]
+        for day, count in session.execute(stmt).all():
+            table[str(day)][name] = count
+
+    for page, name in (("article", "article_visits"), ("landing", "landing_visits")):
+        d = _day(session, Visit.at).label("day")
+        collect(name, select(d, func.count()).where(Visit.page == page,
+                                                    _within(Visit.at, start, end)).group_by("day"))
+    for action, name in (("signup", "signups"), ("confirm", "confirmations"),
+                         ("withdraw", "unsubscribes")):
+        d = _day(session, ConsentRecord.at).label("day")
+        collect(name, select(d, func.count(func.distinct(ConsentRecord.subscriber_id)))
+                .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
+                .group_by("day"))
+    d = _day(session, Delivery.sent_at).label("day")
+    collect("sent", select(d, func.count()).where(Delivery.state.in_(SENT_STATES),
+                                                  _within(Delivery.sent_at, start, end))
+            .group_by("day"))
+    for group in ("opened", "clicked"):
+        d = _day(session, DeliveryEvent.at).label("day")
+        collect(group, select(d, func.count(func.distinct(DeliveryEvent.delivery_id)))
+                .where(DeliveryEvent.kind.in_(EVENT_GROUPS[group]),
+                       _within(DeliveryEvent.at, start, end))
+                .group_by("day"))
+    return [DayRow(day=day, **table.get(day.isoformat(), {})) for day in days_in(start, end)]
+
+
+# -- by source -------------------------------------------------------------------
+
+@dataclass
+class SourceRow:
+    label: str
+    article_visits: int = 0
+    landing_visits: int = 0
+    signups: int = 0
+    confirmations: int = 0
+
+    @property
+    def visits(self) -> int:
+        return self.article_visits + self.landing_visits
+
+    @property
+    def signup_rate(self) -> float | None:
+        """Sign-ups per visit: visitors often read the article first, so both pages count."""
+        return rate(self.signups, self.visits)
+
+    @property
+    def confirmation_rate(self) -> float | None:
+        return rate(self.confirmations, self.signups)
+
+
+def _host(url_or_host: str | None) -> str | None:
+    if not url_or_host:
+        return None
+    text = url_or_host.strip()
+    host = urlsplit(text).hostname if "//" in text else text.split("/")[0].split(":")[0]
+    if not host:
+        return None
+    host = host.lower()
+    return host.removeprefix("www.")
+
+
+def source_label(utm_source: str | None, referrer: str | None,
+                 own_hosts: Iterable[str] = ()) -> str:
+    """UTM source when tagged, else the referring site, else direct.
+
+    A referrer on our own site (the article leading to the landing page) is not
+    a source: the visit that brought the person in is counted with its own.
+    """
+    if utm_source and utm_source.strip():
+        return utm_source.strip().lower()
+    host = _host(referrer)
+    own = {_host(h) for h in own_hosts}
+    if host is None or host in own:
+        return DIRECT
+    return host
+
+
+def by_source(session: Session, start: datetime, end: datetime, *, dimension: str = "source",
+              own_hosts: Iterable[str] = ()) -> list[SourceRow]:
+    """Visits, sign-ups and confirmations grouped by source, medium or campaign.
+
+    Ordered by sign-ups, then visits, most first.
+    """
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+    own_hosts = tuple(own_hosts)
+    rows: dict[str, SourceRow] = {}
+
+    def row(label: str) -> SourceRow:
+        return rows.setdefault(label, SourceRow(label))
+
+    def label_for(utm_source, referrer, medium, campaign) -> str:  # type: ignore[no-untyped-def]
+        if dimension == "source":
+            return source_label(utm_source, referrer, own_hosts)
+        value = medium if dimension == "medium" else campaign
+        return value.strip().lower() if value and value.strip() else NONE_LABEL
+
+    visits = session.execute(
+        select(Visit.page, Visit.utm_source, Visit.referrer_host, Visit.utm_medium,
+               Visit.utm_campaign, func.count())
+        .where(_within(Visit.at, start, end))
+        .group_by(Visit.page, Visit.utm_source, Visit.referrer_host, Visit.utm_medium,
+                  Visit.utm_campaign)
+    ).all()
+    for page, utm_source, referrer, medium, campaign, count in visits:
+        r = row(label_for(utm_source, referrer, medium, campaign))
+        if page == "article":
+            r.article_visits += count
+        elif page == "landing":
+            r.landing_visits += count
+    for action, attr in (("signup", "signups"), ("confirm", "confirmations")):
+        people = (
+            select(ConsentRecord.subscriber_id)
+            .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
+            .distinct()
+            .subquery()
+        )
+        grouped = session.execute(
+            select(Subscriber.utm_source, Subscriber.referrer, Subscriber.utm_medium,
+                   Subscriber.utm_campaign, func.count())
+            .join(people, people.c.subscriber_id == Subscriber.id)
+            .group_by(Subscriber.utm_source, Subscriber.referrer, Subscriber.utm_medium,
+                      Subscriber.utm_campaign)
+        ).all()
+        for utm_source, referrer, medium, campaign, count in grouped:
+            r = row(label_for(utm_source, referrer, medium, campaign))
+            setattr(r, attr, getattr(r, attr) + count)
+    return sorted(rows.values(), key=lambda r: (-r.signups, -r.visits, r.label))
+
+
+# -- per step --------------------------------------------------------------------
+
+@dataclass
+class StepRow:
+    slug: str
+    subject: str = ""
+    sent: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, group: str) -> int:
+        return self.counts.get(group, 0)
+
+    def rate(self, group: str) -> float | None:
+        return rate(self.count(group), self.sent)
+
+    @property
+    def delivered(self) -> int:
+        return self.count("delivered")
+
+    @property
+    def opened(self) -> int:
+        return self.count("opened")
+
+    @property
+    def clicked(self) -> int:
+        return self.count("clicked")
+
+    @property
+    def unsubscribed(self) -> int:
+        return self.count("unsubscribed")
+
+    @property
+    def bounced(self) -> int:
+        return self.count("bounced")
+
+    @property
+    def complained(self) -> int:
+        return self.count("complained")
+
+
+def per_step(session: Session, start: datetime, end: datetime, *,
+             steps: Sequence[tuple[str, str]] = ()) -> list[StepRow]:
+    """Engagement of the emails sent in the period, one row per step.
+
+    ``steps`` is the current sequence as (slug, subject), in order: those rows
+    come first even when nothing was sent; steps since removed follow.
+    """
+    sent_in_period = and_(Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end))
+    rows: dict[str, StepRow] = {slug: StepRow(slug, subject) for slug, subject in steps}
+
+    def row(slug: str) -> StepRow:
+        return rows.setdefault(slug, StepRow(slug))
+
+    for slug, count in session.execute(
+        select(Delivery.step_slug, func.count()).where(sent_in_period).group_by(Delivery.step_slug)
+    ).all():
+        row(slug).sent = count
+    for group, kinds in EVENT_GROUPS.items():
+        if group == "unsubscribed":
+            continue  # below: provider reports and our own link together
+        for slug, count in session.execute(
+            select(Delivery.step_slug, func.count(func.distinct(Delivery.id)))
+            .join(DeliveryEvent, DeliveryEvent.delivery_id == Delivery.id)
+            .where(sent_in_period, DeliveryEvent.kind.in_(kinds))
+            .group_by(Delivery.step_slug)
+        ).all():
+            row(slug).counts[group] = count
+    for slug, count in _unsubscribes_per_step(session, sent_in_period):
+        row(slug).counts["unsubscribed"] = count
+    return list(rows.values())
+
+
+def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    later = aliased(Delivery)
+    reported = exists().where(
+        DeliveryEvent.delivery_id == Delivery.id,
+        DeliveryEvent.kind.in_(EVENT_GROUPS["unsubscribed"]),
+    )
+    # Our own link: credited to the last email sent before the unsubscribe.
+    via_link = and_(
+        Subscriber.unsubscribed_at.is_not(None),
+        Subscriber.unsubscribed_at >= Delivery.sent_at,
+        ~exists().where(
+            later.subscriber_id == Delivery.subscriber_id,
+            later.state.in_(SENT_STATES),
+            later.sent_at > Delivery.sent_at,
+            later.sent_at <= Subscriber.unsubscribed_at,
+        ),
+    )
+    return [tuple(r) for r in session.execute(  # type: ignore[misc]
+        select(Delivery.step_slug, func.count(func.distinct(Delivery.id)))
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(sent_in_period, or_(reported, via_link))
+        .group_by(Delivery.step_slug)
+    ).all()]
+
+
+# -- the list ---------------------------------------------------------------------
+
+def status_counts(session: Session) -> dict[str, int]:
+    """How many subscribers are in each status right now."""
+    return dict(session.execute(
+        select(Subscriber.status, func.count()).group_by(Subscriber.status)
+    ).all())

@@ -1,0 +1,337 @@
+"""The marketer's dashboard: the funnel at a glance, the list, the suppression list.
+
+Every page and action here is behind the admin login (``before_request``), every
+POST carries a CSRF token (the app-wide CSRFProtect), and responses are never
+cached, since they hold personal data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from funnel import importer, privacy, runtime, services, stats
+from funnel.core import lifecycle
+from funnel.models import Subscriber, Suppression
+from funnel.web import charts
+from funnel.web.auth import current_admin
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+PER_PAGE = 50
+DEFAULT_DAYS = 30
+PRESETS = (7, 30, 90)
+MAX_DAYS = 400
+CSV_REPORTS = ("daily", "funnel", "steps", "sources")
+
+
+@bp.before_request
+def _require_login():  # type: ignore[no-untyped-def]
+    if current_admin() is None:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    return None
+
+
+@bp.after_request
+def _no_store(resp: Response) -> Response:
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Robots-Tag"] = "noindex"
+    return resp
+
+
+# -- the period ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return stats.utc_day_bounds(self.first, self.last)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def args(self) -> dict[str, str]:
+        return {"from": self.first.isoformat(), "to": self.last.isoformat()}
+
+
+def _period() -> Period:
+    """The period asked for in the query string, else the last 30 days (UTC)."""
+    today = runtime.now().astimezone(UTC).date()
+    if request.args.get("days", "").isdigit():
+        days = min(max(int(request.args["days"]), 1), MAX_DAYS)
+        return Period(today - timedelta(days=days - 1), today)
+    raw_from, raw_to = request.args.get("from"), request.args.get("to")
+    if raw_from or raw_to:
+        try:
+            first = date.fromisoformat(raw_from or "")
+            last = date.fromisoformat(raw_to or "") if raw_to else today
+        except ValueError:
+            flash("Dates are written like 2026-12-31; showing the last 30 days instead.")
+        else:
+            if first > last:
+                first, last = last, first
+            if (last - first).days >= MAX_DAYS:
+                flash(f"That is more than {MAX_DAYS} days; showing the last {MAX_DAYS}.")
+                first = last - timedelta(days=MAX_DAYS - 1)
+            return Period(first, last)
+    return Period(today - timedelta(days=DEFAULT_DAYS - 1), today)
+
+
+def _sequence_steps() -> tuple[list[tuple[str, str]], str | None]:
+    """The sequence as (slug, subject), and a problem to show if it cannot be read."""
+    from funnel.core.sequence import load_sequence
+
+    try:
+        seq = load_sequence(runtime.rt().settings.emails_dir)
+    except (OSError, ValueError) as exc:  # a broken email file must not take the dashboard down
+        return [], f"The email files could not be read ({exc}); steps are listed by name."
+    return [(s.slug, s.subject) for s in seq], None
+
+
+def _own_hosts() -> list[str]:
+    hosts = [request.host.split(":")[0]]
+    base = urlsplit(runtime.rt().settings.base_url).hostname
+    if base:
+        hosts.append(base)
+    return hosts
+
+
+def _dimension() -> str:
+    by = request.args.get("by", "source")
+    return by if by in stats.DIMENSIONS else "source"
+
+
+# -- the dashboard -----------------------------------------------------------------
+
+@bp.get("/")
+def dashboard():
+    period = _period()
+    start, end = period.bounds
+    s = runtime.session()
+    steps, steps_problem = _sequence_steps()
+    counts = stats.funnel_counts(s, start, end)
+    days = stats.daily(s, start, end)
+    step_rows = stats.per_step(s, start, end, steps=steps)
+    dimension = _dimension()
+    sources = stats.by_source(s, start, end, dimension=dimension, own_hosts=_own_hosts())
+    return render_template(
+        "admin/dashboard.html",
+        period=period, presets=PRESETS, counts=counts, days=days, steps=step_rows,
+        steps_problem=steps_problem, sources=sources, dimension=dimension,
+        dimensions=stats.DIMENSIONS, status_counts=stats.status_counts(s),
+        statuses=lifecycle.STATUSES, percent=charts.percent,
+        chart_daily=charts.signups_per_day(days), chart_funnel=charts.funnel(counts),
+        chart_steps=charts.engagement([r for r in step_rows if r.sent] or step_rows),
+    )
+
+
+def _csv_response(rows: Iterable[list[str]], filename: str) -> Response:
+    def generate() -> Iterator[str]:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\r\n")
+        for row in rows:
+            writer.writerow(row)
+            if buf.tell() > 64 * 1024:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    return Response(generate(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+@bp.get("/stats.csv")
+def stats_csv():
+    """The dashboard's numbers as CSV: ?report=daily|funnel|steps|sources."""
+    report = request.args.get("report", "daily")
+    if report not in CSV_REPORTS:
+        abort(404)
+    period = _period()
+    start, end = period.bounds
+    s = runtime.session()
+    rows: list[list[str]]
+    if report == "daily":
+        rows = [["day", *stats.DAILY_COLUMNS]]
+        rows += [[d.day.isoformat(), *(str(getattr(d, c)) for c in stats.DAILY_COLUMNS)]
+                 for d in stats.daily(s, start, end)]
+    elif report == "funnel":
+        c = stats.funnel_counts(s, start, end)
+        rows = [["stage", "count", "conversion_from_previous"]]
+        rows += [[key, str(count), _fmt(conv)] for key, _label, count, conv in c.stages]
+        rows += [[name, str(getattr(c, name)), ""] for name in (
+            "imported", "unsubscribes", "sent", "delivered", "opened", "clicked", "bounced",
+            "complained")]
+    elif report == "steps":
+        groups = list(stats.EVENT_GROUPS)
+        rows = [["step", "subject", "sent", *groups, *(f"{g}_rate" for g in groups)]]
+        for r in stats.per_step(s, start, end, steps=_sequence_steps()[0]):
+            rows.append([r.slug, r.subject, str(r.sent), *(str(r.count(g)) for g in groups),
+                         *(_fmt(r.rate(g)) for g in groups)])
+    else:
+        dimension = _dimension()
+        rows = [[dimension, "article_visits", "landing_visits", "signups", "confirmations",
+                 "signup_rate", "confirmation_rate"]]
+        for r in stats.by_source(s, start, end, dimension=dimension, own_hosts=_own_hosts()):
+            rows.append([importer.escape_cell(r.label), str(r.article_visits),
+                         str(r.landing_visits), str(r.signups), str(r.confirmations),
+                         _fmt(r.signup_rate), _fmt(r.confirmation_rate)])
+    s.rollback()
+    name = f"funnel-{report}-{period.first.isoformat()}-to-{period.last.isoformat()}.csv"
+    return _csv_response(rows, name)
+
+
+# -- the list ----------------------------------------------------------------------
+
+def _list_filters() -> tuple[str, str | None]:
+    q = (request.args.get("q") or "").strip()[:254]
+    status = request.args.get("status") or None
+    return q, status if status in lifecycle.STATUSES else None
+
+
+@bp.get("/subscribers")
+def subscribers():
+    q, status = _list_filters()
+    page = request.args.get("page", "1")
+    page_no = int(page) if page.isdigit() and int(page) > 0 else 1
+    s = runtime.session()
+    total = s.scalar(importer.filtered(select(func.count()).select_from(Subscriber),
+                                       search=q, status=status)) or 0
+    pages = max(1, -(-total // PER_PAGE))
+    page_no = min(page_no, pages)
+    rows = s.scalars(
+        importer.filtered(select(Subscriber), search=q, status=status)
+        .order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
+        .offset((page_no - 1) * PER_PAGE).limit(PER_PAGE)
+    ).all()
+    return render_template(
+        "admin/subscribers.html", rows=rows, q=q, status=status, statuses=lifecycle.STATUSES,
+        total=total, page=page_no, pages=pages, status_counts=stats.status_counts(s),
+        source_of=lambda sub: stats.source_label(sub.utm_source, sub.referrer, _own_hosts()),
+    )
+
+
+@bp.get("/subscribers.csv")
+def subscribers_csv():
+    q, status = _list_filters()
+    sessions = runtime.rt().sessions
+    today = runtime.now().date().isoformat()
+
+    def rows() -> Iterator[list[str]]:
+        # Its own session: the response streams after the request's session is closed.
+        with sessions() as s:
+            yield from importer.export_rows(s, search=q, status=status)
+
+    return _csv_response(rows(), f"subscribers-{today}.csv")
+
+
+def _subscriber(public_id: str) -> Subscriber:
+    sub = services.subscriber_from_public_id(runtime.session(), public_id)
+    if sub is None:
+        abort(404)
+    return sub
+
+
+@bp.get("/subscribers/<public_id>")
+def subscriber(public_id: str):
+    s = runtime.session()
+    sub = _subscriber(public_id)
+    steps, _problem = _sequence_steps()
+    subjects = dict(steps)
+    deliveries = sorted(sub.deliveries, key=lambda d: d.id)
+    events = {d.id: sorted(d.events, key=lambda e: (e.at, e.id)) for d in deliveries}
+    return render_template(
+        "admin/subscriber.html", sub=sub, consents=privacy.consent_history(s, sub),
+        deliveries=deliveries, events=events, subjects=subjects,
+        can_unsubscribe=sub.status in (lifecycle.PENDING, lifecycle.CONFIRMED),
+        source=stats.source_label(sub.utm_source, sub.referrer, _own_hosts()),
+    )
+
+
+@bp.post("/subscribers/<public_id>/unsubscribe")
+def unsubscribe(public_id: str):
+    sub = _subscriber(public_id)
+    admin = current_admin()
+    assert admin is not None
+    done = services.unsubscribe(runtime.session(), sub, now=runtime.now(),
+                                reason=f"unsubscribed by admin {admin.email}"[:500])
+    flash("Unsubscribed: no more emails will be sent to this address." if done
+          else "This subscriber was not receiving emails; nothing changed.")
+    return redirect(url_for("admin.subscriber", public_id=public_id), code=303)
+
+
+@bp.post("/subscribers/<public_id>/erase")
+def erase(public_id: str):
+    sub = _subscriber(public_id)
+    if request.form.get("confirm") != "yes":
+        flash("Tick the box to confirm: erasing cannot be undone.")
+        return redirect(url_for("admin.subscriber", public_id=public_id), code=303)
+    privacy.erase(runtime.session(), sub, runtime.now())
+    # The address is not repeated here: flashed messages travel in the session cookie.
+    flash("Erased. Everything about that subscriber was deleted; only a salted hash of the "
+          "address remains on the suppression list.")
+    return redirect(url_for("admin.subscribers"), code=303)
+
+
+# -- the suppression list -------------------------------------------------------------
+
+@bp.get("/suppression")
+def suppression():
+    s = runtime.session()
+    by_reason = s.execute(
+        select(Suppression.reason, func.count()).group_by(Suppression.reason)
+        .order_by(func.count().desc())
+    ).all()
+    latest = s.scalars(select(Suppression).order_by(Suppression.id.desc()).limit(100)).all()
+    total = sum(n for _r, n in by_reason)
+    return render_template("admin/suppression.html", by_reason=by_reason, latest=latest,
+                           total=total, result=None, checked=None)
+
+
+@bp.post("/suppression")
+def suppression_action():
+    """Check whether an address is suppressed, or suppress it (never to be mailed again)."""
+    s = runtime.session()
+    action = request.form.get("action")
+    try:
+        address = services.normalise_email(request.form.get("email") or "")
+    except services.FunnelError as exc:
+        flash(str(exc))
+        return redirect(url_for("admin.suppression"), code=303)
+    h = services.suppression_hash(s, address)
+    entry = s.scalar(select(Suppression).where(Suppression.email_hash == h))
+    if action == "add":
+        if entry is None:
+            s.add(Suppression(email_hash=h, reason="added by admin", created_at=runtime.now()))
+            s.commit()
+        sub = s.scalar(select(Subscriber).where(Subscriber.email == address))
+        if sub is not None:
+            services.unsubscribe(s, sub, now=runtime.now(), reason="suppressed by admin")
+        flash("Suppressed: this address will never be mailed or added again." if entry is None
+              else "That address was already on the suppression list.")
+        return redirect(url_for("admin.suppression"), code=303)
+    result = (f"On the suppression list ({entry.reason}, since {entry.created_at:%d %b %Y})."
+              if entry is not None else "Not on the suppression list.")
+    s.rollback()  # a first-ever check may have created the salt: keep it only with data
+    by_reason = s.execute(
+        select(Suppression.reason, func.count()).group_by(Suppression.reason)
+        .order_by(func.count().desc())
+    ).all()
+    latest = s.scalars(select(Suppression).order_by(Suppression.id.desc()).limit(100)).all()
+    return render_template("admin/suppression.html", by_reason=by_reason, latest=latest,
+                           total=sum(n for _r, n in by_reason), result=result, checked=address)
