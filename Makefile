@@ -25,6 +25,7 @@ system-deps:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium chromium-driver"; \
 	command -v spamassassin >/dev/null || missing="$$missing spamassassin"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \
@@ -46,11 +47,16 @@ $(PRISM):
 $(AXE):
 	npm install --no-save --no-audit --no-fund --prefix .npm axe-core@4
 
+# In order: system-deps brings npm, which the Prism and axe-core steps need.
 test: $(BIN)/.installed system-deps $(PRISM) $(AXE)
 	$(BIN)/pytest
 
+# Benchmarks are not part of the test suite; each prints ratios to a baseline
+# measured in the same run.
 bench: $(BIN)/.installed
-	$(BIN)/python bench/run.py
+	$(BIN)/pytest bench/test_worker_bench.py --benchmark-only -p no:cacheprovider -q -s
+	$(BIN)/python bench/bench_sendgrid.py
+	$(BIN)/python bench/bench_import.py
 
 clean:
 	rm -rf $(VENV) instance/outbox

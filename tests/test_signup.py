@@ -193,3 +193,17 @@ def test_crash_shows_the_site_500_page(app_config):
     body = resp.get_data(as_text=True)
     assert "Something went wrong on our side" in body and "database on fire" not in body
     app.extensions["funnel"].engine.dispose()
+
+
+def test_source_site_is_credited_through_the_article(client, db, outbox):
+    article = client.get("/", headers={"Referer": "https://www.strava.com/clubs/123?x=private"})
+    assert 'href="/free-plan?ref=www.strava.com"' in article.get_data(as_text=True)
+    landing = client.get("/free-plan?ref=www.strava.com", headers={"Referer": "http://localhost/"})
+    assert 'name="referrer" type="hidden" value="www.strava.com"' in landing.get_data(as_text=True)
+    sign_up(client, "src@example.com", referrer="www.strava.com")
+    sub = subscriber(db, "src@example.com")
+    assert sub.referrer == "www.strava.com"  # the host only, never the full URL
+    from funnel.models import Visit
+
+    hosts = [v.referrer_host for v in db.scalars(select(Visit).order_by(Visit.id))]
+    assert hosts[:2] == ["www.strava.com", "www.strava.com"]

@@ -140,28 +140,31 @@ def test_pending_subscribers_get_no_drip(app, client, outbox, clock):
 def test_dead_worker_claim_is_picked_up_after_lease(app, client, outbox, clock, db):
     sign_up_and_confirm(client, outbox, "crash@example.com")
     rt = app.extensions["funnel"]
-    worker = make_worker(rt)
-    seq = worker.load_sequence()
-    ids = worker.claim(clock.now)
+    assert worker_with(app).claim(clock.now)
     # The worker died here, after claiming. Another worker must leave it alone…
     assert run(app, clock).sent == 0
     # …until the lease runs out.
     clock.advance(seconds=rt.settings.lease_seconds + 1)
     assert run(app, clock).sent == 1
-    assert ids and seq
     assert drip_subjects(outbox, "crash@example.com") == ["Step welcome"]
+
+
+def crash_after_intent(app, clock, transport=None) -> None:
+    """A worker claims, commits its delivery intents, and dies before sending."""
+    worker = worker_with(app, transport)
+    seq = worker.load_sequence()
+    ids = worker.claim(clock.now)
+    assert ids
+    with app.extensions["funnel"].sessions() as s:
+        for sub in worker._load(s, ids, lock=False):
+            worker.decide(sub, seq, clock.now, PassReport())
+        s.commit()
 
 
 def test_crash_after_intent_with_idempotent_outbox_resends_same_file(app, client, outbox, clock, db):
     sign_up_and_confirm(client, outbox, "mid@example.com")
     rt = app.extensions["funnel"]
-    worker = make_worker(rt)
-    seq = worker.load_sequence()
-    ids = worker.claim(clock.now)
-    with rt.sessions() as s:  # phase A only: the intent is committed, then the crash
-        for sub in worker._load(s, ids, lock=False):
-            worker.decide(sub, seq, clock.now, PassReport())
-        s.commit()
+    crash_after_intent(app, clock)
     clock.advance(seconds=rt.settings.lease_seconds + 1)
     assert run(app, clock).sent == 1
     [d] = deliveries(db, "mid@example.com")
@@ -172,13 +175,7 @@ def test_crash_after_intent_with_idempotent_outbox_resends_same_file(app, client
 def test_crash_after_intent_with_provider_is_never_sent_twice(app, client, outbox, clock, db):
     fake = FakeTransport()
     sign_up_and_confirm(client, outbox, "unknown@example.com")
-    worker = worker_with(app, fake)
-    seq = worker.load_sequence()
-    ids = worker.claim(clock.now)
-    with app.extensions["funnel"].sessions() as s:
-        for sub in worker._load(s, ids, lock=False):
-            worker.decide(sub, seq, clock.now, PassReport())
-        s.commit()
+    crash_after_intent(app, clock, fake)
     clock.advance(seconds=600)
     run(app, clock, fake)
     [d] = deliveries(db, "unknown@example.com")

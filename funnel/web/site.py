@@ -25,15 +25,22 @@ def valid_zone(name: str | None) -> str:
     return name if name in _ZONES else runtime.rt().settings.default_timezone
 
 
-def count_visit(page: str) -> None:
-    """Count a page view with no personal data: the referring site and UTM only."""
+def source_host() -> str | None:
+    """The site that sent the visitor: the Referer's host, or, when they came
+    through our own article, the host the article passed along as ``ref``.
+    Only the host is kept: a full referring URL can carry personal data."""
     ref = request.referrer or ""
     host = urlsplit(ref).hostname if ref else None
     if host and host == request.host.split(":")[0]:
-        host = None  # moving around our own site is not a source
+        host = request.args.get("ref") or None  # moving around our own site is not a source
+    return host[:255] if host else None
+
+
+def count_visit(page: str) -> None:
+    """Count a page view with no personal data: the referring site and UTM only."""
     s = runtime.session()
     s.add(Visit(
-        page=page, at=runtime.now(), referrer_host=(host or None) and host[:255],
+        page=page, at=runtime.now(), referrer_host=source_host(),
         utm_source=request.args.get("utm_source", "")[:100] or None,
         utm_medium=request.args.get("utm_medium", "")[:100] or None,
         utm_campaign=request.args.get("utm_campaign", "")[:100] or None,
@@ -49,14 +56,18 @@ def _utm_query() -> dict[str, str]:
 @bp.get("/")
 def article():
     count_visit("article")
-    return render_template("article.html", plan_url=url_for("site.landing", **_utm_query()))
+    carry = _utm_query()
+    host = source_host()
+    if host:
+        carry["ref"] = host  # so a sign-up is credited to where the reader came from
+    return render_template("article.html", plan_url=url_for("site.landing", **carry))
 
 
 @bp.get("/free-plan")
 def landing():
     count_visit("landing")
     form = SignupForm(formdata=None)
-    form.referrer.data = (request.referrer or "")[:500]
+    form.referrer.data = source_host() or ""
     for k in UTM_KEYS:
         getattr(form, f"utm_{k}").data = request.args.get(f"utm_{k}", "")[:100]
     return render_template("landing.html", form=form, consent_text=services.CONSENT_TEXT)
