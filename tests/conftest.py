@@ -257,6 +257,25 @@ def page(_browser):
     context.close()
 
 
+AXE = Path(__file__).resolve().parent.parent / ".npm" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical accessibility violations on the open page."""
+    import json
+
+    if not AXE.exists():
+        pytest.fail(f"axe-core is missing ({AXE}); `make test` installs it "
+                    "(npm install --no-save --prefix .npm axe-core@4)")
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + json.dumps([n["target"] for n in v["nodes"]][:5])
+        for v in result["violations"] if v["impact"] in ("serious", "critical")
+    ]
+
+
 # -- CI guard ------------------------------------------------------------------
 
 _postgres_passed = 0

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from funnel import demo
-from funnel.config import PROJECT_ROOT
 from funnel.core.sequence import load_sequence
 from funnel.models import AdminUser, Subscriber
 from funnel.web.auth import hash_password
+from tests.conftest import serious_violations
 
 pytestmark = pytest.mark.browser
 
-AXE = PROJECT_ROOT / ".npm" / "node_modules" / "axe-core" / "axe.min.js"
 ADMIN = "coach@example.com"
 PASSWORD = "correct horse battery"
 
@@ -44,19 +42,6 @@ def log_in(page, base: str, path: str = "/admin/") -> None:
 def number(page, metric: str) -> int:
     text = page.locator(f'[data-metric="{metric}"]').inner_text().split("\n")[0]
     return int(text.replace(",", ""))
-
-
-def serious_violations(page) -> list[str]:
-    if not AXE.exists():
-        pytest.fail(f"axe-core is missing ({AXE}); `make test` installs it "
-                    "(npm install --no-save --prefix .npm axe-core@4)")
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at "
-        + json.dumps([n["target"] for n in v["nodes"]][:5])
-        for v in result["violations"] if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_dashboard_shows_the_seeded_month(live_server, page, seeded):

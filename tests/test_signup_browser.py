@@ -50,3 +50,22 @@ def test_pages_fit_a_phone_without_horizontal_scroll(live_server, _browser):
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, (path, width)
     context.close()
+
+
+def test_public_pages_have_no_serious_accessibility_violations(live_server, page, outbox):
+    from tests.conftest import serious_violations
+
+    page.goto(live_server + "/")
+    assert serious_violations(page) == []
+    page.goto(live_server + "/free-plan")
+    assert serious_violations(page) == []
+    page.get_by_role("button", name="Send me the free plan").click()  # empty form: errors shown
+    assert page.get_by_role("alert").count() > 0
+    assert serious_violations(page) == []
+    page.get_by_label("Your email address").fill("a11y@example.com")
+    page.get_by_role("button", name="Send me the free plan").click()
+    assert serious_violations(page) == []  # check your inbox
+    page.goto(live_server + outbox.link(outbox.to("a11y@example.com")[0], "confirm"))
+    assert serious_violations(page) == []  # welcome
+    page.goto(live_server + "/no-such-page")
+    assert serious_violations(page) == []
