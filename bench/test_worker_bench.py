@@ -7,22 +7,22 @@ import secrets
 import shutil
 import sqlite3
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.conftest import ratio, record  # noqa: E402
-from funnel import create_app  # noqa: E402
-from funnel.db import upgrade  # noqa: E402
-from funnel.models import AppState, Subscriber  # noqa: E402
-from funnel.transports.outbox import OutboxTransport  # noqa: E402
-from funnel.worker import Worker  # noqa: E402
-from tests.drip import make_emails_dir  # noqa: E402
+from bench.conftest import ratio, record
+from funnel import create_app
+from funnel.db import upgrade
+from funnel.models import AppState, Subscriber
+from funnel.transports.outbox import OutboxTransport
+from funnel.worker import Worker
+from tests.drip import make_emails_dir
 
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SEND_N = 2_000
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask
 
@@ -23,7 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     if not app.config.get("SECRET_KEY"):
-        if app.config["FUNNEL_ENV"] == "production":
+        if cfg.is_production(app.config):
             raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")
         app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
@@ -28,7 +28,7 @@ def parse_now(value: str | None) -> datetime | None:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise click.BadParameter(f"not an ISO 8601 time: {value}") from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def make_worker(rt: Runtime):  # type: ignore[no-untyped-def]
@@ -112,7 +112,6 @@ def _fmt_delay(td) -> str:  # type: ignore[no-untyped-def]
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Plan as if it were this time.")
 def schedule_command(email: str, now_text: str | None) -> None:
     """Print when each step went, or will go, out to one subscriber."""
-    from funnel.core.schedule import next_step
     from funnel.core.sequence import load_sequence
     from funnel.services import FunnelError, normalise_email
     from funnel.worker import DONE_STATES

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from funnel.config import Settings
-from funnel.core.rendering import Renderer, RenderedEmail, UserText
+from funnel.core.rendering import RenderedEmail, Renderer, UserText
 from funnel.core.sequence import EmailSource, read_email_file
 from funnel.core.tokens import Tokens
 from funnel.links import Links

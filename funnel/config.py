@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,15 +122,22 @@ def development_secret(instance_path: str) -> str:
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    # O_EXCL so two processes starting together agree on one key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
+    # Written whole to a private temporary file, then linked into place: a second
+    # process starting at the same moment either wins or reads the finished key.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
     with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
+        fh.write(secrets.token_urlsafe(48))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
+
+
+def is_production(config: Mapping[str, Any]) -> bool:
+    return str(config.get("FUNNEL_ENV", "")).strip().lower() in {"production", "prod"}
 
 
 class ConfigError(RuntimeError):
@@ -154,7 +163,7 @@ class Settings:
     lease_seconds: int
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
         return cls(
             base_url=config["FUNNEL_BASE_URL"].rstrip("/"),
             mail_from=config["MAIL_FROM"],

@@ -6,6 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from funnel.config import is_production
 from funnel.runtime import Runtime
 
 demo_cli = AppGroup("demo", help="Demo data for trying the dashboard.")
@@ -22,7 +23,7 @@ def seed_command(days: int, scale: float, random_seed: int) -> None:
     from funnel import demo
     from funnel.core.sequence import load_sequence
 
-    if current_app.config["FUNNEL_ENV"] == "production":
+    if is_production(current_app.config):
         raise click.ClickException("demo data is never added in production (FUNNEL_ENV)")
     rt: Runtime = current_app.extensions["funnel"]
     with rt.sessions() as s:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, meta

@@ -33,7 +33,10 @@ STOPPING = {
     "group_unsubscribe": lifecycle.UNSUBSCRIBED,
 }
 COUNTED = frozenset({"delivered", "open", "click"})
-KNOWN = frozenset(STOPPING) | COUNTED
+# A "bounce" whose type is "blocked" is temporary (the receiving server refused
+# for now, e.g. over reputation): kept as its own kind, and mail carries on.
+TEMPORARY = frozenset({"blocked"})
+KNOWN = frozenset(STOPPING) | COUNTED | TEMPORARY
 MAX_EVENTS = 10_000
 
 # Links in emails carry capability tokens: keep which page was clicked, not the token.
@@ -76,6 +79,8 @@ def parse_events(data: Any) -> list[ProviderEvent]:
         kind = raw.get("event")
         if not isinstance(kind, str) or not kind:
             raise MalformedEvents(f"event {i} has no 'event' type")
+        if kind == "bounce" and raw.get("type") == "blocked":
+            kind = "blocked"
         if kind not in KNOWN:
             continue
         event_id = raw.get("sg_event_id")
@@ -177,7 +182,7 @@ def _stop(session: Session, sub: Subscriber, e: ProviderEvent, now: datetime) ->
 def _detail(kind: str, raw: dict[str, Any]) -> str | None:
     """A short, personal-data-free note: why it bounced, which link was clicked."""
     parts: list[str] = []
-    if kind in ("bounce", "dropped"):
+    if kind in ("bounce", "dropped", "blocked"):
         for key in ("type", "status", "reason"):
             value = raw.get(key)
             if isinstance(value, (str, int)) and str(value).strip():

@@ -7,7 +7,7 @@ and the use cases in ``services``.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     DateTime,
@@ -42,15 +42,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def new_public_id() -> str:
@@ -90,10 +90,10 @@ class Subscriber(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))  # host:pid, for operators
 
-    consents: Mapped[list["ConsentRecord"]] = relationship(
+    consents: Mapped[list[ConsentRecord]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
     )
-    deliveries: Mapped[list["Delivery"]] = relationship(
+    deliveries: Mapped[list[Delivery]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="Delivery.id"
     )
 
@@ -142,7 +142,7 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="deliveries")
-    events: Mapped[list["DeliveryEvent"]] = relationship(
+    events: Mapped[list[DeliveryEvent]] = relationship(
         back_populates="delivery", cascade="all, delete-orphan"
     )
 

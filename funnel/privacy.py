@@ -8,9 +8,10 @@ or API call (``services.subscribe`` checks it).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import available_timezones
 
@@ -24,7 +25,7 @@ from funnel.services import FunnelError
 
 # "Until I resume" is a pause that ends so far ahead it never does. Not
 # datetime.max: schedule arithmetic on it (time zones, +1 day) must not overflow.
-UNTIL_RESUMED = datetime(9000, 1, 1, tzinfo=timezone.utc)
+UNTIL_RESUMED = datetime(9000, 1, 1, tzinfo=UTC)
 PAUSE_CHOICES: dict[str, timedelta | None] = {
     "1w": timedelta(weeks=1),
     "2w": timedelta(weeks=2),

@@ -113,7 +113,8 @@ def subscribe(
 def _subscribe_once(session, email, first_name, timezone, meta, now):  # type: ignore[no-untyped-def]
     if is_suppressed(session, email):
         return None
-    sub = session.scalar(select(Subscriber).where(Subscriber.email == email))
+    # Locked, so two sign-ups for one address at once decide one after the other.
+    sub = session.scalar(select(Subscriber).where(Subscriber.email == email).with_for_update())
     if sub is None:
         sub = Subscriber(email=email, status=lifecycle.PENDING, created_at=now, timezone=timezone)
         session.add(sub)
@@ -146,8 +147,27 @@ def _subscribe_once(session, email, first_name, timezone, meta, now):  # type: i
                 utm=urlencode([(f"utm_{k}", v[:100]) for k, v in utm.items() if v])[:600] or None,
             )
         )
+    if send:
+        sub.confirm_sent_at = now  # claimed in this transaction: only one request sends
     session.flush()
     return sub if send else None
+
+
+def request_confirmation(
+    session: Session, composer: Composer, transport: Transport, sub: Subscriber, now: datetime
+) -> bool:
+    """Send a fresh confirmation link unless one went out in the last few minutes."""
+    claimed = session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == sub.id, Subscriber.status == lifecycle.PENDING)
+        .where((Subscriber.confirm_sent_at.is_(None))
+               | (Subscriber.confirm_sent_at <= now - CONFIRM_RESEND_AFTER))
+        .values(confirm_sent_at=now)
+    ).rowcount
+    session.commit()
+    if claimed:
+        send_confirmation(session, composer, transport, sub, now)
+    return bool(claimed)
 
 
 def send_confirmation(
@@ -161,7 +181,15 @@ def send_confirmation(
         extra={"reason": "You are getting this because this address was entered on the Run "
                          "Stronger free plan form. Until you confirm, we will not email you again."},
     )
-    transport.send([msg])
+    try:
+        transport.send([msg])
+    except Exception:
+        # Not sent after all: let the next request try again at once.
+        session.execute(update(Subscriber).where(Subscriber.id == sub.id,
+                                                 Subscriber.confirm_sent_at == now)
+                        .values(confirm_sent_at=None))
+        session.commit()
+        raise
     session.execute(
         update(Subscriber).where(Subscriber.id == sub.id).values(confirm_sent_at=now)
     )

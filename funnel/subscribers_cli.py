@@ -16,7 +16,7 @@ def _rt() -> Runtime:
 
 
 # The whole list as CSV (issue 7) lives in its own module.
-from funnel.list_cli import export_command, import_command  # noqa: E402
+from funnel.list_cli import export_command, import_command
 
 subscribers_cli.add_command(import_command)
 subscribers_cli.add_command(export_command)

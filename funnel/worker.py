@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
 import socket
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -50,7 +52,7 @@ class PassReport:
     claimed: int = 0
     sent_keys: list[str] = field(default_factory=list)
 
-    def merge(self, other: "PassReport") -> None:
+    def merge(self, other: PassReport) -> None:
         for name in ("sent", "skipped", "retried", "failed", "rescheduled", "claimed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.sent_keys.extend(other.sent_keys)
@@ -82,7 +84,7 @@ class Worker:
         self.load_sequence = sequence_loader or (lambda: load_sequence(settings.emails_dir))
         self.rng = rng or random.Random()
         self.window = (settings.window_start, settings.window_end)
-        self.name = f"{socket.gethostname()}:{os.getpid()}"[:64]
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[-64:]
         self.min_gap = timedelta(hours=settings.catchup_min_gap_hours)
 
     # -- one pass ---------------------------------------------------------
@@ -92,8 +94,13 @@ class Worker:
         sequence = self.load_sequence()
         self.sync_sequence(sequence, now)
         report = PassReport()
+        started = time.monotonic()
         while not (stop and stop.is_set()):
-            ids = self.claim(now)
+            # What is due is decided at ``now``, but leases follow the time that
+            # has really passed, so a lease taken late in a long pass still lasts
+            # WORKER_LEASE_SECONDS from when it was taken.
+            held_at = now + timedelta(seconds=time.monotonic() - started)
+            ids = self.claim(now, held_at)
             if not ids:
                 break
             report.claimed += len(ids)
@@ -106,10 +113,17 @@ class Worker:
             state = s.get(AppState, "sequence_fingerprint")
             if state is not None and state.value == sequence.fingerprint:
                 return
+            in_flight = (
+                select(Delivery.id)
+                .where(Delivery.subscriber_id == Subscriber.id)
+                .where(Delivery.state.in_(("sending", "retry")))
+                .exists()
+            )
             s.execute(
                 update(Subscriber)
                 .where(Subscriber.status == lifecycle.CONFIRMED)
                 .where(or_(Subscriber.next_due_at.is_(None), Subscriber.next_due_at > now))
+                .where(~in_flight)  # a retry keeps its backoff
                 .values(next_due_at=now)
             )
             if state is None:
@@ -121,13 +135,14 @@ class Worker:
             except IntegrityError:  # another worker recorded it first
                 s.rollback()
 
-    def claim(self, now: datetime) -> list[int]:
-        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+    def claim(self, now: datetime, held_at: datetime | None = None) -> list[int]:
+        held_at = held_at or now
+        lease_until = held_at + timedelta(seconds=self.settings.lease_seconds)
         with self.sessions() as s:
             q = (
                 select(Subscriber.id)
                 .where(Subscriber.next_due_at <= now)
-                .where(or_(Subscriber.lease_until.is_(None), Subscriber.lease_until < now))
+                .where(or_(Subscriber.lease_until.is_(None), Subscriber.lease_until < held_at))
                 .order_by(Subscriber.next_due_at)
                 .limit(self.settings.batch_size)
             )
@@ -265,7 +280,9 @@ class Worker:
             work: list[tuple[Subscriber, Delivery, Message]] = []
             for sub in subs:
                 d = next((d for d in sub.deliveries if d.state == "sending"), None)
-                if d is None:
+                if d is None or sub.lease_owner != self.name:
+                    # Our lease ran out and another worker took this subscriber
+                    # over: it decides now, and we must not send as well.
                     continue
                 if self._hold(sub, now):
                     sub.deliveries.remove(d)  # withdrawn before it left: nothing was sent

@@ -11,7 +11,7 @@ import email
 import os
 import re
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from funnel import create_app
 from funnel.db import make_engine, upgrade
 from funnel.models import Base
 
-START = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 TEST_SECRET = "test-secret-key-not-for-production"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -166,7 +166,7 @@ def test_subscriber_email_headers_footer_and_links(app, client, outbox, clock, d
 def test_list_unsubscribe_is_https_when_the_site_is():
     c = composer("https://runstronger.example")
     msg = c.message(source("lateral-hip-stretch"), sample_subscriber(), key="k1",
-                    now=datetime(2026, 12, 1, tzinfo=timezone.utc), delivery_id="d1")
+                    now=datetime(2026, 12, 1, tzinfo=UTC), delivery_id="d1")
     assert msg.headers["List-Unsubscribe"].startswith("<https://runstronger.example/unsubscribe/")
     assert msg.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "https://runstronger.example/view/" in msg.text
@@ -193,7 +193,7 @@ def test_each_plan_email_has_exercises_doses_safety_and_a_way_back(slug):
                        r"|\b\d+ to \d+ (?:strides|minutes|seconds)", text)
     assert len(doses) >= 3, doses
     assert re.search(r"\(http://localhost/[^)]*\)", text), "no link back to the site"
-    assert re.search(r"^\d\. ", text, re.M), "no numbered exercises"
+    assert re.search(r"^\d\. ", text, re.MULTILINE), "no numbered exercises"
 
 
 def test_email_one_is_the_stretch_article_in_our_own_words():
@@ -232,7 +232,7 @@ def test_check_catches_a_typo_d_variable_with_file_and_line(tmp_path, emails_cop
 
 
 BROKEN = {
-    "missing subject": (lambda t: re.sub(r"^subject:.*\n", "", t, flags=re.M),
+    "missing subject": (lambda t: re.sub(r"^subject:.*\n", "", t, flags=re.MULTILINE),
                         "error: front matter needs 'subject'"),
     "link to #": (lambda t: t + "\n[More](#)\n", "error: link to '#' points nowhere"),
     "relative link": (lambda t: t + "\n[More](/free-plan)\n",
@@ -241,11 +241,11 @@ BROKEN = {
                      "error: link to '/no-such-page' on our site: there is no such page"),
     "image without alt": (lambda t: t + "\n![](https://cdn.example/x.png)\n",
                           "error: image without alt text"),
-    "long subject": (lambda t: re.sub(r"^subject:.*$", "subject: " + "x" * 101, t, flags=re.M),
+    "long subject": (lambda t: re.sub(r"^subject:.*$", "subject: " + "x" * 101, t, flags=re.MULTILINE),
                      "error: the subject is 101 characters"),
     "unclosed tag": (lambda t: t.replace("{{ first_name }}", "{{ first_name }"),
                      "error: template syntax"),
-    "bad delay": (lambda t: re.sub(r"^delay:.*$", "delay: next week", t, flags=re.M),
+    "bad delay": (lambda t: re.sub(r"^delay:.*$", "delay: next week", t, flags=re.MULTILINE),
                   "error: cannot read delay"),
 }
 
@@ -263,8 +263,8 @@ def test_check_catches_broken_emails(case, tmp_path, emails_copy):
 
 def test_check_warns_about_long_subject_and_missing_preheader(tmp_path, emails_copy):
     path = emails_copy / "sequence" / "03-glute-strength.md"
-    text = re.sub(r"^subject:.*$", "subject: " + "y" * 70, path.read_text(), flags=re.M)
-    path.write_text(re.sub(r"^preheader:.*\n", "", text, flags=re.M))
+    text = re.sub(r"^subject:.*$", "subject: " + "y" * 70, path.read_text(), flags=re.MULTILINE)
+    path.write_text(re.sub(r"^preheader:.*\n", "", text, flags=re.MULTILINE))
     result = run_cli(tmp_path, emails_copy, "emails", "check")
     assert result.exit_code == 0, result.output  # warnings alone don't fail
     assert f"{path}:3: warning: the subject is 70 characters" in result.output

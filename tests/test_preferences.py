@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import inspect, select, text
@@ -153,10 +153,10 @@ def test_name_and_time_zone_change_apply_to_the_next_email(client, prefs, app, c
 
     # Email 2 is due 3 days after email 1 (09:00 UTC = 04:00 in New York), so it
     # waits for 08:00 New York time (13:00 UTC).
-    clock.now = datetime(2026, 12, 4, 12, 59, tzinfo=timezone.utc)
+    clock.now = datetime(2026, 12, 4, 12, 59, tzinfo=UTC)
     run_worker(app, clock)
     assert len(outbox.to(EMAIL)) == 2
-    clock.now = datetime(2026, 12, 4, 13, 0, tzinfo=timezone.utc)
+    clock.now = datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
     run_worker(app, clock)
     msg = outbox.to(EMAIL)[-1]
     assert msg["Subject"].startswith("Part 2") and "Hi Alex," in outbox.text(msg)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ def make_step(slug: str, days: float = 0, window=None) -> Step:
 
 
 times = st.datetimes(
-    min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(timezone.utc)
+    min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)
 )
 delays = st.lists(st.integers(min_value=0, max_value=10), min_size=1, max_size=8)
 
@@ -80,7 +80,7 @@ def test_catch_up_is_one_step_at_a_time(delays, confirmed, zone, outage):
 
 def test_window_moves_to_next_local_morning():
     tz = ZoneInfo("America/New_York")
-    late = datetime(2026, 12, 1, 3, 30, tzinfo=timezone.utc)  # 22:30 the day before in NY
+    late = datetime(2026, 12, 1, 3, 30, tzinfo=UTC)  # 22:30 the day before in NY
     moved = into_window(late, tz, WINDOW)
     assert moved.astimezone(tz).hour == 8
     assert moved.astimezone(tz).date() == late.astimezone(tz).date() + timedelta(days=1)
@@ -89,15 +89,15 @@ def test_window_moves_to_next_local_morning():
 def test_window_across_daylight_saving_change():
     tz = ZoneInfo("Europe/London")
     # 29 March 2026: clocks go forward at 01:00 UTC.
-    night = datetime(2026, 3, 28, 22, 0, tzinfo=timezone.utc)
+    night = datetime(2026, 3, 28, 22, 0, tzinfo=UTC)
     moved = into_window(night, tz, WINDOW)
-    assert moved == datetime(2026, 3, 29, 7, 0, tzinfo=timezone.utc)  # 08:00 BST
+    assert moved == datetime(2026, 3, 29, 7, 0, tzinfo=UTC)  # 08:00 BST
 
 
 def test_pause_holds_the_step_until_it_ends():
     step = make_step("s1", 2)
-    sent_at = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
-    pause_end = datetime(2026, 12, 10, 15, tzinfo=timezone.utc)
+    sent_at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    pause_end = datetime(2026, 12, 10, 15, tzinfo=UTC)
     due = due_at(step, confirmed_at=sent_at, last_sent_at=sent_at, tz=ZoneInfo("UTC"),
                  default_window=WINDOW, min_gap=MIN_GAP, paused_until=pause_end)
     assert due == pause_end

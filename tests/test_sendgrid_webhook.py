@@ -196,3 +196,15 @@ def test_without_a_public_key_the_webhook_is_closed(app, client, clock, signer):
     app.config["SENDGRID_WEBHOOK_PUBLIC_KEY"] = ""
     resp = post_events(client, signer, [], int(clock.now.timestamp()))
     assert resp.status_code == 503
+
+
+def test_a_temporary_block_is_recorded_but_does_not_stop_mail(client, db, clock, signer, members):
+    blocked = members["delivered"]
+    resp = post_events(client, signer, [
+        event("bounce", blocked, 9, clock, type="blocked", reason="421 try again later"),
+    ], int(clock.now.timestamp()))
+    assert resp.status_code == 200 and resp.get_json()["recorded"] == 1
+    sub = subscriber(db, "delivered@example.com")
+    assert sub.status == "confirmed" and sub.next_due_at is not None
+    kinds = db.scalars(select(DeliveryEvent.kind).where(DeliveryEvent.delivery_id == blocked.id))
+    assert list(kinds) == ["blocked"]

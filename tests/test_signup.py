@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 
+import pytest
+
 from sqlalchemy import func, select
 
-from funnel.models import ConsentRecord, Subscriber
+from funnel.models import Subscriber
 from tests.conftest import csrf_token, sign_up, sign_up_and_confirm
 
 
@@ -207,3 +209,56 @@ def test_source_site_is_credited_through_the_article(client, db, outbox):
 
     hosts = [v.referrer_host for v in db.scalars(select(Visit).order_by(Visit.id))]
     assert hosts[:2] == ["www.strava.com", "www.strava.com"]
+
+
+def test_resend_from_an_expired_link_is_throttled(client, db, outbox, clock):
+    sign_up(client, "again@example.com")
+    link = outbox.link(outbox.to("again@example.com")[0], "confirm")
+    clock.advance(days=8)
+    for _ in range(3):
+        resp = client.post(link + "/resend", data={"csrf_token": csrf_token(client, link)})
+        assert resp.status_code == 200
+    assert len(outbox.to("again@example.com")) == 2  # the original and one fresh link
+    clock.advance(minutes=6)
+    client.post(link + "/resend", data={"csrf_token": csrf_token(client, link)})
+    assert len(outbox.to("again@example.com")) == 3
+
+
+def test_a_failing_mail_server_loses_no_sign_up_and_lets_the_person_retry(app, client, db, outbox):
+    rt = app.extensions["funnel"]
+    real = rt.transport
+
+    class Down:
+        idempotent, max_batch = True, 1
+
+        def send(self, messages):
+            raise OSError("connection refused")
+
+    rt.transport = Down()
+    assert sign_up(client, "down@example.com").status_code == 303
+    assert subscriber(db, "down@example.com").status == "pending"  # the sign-up is kept
+    rt.transport = real
+    sign_up(client, "down@example.com")  # asking again at once sends it now
+    assert len(outbox.to("down@example.com")) == 1
+
+
+def test_one_click_unsubscribe_for_an_erased_address_still_answers_200(client, db, outbox, clock):
+    from funnel import privacy
+
+    sign_up_and_confirm(client, outbox, "gone@example.com")
+    unsub = outbox.link(outbox.to("gone@example.com")[0], "unsubscribe")
+    privacy.erase(db, subscriber(db, "gone@example.com"), now=clock.now)
+    resp = client.post(unsub, data={"List-Unsubscribe": "One-Click"})
+    assert resp.status_code == 200
+    assert client.post(unsub[:-4] + "abcd").status_code == 400  # a forged one still fails
+
+
+def test_production_refuses_to_start_without_a_secret_key(monkeypatch, tmp_path):
+    from funnel import create_app
+    from funnel.config import ConfigError
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    for env in ("production", "Production", "prod"):
+        monkeypatch.setenv("FUNNEL_ENV", env)
+        with pytest.raises(ConfigError, match="SECRET_KEY must be set"):
+            create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})

@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,8 @@ from tests.test_emails import ALL_SLUGS, EMAILS, composer, source
 
 SPAMASSASSIN = "/usr/bin/spamassassin"
 LIMIT = 1.0
-SCORE = re.compile(r"^X-Spam-Status: \w+, score=(-?\d+(?:\.\d+)?)", re.M)
-RULES = re.compile(r"^\s*(-?\d+\.\d+) (\w+)", re.M)
+SCORE = re.compile(r"^X-Spam-Status: \w+, score=(-?\d+(?:\.\d+)?)", re.MULTILINE)
+RULES = re.compile(r"^\s*(-?\d+\.\d+) (\w+)", re.MULTILINE)
 
 
 def raw_message(slug: str, emails_dir: Path = EMAILS) -> bytes:
@@ -27,7 +27,7 @@ def raw_message(slug: str, emails_dir: Path = EMAILS) -> bytes:
     c = composer("https://runstronger.example", emails_dir)
     system = slug == "confirm"
     msg = c.message(source(slug, emails_dir), sample_subscriber(), key=f"20261201T0900-{slug}",
-                    now=datetime(2026, 12, 1, 9, tzinfo=timezone.utc),
+                    now=datetime(2026, 12, 1, 9, tzinfo=UTC),
                     delivery_id=None if system else "d-1", list_mail=not system)
     return to_email_message(msg).as_bytes()
 
@@ -69,7 +69,7 @@ def test_spammy_copy_is_caught(tmp_path):
     emails = Path(shutil.copytree(EMAILS, tmp_path / "emails"))
     path = emails / "sequence" / "02-hip-mobility.md"
     text = re.sub(r"^subject:.*$", 'subject: "FREE!!! 100% GUARANTEED RESULTS, ACT NOW"',
-                  path.read_text(), flags=re.M)
+                  path.read_text(), flags=re.MULTILINE)
     path.write_text(text + "\n100% GUARANTEED!!! Risk free, no credit check, lose weight "
                            "fast. Order now!\n")
     score, rules = spam_score(raw_message("hip-mobility", emails), tmp_path)

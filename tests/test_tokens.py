@@ -7,7 +7,7 @@ import base64
 import html
 import re
 import zlib
-from typing import Collection
+from collections.abc import Collection
 
 import pytest
 from sqlalchemy import select
@@ -96,7 +96,7 @@ def test_each_link_works_only_for_its_own_purpose(client, links, db):
 
 def _forgeries(token: str) -> dict[str, str]:
     payload, stamp, sig = token.split(".")[-3:]
-    flip = lambda s, i: s[:i] + ("A" if s[i] != "A" else "B") + s[i + 1:]  # noqa: E731
+    flip = lambda s, i: s[:i] + ("A" if s[i] != "A" else "B") + s[i + 1:]
     return {
         "truncated": token[:-6],
         "signature cut off": f"{payload}.{stamp}",

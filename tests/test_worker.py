@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from funnel import services
 from funnel.cli import make_worker
-from funnel.models import Delivery, Subscriber
-from funnel.worker import PassReport
+from funnel.models import Subscriber
 from funnel.transports import AuthError, SendResult, TransientSendError
+from funnel.worker import PassReport
 from tests.conftest import sign_up_and_confirm
 from tests.drip import make_emails_dir, write_step
+
 
 @pytest.fixture
 def emails_dir(tmp_path) -> Path:
@@ -279,3 +280,24 @@ def test_cli_worker_once_now_and_visibility(app, client, outbox, runner, clock):
     assert bad.exit_code != 0 and "ISO 8601" in bad.output
     missing = runner.invoke(args=["schedule", "nobody@example.com"])
     assert missing.exit_code != 0 and "no subscriber" in missing.output
+
+
+def test_worker_whose_lease_was_taken_over_does_not_send(app, client, outbox, clock, db):
+    slow, other = FakeTransport(), FakeTransport()
+    sign_up_and_confirm(client, outbox, "stall@example.com")
+    rt = app.extensions["funnel"]
+    stalled = worker_with(app, slow)
+    seq = stalled.load_sequence()
+    ids = stalled.claim(clock.now)
+    with rt.sessions() as s:  # it writes its intent and renders…
+        [sub] = stalled._load(s, ids, lock=False)
+        d = stalled.decide(sub, seq, clock.now, PassReport())
+        s.commit()
+        prepared = {sub.id: stalled._prepare(sub, d, seq, clock.now)}
+    # …then stalls past its lease; another worker takes the subscriber over.
+    clock.advance(seconds=rt.settings.lease_seconds + 1)
+    run(app, clock, other)
+    stalled.send(prepared, seq, clock.now, PassReport())  # it wakes up
+    assert slow.sent == [] and other.sent == []  # never twice, from either
+    [d] = deliveries(db, "stall@example.com")
+    assert d.state == "unknown"

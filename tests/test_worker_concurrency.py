@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from tests.drip import make_emails_dir
 
 N = 20_000
 WORKERS = 4
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LEASE = 120
 
 
@@ -90,7 +90,7 @@ def held_by(url: str, pid: int) -> int:
     engine = make_engine(url, immediate=False)
     with engine.connect() as conn:
         n = conn.scalar(
-            select(func.count()).where(Subscriber.lease_owner.like(f"%:{pid}"))
+            select(func.count()).where(Subscriber.lease_owner.like(f"%:{pid}:%"))
             .where(Subscriber.lease_until.is_not(None)))
     engine.dispose()
     return n
@@ -170,7 +170,7 @@ def test_sigterm_finishes_the_batch_and_exits_cleanly(db_url, env):
     while not outbox_files(env) and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
     assert "finishing the current batch" in err and "worker stopped cleanly" in err
     sent, unfinished, _ = totals(db_url)

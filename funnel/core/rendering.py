@@ -8,9 +8,10 @@ name like ``[click](http://x)`` shows as typed, never as a link.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import css_inline
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape

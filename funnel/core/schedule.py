@@ -13,8 +13,9 @@ Rules (README "The drip schedule"):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from collections.abc import Sequence as Seq
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence as Seq
 from zoneinfo import ZoneInfo
 
 from funnel.core.sequence import Step

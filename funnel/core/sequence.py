@@ -17,7 +17,7 @@ import yaml
 
 _DELAY = re.compile(
     r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)?\s*$",
-    re.I,
+    re.IGNORECASE,
 )
 _UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _WINDOW = re.compile(r"^\s*(\d{1,2})(?::00)?\s*-\s*(\d{1,2})(?::00)?\s*$")

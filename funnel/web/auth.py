@@ -5,8 +5,17 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta
 
-from flask import (Blueprint, Flask, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 

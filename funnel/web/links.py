@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
+from sqlalchemy import select
 
 from funnel import privacy, runtime, services
 from funnel.core import lifecycle
@@ -14,13 +15,20 @@ from funnel.links import PATHS
 from funnel.models import Delivery
 from funnel.web.errors import render_error
 from funnel.web.extensions import csrf
-from sqlalchemy import select
 
 bp = Blueprint("links", __name__)
 
 
 def _meta() -> services.SignupMeta:
     return services.SignupMeta(ip=request.remote_addr, user_agent=request.user_agent.string)
+
+
+def _signed(token: str, purpose: str) -> bool:
+    try:
+        runtime.rt().composer.tokens.load(purpose, token)
+    except services.BadToken:
+        return False
+    return True
 
 
 def _invalid_link():  # type: ignore[no-untyped-def]
@@ -58,8 +66,19 @@ def resend_confirmation(token: str):
         return _invalid_link()
     sub = services.subscriber_from_public_id(s, public_id)
     if sub is not None and sub.status == lifecycle.PENDING:
-        services.send_confirmation(s, r.composer, r.transport, sub, runtime.now())
+        _try_confirmation(sub)
     return render_template("check_inbox.html")
+
+
+def _try_confirmation(sub, claimed: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Send a confirmation email; the state change stands even if mail is down.
+    ``claimed``: services.subscribe already decided this request sends it."""
+    r = runtime.rt()
+    send = services.send_confirmation if claimed else services.request_confirmation
+    try:
+        send(runtime.session(), r.composer, r.transport, sub, runtime.now())
+    except Exception:
+        current_app.logger.exception("confirmation email failed for subscriber %s", sub.id)
 
 
 @bp.route(PATHS["unsubscribe"], methods=["GET", "POST"])
@@ -68,6 +87,9 @@ def unsubscribe(token: str):
     s = runtime.session()
     sub = services.subscriber_from_token(s, runtime.rt().composer, "unsubscribe", token)
     if sub is None:
+        if request.method == "POST" and _signed(token, "unsubscribe"):
+            # Erased: there is nothing left to mail, so the one-click POST succeeds.
+            return render_template("unsubscribe.html", token=token, done=True), 200
         return _invalid_link()
     if request.method == "GET":
         # Link scanners prefetch GETs, so a GET only shows the button.
@@ -221,14 +243,13 @@ def preferences_resubscribe(token: str):
     sub, error = _preferences_subscriber(token)
     if error:
         return error
-    r = runtime.rt()
     s = runtime.session()
     # The page is recorded without its token: the token is a key, not a fact.
     meta = services.SignupMeta(ip=request.remote_addr, user_agent=request.user_agent.string,
                                page=request.host_url + "preferences")
     again = privacy.resubscribe(s, sub, meta=meta, now=runtime.now())
     if again is not None:
-        services.send_confirmation(s, r.composer, r.transport, again, runtime.now())
+        _try_confirmation(again, claimed=True)
     if sub.status == lifecycle.PENDING:
         return _back(token, "Nearly there: we've emailed you a link to confirm your address. "
                             "The plan restarts once you click it.")
