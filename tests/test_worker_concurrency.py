@@ -127,6 +127,7 @@ def test_four_workers_send_each_due_step_exactly_once(db_url, env, n):
 @pytest.mark.timeout(1200)
 def test_sigkilled_worker_loses_nothing_and_rerun_sends_nothing_twice(db_url, env, n):
     seed(db_url, n)
+    spawned = time.monotonic()
     procs = [spawn(env, NOW) for _ in range(WORKERS)]
     victim = procs[0]
     deadline = time.monotonic() + 300
@@ -141,6 +142,8 @@ def test_sigkilled_worker_loses_nothing_and_rerun_sends_nothing_twice(db_url, en
         assert time.monotonic() < deadline and victim.poll() is None
         time.sleep(0.01)
     victim.send_signal(signal.SIGKILL)
+    # A lease runs from when it was taken: at most this long into the victim's pass.
+    killed_after = timedelta(seconds=time.monotonic() - spawned)
     victim.communicate()  # reaps it and closes its pipes
     survivors = [finish(p) for p in procs[1:]]
     sent_before_rerun, in_flight, _ = totals(db_url)
@@ -149,7 +152,7 @@ def test_sigkilled_worker_loses_nothing_and_rerun_sends_nothing_twice(db_url, en
     # Until its lease runs out nobody touches the dead worker's batch…
     assert finish(spawn(env, NOW + timedelta(seconds=LEASE // 2))) == 0
     # …then a rerun picks it up.
-    rerun = finish(spawn(env, NOW + timedelta(seconds=LEASE + 1)))
+    rerun = finish(spawn(env, NOW + killed_after + timedelta(seconds=LEASE + 1)))
     print(f"\nsurvivors {survivors}, rerun {rerun}, in flight at the kill {in_flight}")
     assert rerun > 0
     assert totals(db_url) == (n, 0, n)
