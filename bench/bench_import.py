@@ -84,9 +84,17 @@ def main() -> None:
         folder = Path(tmp)
         source = folder / "list.csv"
         make_csv(source, args.rows)
+        # Baseline in the same run: only reading and parsing the CSV file.
+        t = time.perf_counter()
+        with source.open(newline="", encoding="utf-8") as fh:
+            parsed = sum(1 for _ in csv.DictReader(fh))
+        t_base = time.perf_counter() - t
+        print(f"baseline {parsed:>7} rows: {t_base:6.2f} s  (csv.DictReader only)")
         first = args.database or sqlite_url(folder, "first.db")
         t_import, report = run_import(first, source)
         print(f"import   {args.rows:>7} rows: {t_import:6.2f} s  ({report.summary()})")
+        print(f"  ratio import / baseline: {t_import / t_base:.1f}x, "
+              f"{args.rows / t_import:,.0f} rows/s")
         t_rerun, rerun = run_import(first, source)
         print(f"re-run   {args.rows:>7} rows: {t_rerun:6.2f} s  ({rerun.summary()})")
         exported = folder / "export.csv"
