@@ -57,6 +57,9 @@ bench: $(BIN)/.installed
 	$(BIN)/pytest bench/test_worker_bench.py --benchmark-only -p no:cacheprovider -q -s
 	$(BIN)/python bench/bench_sendgrid.py
 	$(BIN)/python bench/bench_import.py
+	@command -v wrk >/dev/null && command -v bc >/dev/null || \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk bc; }
+	bash bench/bench_pages.sh
 
 clean:
 	rm -rf $(VENV) instance/outbox
