@@ -25,7 +25,7 @@ def parse_now(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(value)  # 3.11 reads a trailing "Z" itself
     except ValueError as exc:
         raise click.BadParameter(f"not an ISO 8601 time: {value}") from exc
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

@@ -244,8 +244,6 @@ def subscriber_from_token(session: Session, composer: Composer, purpose: str, to
         payload = composer.tokens.load(purpose, token)
     except BadToken:
         return None
-    if purpose == "view":
-        payload = payload[0] if isinstance(payload, list) and payload else None
     return subscriber_from_public_id(session, payload)
 
 

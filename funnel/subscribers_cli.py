@@ -51,7 +51,7 @@ def export_data_command(email: str, output) -> None:  # type: ignore[no-untyped-
     from funnel.core.sequence import load_sequence
 
     rt = _rt()
-    subjects = {step.slug: step.subject for step in load_sequence(rt.settings.emails_dir)}
+    subjects = load_sequence(rt.settings.emails_dir).subjects()
     with rt.sessions() as s:
         sub = _find(s, email)
         data = privacy.export_data(s, sub, now=rt.clock(), subjects=subjects)

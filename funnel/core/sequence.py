@@ -148,6 +148,10 @@ class Sequence:
     def get(self, slug: str) -> Step | None:
         return next((s for s in self.steps if s.slug == slug), None)
 
+    def subjects(self) -> dict[str, str]:
+        """Slug → subject, e.g. to name the emails in a data export."""
+        return {s.slug: s.subject for s in self.steps}
+
     @property
     def fingerprint(self) -> str:
         """Changes whenever steps, their order or their timing change."""

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from funnel import privacy, runtime, services
 from funnel.core import lifecycle
+from funnel.core.sequence import load_sequence
 from funnel.links import PATHS
 from funnel.models import Delivery
 from funnel.web.errors import render_error
@@ -113,8 +114,6 @@ def view(token: str):
     d = s.scalar(select(Delivery).where(Delivery.public_id == delivery_id))
     if sub is None or d is None or d.subscriber_id != sub.id:
         abort(404)
-    from funnel.core.sequence import load_sequence
-
     step = load_sequence(r.settings.emails_dir).get(d.step_slug)
     if step is None:
         abort(404)
@@ -261,10 +260,7 @@ def preferences_data(token: str):
     sub, error = _preferences_subscriber(token)
     if error:
         return error
-    from funnel.core.sequence import load_sequence
-
-    r = runtime.rt()
-    subjects = {step.slug: step.subject for step in load_sequence(r.settings.emails_dir)}
+    subjects = load_sequence(runtime.rt().settings.emails_dir).subjects()
     data = privacy.export_data(runtime.session(), sub, now=runtime.now(), subjects=subjects)
     body = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     return body, 200, {

@@ -180,26 +180,26 @@ def preview_version(slug: str):
     return jsonify(version=_fingerprint([src.path])), 200, NO_STORE
 
 
-@bp.get("/<slug>/html")
-@login_required
-def preview_html(slug: str):
-    """The HTML part on its own, e.g. to open full size in a new tab."""
+def _part(slug: str, part: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
     try:
         rendered = _render(_find(slug))
     except TemplateError as exc:
         return f"does not render: {exc}", 500, {**NO_STORE, "Content-Type": "text/plain"}
+    return getattr(rendered, part), 200, {**NO_STORE, **headers}
+
+
+@bp.get("/<slug>/html")
+@login_required
+def preview_html(slug: str):
+    """The HTML part on its own, e.g. to open full size in a new tab."""
     # No script runs in an email; the sandbox makes sure of it for the preview too.
-    return rendered.html, 200, {**NO_STORE, "Content-Security-Policy": "sandbox allow-popups"}
+    return _part(slug, "html", {"Content-Security-Policy": "sandbox allow-popups"})
 
 
 @bp.get("/<slug>/text")
 @login_required
 def preview_text(slug: str):
-    try:
-        rendered = _render(_find(slug))
-    except TemplateError as exc:
-        return f"does not render: {exc}", 500, {**NO_STORE, "Content-Type": "text/plain"}
-    return rendered.text, 200, {**NO_STORE, "Content-Type": "text/plain; charset=utf-8"}
+    return _part(slug, "text", {"Content-Type": "text/plain; charset=utf-8"})
 
 
 @bp.post("/<slug>/send-test")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
@@ -15,14 +16,13 @@ from funnel.web.forms import SignupForm
 bp = Blueprint("site", __name__)
 
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
-_ZONES: frozenset[str] | None = None
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())  # reads the tz database: once per process
 
 
 def valid_zone(name: str | None) -> str:
-    global _ZONES
-    if _ZONES is None:
-        _ZONES = frozenset(available_timezones())
-    return name if name in _ZONES else runtime.rt().settings.default_timezone
+    return name if name in _zones() else runtime.rt().settings.default_timezone
 
 
 def source_host() -> str | None:
