@@ -11,13 +11,26 @@ PORT   ?= 5000
 # Root can install system packages directly; anyone else goes through sudo.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test worker bench system-deps clean
+.PHONY: run test lint lock worker bench system-deps clean
 
-$(BIN)/.installed: pyproject.toml
+# Installs come from the lock files, so every machine gets the same versions;
+# the project itself is installed on top without resolving anything again.
+$(BIN)/.installed: requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+# After changing dependencies in pyproject.toml: pin them again.
+LOCK_FLAGS := --quiet --strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host
+lock: $(BIN)/.installed
+	$(BIN)/pip-compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check funnel tests bench wsgi.py
+	$(BIN)/mypy
 
 # Debian packages the tests drive: Chromium for browser tests, SpamAssassin for
 # the email checks. Installed only when missing.

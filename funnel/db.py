@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:  # type: ignore[no-untyped-def]
+def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:
     """An engine; on SQLite, ``immediate`` takes the write lock when a transaction begins."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -21,7 +21,7 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:  # typ
     engine = create_engine(url, connect_args={"timeout": 120}, **kwargs)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn, _record):
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -31,7 +31,7 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:  # typ
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn):
         # One writer at a time: taking the write lock up front means two
         # workers can never both read a row as due and then both claim it.
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -43,7 +43,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
+def alembic_config(url: str):
     from alembic.config import Config
 
     cfg = Config()

@@ -93,7 +93,7 @@ class _Person:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _pick(rng: random.Random, weighted):  # type: ignore[no-untyped-def]
+def _pick(rng: random.Random, weighted):
     return rng.choices([w[0] for w in weighted], [w[1] for w in weighted])[0]
 
 

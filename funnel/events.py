@@ -149,7 +149,8 @@ def _apply(session: Session, events: list[ProviderEvent], now: datetime) -> Even
             report.ignored += 1  # not ours, or already erased
             continue
         session.add(DeliveryEvent(
-            delivery=delivery, provider_event_id=e.event_id, kind=e.kind,
+            delivery=delivery, subscriber_id=sub.id if sub is not None else None,
+            provider_event_id=e.event_id, kind=e.kind,
             step_slug=delivery.step_slug if delivery else None, at=e.at, detail=e.detail,
         ))
         report.recorded += 1

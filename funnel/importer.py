@@ -281,16 +281,18 @@ def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
     return len(ids), len(allowed) - len(ids), suppressed
 
 
-def _insert_new(session: Session):  # type: ignore[no-untyped-def]
+def _insert_new(session: Session):
     """INSERT … ON CONFLICT DO NOTHING for subscribers, in the database's dialect."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - only PostgreSQL and SQLite are supported
-        raise RuntimeError(f"importing is not supported on {dialect}")
-    return dialect_insert(Subscriber).on_conflict_do_nothing()
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(Subscriber).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(Subscriber).on_conflict_do_nothing()
+    raise RuntimeError(f"importing is not supported on {dialect}")
 
 
 def _consent_text(status: str) -> str:

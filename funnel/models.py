@@ -10,6 +10,7 @@ import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -21,6 +22,15 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from funnel.core.states import (
+    ConsentAction,
+    DeliveryState,
+    EventKind,
+    SubscriberStatus,
+    VisitPage,
+    check_in,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -37,7 +47,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+    def process_bind_param(self, value, dialect):
         if value is None:
             return None
         if value.tzinfo is None:
@@ -45,7 +55,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+    def process_result_value(self, value, dialect):
         if value is None:
             return None
         if value.tzinfo is None:
@@ -69,7 +79,7 @@ class Subscriber(Base):
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     first_name: Mapped[str | None] = mapped_column(String(80))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=SubscriberStatus.PENDING)
     status_reason: Mapped[str | None] = mapped_column(String(500))
     timezone: Mapped[str] = mapped_column(String(64))
     referrer: Mapped[str | None] = mapped_column(String(500))
@@ -97,7 +107,12 @@ class Subscriber(Base):
         back_populates="subscriber", cascade="all, delete-orphan", order_by="Delivery.id"
     )
 
-    __table_args__ = (Index("ix_subscriber_due", "next_due_at"),)
+    __table_args__ = (
+        Index("ix_subscriber_due", "next_due_at"),
+        # The dashboard's list growth and the admin list filter by status and time.
+        Index("ix_subscriber_status_created", "status", "created_at"),
+        CheckConstraint(check_in("status", SubscriberStatus), name="status"),
+    )
 
 
 class ConsentRecord(Base):
@@ -109,7 +124,7 @@ class ConsentRecord(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
     )
-    action: Mapped[str] = mapped_column(String(16))  # signup, confirm, withdraw
+    action: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     text_version: Mapped[str | None] = mapped_column(String(32))
     text: Mapped[str | None] = mapped_column(Text)
@@ -120,6 +135,12 @@ class ConsentRecord(Base):
     utm: Mapped[str | None] = mapped_column(String(600))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="consents")
+
+    __table_args__ = (
+        # Sign-ups and confirmations per period: the dashboard's funnel and daily chart.
+        Index("ix_consent_record_action_at", "action", "at"),
+        CheckConstraint(check_in("action", ConsentAction), name="action"),
+    )
 
 
 class Delivery(Base):
@@ -132,8 +153,8 @@ class Delivery(Base):
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
     step_slug: Mapped[str] = mapped_column(String(100))
-    # sending -> sent | retry -> sending ... | failed | skipped | unknown
-    state: Mapped[str] = mapped_column(String(16), default="sending")
+    # sending -> sent | retry -> sending ... | held -> sending | failed | skipped | unknown
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.SENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(255))
@@ -149,6 +170,9 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "step_slug", name="uq_delivery_subscriber_step"),
         Index("ix_delivery_step_state", "step_slug", "state"),
+        # Emails sent per period, per step: the dashboard's engagement table.
+        Index("ix_delivery_sent_at", "sent_at"),
+        CheckConstraint(check_in("state", DeliveryState), name="state"),
     )
 
 
@@ -161,6 +185,11 @@ class DeliveryEvent(Base):
     delivery_id: Mapped[int | None] = mapped_column(
         ForeignKey("delivery.id", ondelete="CASCADE"), index=True
     )
+    # Set when the event names no delivery we know but an address we do (a bounce
+    # for a confirmation email): erasure then deletes by key, not by searching text.
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), index=True
+    )
     provider_event_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     step_slug: Mapped[str | None] = mapped_column(String(100))
@@ -168,6 +197,11 @@ class DeliveryEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
     delivery: Mapped[Delivery | None] = relationship(back_populates="events")
+
+    __table_args__ = (
+        Index("ix_delivery_event_kind_at", "kind", "at"),
+        CheckConstraint(check_in("kind", EventKind), name="kind"),
+    )
 
 
 class Suppression(Base):
@@ -188,11 +222,17 @@ class Visit(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     page: Mapped[str] = mapped_column(String(32))
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     referrer_host: Mapped[str | None] = mapped_column(String(255))
     utm_source: Mapped[str | None] = mapped_column(String(100))
     utm_medium: Mapped[str | None] = mapped_column(String(100))
     utm_campaign: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (
+        # Visits per page per period (the funnel) and per day.
+        Index("ix_visit_page_at", "page", "at"),
+        CheckConstraint(check_in("page", VisitPage), name="page"),
+    )
 
 
 class AppState(Base):

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from funnel import queries
@@ -114,15 +114,11 @@ def erase(session: Session, sub: Subscriber, now: datetime) -> None:
     """Delete everything about the subscriber; keep only a salted hash of the
     address on the suppression list so nothing can mail it by mistake again."""
     email_hash = suppression_hash(session, sub.email)
+    # Provider events for mail with no delivery row (the confirmation email) are
+    # tied to the subscriber by key; a bounce note may quote the address.
+    session.execute(delete(DeliveryEvent).where(DeliveryEvent.subscriber_id == sub.id))
     # ORM cascades delete consent records, deliveries and their events.
     session.delete(sub)
-    # Provider events for mail with no delivery row (the confirmation email) are
-    # tied to nobody; a bounce note may still quote the address.
-    session.execute(
-        delete(DeliveryEvent)
-        .where(DeliveryEvent.delivery_id.is_(None))
-        .where(func.lower(DeliveryEvent.detail).contains(sub.email, autoescape=True))
-    )
     existing = session.scalar(select(Suppression).where(Suppression.email_hash == email_hash))
     if existing is None:
         session.add(Suppression(email_hash=email_hash, reason="erased", created_at=now))

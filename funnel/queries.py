@@ -6,9 +6,7 @@ the CSV export and the CLI ask the database, instead of the same SQL twice.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from funnel.models import Subscriber, Suppression
@@ -24,12 +22,12 @@ def subscriber_search(stmt: Select, *, search: str | None = None, status: str | 
 
 
 def suppression_summary(session: Session, latest: int = 100
-                        ) -> tuple[list[Row[Any]], list[Suppression]]:
+                        ) -> tuple[list[tuple[str, int]], list[Suppression]]:
     """(count per reason, most common first; the latest entries) of the suppression list."""
-    by_reason = list(session.execute(
+    by_reason = [(reason, n) for reason, n in session.execute(
         select(Suppression.reason, func.count()).group_by(Suppression.reason)
         .order_by(func.count().desc())
-    ).all())
+    )]
     entries = list(session.scalars(
         select(Suppression).order_by(Suppression.id.desc()).limit(latest)))
     return by_reason, entries

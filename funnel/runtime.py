@@ -53,7 +53,7 @@ def init_app(app: Flask) -> None:
 
 def rt() -> Runtime:
     """The current app's runtime: for views and CLI commands."""
-    return current_app.extensions["funnel"]  # type: ignore[no-any-return]
+    return current_app.extensions["funnel"]
 
 
 def make_worker(runtime: Runtime) -> Worker:

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, and_, exists, func, literal_column, or_, select
@@ -64,7 +65,7 @@ def days_in(start: datetime, end: datetime) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _day(session: Session, column: ColumnElement) -> ColumnElement:  # type: ignore[type-arg]
+def _day(session: Session, column: Any) -> ColumnElement[Any]:
     """The UTC day of a timestamp as 'YYYY-MM-DD', in the database's own dialect."""
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone(literal_column("'UTC'"), column),
@@ -73,7 +74,7 @@ def _day(session: Session, column: ColumnElement) -> ColumnElement:  # type: ign
     return func.substr(column, 1, 10)
 
 
-def _within(column, start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+def _within(column, start: datetime, end: datetime):
     return and_(column >= start, column < end)
 
 
@@ -192,7 +193,7 @@ def daily(session: Session, start: datetime, end: datetime) -> list[DayRow]:
     """One row per UTC day of the period, days with nothing included as zeros."""
     table: dict[str, dict[str, int]] = defaultdict(dict)
 
-    def collect(name: str, stmt) -> None:  # type: ignore[no-untyped-def]
+    def collect(name: str, stmt) -> None:
         for day, count in session.execute(stmt).all():
             table[str(day)][name] = count
 
@@ -284,7 +285,7 @@ def by_source(session: Session, start: datetime, end: datetime, *, dimension: st
     def row(label: str) -> SourceRow:
         return rows.setdefault(label, SourceRow(label))
 
-    def label_for(utm_source, referrer, medium, campaign) -> str:  # type: ignore[no-untyped-def]
+    def label_for(utm_source, referrer, medium, campaign) -> str:
         if dimension == "source":
             return source_label(utm_source, referrer, own_hosts)
         value = medium if dimension == "medium" else campaign
@@ -395,7 +396,7 @@ def per_step(session: Session, start: datetime, end: datetime, *,
     return list(rows.values())
 
 
-def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, int]]:
     later = aliased(Delivery)
     reported = exists().where(
         DeliveryEvent.delivery_id == Delivery.id,

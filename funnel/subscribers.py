@@ -85,7 +85,7 @@ def subscribe(
     return None
 
 
-def _subscribe_once(session, email, first_name, timezone, meta, now):  # type: ignore[no-untyped-def]
+def _subscribe_once(session, email, first_name, timezone, meta, now):
     if is_suppressed(session, email):
         return None
     # Locked, so two sign-ups for one address at once decide one after the other.

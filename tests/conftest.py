@@ -181,6 +181,40 @@ def outbox(app) -> Outbox:
     return Outbox(Path(app.config["OUTBOX_DIR"]))
 
 
+# -- making subscribers and running the worker -----------------------------------
+
+@pytest.fixture
+def make_subscriber(db, clock):
+    """``make_subscriber(email, status="confirmed", **columns)``: a row as the app would
+    have it, committed; a confirmed one is due for its first email now."""
+    from funnel.core import lifecycle
+    from funnel.models import Subscriber
+
+    def make(email: str = "someone@example.com", status: str = lifecycle.CONFIRMED,
+             **columns):
+        confirmed = status == lifecycle.CONFIRMED
+        values = {"timezone": "UTC", "created_at": clock.now,
+                  "confirmed_at": clock.now if confirmed else None,
+                  "next_due_at": clock.now if confirmed else None, **columns}
+        sub = Subscriber(email=email, status=status, **values)
+        db.add(sub)
+        db.commit()
+        return sub
+
+    return make
+
+
+@pytest.fixture
+def run_worker(app, clock):
+    """``run_worker()``: one worker pass at the test clock's time; returns its report."""
+    from funnel.runtime import make_worker
+
+    def run(now: datetime | None = None):
+        return make_worker(app.extensions["funnel"]).run_pass(now or clock.now)
+
+    return run
+
+
 # -- helpers -------------------------------------------------------------------
 
 def csrf_token(client, path: str = "/free-plan") -> str:
@@ -274,6 +308,16 @@ def serious_violations(page) -> list[str]:
         + json.dumps([n["target"] for n in v["nodes"]][:5])
         for v in result["violations"] if v["impact"] in ("serious", "critical")
     ]
+
+
+# -- markers -------------------------------------------------------------------
+
+def pytest_collection_modifyitems(config, items):
+    """Mark by what a test uses, so `-m "not browser"` and `-m postgresql` select right."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & {"page", "_browser"}:
+            item.add_marker(pytest.mark.browser)
 
 
 # -- CI guard ------------------------------------------------------------------

@@ -51,19 +51,10 @@ def reload(db, sub: Subscriber) -> Subscriber | None:
     return db.get(Subscriber, sub.id)
 
 
-def a_subscriber(db, clock, email="someone@example.com", status="confirmed") -> Subscriber:
-    sub = Subscriber(email=email, status=status, timezone="UTC", created_at=clock.now,
-                     confirmed_at=clock.now if status == "confirmed" else None,
-                     next_due_at=clock.now if status == "confirmed" else None)
-    db.add(sub)
-    db.commit()
-    return sub
-
-
 # -- access ------------------------------------------------------------------------
 
-def test_every_admin_page_and_action_needs_a_login(client, db, clock):
-    sub = a_subscriber(db, clock)
+def test_every_admin_page_and_action_needs_a_login(client, db, clock, make_subscriber):
+    sub = make_subscriber()
     for path in ("/admin/", "/admin/stats.csv", "/admin/subscribers", "/admin/subscribers.csv",
                  f"/admin/subscribers/{sub.public_id}", "/admin/suppression",
                  "/admin/?days=7"):
@@ -115,8 +106,8 @@ def test_session_times_out_after_8_idle_hours(logged_in, clock):
     assert resp.status_code == 302 and "/admin/login" in resp.headers["Location"]
 
 
-def test_admin_posts_need_a_csrf_token(logged_in, db, clock):
-    sub = a_subscriber(db, clock)
+def test_admin_posts_need_a_csrf_token(logged_in, db, clock, make_subscriber):
+    sub = make_subscriber()
     for path, data in ((f"/admin/subscribers/{sub.public_id}/unsubscribe", {}),
                        (f"/admin/subscribers/{sub.public_id}/erase", {"confirm": "yes"}),
                        ("/admin/suppression", {"email": sub.email, "action": "add"}),
@@ -213,10 +204,10 @@ def test_numbers_as_csv(logged_in, known):  # noqa: F811
 
 # -- the list ------------------------------------------------------------------------
 
-def test_search_by_address_and_status(logged_in, db, clock):
+def test_search_by_address_and_status(logged_in, db, clock, make_subscriber):
     for email, status in (("ann@example.com", "confirmed"), ("anna@example.org", "pending"),
                           ("bob@example.com", "confirmed"), ("100%_sure@example.com", "pending")):
-        a_subscriber(db, clock, email, status)
+        make_subscriber(email, status)
     def found(query: str) -> list[str]:
         html = logged_in.get(f"/admin/subscribers?{query}").get_data(as_text=True)
         return sorted(re.findall(r'<td><a href="/admin/subscribers/[^"]+">([^<]+)</a>', html))
@@ -252,8 +243,8 @@ def test_one_subscribers_history(logged_in, client, outbox, app, clock, db):
     assert logged_in.get("/admin/subscribers/nope").status_code == 404
 
 
-def test_unsubscribe_from_the_dashboard(logged_in, db, clock, app, outbox):
-    sub = a_subscriber(db, clock)
+def test_unsubscribe_from_the_dashboard(logged_in, db, clock, app, outbox, make_subscriber):
+    sub = make_subscriber()
     path = f"/admin/subscribers/{sub.public_id}"
     resp = logged_in.post(path + "/unsubscribe", data={"csrf_token": page_token(logged_in, path)})
     assert resp.status_code == 303
@@ -265,8 +256,8 @@ def test_unsubscribe_from_the_dashboard(logged_in, db, clock, app, outbox):
     assert len(outbox) == 0
 
 
-def test_erase_from_the_dashboard(logged_in, db, clock, client, outbox):
-    sub = a_subscriber(db, clock, "erase.me@example.com")
+def test_erase_from_the_dashboard(logged_in, db, clock, client, outbox, make_subscriber):
+    sub = make_subscriber("erase.me@example.com")
     path = f"/admin/subscribers/{sub.public_id}"
     token = page_token(logged_in, path)
     resp = logged_in.post(path + "/erase", data={"csrf_token": token})
@@ -282,8 +273,8 @@ def test_erase_from_the_dashboard(logged_in, db, clock, client, outbox):
     assert len(outbox) == 0
 
 
-def test_suppression_list_check_and_add(logged_in, db, clock, client, outbox):
-    sub = a_subscriber(db, clock, "stop@example.com")
+def test_suppression_list_check_and_add(logged_in, db, clock, client, outbox, make_subscriber):
+    sub = make_subscriber("stop@example.com")
     token = page_token(logged_in, "/admin/suppression")
     html = logged_in.post("/admin/suppression", data={
         "csrf_token": token, "email": "Stop@Example.com", "action": "check"}).get_data(as_text=True)
@@ -303,9 +294,9 @@ def test_suppression_list_check_and_add(logged_in, db, clock, client, outbox):
     assert "look right" in html
 
 
-def test_export_from_the_dashboard(logged_in, db, clock):
-    a_subscriber(db, clock, "one@example.com", "confirmed")
-    a_subscriber(db, clock, "two@example.com", "pending")
+def test_export_from_the_dashboard(logged_in, db, clock, make_subscriber):
+    make_subscriber("one@example.com", "confirmed")
+    make_subscriber("two@example.com", "pending")
     resp = logged_in.get("/admin/subscribers.csv?status=confirmed")
     assert resp.mimetype == "text/csv" and "attachment" in resp.headers["Content-Disposition"]
     assert resp.headers["Cache-Control"] == "no-store"

@@ -13,7 +13,6 @@ from sqlalchemy import inspect, select, text
 from funnel import privacy, subscribers
 from funnel.core import lifecycle
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Suppression
-from funnel.runtime import make_worker
 from tests.conftest import csrf_token, sign_up, sign_up_and_confirm
 
 EMAIL = "pat@example.com"
@@ -24,19 +23,15 @@ def subscriber(db, email=EMAIL):
     return db.scalar(select(Subscriber).where(Subscriber.email == email))
 
 
-def run_worker(app, clock):
-    return make_worker(app.extensions["funnel"]).run_pass(clock.now)
-
-
 def subjects(outbox, email=EMAIL):
     return [m["Subject"] for m in outbox.to(email)]
 
 
 @pytest.fixture
-def prefs(client, outbox, app, clock):
+def prefs(client, outbox, app, clock, run_worker):
     """A confirmed subscriber who has had email 1; the preferences path from its footer."""
     sign_up_and_confirm(client, outbox, EMAIL, "Pat", utm_source="blog", utm_campaign="hip")
-    run_worker(app, clock)
+    run_worker()
     first = outbox.to(EMAIL)[-1]
     assert first["Subject"].startswith("Day 1")
     path = outbox.link(first, "preferences")
@@ -71,7 +66,7 @@ def test_page_from_the_email_footer_shows_the_controls(client, prefs):
 # -- pause and resume --------------------------------------------------------------
 
 @pytest.mark.parametrize("length,days", [("1w", 7), ("2w", 14)])
-def test_pause_holds_the_plan_until_it_ends(client, prefs, app, clock, db, outbox, length, days):
+def test_pause_holds_the_plan_until_it_ends(client, prefs, app, clock, db, outbox, length, days, run_worker):
     resp = post(client, prefs, "pause", length=length)
     assert resp.status_code == 303
     end = clock.now + timedelta(days=days)
@@ -83,45 +78,45 @@ def test_pause_holds_the_plan_until_it_ends(client, prefs, app, clock, db, outbo
     # Email 2 falls due three days in, during the pause: the worker skips them…
     for day in range(1, days):
         clock.now = end - timedelta(days=days - day)
-        run_worker(app, clock)
+        run_worker()
     clock.now = end - timedelta(minutes=1)
-    run_worker(app, clock)
+    run_worker()
     assert len(outbox.to(EMAIL)) == 2  # confirmation + email 1
     assert subscriber(db).next_due_at == end
     # …and sends it on the first pass after the pause ends, nothing skipped.
     clock.now = end + timedelta(minutes=1)
-    run_worker(app, clock)
+    run_worker()
     assert subjects(outbox)[-1].startswith("Part 2")
 
 
-def test_pause_until_resumed_then_resume(client, prefs, app, clock, db, outbox):
+def test_pause_until_resumed_then_resume(client, prefs, app, clock, db, outbox, run_worker):
     post(client, prefs, "pause", length="resume")
     assert lifecycle.paused_until_resumed(subscriber(db))
     assert "paused until you resume them" in page_text(client.get(prefs))
     for _ in range(8):
         clock.advance(days=5)
-        run_worker(app, clock)
+        run_worker()
     assert len(outbox.to(EMAIL)) == 2
 
     resp = post(client, prefs, "resume")
     assert "Your emails are back on" in page_text(client.get(resp.location))
     assert subscriber(db).paused_until is None
-    run_worker(app, clock)  # 40 days on, the next email was long due: it goes now
+    run_worker()  # 40 days on, the next email was long due: it goes now
     assert subjects(outbox)[-1].startswith("Part 2")
     # One step at a time: the one after follows its own delay, not at once.
-    run_worker(app, clock)
+    run_worker()
     assert len(outbox.to(EMAIL)) == 3
 
 
-def test_resume_early_sends_when_due(client, prefs, app, clock, db, outbox):
+def test_resume_early_sends_when_due(client, prefs, app, clock, db, outbox, run_worker):
     post(client, prefs, "pause", length="2w")
     clock.advance(days=1)
     post(client, prefs, "resume")
     clock.advance(days=1)
-    run_worker(app, clock)
+    run_worker()
     assert len(outbox.to(EMAIL)) == 2  # email 2 is due on day 3, pause or not
     clock.advance(days=1, hours=1)
-    run_worker(app, clock)
+    run_worker()
     assert subjects(outbox)[-1].startswith("Part 2")
 
 
@@ -144,7 +139,7 @@ def test_changes_need_the_page_form(client, prefs, db):
 
 # -- details -------------------------------------------------------------------------
 
-def test_name_and_time_zone_change_apply_to_the_next_email(client, prefs, app, clock, db, outbox):
+def test_name_and_time_zone_change_apply_to_the_next_email(client, prefs, app, clock, db, outbox, run_worker):
     resp = post(client, prefs, "profile", first_name="Alex", timezone="America/New_York")
     assert "Saved" in page_text(client.get(resp.location))
     sub = subscriber(db)
@@ -155,10 +150,10 @@ def test_name_and_time_zone_change_apply_to_the_next_email(client, prefs, app, c
     # Email 2 is due 3 days after email 1 (09:00 UTC = 04:00 in New York), so it
     # waits for 08:00 New York time (13:00 UTC).
     clock.now = datetime(2026, 12, 4, 12, 59, tzinfo=UTC)
-    run_worker(app, clock)
+    run_worker()
     assert len(outbox.to(EMAIL)) == 2
     clock.now = datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
-    run_worker(app, clock)
+    run_worker()
     msg = outbox.to(EMAIL)[-1]
     assert msg["Subject"].startswith("Part 2") and "Hi Alex," in outbox.text(msg)
 
@@ -177,25 +172,25 @@ def test_bad_details_are_refused_and_nothing_changes(client, prefs, db):
 # -- unsubscribe and subscribe again --------------------------------------------------
 
 def test_unsubscribe_from_the_page_then_resubscribe_needs_confirming(
-        client, prefs, app, clock, db, outbox):
+        client, prefs, app, clock, db, outbox, run_worker):
     resp = post(client, prefs, "unsubscribe")
     assert "You're unsubscribed" in page_text(client.get(resp.location))
     assert subscriber(db).status == "unsubscribed"
     assert subscriber(db).consents[-1].action == "withdraw"
     clock.advance(days=5)
-    run_worker(app, clock)
+    run_worker()
     assert len(outbox.to(EMAIL)) == 2
 
     resp = post(client, prefs, "resubscribe")
     assert "emailed you a link to confirm" in page_text(client.get(resp.location))
     assert subscriber(db).status == "pending"
     clock.advance(days=1)
-    run_worker(app, clock)
+    run_worker()
     confirm_email = outbox.to(EMAIL)[-1]
     assert confirm_email["Subject"] == "Confirm your email to get the free plan"
     client.get(outbox.link(confirm_email, "confirm"))
     assert subscriber(db).status == "confirmed"
-    run_worker(app, clock)
+    run_worker()
     assert subjects(outbox)[-1].startswith("Part 2")  # carries on, no repeat of email 1
     actions = [c.action for c in subscriber(db).consents]
     assert actions == ["signup", "confirm", "withdraw", "signup", "confirm"]
@@ -219,9 +214,9 @@ def test_consent_history_says_what_when_and_from_where(client, prefs, db):
 
 # -- download ----------------------------------------------------------------------
 
-def test_download_my_data(client, prefs, app, clock, db):
+def test_download_my_data(client, prefs, app, clock, db, run_worker):
     clock.advance(days=3)
-    run_worker(app, clock)
+    run_worker()
     resp = client.get(f"{prefs}/data.json")
     assert resp.status_code == 200
     assert resp.headers["Content-Disposition"].startswith("attachment;")
@@ -253,12 +248,12 @@ def _everything_in_the_database(db) -> str:
     return "\n".join(out).lower()
 
 
-def test_erase_asks_first_then_keeps_only_a_hash(client, prefs, app, clock, db, outbox):
+def test_erase_asks_first_then_keeps_only_a_hash(client, prefs, app, clock, db, outbox, run_worker):
     db.rollback()
     sub = subscriber(db)
     db.add(DeliveryEvent(delivery=sub.deliveries[0], provider_event_id="ev-1", kind="open",
                          step_slug=sub.deliveries[0].step_slug, at=clock.now))
-    db.add(DeliveryEvent(provider_event_id="ev-2", kind="bounce", at=clock.now,
+    db.add(DeliveryEvent(subscriber_id=sub.id, provider_event_id="ev-2", kind="bounce", at=clock.now,
                          detail=f"550 5.1.1 <{EMAIL.upper()}>: no such user"))
     db.commit()
 
@@ -282,7 +277,7 @@ def test_erase_asks_first_then_keeps_only_a_hash(client, prefs, app, clock, db, 
 
     # Nothing is mailed to them again: not by the worker, a sign-up or the API.
     clock.advance(days=10)
-    run_worker(app, clock)
+    run_worker()
     assert len(outbox.to(EMAIL)) == 2
     before = sign_up(client, "new.person@example.com")
     again = sign_up(client, EMAIL)

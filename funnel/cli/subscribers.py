@@ -103,7 +103,7 @@ def export_command(file: str, status: str | None, search: str | None) -> None:
 
 # -- privacy requests (issue 6) -------------------------------------------------
 
-def _find(session, email: str):  # type: ignore[no-untyped-def]
+def _find(session, email: str):
     """The subscriber with this address; a clear error when there is none."""
     try:
         sub = privacy.find_by_email(session, email)
@@ -120,7 +120,7 @@ def _find(session, email: str):  # type: ignore[no-untyped-def]
 @click.argument("email")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
               show_default=True, help="Write the JSON here instead of to the terminal.")
-def export_data_command(email: str, output) -> None:  # type: ignore[no-untyped-def]
+def export_data_command(email: str, output) -> None:
     """Everything stored about EMAIL (profile, consent, emails sent), as JSON."""
     rt = _rt()
     subjects = load_sequence(rt.settings.emails_dir).subjects()

@@ -54,7 +54,7 @@ def worker_command(once: bool, now_text: str | None) -> None:
         return
     stop = threading.Event()
 
-    def _stop(signum, _frame):  # type: ignore[no-untyped-def]
+    def _stop(signum, _frame):
         click.echo(f"received signal {signum}: finishing the current batch", err=True)
         stop.set()
         rt.wake.set()
@@ -79,7 +79,7 @@ def sequence_command() -> None:
         click.echo(f"{i:>2}  {step.slug:<28} +{_fmt_delay(step.delay):<9} {window:<9} {step.subject}")
 
 
-def _fmt_delay(td) -> str:  # type: ignore[no-untyped-def]
+def _fmt_delay(td) -> str:
     hours = td.total_seconds() / 3600
     if hours == 0:
         return "0"

@@ -60,7 +60,7 @@ class Renderer:
         self._md = MarkdownIt("commonmark", {"html": False, "typographer": False})
         self._compiled: dict[str, Any] = {}
 
-    def _compile(self, text: str):  # type: ignore[no-untyped-def]
+    def _compile(self, text: str):
         # A batch renders the same step for hundreds of people: compile it once.
         template = self._compiled.get(text)
         if template is None:
@@ -90,7 +90,7 @@ def _tidy_text(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
-def markdown_to_text(tokens: list) -> str:  # type: ignore[type-arg]
+def markdown_to_text(tokens: list) -> str:
     """A readable plain-text version from the same Markdown: links kept as URLs."""
     out: list[str] = []
     list_stack: list[list[int | None]] = []  # per open list: [next number or None]
@@ -133,7 +133,7 @@ def markdown_to_text(tokens: list) -> str:  # type: ignore[type-arg]
     return "".join(out)
 
 
-def _inline_text(children: list) -> str:  # type: ignore[type-arg]
+def _inline_text(children: list) -> str:
     parts: list[str] = []
     link_stack: list[tuple[str, int]] = []
     for c in children:

@@ -139,7 +139,7 @@ class Sequence:
                 raise EmailFileError(step.source.path, 1, f"slug {step.slug!r} used twice")
             seen.add(step.slug)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self.steps)
 
     def __len__(self) -> int:

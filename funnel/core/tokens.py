@@ -32,10 +32,12 @@ class Tokens:
         keys = list(reversed([k for k in secret_keys if k]))
         signer: type[TimestampSigner] = TimestampSigner
         if clock is not None:
+            now = clock
+
             # Token ages follow the caller's clock, like everything else in the core.
             class ClockSigner(TimestampSigner):
                 def get_timestamp(self) -> int:
-                    return int(clock().timestamp())
+                    return int(now().timestamp())
 
             signer = ClockSigner
         self._serializers = {

@@ -312,7 +312,7 @@ class Worker:
                 raise
             s.commit()
 
-    def _send_chunk(self, chunk, sequence: Sequence, now: datetime, report: PassReport) -> None:  # type: ignore[no-untyped-def]
+    def _send_chunk(self, chunk, sequence: Sequence, now: datetime, report: PassReport) -> None:
         try:
             results = {r.key: r for r in self.transport.send([m for _s, _d, m in chunk])}
         except AuthError as exc:
@@ -337,7 +337,7 @@ class Worker:
             return
         self._record(chunk, results, sequence, now, report)
 
-    def _record(self, chunk, results, sequence: Sequence, now: datetime,  # type: ignore[no-untyped-def]
+    def _record(self, chunk, results, sequence: Sequence, now: datetime,
                 report: PassReport) -> None:
         for sub, d, msg in chunk:
             r = results.get(msg.key)

@@ -132,8 +132,10 @@ class SharedBodies:
         key = (source.subject, source.preheader, source.body, names, common)
         now = self._monotonic()
         cached = self._cache.get(key, _MISSING)
-        if cached is not _MISSING and (cached is None or now - cached.made_at < TEMPLATE_TTL_SECONDS):
-            return cached  # type: ignore[return-value]
+        if isinstance(cached, _Template) and now - cached.made_at < TEMPLATE_TTL_SECONDS:
+            return cached
+        if cached is None:
+            return None
         template = self._make(source, variables, names, now)
         with self._lock:
             if len(self._cache) >= MAX_TEMPLATES:

@@ -35,7 +35,7 @@ CSV_REPORTS = ("daily", "funnel", "steps", "sources")
 
 
 @bp.before_request
-def _require_login():  # type: ignore[no-untyped-def]
+def _require_login():
     if current_admin() is None:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     return None

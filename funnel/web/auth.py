@@ -44,11 +44,11 @@ def current_admin() -> AdminUser | None:
     return admin
 
 
-def login_required(view):  # type: ignore[no-untyped-def]
+def login_required(view):
     """Every admin page and action goes through this."""
 
     @functools.wraps(view)
-    def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapped(*args, **kwargs):
         if current_admin() is None:
             return redirect(url_for("auth.login", next=request.full_path))
         return view(*args, **kwargs)

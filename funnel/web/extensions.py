@@ -17,7 +17,7 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
 
     @app.after_request
-    def _security_headers(resp):  # type: ignore[no-untyped-def]
+    def _security_headers(resp):
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         resp.headers.setdefault("X-Frame-Options", "DENY")

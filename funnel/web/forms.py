@@ -31,7 +31,7 @@ class SignupForm(FlaskForm):
     utm_term = HiddenField(validators=[Optional(), Length(max=MAX_UTM)])
     utm_content = HiddenField(validators=[Optional(), Length(max=MAX_UTM)])
 
-    def validate_first_name(self, field):  # type: ignore[no-untyped-def]
+    def validate_first_name(self, field):
         try:
             clean_first_name(field.data)
         except FunnelError as exc:

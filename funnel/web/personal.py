@@ -16,7 +16,7 @@ def request_meta() -> subscribers.SignupMeta:
     return subscribers.SignupMeta(ip=request.remote_addr, user_agent=request.user_agent.string)
 
 
-def invalid_link():  # type: ignore[no-untyped-def]
+def invalid_link():
     return render_error(
         400, "This link isn't valid. It may have been cut short when it was copied: "
         "try opening it straight from the email.")

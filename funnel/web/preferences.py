@@ -28,7 +28,7 @@ NOTHING_STORED = (
 )
 
 
-def _preferences_subscriber(token: str):  # type: ignore[no-untyped-def]
+def _preferences_subscriber(token: str):
     """(subscriber, None) for a good token, else (None, the error page to answer)."""
     r = runtime.rt()
     try:
@@ -42,13 +42,13 @@ def _preferences_subscriber(token: str):  # type: ignore[no-untyped-def]
     return sub, None
 
 
-def _back(token: str, message: str):  # type: ignore[no-untyped-def]
+def _back(token: str, message: str):
     flash(message, "done")
     return redirect(url_for("preferences.preferences", token=token), code=303)
 
 
 def _preferences_page(token: str, sub, *, errors: dict[str, str] | None = None,
-                      form: dict[str, str] | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+                      form: dict[str, str] | None = None, status: int = 200):
     now = runtime.now()
     html = render_template(
         "preferences.html", token=token, sub=sub, errors=errors or {}, form=form or {},
@@ -61,7 +61,7 @@ def _preferences_page(token: str, sub, *, errors: dict[str, str] | None = None,
     return html, status, PRIVATE_HEADERS
 
 
-def _local(when, tz_name: str) -> str:  # type: ignore[no-untyped-def]
+def _local(when, tz_name: str) -> str:
     """A date as the subscriber reads it: in their own time zone."""
     if when is None:
         return ""

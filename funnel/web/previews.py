@@ -139,7 +139,7 @@ def _framable(html: str) -> str:
 @login_required
 def index():
     entries = _entries()
-    problems = run_check(current_app._get_current_object())  # type: ignore[attr-defined]
+    problems = run_check(current_app._get_current_object())
     html = render_template(
         "admin/emails.html", entries=entries, problems=problems,
         root=_emails_dir(), version=_fingerprint(emailcheck.email_files(_emails_dir())),
@@ -182,7 +182,7 @@ def preview_version(slug: str):
     return jsonify(version=_fingerprint([src.path])), 200, NO_STORE
 
 
-def _part(slug: str, part: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+def _part(slug: str, part: str, headers: dict[str, str]):
     try:
         rendered = _render(_find(slug))
     except TemplateError as exc:

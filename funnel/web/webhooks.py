@@ -72,7 +72,7 @@ def signature_problem(key: ec.EllipticCurvePublicKey, signature: str | None,
 
 @bp.post("/sendgrid")
 @csrf.exempt  # SendGrid has no session; the signature is the authentication
-def sendgrid():  # type: ignore[no-untyped-def]
+def sendgrid():
     configured = current_app.config.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or ""
     if not configured:
         log.error("SendGrid event webhook called but SENDGRID_WEBHOOK_PUBLIC_KEY is not set")

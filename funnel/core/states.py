@@ -1,0 +1,59 @@
+"""Every value a state, action or kind column may hold, in one place.
+
+The models turn each set into a CHECK constraint, so the database refuses a
+misspelt state as surely as the code would. ``StrEnum`` members compare equal to
+their strings, so rows read back as plain text still match.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class DeliveryState(StrEnum):
+    SENDING = "sending"   # an intent, written before the transport is called
+    SENT = "sent"
+    RETRY = "retry"       # a temporary failure; tried again after a backoff
+    HELD = "held"         # cannot be rendered now (a broken email file); waits for the fix
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"   # a worker died mid-send: never resent, so never twice
+
+
+class ConsentAction(StrEnum):
+    SIGNUP = "signup"
+    CONFIRM = "confirm"
+    WITHDRAW = "withdraw"
+    IMPORT = "import"
+
+
+class EventKind(StrEnum):
+    """Provider events we keep (SendGrid's names; a temporary bounce is "blocked")."""
+
+    DELIVERED = "delivered"
+    OPEN = "open"
+    CLICK = "click"
+    BOUNCE = "bounce"
+    DROPPED = "dropped"
+    SPAMREPORT = "spamreport"
+    UNSUBSCRIBE = "unsubscribe"
+    GROUP_UNSUBSCRIBE = "group_unsubscribe"
+    BLOCKED = "blocked"
+
+
+class VisitPage(StrEnum):
+    ARTICLE = "article"
+    LANDING = "landing"
+
+
+def check_in(column: str, values: type[StrEnum]) -> str:
+    """SQL for a CHECK constraint that ``column`` holds one of ``values``."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
