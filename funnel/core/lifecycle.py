@@ -9,18 +9,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
-PENDING = "pending"
-CONFIRMED = "confirmed"
-UNSUBSCRIBED = "unsubscribed"
-BOUNCED = "bounced"
-COMPLAINED = "complained"
+from funnel.core.states import SubscriberStatus
 
-STATUSES = (PENDING, CONFIRMED, UNSUBSCRIBED, BOUNCED, COMPLAINED)
+PENDING = SubscriberStatus.PENDING
+CONFIRMED = SubscriberStatus.CONFIRMED
+UNSUBSCRIBED = SubscriberStatus.UNSUBSCRIBED
+BOUNCED = SubscriberStatus.BOUNCED
+COMPLAINED = SubscriberStatus.COMPLAINED
+
+STATUSES = tuple(str(s) for s in SubscriberStatus)
 # Provider-reported states we never leave on our own: the address is unusable or
 # its owner complained. A new sign-up does not lift them.
 SUPPRESSED = frozenset({BOUNCED, COMPLAINED})
 
-ALLOWED = {
+ALLOWED: dict[str, set[str]] = {
     PENDING: {CONFIRMED, UNSUBSCRIBED, BOUNCED, COMPLAINED},
     CONFIRMED: {UNSUBSCRIBED, BOUNCED, COMPLAINED},
     # Signing up again restarts double opt-in.
