@@ -109,10 +109,6 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             out[name] = [k.strip() for k in raw.split(",") if k.strip()]
         else:
             out[name] = raw
-    if "FUNNEL_BASE_URL" not in out and (environ.get("HOST") or environ.get("PORT")):
-        # Links in emails follow where `make run HOST=… PORT=…` actually serves.
-        host = environ.get("HOST") or "127.0.0.1"
-        out["FUNNEL_BASE_URL"] = f"http://{host}:{environ.get('PORT') or 5000}"
     return out
 
 

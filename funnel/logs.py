@@ -62,6 +62,9 @@ class TextFormatter(logging.Formatter):
             "%(message)s"
         )
 
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))  # tracebacks too
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with any ``extra`` fields kept."""
@@ -110,6 +113,8 @@ def configure(fmt: str = "text", level: str = "INFO") -> None:
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Each readiness check reads the migration state; alembic would say so at INFO.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     # The development server's access lines go through the same scrubbing.
     werkzeug = logging.getLogger("werkzeug")
     if not any(isinstance(f, ContextFilter) for f in werkzeug.filters):

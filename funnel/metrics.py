@@ -36,17 +36,6 @@ PROVIDER_SECONDS = Histogram(
     ["transport"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
-SEND_RESULTS = ("sent", "failed", "retry")
-
-
-def count_pass(report, transport: str) -> None:  # type: ignore[no-untyped-def]
-    """Count one worker pass's outcomes (a PassReport)."""
-    for result, n in (("sent", report.sent), ("failed", report.failed),
-                      ("retry", report.retried)):
-        if n:
-            SENDS.labels(transport=transport, result=result).inc(n)
-
-
 class _BacklogCollector:
     def __init__(self, sessions: sessionmaker[Session], now: datetime) -> None:
         self.sessions = sessions

@@ -37,14 +37,20 @@ class Runtime:
 
 def init_app(app: Flask) -> None:
     settings = Settings.from_config(app.config)
-    engine = make_engine(app.config["DATABASE_URL"])
+    from funnel.ops import MeteredTransport
+
+    engine = make_engine(app.config["DATABASE_URL"],
+                         busy_timeout=float(app.config.get("SQLITE_BUSY_TIMEOUT", 5.0)),
+                         connect_timeout=float(app.config.get("DATABASE_CONNECT_TIMEOUT", 5.0)))
     clock = app.config.get("CLOCK") or utcnow
+    transport = MeteredTransport(app.config.get("TRANSPORT") or make_transport(app.config),
+                                 str(app.config.get("MAIL_TRANSPORT", "outbox")))
     app.extensions["funnel"] = Runtime(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
         composer=Composer(settings, clock),
-        transport=app.config.get("TRANSPORT") or make_transport(app.config),
+        transport=transport,
         clock=clock,
         wake=threading.Event(),
     )

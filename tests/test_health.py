@@ -59,9 +59,14 @@ def test_a_worker_not_seen_for_too_long_is_not_ready(client, db):
 
 def test_migrations_behind_the_code_are_not_ready(client, db):
     _beat(db, 0)
+    [head] = db.scalars(text("SELECT version_num FROM alembic_version")).all()
     db.execute(text("UPDATE alembic_version SET version_num = 'old'"))
     db.commit()
-    resp = client.get("/readyz")
+    try:
+        resp = client.get("/readyz")
+    finally:  # the PostgreSQL test database is shared by the whole run
+        db.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+        db.commit()
     assert resp.status_code == 503
     [reason] = resp.get_json()["reasons"]
     assert "database at old" in reason and "db upgrade" in reason

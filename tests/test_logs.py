@@ -113,7 +113,7 @@ def test_worker_errors_name_the_subscriber_by_public_id(app, client, runner, db,
 
     rt.settings = replace(rt.settings, emails_dir=str(broken))
     capsys.readouterr()
-    runner.invoke(args=["worker", "--once"])
-    err = capsys.readouterr().err
+    result = runner.invoke(args=["worker", "--once"])
+    err = result.output + capsys.readouterr().err
     assert sub.public_id in err, err
     assert "hidden.name" not in err and "Bartholomew" not in err

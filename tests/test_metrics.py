@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 
+from funnel import create_app
 from funnel.models import Subscriber
+from funnel.transports import Message
 from tests.conftest import sign_up, sign_up_and_confirm
 from tests.production_support import metric
-from tests.sendgrid_support import Signer, post_events
+from tests.sendgrid_support import API_KEY, FakeSendGrid, Signer, post_events
 
 TOKEN = "a-long-random-metrics-token"
 
@@ -72,9 +73,9 @@ def test_backlog_gauges_follow_the_database(client, db, outbox, clock):
     assert metric(text_, "funnel_oldest_due_age_seconds") == 0
 
 
-def test_webhook_events_and_refusals_are_counted(client, signer):
+def test_webhook_events_and_refusals_are_counted(client, signer, clock):
     before = scrape(client)
-    now = int(time.time())
+    now = int(clock.now.timestamp())
     event = {"email": "x@example.com", "event": "delivered", "sg_event_id": "ev-metrics-1",
              "timestamp": now}
     assert post_events(client, signer, [event], now).status_code in (200, 204)
@@ -88,22 +89,20 @@ def test_webhook_events_and_refusals_are_counted(client, signer):
             - metric(before, "funnel_webhook_refusals_total", status="403")) == 1
 
 
-def test_provider_request_time_is_a_histogram(app):
-    from funnel.transports.sendgrid import SendGridTransport
-    from tests.sendgrid_support import API_KEY, FakeSendGrid
-
-    from funnel.transports import Message
-    from datetime import UTC, datetime
-
-    client = app.test_client()
-    before = metric(scrape(client), "funnel_provider_request_seconds_count", transport="sendgrid")
+def test_provider_request_time_is_a_histogram(app_config):
     with FakeSendGrid() as fake:
-        transport = SendGridTransport(api_key=API_KEY, host=fake.url, timeout=5, sandbox=False)
+        app = create_app({**app_config, "MAIL_TRANSPORT": "sendgrid", "SENDGRID_API_KEY": API_KEY,
+                          "SENDGRID_API_HOST": fake.url})
+        client = app.test_client()
+        before = metric(scrape(client), "funnel_provider_request_seconds_count",
+                        transport="sendgrid")
+        transport = app.extensions["funnel"].transport
         msg = Message(key="k1", to="dee@example.com", subject="Hi", html="<p>Hi</p>", text="Hi",
                       sender="Run Stronger <plan@runstronger.example>",
                       date=datetime.now(UTC), message_id="<k1@runstronger.example>")
         assert transport.send([msg])[0].ok
-    after = scrape(client)
+        after = scrape(client)
+        app.extensions["funnel"].engine.dispose()
     assert metric(after, "funnel_provider_request_seconds_count", transport="sendgrid") == before + 1
     assert metric(after, "funnel_provider_request_seconds_bucket", transport="sendgrid",
                   le="+Inf") >= 1
