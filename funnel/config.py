@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_VARS = (
@@ -136,8 +138,10 @@ def is_production(config: Mapping[str, Any]) -> bool:
     return str(config.get("FUNNEL_ENV", "")).strip().lower() in {"production", "prod"}
 
 
-class ConfigError(RuntimeError):
-    """The configuration cannot be used; the message says what to set."""
+class ConfigError(click.ClickException):
+    """The configuration cannot be used; the message says what to set.
+
+    A ClickException, so ``flask --app funnel …`` prints it as one line, not a traceback."""
 
 
 @dataclass(frozen=True)

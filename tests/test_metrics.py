@@ -76,15 +76,16 @@ def test_backlog_gauges_follow_the_database(client, db, outbox, clock):
 def test_webhook_events_and_refusals_are_counted(client, signer, clock):
     before = scrape(client)
     now = int(clock.now.timestamp())
-    event = {"email": "x@example.com", "event": "delivered", "sg_event_id": "ev-metrics-1",
-             "timestamp": now}
+    assert sign_up(client, "x@example.com").status_code == 303
+    event = {"email": "x@example.com", "event": "bounce", "sg_event_id": "ev-metrics-1",
+             "timestamp": now, "reason": "550 no such user"}
     assert post_events(client, signer, [event], now).status_code in (200, 204)
     assert post_events(client, signer, [event], now).status_code in (200, 204)  # a repeat
     assert client.post("/webhooks/sendgrid", data=b"[]",
                        headers={"Content-Type": "application/json"}).status_code == 403
     after = scrape(client)
-    assert (metric(after, "funnel_provider_events_total", kind="delivered")
-            - metric(before, "funnel_provider_events_total", kind="delivered")) == 1
+    assert (metric(after, "funnel_provider_events_total", kind="bounce")
+            - metric(before, "funnel_provider_events_total", kind="bounce")) == 1
     assert (metric(after, "funnel_webhook_refusals_total", status="403")
             - metric(before, "funnel_webhook_refusals_total", status="403")) == 1
 
