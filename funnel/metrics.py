@@ -22,6 +22,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.orm import Session, sessionmaker
 
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Each process creates its files here as soon as the counters exist.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 SIGNUPS = Counter("funnel_signups_total", "Sign-ups accepted (pending confirmation).")
 CONFIRMATIONS = Counter("funnel_confirmations_total", "Addresses confirmed (double opt-in).")
 SENDS = Counter("funnel_sends_total", "Emails handed to the transport, by outcome.",

@@ -109,8 +109,9 @@ class Proc:
 
 def start(name: str, args: list[str], env: dict[str, str], tmp: Path) -> Proc:
     log = tmp / f"{name}.log"
-    out = open(log, "wb")  # noqa: SIM115 - closed with the process
-    popen = subprocess.Popen(args, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        popen = subprocess.Popen(args, env=env, cwd=PROJECT_ROOT, stdout=out,
+                                 stderr=subprocess.STDOUT)
     return Proc(name, popen, log)
 
 
@@ -156,6 +157,8 @@ class Browser:
             hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if body is not None:
             hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
+            # Behind TLS, Flask-WTF checks that a form comes from this very site.
+            hdrs.setdefault("Referer", f"https://127.0.0.1:{self.port}{path}")
         started = time.monotonic()
         try:
             conn.request(method, path, body=body, headers=hdrs)
