@@ -374,10 +374,10 @@ class Worker:
             except AuthError:
                 raise
             except Exception as exc:
-                # Usually the database being away: back off (1 s doubling to 15 s)
+                # Usually the database being away: back off (1 s doubling to 5 s)
                 # so a returning database is used within seconds, without a log flood.
                 failures += 1
-                wait = min(2.0 ** (failures - 1), 15.0)
+                wait = min(2.0 ** (failures - 1), 5.0)
                 if failures == 1:
                     log.exception("worker pass failed; trying again in %.0f s", wait)
                 else:
