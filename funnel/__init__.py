@@ -26,6 +26,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(cfg.from_environment(os.environ))
     if config:
         app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        if cfg.is_production(app.config):
+            raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")
+        app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
     if cfg.is_production(app.config) and not (
         os.environ.get("FUNNEL_BASE_URL") or (config or {}).get("FUNNEL_BASE_URL")
     ):
@@ -33,10 +37,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         raise cfg.ConfigError(
             "FUNNEL_BASE_URL must be set in production (the site's public address, "
             "e.g. https://news.example.com): every link in every email is built from it.")
-    if not app.config.get("SECRET_KEY"):
-        if cfg.is_production(app.config):
-            raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")
-        app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
 
     # Imported here, not at the top: importing the package must not pull in the web
     # layer (the worker and the CLI import funnel.* too).
