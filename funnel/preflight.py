@@ -37,7 +37,7 @@ def database_problem(url: str) -> str | None:
         engine = make_engine(url, immediate=False)
     except (ArgumentError, ValueError) as exc:
         return f"DATABASE_URL is not a database URL ({_shown(url)}): {_first_line(exc)}"
-    except Exception as exc:  # e.g. the driver for that scheme is not installed
+    except Exception as exc:  # noqa: BLE001 - e.g. the driver for that scheme is missing
         return f"DATABASE_URL {_shown(url)} cannot be used: {_first_line(exc)}"
     try:
         with engine.connect() as conn:

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from funnel.config import PROJECT_ROOT
-from tests.sendgrid_support import API_KEY, free_port, link_path, received_by
+from tests.sendgrid_support import API_KEY, link_path, received_by
 
 BIN = Path(sys.executable).parent
 METRICS_TOKEN = "metrics-token-for-tests"
@@ -237,4 +237,4 @@ def metric(text_: str, name: str, **labels: str) -> float:
     return total
 
 
-__all__ = ["link_path", "METRICS_TOKEN"]
+__all__ = ["METRICS_TOKEN", "link_path"]

@@ -36,7 +36,7 @@ def _assert_one_clear_line(proc: subprocess.CompletedProcess[str], *words: str) 
 def test_worker_with_unreachable_database(tmp_path):
     url = f"postgresql+psycopg://funnel@127.0.0.1:{free_port()}/nowhere"
     proc = subprocess.run([str(BIN / "flask"), "--app", "funnel", "worker"], cwd=PROJECT_ROOT,
-                          env=_env(DATABASE_URL=url), capture_output=True, text=True, timeout=60)
+                          env=_env(DATABASE_URL=url), capture_output=True, text=True, timeout=60, check=False)
     _assert_one_clear_line(proc, "cannot connect to the database")
     assert "127.0.0.1" in proc.stderr and "nowhere" in proc.stderr
 
@@ -73,5 +73,5 @@ def test_production_without_base_url_is_one_line(missing, tmp_path):
     env = _env(DATABASE_URL=f"sqlite:///{tmp_path / 'f.db'}")
     env.pop(missing)
     proc = subprocess.run([str(BIN / "flask"), "--app", "funnel", "worker", "--once"],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
     _assert_one_clear_line(proc, missing)
