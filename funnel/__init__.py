@@ -19,7 +19,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(cfg.PROJECT_ROOT / "templates"),
         static_folder=None,
     )
+    from funnel import ops
+
     app.config.update(cfg.defaults(app.instance_path))
+    app.config.update(ops.from_environment(os.environ))
     app.config.update(cfg.from_environment(os.environ))
     if config:
         app.config.update(config)
@@ -27,6 +30,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if cfg.is_production(app.config):
             raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")
         app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
+    if cfg.is_production(app.config) and not (
+        os.environ.get("FUNNEL_BASE_URL") or (config or {}).get("FUNNEL_BASE_URL")
+    ):
+        # Every process builds email links from it; a guessed default is a dead link.
+        raise cfg.ConfigError(
+            "FUNNEL_BASE_URL must be set in production (the site's public address, "
+            "e.g. https://news.example.com): every link in every email is built from it.")
 
     # Imported here, not at the top: importing the package must not pull in the web
     # layer (the worker and the CLI import funnel.* too).
@@ -55,4 +65,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(previews.bp)
     cli.init_app(app)
+    ops.init_app(app)
     return app

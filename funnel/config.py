@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_VARS = (
@@ -109,10 +111,6 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             out[name] = [k.strip() for k in raw.split(",") if k.strip()]
         else:
             out[name] = raw
-    if "FUNNEL_BASE_URL" not in out and (environ.get("HOST") or environ.get("PORT")):
-        # Links in emails follow where `make run HOST=… PORT=…` actually serves.
-        host = environ.get("HOST") or "127.0.0.1"
-        out["FUNNEL_BASE_URL"] = f"http://{host}:{environ.get('PORT') or 5000}"
     return out
 
 
@@ -140,8 +138,10 @@ def is_production(config: Mapping[str, Any]) -> bool:
     return str(config.get("FUNNEL_ENV", "")).strip().lower() in {"production", "prod"}
 
 
-class ConfigError(RuntimeError):
-    """The configuration cannot be used; the message says what to set."""
+class ConfigError(click.ClickException):
+    """The configuration cannot be used; the message says what to set.
+
+    A ClickException, so ``flask --app funnel …`` prints it as one line, not a traceback."""
 
 
 @dataclass(frozen=True)

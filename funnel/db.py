@@ -11,14 +11,20 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:
-    """An engine; on SQLite, ``immediate`` takes the write lock when a transaction begins."""
+def make_engine(url: str, *, immediate: bool = True, busy_timeout: float = 5.0,
+                connect_timeout: float = 5.0, **kwargs) -> Engine:
+    """An engine; on SQLite, ``immediate`` takes the write lock when a transaction begins.
+
+    Both waits stay far below gunicorn's 30 s request timeout, so a database that
+    is away or locked gives a 503 page instead of a killed web process."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        if parsed.get_backend_name() == "postgresql":
+            kwargs.setdefault("connect_args", {"connect_timeout": max(1, int(connect_timeout))})
         return create_engine(url, pool_pre_ping=True, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 120}, **kwargs)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout}, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -27,7 +33,7 @@ def make_engine(url: str, *, immediate: bool = True, **kwargs) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=120000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from funnel import metrics
 from funnel.core import lifecycle
 from funnel.mail.links import PATHS
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
@@ -154,6 +155,7 @@ def _apply(session: Session, events: list[ProviderEvent], now: datetime) -> Even
             step_slug=delivery.step_slug if delivery else None, at=e.at, detail=e.detail,
         ))
         report.recorded += 1
+        metrics.PROVIDER_EVENTS.labels(kind=e.kind).inc()
         if e.kind in STOPPING and sub is not None and _stop(session, sub, e, now):
             report.stopped.append(sub.public_id)
     session.flush()

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from funnel.config import Settings
+from funnel.config import ConfigError, Settings
 from funnel.db import make_engine, make_sessionmaker
 from funnel.drip.worker import Worker
 from funnel.mail.compose import Composer
@@ -37,14 +38,23 @@ class Runtime:
 
 def init_app(app: Flask) -> None:
     settings = Settings.from_config(app.config)
-    engine = make_engine(app.config["DATABASE_URL"])
+    from funnel.ops import MeteredTransport
+
+    try:
+        engine = make_engine(app.config["DATABASE_URL"],
+                             busy_timeout=float(app.config.get("SQLITE_BUSY_TIMEOUT", 5.0)),
+                             connect_timeout=float(app.config.get("DATABASE_CONNECT_TIMEOUT", 5.0)))
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise ConfigError(f"DATABASE_URL cannot be used: {str(exc).splitlines()[0]}") from exc
     clock = app.config.get("CLOCK") or utcnow
+    transport = MeteredTransport(app.config.get("TRANSPORT") or make_transport(app.config),
+                                 str(app.config.get("MAIL_TRANSPORT", "outbox")))
     app.extensions["funnel"] = Runtime(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine),
         composer=Composer(settings, clock),
-        transport=app.config.get("TRANSPORT") or make_transport(app.config),
+        transport=transport,
         clock=clock,
         wake=threading.Event(),
     )

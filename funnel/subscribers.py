@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from funnel import metrics
 from funnel.core import lifecycle
 from funnel.core.lifecycle import UNTIL_RESUMED, is_paused
 from funnel.core.tokens import BadToken, ExpiredToken
@@ -74,8 +75,10 @@ def subscribe(
     email = normalise_email(email)
     for attempt in range(2):
         try:
-            result = _subscribe_once(session, email, first_name, timezone, meta, now)
+            result, is_new = _subscribe_once(session, email, first_name, timezone, meta, now)
             session.commit()
+            if is_new:
+                metrics.SIGNUPS.inc()
             return result
         except IntegrityError:
             # Two sign-ups for one new address raced; the second sees the first.
@@ -86,14 +89,15 @@ def subscribe(
 
 
 def _subscribe_once(session, email, first_name, timezone, meta, now):
+    is_new = False
     if is_suppressed(session, email):
-        return None
+        return None, False
     # Locked, so two sign-ups for one address at once decide one after the other.
     sub = session.scalar(select(Subscriber).where(Subscriber.email == email).with_for_update())
     if sub is None:
         sub = Subscriber(email=email, status=lifecycle.PENDING, created_at=now, timezone=timezone)
         session.add(sub)
-        send = True
+        send = is_new = True
     elif sub.status == lifecycle.PENDING:
         send = sub.confirm_sent_at is None or now - sub.confirm_sent_at >= CONFIRM_RESEND_AFTER
     elif sub.status == lifecycle.UNSUBSCRIBED:
@@ -102,9 +106,9 @@ def _subscribe_once(session, email, first_name, timezone, meta, now):
         sub.confirmed_at = None
         sub.status_reason = None
         sub.confirm_sent_at = None
-        send = True
+        send = is_new = True
     else:  # confirmed, bounced, complained: nothing changes, nothing is sent
-        return None
+        return None, False
     if sub.status == lifecycle.PENDING:
         if first_name:
             sub.first_name = first_name
@@ -125,7 +129,7 @@ def _subscribe_once(session, email, first_name, timezone, meta, now):
     if send:
         sub.confirm_sent_at = now  # claimed in this transaction: only one request sends
     session.flush()
-    return sub if send else None
+    return (sub if send else None), is_new
 
 
 def request_confirmation(
@@ -204,6 +208,7 @@ def confirm(
         ip=meta.ip, user_agent=(meta.user_agent or "")[:500] or None,
     ))
     session.commit()
+    metrics.CONFIRMATIONS.inc()
     return ConfirmResult("confirmed", sub)
 
 

@@ -8,6 +8,7 @@ from funnel.cli.admin import admin_cli
 from funnel.cli.db import db_cli
 from funnel.cli.demo import demo_cli
 from funnel.cli.emails import emails_cli
+from funnel.cli.status import status_command
 from funnel.cli.subscribers import subscribers_cli
 from funnel.cli.worker import (
     schedule_command,
@@ -19,5 +20,5 @@ from funnel.cli.worker import (
 
 def init_app(app: Flask) -> None:
     for command in (admin_cli, db_cli, demo_cli, emails_cli, subscribers_cli, worker_command,
-                    sequence_command, schedule_command, serve_command):
+                    sequence_command, schedule_command, serve_command, status_command):
         app.cli.add_command(command)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from funnel import backup
 from funnel import db as database
 
 db_cli = AppGroup("db", help="Database migrations.")
@@ -35,3 +38,18 @@ def db_revision(message: str, rev_id: str | None, autogenerate: bool) -> None:
     for made in script if isinstance(script, list) else [script]:
         if made is not None:
             click.echo(f"wrote {made.path}")
+
+@db_cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(path: Path) -> None:
+    """Copy the SQLite database to PATH while everything keeps running."""
+    url = current_app.config["DATABASE_URL"]
+    try:
+        source = backup.sqlite_path(url)
+        if source is None:
+            raise click.ClickException(backup.pg_dump_hint(url))
+        size = backup.backup_sqlite(
+            source, path, busy_ms=int(float(current_app.config["SQLITE_BUSY_TIMEOUT"]) * 1000))
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"backed up {source} to {path} ({size / 1024:.0f} KiB)")

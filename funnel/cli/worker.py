@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from flask.cli import with_appcontext
 from funnel import queries
 from funnel.core.sequence import load_sequence
 from funnel.drip.worker import DONE_STATES
+from funnel.health import Heartbeat
 from funnel.inputs import FunnelError, normalise_email
 from funnel.models import Delivery, Subscriber
 from funnel.runtime import make_worker
@@ -37,12 +37,18 @@ def parse_now(value: str | None) -> datetime | None:
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if it were this time.")
 def worker_command(once: bool, now_text: str | None) -> None:
     """Send what is due; runs until SIGTERM (finishing its batch first)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    from funnel import preflight
+
     rt = _rt()
+    problems = preflight.problems(current_app.config)
+    if problems:
+        raise click.ClickException("; ".join(problems))
     fixed = parse_now(now_text)
     clock = (lambda: fixed) if fixed else rt.clock
     worker = make_worker(rt)
+    heartbeat = Heartbeat(rt.sessions, worker.name)
     if once:
+        heartbeat.beat(force=True)
         try:
             report = worker.run_pass(clock())
         except AuthError as exc:
@@ -62,7 +68,8 @@ def worker_command(once: bool, now_text: str | None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        worker.run_forever(stop, clock, current_app.config["WORKER_POLL_SECONDS"])
+        worker.run_forever(stop, clock, current_app.config["WORKER_POLL_SECONDS"],
+                           heartbeat=heartbeat.beat)
     except AuthError as exc:
         raise click.ClickException(f"the mail provider refused our credentials: {exc}") from exc
     click.echo("worker stopped cleanly", err=True)
@@ -151,7 +158,8 @@ def serve_command(host: str, port: int, worker: bool) -> None:
         w = make_worker(rt)
         stop = threading.Event()
         thread = threading.Thread(
-            target=w.run_forever, args=(stop, rt.clock, 1.0, rt.wake), daemon=True,
+            target=w.run_forever, args=(stop, rt.clock, 1.0, rt.wake,
+                                        Heartbeat(rt.sessions, w.name).beat), daemon=True,
             name="embedded-worker",
         )
         thread.start()

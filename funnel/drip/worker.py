@@ -269,7 +269,7 @@ class Worker:
                 now=now, delivery_id=d.public_id, category=d.step_slug,
             )
         except Exception as exc:  # a broken template must not stop the batch
-            log.exception("rendering %s failed", d.step_slug)
+            log.exception("rendering %s failed", d.step_slug, extra={"subscriber": sub.public_id})
             return exc
 
     def send(self, prepared: dict[int, Message | Exception], sequence: Sequence, now: datetime,
@@ -362,15 +362,29 @@ class Worker:
     # -- running until told to stop ----------------------------------------
 
     def run_forever(self, stop: threading.Event, clock: Callable[[], datetime],
-                    poll_seconds: float, wake: threading.Event | None = None) -> None:
+                    poll_seconds: float, wake: threading.Event | None = None,
+                    heartbeat: Callable[[], object] | None = None) -> None:
+        failures = 0
         while not stop.is_set():
+            if heartbeat is not None:
+                heartbeat()  # cheap: writes at most every few seconds, never raises
             try:
                 report = self.run_pass(clock(), stop)
+                failures = 0
             except AuthError:
                 raise
-            except Exception:
-                log.exception("worker pass failed; trying again shortly")
-                report = PassReport()
+            except Exception as exc:
+                # Usually the database being away: back off (1 s doubling to 5 s)
+                # so a returning database is used within seconds, without a log flood.
+                failures += 1
+                wait = min(2.0 ** (failures - 1), 5.0)
+                if failures == 1:
+                    log.exception("worker pass failed; trying again in %.0f s", wait)
+                else:
+                    log.warning("worker pass failed again (%s); trying again in %.0f s",
+                                str(exc).splitlines()[0][:200], wait)
+                stop.wait(wait)
+                continue
             if report.claimed == 0:
                 waiter = wake or stop
                 waiter.wait(poll_seconds)

@@ -15,6 +15,7 @@ MESSAGES = {
     422: ("Please check the form", "Some of what you entered couldn't be used."),
     429: ("Slow down a little", "Too many requests from your connection. Wait a minute and try again."),
     500: ("Something went wrong on our side", "Nothing you did. Please try again in a minute."),
+    503: ("Back in a minute", "We can't reach our records right now. Please try again in a minute."),
 }
 
 

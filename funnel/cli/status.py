@@ -1,0 +1,33 @@
+"""``flask --app funnel status``: what /readyz says, for a shell, plus the backlog."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
+
+from funnel import health
+from funnel.runtime import rt
+
+
+@click.command("status")
+@with_appcontext
+def status_command() -> None:
+    """Database, migrations, worker heartbeat and backlog; exit 1 when not ready."""
+    cfg = current_app.config
+    runtime = rt()
+    results = health.checks(runtime.engine, float(cfg["READY_WORKER_MAX_AGE"]),
+                            busy_ms=int(float(cfg["SQLITE_BUSY_TIMEOUT"]) * 1000))
+    for c in results:
+        click.echo(f"{c.name:<11} {'ok' if c.ok else 'NOT READY':<10} {c.detail}")
+    try:
+        with runtime.sessions() as s:
+            count, age = health.backlog(s, runtime.clock())
+        click.echo(f"{'due now':<11} {count:<10} oldest {age:.0f} s late")
+    except SQLAlchemyError:
+        click.echo(f"{'due now':<11} unknown")
+    if not all(c.ok for c in results):
+        sys.exit(1)

@@ -1,0 +1,53 @@
+"""Endpoints for the operator: liveness, readiness and Prometheus metrics.
+
+``/healthz`` only proves the process answers (no database), so a load balancer
+does not restart web processes because the database is away. ``/readyz`` says
+whether this installation can do its job, and why not. ``/metrics`` is not
+public: it answers only a bearer token (``METRICS_TOKEN``), else 404.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from funnel import health, metrics
+from funnel.runtime import rt
+
+bp = Blueprint("ops", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    cfg = current_app.config
+    results = health.checks(rt().engine, float(cfg["READY_WORKER_MAX_AGE"]),
+                            busy_ms=int(float(cfg["SQLITE_BUSY_TIMEOUT"]) * 1000))
+    body = health.as_json(results)
+    resp = jsonify(body)
+    resp.status_code = 200 if body["ready"] else 503
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/metrics")
+def metrics_view():
+    token = current_app.config.get("METRICS_TOKEN") or ""
+    given = request.headers.get("Authorization", "")
+    if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        abort(404)  # not even saying that something is here
+    try:
+        body = metrics.exposition(rt().sessions, rt().clock())
+    except SQLAlchemyError:
+        log.warning("metrics: the database is unreachable, backlog gauges left out")
+        body = metrics.exposition_counters_only()
+    return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8",
+                    headers={"Cache-Control": "no-store"})
