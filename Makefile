@@ -19,13 +19,15 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-# Debian packages the tests drive: Chromium for browser tests, SpamAssassin for
-# the email checks. Installed only when missing.
+# Debian packages: Chromium for browser tests, SpamAssassin for the email checks,
+# Pango and fonts for WeasyPrint (the plan's PDF). Installed only when missing.
 system-deps:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium chromium-driver"; \
 	command -v spamassassin >/dev/null || missing="$$missing spamassassin"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
+	[ -d /usr/share/fonts/truetype/dejavu ] || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \

@@ -59,6 +59,8 @@ def build_weeks(
         body = _GREETING.sub("", html, count=1)
         if body == html and title_match:
             body = html.replace(title_match.group(0), "", 1)
+        # The page puts each email under an h3, so its own h2s become h4s.
+        body = re.sub(r"<(/?)h2>", r"<\1h4>", body)
         number = offset.days // 7 + 1
         weeks.setdefault(number, Week(number)).sections.append(
             Section(step.slug, part, title, offset.days + 1, body))
