@@ -29,7 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
 
     from funnel import cli, runtime
-    from funnel.web import auth, errors, extensions, links, site, webhooks
+    from funnel.web import auth, errors, extensions, links, plan, site, webhooks
 
     runtime.init_app(app)
     extensions.init_app(app)
@@ -37,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(site.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(webhooks.bp)
+    plan.init_app(app)
     auth.init_app(app)
     app.register_blueprint(__import__("funnel.web.admin", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("funnel.web.previews", fromlist=["bp"]).bp)

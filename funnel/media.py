@@ -15,8 +15,11 @@ import re
 import struct
 import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from funnel.core.rendering import Picture
 
 MEDIA_PREFIX = "/media/"
 CONTENT_TYPES = {
@@ -45,15 +48,6 @@ class Served:
     body: bytes
     content_type: str
     current: bool  # False: the address named an older version of the picture
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """Where a picture is served and how big it shows."""
-
-    url: str
-    width: int
-    height: int
 
 
 def image_size(data: bytes, suffix: str) -> tuple[int, int]:
@@ -164,7 +158,15 @@ class MediaLibrary:
             suffix = ".png"
         return f"{path.stem}.{digest}{suffix}"
 
-    def ref(self, base_url: str, name: str, *, for_email: bool) -> ImageRef | None:
+    def resolver(self, base_url: Callable[[], str]):  # type: ignore[no-untyped-def]
+        """What the renderer calls for ``![alt](images/x.svg)``; ``base_url`` is asked
+        each time, so links follow the site's address if it changes."""
+        def resolve(reference: str, for_email: bool) -> Picture | None:
+            name = self.name_from_ref(reference)
+            return None if name is None else self.ref(base_url(), name, for_email=for_email)
+        return resolve
+
+    def ref(self, base_url: str, name: str, *, for_email: bool) -> Picture | None:
         """The picture's absolute address and display size (None if it is missing
         or unreadable; ``emails check`` reports why)."""
         hashed = self.hashed_name(name, for_email=for_email)
@@ -177,7 +179,7 @@ class MediaLibrary:
             return None
         if for_email and width > EMAIL_COLUMN:
             width, height = EMAIL_COLUMN, max(1, round(height * EMAIL_COLUMN / width))
-        return ImageRef(base_url.rstrip("/") + MEDIA_PREFIX + hashed, width, height)
+        return Picture(base_url.rstrip("/") + MEDIA_PREFIX + hashed, width, height)
 
     # -- serving -------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from funnel.config import PROJECT_ROOT
 from funnel.core.sequence import load_sequence
 from funnel.models import Subscriber
 from funnel.plan_document import exercise_names
-from funnel.runtime import make_worker
+from funnel.cli import make_worker
 from tests.artefacts import artefact_dir
 from tests.conftest import sign_up, sign_up_and_confirm
 
@@ -68,9 +68,9 @@ def test_plan_is_there_right_after_confirming(app, client, db, outbox):
     (artefact_dir() / "run-stronger-plan.pdf").write_bytes(pdf.data)
 
 
-def test_first_email_links_the_plan_page_and_pdf(app, client, db, outbox):
+def test_first_email_links_the_plan_page_and_pdf(app, client, db, outbox, clock):
     sign_up_and_confirm(client, outbox, "mail@example.com")
-    make_worker(app).run_once()
+    make_worker(app.extensions["funnel"]).run_pass(clock.now)
     first = [m for m in outbox.to("mail@example.com") if "Part 1" in m["Subject"]]
     assert first, [m["Subject"] for m in outbox.to("mail@example.com")]
     text = outbox.text(first[0])
