@@ -136,8 +136,7 @@ class MediaLibrary:
     def name_from_ref(ref: str) -> str | None:
         """``images/x.svg`` (as written in Markdown) → ``x.svg``; None for other addresses."""
         ref = ref.strip()
-        if ref.startswith("./"):
-            ref = ref[2:]
+        ref = ref.removeprefix("./")
         if not ref.startswith("images/"):
             return None
         return ref[len("images/"):]

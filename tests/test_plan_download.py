@@ -10,11 +10,11 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from funnel.cli import make_worker
 from funnel.config import PROJECT_ROOT
 from funnel.core.sequence import load_sequence
 from funnel.models import Subscriber
 from funnel.plan_document import exercise_names
-from funnel.cli import make_worker
 from tests.artefacts import artefact_dir
 from tests.conftest import sign_up, sign_up_and_confirm
 
