@@ -10,7 +10,7 @@ import pytest
 
 from funnel.coach import load_coach
 from funnel.config import PROJECT_ROOT
-from funnel.emailcheck import sample_subscriber
+from funnel.mail.check import sample_subscriber
 from tests.test_emails import composer, run_cli, source
 
 EMAILS = PROJECT_ROOT / "emails"
@@ -37,7 +37,7 @@ def test_every_plan_email_is_signed_and_invites_a_reply():
 
 
 def test_mail_reply_to_setting_still_wins():
-    from funnel.compose import Composer
+    from funnel.mail.compose import Composer
     from funnel.config import Settings, defaults
     from tests.conftest import TEST_SECRET
 

@@ -12,17 +12,17 @@ import pytest
 from sqlalchemy import select
 
 from funnel import create_app
-from funnel.cli import make_worker
-from funnel.compose import Composer
 from funnel.config import PROJECT_ROOT, Settings, defaults
 from funnel.core.sequence import load_sequence, read_email_file
-from funnel.emailcheck import email_files, sample_subscriber
+from funnel.mail.check import email_files, sample_subscriber
+from funnel.mail.compose import Composer
 from funnel.models import AdminUser, Subscriber
-from funnel.web.auth import hash_password
+from funnel.passwords import hash_password
+from funnel.runtime import make_worker
 from tests.conftest import TEST_SECRET, csrf_token, sign_up_and_confirm
+from tests.external import SEED_ARTICLE, require
 
 EMAILS = PROJECT_ROOT / "emails"
-SEED = PROJECT_ROOT.parent / "shared" / "seed" / "lateral-hip-stretch-article.txt"
 ALL_SLUGS = [read_email_file(p).slug for p in email_files(EMAILS)]
 SEQUENCE_SLUGS = [s.slug for s in load_sequence(EMAILS)]
 TAG = re.compile(r"</?[a-zA-Z][^>]*>")
@@ -35,7 +35,7 @@ def composer(base_url: str = "http://localhost", emails_dir: Path = EMAILS) -> C
 
 
 def source(slug: str, emails_dir: Path = EMAILS):
-    from funnel.emailcheck import find_source
+    from funnel.mail.check import find_source
 
     src = find_source(emails_dir, slug)
     assert src is not None, slug
@@ -205,9 +205,7 @@ def _runs(w: list[str], n: int = 7) -> set[tuple[str, ...]]:
 
 
 def _copied(text: str) -> set[tuple[str, ...]]:
-    if not SEED.exists():
-        pytest.skip(f"seed article not found ({SEED}): ../shared is optional")
-    return _runs(_words(text)) & _runs(_words(SEED.read_text()))
+    return _runs(_words(text)) & _runs(_words(require(SEED_ARTICLE).read_text()))
 
 
 STEP_BY_STEP = ("hands and knees", "breath out", "30 to 40 seconds", "5 reps",
@@ -243,8 +241,6 @@ def test_the_article_page_is_in_our_own_words_and_step_by_step(client):
 
 def test_seed_comparison_catches_a_copied_sentence():
     """Negative control: one sentence of the seed, pasted in, is caught."""
-    if not SEED.exists():
-        pytest.skip(f"seed article not found ({SEED}): ../shared is optional")
     sentence = "Give it a go a few times daily for the next 2-3 weeks and see how you get on"
     assert _copied("Our own words. " + sentence)
 

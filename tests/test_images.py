@@ -32,7 +32,7 @@ def test_every_plan_email_shows_a_drawing_as_png_with_alt_text(slug):
 
 
 def _sample():
-    from funnel.emailcheck import sample_subscriber
+    from funnel.mail.check import sample_subscriber
 
     return sample_subscriber()
 

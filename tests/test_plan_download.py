@@ -10,7 +10,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from funnel.cli import make_worker
+from funnel.runtime import make_worker
 from funnel.config import PROJECT_ROOT
 from funnel.core.sequence import load_sequence
 from funnel.models import Subscriber

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, abort, render_template
 
-from funnel import runtime, services
+from funnel import runtime, subscribers
 from funnel.core import lifecycle
+from funnel.core.tokens import BadToken
 from funnel.core.sequence import load_sequence
 from funnel.plan_document import build_weeks, pdf_bytes
 from funnel.web.errors import render_error
@@ -50,10 +51,10 @@ def _plan_subscriber(token: str):  # type: ignore[no-untyped-def]
     """(subscriber, None) for a confirmed reader's link, else (None, the answer)."""
     try:
         public_id = runtime.rt().composer.tokens.load("plan", token)
-    except services.BadToken:
+    except BadToken:
         return None, render_error(400, "This link isn't valid. Open it straight from "
                                        "your email or your preferences page.")
-    sub = services.subscriber_from_public_id(runtime.session(), public_id)
+    sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
     if sub is None:
         return None, render_error(404, "There is nothing stored for this link.")
     if sub.status != lifecycle.CONFIRMED:
