@@ -14,7 +14,7 @@ export FUNNEL_BASE_URL
 # Root can install system packages directly; anyone else goes through sudo.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint lock worker bench system-deps clean
+.PHONY: run test lint lock worker bench system-deps pdf-deps clean
 
 # Installs come from the lock files, so every machine gets the same versions;
 # the project itself is installed on top without resolving anything again.
@@ -35,20 +35,33 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check funnel tests bench wsgi.py
 	$(BIN)/mypy
 
-# Debian packages the tests drive: Chromium for browser tests, SpamAssassin for
-# the email checks. Installed only when missing.
+# Debian packages: Chromium for browser tests, SpamAssassin for the email checks,
+# Pango and fonts for WeasyPrint (the plan's PDF). Installed only when missing.
 system-deps:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium chromium-driver"; \
 	command -v spamassassin >/dev/null || missing="$$missing spamassassin"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
+	[ -d /usr/share/fonts/truetype/dejavu ] || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-run: $(BIN)/.installed
+# What `make run` needs beyond Python: Pango and fonts for the plan's PDF.
+pdf-deps:
+	@missing=""; \
+	ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
+	[ -d /usr/share/fonts/truetype/dejavu ] || missing="$$missing fonts-dejavu-core"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: $(BIN)/.installed pdf-deps
 	$(BIN)/flask --app funnel db upgrade
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/flask --app funnel serve
 

@@ -47,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         errors,
         extensions,
         links,
+        plan,
         preferences,
         previews,
         site,
@@ -61,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(links.bp)
     app.register_blueprint(preferences.bp)
     app.register_blueprint(webhooks.bp)
+    plan.init_app(app)
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(previews.bp)

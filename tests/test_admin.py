@@ -238,7 +238,7 @@ def test_one_subscribers_history(logged_in, client, outbox, app, clock, db):
     html = logged_in.get(f"/admin/subscribers/{sub.public_id}").get_data(as_text=True)
     assert "<h1>hist@example.com</h1>" in html
     assert ">signup<" in html and ">confirm<" in html and "Email me the Run Stronger" in html
-    assert "Day 1: the lateral hip and low back stretch" in html and ">sent" in html
+    assert "Part 1: the lateral hip and low back stretch" in html and ">sent" in html
     assert "podcast" in html
     assert logged_in.get("/admin/subscribers/nope").status_code == 404
 

@@ -85,7 +85,7 @@ def test_search_a_subscriber_and_read_their_history(live_server, page, seeded, d
     assert consent.get_by_role("cell", name="signup", exact=True).count() == 1
     assert consent.get_by_role("cell", name="confirm", exact=True).count() == 1
     emails = page.get_by_role("table", name="Emails")
-    assert "Day 1: the lateral hip and low back stretch" in emails.inner_text()
+    assert "Part 1: the lateral hip and low back stretch" in emails.inner_text()
     assert serious_violations(page) == []
 
 

@@ -131,7 +131,7 @@ def test_subscriber_email_headers_footer_and_links(app, client, outbox, clock, d
     sign_up_and_confirm(client, outbox, "reader@example.com", "Robin")
     make_worker(app.extensions["funnel"]).run_pass(clock.now)
     [msg] = [m for m in outbox.to("reader@example.com")
-             if m["Subject"] == "Day 1: the lateral hip and low back stretch"]
+             if m["Subject"] == "Part 1: the lateral hip and low back stretch"]
     unsub = msg["List-Unsubscribe"]
     assert re.fullmatch(r"<http://localhost/unsubscribe/[A-Za-z0-9._\-]+>", unsub)
     assert "reader" not in unsub and "example.com" not in unsub  # opaque token
@@ -196,21 +196,59 @@ def test_each_plan_email_has_exercises_doses_safety_and_a_way_back(slug):
     assert re.search(r"^\d\. ", text, re.MULTILINE), "no numbered exercises"
 
 
+def _words(t: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", t.lower())
+
+
+def _runs(w: list[str], n: int = 7) -> set[tuple[str, ...]]:
+    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+
+
+def _copied(text: str) -> set[tuple[str, ...]]:
+    return _runs(_words(text)) & _runs(_words(require(SEED_ARTICLE).read_text()))
+
+
+STEP_BY_STEP = ("hands and knees", "breath out", "30 to 40 seconds", "5 reps",
+                "2 rounds on each side", "start with the right", "should feel",
+                "should not feel", "tingling", "pinch")
+
+
 def test_email_one_is_the_stretch_article_in_our_own_words():
     text = composer().render(source("lateral-hip-stretch"), sample_subscriber(), "d").text
     for point in ("flexion", "adduction", "rotation", "glute", "biceps femoris",
                   "quadratus lumborum", "a few times a day", "two to three weeks",
-                  "why rotate away", "too much", "under your body and across"):
+                  "why rotate away", "too much", "under your body and across",
+                  *STEP_BY_STEP):
         assert point in text.lower(), point
-
-    def words(t: str) -> list[str]:
-        return re.findall(r"[a-z0-9]+", t.lower())
-
-    def runs(w: list[str], n: int = 7) -> set[tuple[str, ...]]:
-        return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
-
-    copied = runs(words(text)) & runs(words(require(SEED_ARTICLE).read_text()))
+    copied = _copied(text)
     assert not copied, f"copied from the article: {copied}"
+
+
+def test_the_article_page_is_in_our_own_words_and_step_by_step(client):
+    html = client.get("/").get_data(as_text=True)
+    # The article's own words: its title is the seed's title, kept on purpose.
+    body = re.sub(r"<h1>.*?</h1>", " ", html[html.index("<article>"):], flags=re.DOTALL)
+    text = " ".join(TAG.sub(" ", body).replace("&amp;", "&").split())
+    for point in ("flexion", "adduction", "biceps femoris", "quadratus lumborum",
+                  "a few times a day", "two to three weeks", "under your body and across",
+                  "hands and knees", "breath out", "30 to 40 seconds", "two rounds on each side",
+                  "start with the right", "should feel", "should not feel", "tingling"):
+        assert point in text.lower(), point
+    assert len(re.findall(r'<img src="/media/stretch-\d-[a-z]+\.[0-9a-f]{12}\.svg"', html)) == 4
+    copied = _copied(text)
+    assert not copied, f"copied from the article: {copied}"
+
+
+def test_seed_comparison_catches_a_copied_sentence():
+    """Negative control: one sentence of the seed, pasted in, is caught."""
+    sentence = "Give it a go a few times daily for the next 2-3 weeks and see how you get on"
+    assert _copied("Our own words. " + sentence)
+
+
+def test_subjects_are_numbered_part_by_part():
+    subjects = [s.subject for s in load_sequence(EMAILS)]
+    assert [s.split(":")[0] for s in subjects] == [f"Part {i}" for i in
+                                                    range(1, len(subjects) + 1)]
 
 
 # -- emails check -----------------------------------------------------------------------

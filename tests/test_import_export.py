@@ -106,7 +106,7 @@ def test_confirmed_import_starts_the_sequence_and_records_the_statement(
     assert "marketer stated" in consent.text and consent.page == "import: old-list.csv"
     make_worker(app.extensions["funnel"]).run_pass(clock.now)
     [welcome] = outbox.to("run@example.com")
-    assert "Day 1" in welcome["Subject"]
+    assert "Part 1" in welcome["Subject"]
 
 
 def test_without_confirmed_nobody_is_mailed_and_confirmed_rows_are_refused(

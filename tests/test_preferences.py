@@ -33,7 +33,7 @@ def prefs(client, outbox, app, clock, run_worker):
     sign_up_and_confirm(client, outbox, EMAIL, "Pat", utm_source="blog", utm_campaign="hip")
     run_worker()
     first = outbox.to(EMAIL)[-1]
-    assert first["Subject"].startswith("Day 1")
+    assert first["Subject"].startswith("Part 1")
     path = outbox.link(first, "preferences")
     # The HTML footer carries the same link.
     assert path in outbox.html(first)
@@ -231,7 +231,7 @@ def test_download_my_data(client, prefs, app, clock, db, run_worker):
     assert data["consent"][0]["text"] == subscribers.CONSENT_TEXT
     assert data["consent"][0]["ip"] == "127.0.0.1"
     assert [(e["subject"][:6], e["state"]) for e in data["emails"]] == [
-        ("Day 1:", "sent"), ("Part 2", "sent")]
+        ("Part 1", "sent"), ("Part 2", "sent")]
     assert data["emails"][0]["sent_at"] == "2026-12-01T09:00:00+00:00"
     assert data["emails"][1]["sent_at"] == "2026-12-04T09:00:00+00:00"
 
@@ -323,7 +323,7 @@ def test_cli_export_data(runner, prefs, db):
     assert data["profile"]["email"] == EMAIL
     assert [c["action"] for c in data["consent"]] == ["signup", "confirm"]
     assert data["consent"][0]["utm"] == {"utm_source": "blog", "utm_campaign": "hip"}
-    assert data["emails"][0]["subject"].startswith("Day 1") and data["emails"][0]["sent_at"]
+    assert data["emails"][0]["subject"].startswith("Part 1") and data["emails"][0]["sent_at"]
 
 
 def test_cli_erase_asks_then_erases(runner, prefs, db, client):

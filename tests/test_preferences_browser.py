@@ -36,7 +36,7 @@ def test_subscriber_controls_their_plan_and_data_from_an_email(
     assert "Welcome" in page.locator("h1").inner_text()
     run_worker()
     [first] = outbox.to(EMAIL)[1:]
-    assert first["Subject"].startswith("Day 1")
+    assert first["Subject"].startswith("Part 1")
 
     # Open the email as the mail client would show it and follow its footer link.
     page.set_content(outbox.html(first))
@@ -89,7 +89,7 @@ def test_subscriber_controls_their_plan_and_data_from_an_email(
     data = json.loads(Path(download.path()).read_text(encoding="utf-8"))
     assert data["profile"]["email"] == EMAIL and data["profile"]["first_name"] == "Robin"
     assert [c["action"] for c in data["consent"]] == ["signup", "confirm"]
-    assert [e["subject"][:6] for e in data["emails"]] == ["Day 1:", "Part 2", "Part 3"]
+    assert [e["subject"][:6] for e in data["emails"]] == ["Part 1", "Part 2", "Part 3"]
     assert all(e["sent_at"] for e in data["emails"])
 
     # Erase: asked once more, then done.

@@ -8,7 +8,7 @@ name like ``[click](http://x)`` shows as typed, never as a link.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,26 @@ class RenderedEmail:
     text: str
 
 
+@dataclass(frozen=True)
+class Picture:
+    """Where a picture from ``emails/images/`` is served, and its display size."""
+
+    url: str
+    width: int
+    height: int
+
+
+# (reference as written, e.g. "images/x.svg", for_email) -> the picture, or None
+PictureResolver = Callable[[str, bool], "Picture | None"]
+
+
 class Renderer:
     """Renders email sources with the layout in ``emails/layout/``."""
 
-    def __init__(self, emails_dir: str | Path) -> None:
+    def __init__(self, emails_dir: str | Path,
+                 pictures: PictureResolver | None = None) -> None:
         self.emails_dir = Path(emails_dir)
+        self.pictures = pictures
         self._body_env = SandboxedEnvironment(
             undefined=StrictUndefined, autoescape=False, finalize=_finalize,
             keep_trailing_newline=True,
@@ -74,15 +89,38 @@ class Renderer:
         preheader = self._compile(source.preheader).render(variables).strip()
         markdown = self._compile(source.body).render(variables)
         tokens = self._md.parse(markdown)
+        self._place_pictures(tokens, for_email=True)
         body_html = self._md.renderer.render(tokens, self._md.options, {})
         body_text = markdown_to_text(tokens)
-        context = {**variables, "subject": subject, "preheader": preheader}
+        context = {**variables, "subject": subject, "preheader": preheader,
+                   "in_plan": source.path.parent.name == "sequence"}
         html = self._layout_env.get_template("base.html").render(
             **context, content=Markup(body_html)
         )
         text = self._layout_env.get_template("base.txt").render(**context, content=body_text)
         html = css_inline.inline(html)
         return RenderedEmail(subject, preheader, html, _tidy_text(text))
+
+
+    def render_body(self, source: EmailSource, variables: Mapping[str, Any]) -> str:
+        """The body alone as HTML for a web page: no layout, pictures as SVG."""
+        tokens = self._md.parse(self._compile(source.body).render(variables))
+        self._place_pictures(tokens, for_email=False)
+        return str(self._md.renderer.render(tokens, self._md.options, {}))
+
+    def _place_pictures(self, tokens: list, *, for_email: bool) -> None:
+        """``images/x.svg`` → its served address (PNG in mail), with its size."""
+        if self.pictures is None:
+            return
+        for tok in tokens:
+            for child in tok.children or []:
+                if child.type != "image":
+                    continue
+                picture = self.pictures(str(child.attrGet("src") or ""), for_email)
+                if picture is not None:
+                    child.attrSet("src", picture.url)
+                    child.attrSet("width", str(picture.width))
+                    child.attrSet("height", str(picture.height))
 
 
 def _tidy_text(text: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-PURPOSES = ("confirm", "unsubscribe", "preferences", "view")
+PURPOSES = ("confirm", "unsubscribe", "preferences", "view", "plan")
 
 
 class BadToken(ValueError):

@@ -27,6 +27,7 @@ from markdown_it import MarkdownIt
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
+from funnel.coach import CoachFileError, load_coach
 from funnel.core.rendering import Renderer
 from funnel.core.sequence import (
     EmailFileError,
@@ -35,6 +36,7 @@ from funnel.core.sequence import (
     parse_window,
     read_email_file,
 )
+from funnel.media import CONTENT_TYPES, ImageError, MediaLibrary, image_size, svg_to_png
 from funnel.models import Subscriber
 
 if TYPE_CHECKING:
@@ -47,7 +49,10 @@ WARNING = "warning"
 
 SUBJECT_WARN, SUBJECT_MAX, PREHEADER_WARN = 60, 100, 110
 # Variables only the layout sees: the rendered email itself.
-LAYOUT_VARIABLES = frozenset({"subject", "preheader", "content"})
+LAYOUT_VARIABLES = frozenset({"subject", "preheader", "content", "in_plan"})
+# Pictures: bigger files load slowly on phones; tiny or huge ones are usually a mistake.
+IMAGE_WARN_BYTES, IMAGE_MAX_BYTES = 300_000, 1_000_000
+IMAGE_MIN_WIDTH, IMAGE_MAX_WIDTH = 48, 2400
 SEQUENCE_KEYS = {"slug": True, "subject": True, "delay": True, "preheader": False,
                  "window": False}
 SYSTEM_KEYS = {"slug": True, "subject": True, "preheader": False, "delay": False,
@@ -149,6 +154,7 @@ class Checker:
 
     def run(self) -> list[Problem]:
         self.check_layout()
+        self.check_coach()
         slugs: dict[str, Path] = {}
         root = self.emails_dir
         if not list((root / "sequence").glob("*.md")):
@@ -291,7 +297,10 @@ class Checker:
                     if not child.content.strip():
                         self.error(src.path, line, "image without alt text: write ![what it "
                                                    "shows](address)")
-                    self._check_href(src.path, line, href, "image")
+                    if MediaLibrary.name_from_ref(href) is not None:
+                        self.check_picture(src.path, line, href)
+                    else:
+                        self._check_href(src.path, line, href, "image")
                 elif child.type == "text":
                     broken = _BROKEN_LINK.search(child.content)
                     if broken:
@@ -329,6 +338,51 @@ class Checker:
                                        "such page")
         elif scheme == "http":
             self.warning(path, line, f"{what} to '{raw}' is not https")
+
+    # -- pictures in emails/images/ ---------------------------------------------------------
+
+    def check_picture(self, path: Path, line: int, ref: str) -> None:
+        """The file exists, is a picture we can show, and has a sensible size."""
+        name = MediaLibrary.name_from_ref(ref) or ""
+        suffix = Path(name).suffix.lower()
+        if suffix not in CONTENT_TYPES:
+            self.error(path, line, f"image '{ref}': '{suffix or name}' pictures are not "
+                                   "supported: use SVG, PNG, JPEG or GIF")
+            return
+        file = MediaLibrary(self.emails_dir / "images").path(name)
+        if file is None:
+            self.error(path, line, f"image '{ref}' does not exist: put the file in "
+                                   f"{self.emails_dir / 'images'}")
+            return
+        data = file.read_bytes()
+        try:
+            width, _height = image_size(data, suffix)
+            if suffix == ".svg":
+                svg_to_png(data, width=64)  # it must draw, not just parse
+        except ImageError as exc:
+            self.error(path, line, f"image '{ref}': {exc}")
+            return
+        if not IMAGE_MIN_WIDTH <= width <= IMAGE_MAX_WIDTH:
+            self.error(path, line, f"image '{ref}' is {width} pixels wide: use "
+                                   f"{IMAGE_MIN_WIDTH} to {IMAGE_MAX_WIDTH}")
+        if len(data) > IMAGE_MAX_BYTES:
+            self.error(path, line, f"image '{ref}' is {len(data) // 1000} KB: keep it under "
+                                   f"{IMAGE_MAX_BYTES // 1000} KB")
+        elif len(data) > IMAGE_WARN_BYTES:
+            self.warning(path, line, f"image '{ref}' is {len(data) // 1000} KB: over "
+                                     f"{IMAGE_WARN_BYTES // 1000} KB loads slowly on phones")
+
+    def check_coach(self) -> None:
+        try:
+            coach = load_coach(self.emails_dir)
+        except CoachFileError as exc:
+            self.error(exc.path, exc.line, exc.message)
+            return
+        path = self.emails_dir / "coach.yml"
+        text = path.read_text(encoding="utf-8")
+        line = next((i for i, row in enumerate(text.splitlines(), 1)
+                     if row.startswith("photo:")), 1)
+        self.check_picture(path, line, coach.photo)
 
     # -- the real renderer ----------------------------------------------------------------
 

@@ -8,12 +8,14 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from funnel.coach import Coach, CoachFileError, load_coach
 from funnel.config import Settings
 from funnel.core.rendering import RenderedEmail, Renderer, UserText
 from funnel.core.sequence import EmailSource, read_email_file
 from funnel.core.tokens import Tokens
 from funnel.mail.links import Links
 from funnel.mail.shared_body import SharedBodies
+from funnel.media import MediaLibrary
 from funnel.models import Subscriber
 from funnel.transports import Message
 
@@ -22,7 +24,12 @@ DEFAULT_FIRST_NAME = "there"
 # The variables that differ from one recipient to the next (see shared_body.py).
 PERSONAL_VARIABLES = (
     "first_name", "email", "unsubscribe_url", "preferences_url", "view_url", "confirm_url",
+    "my_plan_url", "my_plan_pdf_url",
 )
+# Used only while emails/coach.yml is missing or broken (`emails check` says which).
+FALLBACK_COACH = Coach(name="The Run Stronger team", role="Run Stronger", bio="", photo="",
+                       photo_alt="", sign_off="Run well,", reply_to="",
+                       reply_invite="Hit reply and tell us how it went.")
 
 
 class Composer:
@@ -30,17 +37,54 @@ class Composer:
         self.settings = settings
         self.tokens = Tokens(settings.secret_keys, clock)
         self.links = Links(settings.base_url, self.tokens)
-        self.renderer = Renderer(settings.emails_dir)
+        self.media = MediaLibrary(Path(settings.emails_dir) / "images")
+        self.renderer = Renderer(settings.emails_dir,
+                                 self.media.resolver(lambda: self.links.base_url))
+        self._coach: tuple[float, Coach] | None = None
         self.shared = SharedBodies(self.renderer.render)
         self.domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
 
     def system_source(self, name: str) -> EmailSource:
         return read_email_file(Path(self.settings.emails_dir, "system", f"{name}.md"))
 
+    @property
+    def coach(self) -> Coach:
+        """emails/coach.yml, read again whenever the marketer saves it."""
+        path = Path(self.settings.emails_dir, "coach.yml")
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            return FALLBACK_COACH
+        if self._coach is None or self._coach[0] != mtime:
+            try:
+                self._coach = (mtime, load_coach(self.settings.emails_dir))
+            except CoachFileError:
+                return FALLBACK_COACH
+        return self._coach[1]
+
+    def coach_variables(self) -> dict[str, str]:
+        coach = self.coach
+        photo = (self.media.ref(self.links.base_url, coach.photo_name, for_email=True)
+                 if coach.photo else None)
+        return {
+            "coach_name": coach.name, "coach_role": coach.role,
+            "coach_sign_off": coach.sign_off, "coach_reply_to": coach.reply_to,
+            "coach_reply_invite": coach.reply_invite,
+            "coach_photo_url": photo.url if photo else "", "coach_photo_alt": coach.photo_alt,
+        }
+
+    @property
+    def reply_to(self) -> str:
+        return self.settings.reply_to or self.coach.reply_to
+
     def variables(self, sub: Subscriber, delivery_id: str | None = None) -> dict[str, Any]:
         """Every variable an email may use (documented in emails/README.md)."""
         first = (sub.first_name or "").strip()
+        plan = self.links.plan(sub.public_id)
         return {
+            **self.coach_variables(),
+            "my_plan_url": plan,
+            "my_plan_pdf_url": plan + ".pdf",
             "first_name": UserText(first) if first else DEFAULT_FIRST_NAME,
             "email": UserText(sub.email),
             "site_url": self.links.page("/"),
@@ -95,7 +139,7 @@ class Composer:
             html=rendered.html,
             text=rendered.text,
             sender=self.settings.mail_from,
-            reply_to=self.settings.reply_to,
+            reply_to=self.reply_to,
             date=now,
             message_id=f"<{key}@{self.domain}>",
             headers=headers,

@@ -13,6 +13,7 @@ PATHS = {
     "unsubscribe": "/unsubscribe/<token>",
     "preferences": "/preferences/<token>",
     "view": "/view/<token>",
+    "plan": "/plan/<token>",
 }
 
 
@@ -36,6 +37,10 @@ class Links:
 
     def view(self, public_id: str, delivery_id: str) -> str:
         return self._url("view", [public_id, delivery_id])
+
+    def plan(self, public_id: str) -> str:
+        """The reader's printable plan; add ``.pdf`` for the PDF."""
+        return self._url("plan", public_id)
 
     def page(self, path: str) -> str:
         return self.base_url + path

@@ -41,7 +41,8 @@ def confirm(token: str):
     if result.outcome == "confirmed":
         r.wake.set()
     if result.outcome in ("confirmed", "already"):
-        return render_template("welcome.html", already=result.outcome == "already")
+        return render_template("welcome.html", already=result.outcome == "already",
+                               sub=result.subscriber)
     if result.outcome == "expired":
         return render_template("confirm_expired.html", token=token), 410
     return invalid_link()
