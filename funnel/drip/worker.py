@@ -1,0 +1,263 @@
+"""The worker: a loop over the store, the planner and the send step.
+
+One pass first sends queued system mail (confirmations), then the drip, batch
+by batch. For each batch: decide and commit the intents (short transaction),
+render outside any transaction, then send under the subscribers' row locks
+(``funnel.sending``). A step whose email cannot be rendered is *held* for that
+subscriber and tried again every ``HELD_RECHECK`` until the file is fixed: never
+skipped, never followed by the next step.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from funnel import sending, system_mail
+from funnel.core.sequence import Sequence
+from funnel.drip import planner
+from funnel.drip.store import Store, unsent
+from funnel.models import Delivery, Subscriber, new_public_id
+from funnel.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
+from funnel.transports import AuthError, Message, Transport
+
+log = logging.getLogger(__name__)
+
+HELD_RECHECK = timedelta(minutes=1)
+
+
+@dataclass
+class PassReport:
+    sent: int = 0
+    skipped: int = 0
+    retried: int = 0
+    failed: int = 0
+    held: int = 0
+    rescheduled: int = 0
+    claimed: int = 0
+    sent_keys: list[str] = field(default_factory=list)
+
+    def add(self, r: sending.SendReport) -> None:
+        self.sent += r.sent
+        self.failed += r.failed
+        self.retried += r.retried
+        self.skipped += r.withdrawn
+        self.sent_keys.extend(r.sent_keys)
+
+
+def view(sub: Subscriber) -> tuple[planner.SubscriberView, list[planner.DeliveryView]]:
+    """The subscriber as the planner sees it: plain data, no session."""
+    return (
+        planner.SubscriberView(sub.status, sub.confirmed_at, sub.timezone, sub.paused_until),
+        [planner.DeliveryView(d.step_slug, d.state, d.created_at, d.sent_at, d.attempts, d.kind)
+         for d in sorted(sub.deliveries, key=lambda d: d.id or 0)],
+    )
+
+
+def delivery_key(d: Delivery) -> str:
+    """Outbox file name and provider key: stable, so a resend replaces, never adds."""
+    return f"{d.created_at:%Y%m%dT%H%M%S}-{d.step_slug}-{d.public_id}"
+
+
+class Worker:
+    def __init__(self, store: Store, composer, transport: Transport,  # type: ignore[no-untyped-def]
+                 clock: Callable[[], datetime], *, sequence: Callable[[], Sequence],
+                 rules: planner.Rules, rng: random.Random | None = None) -> None:
+        self.store = store
+        self.composer = composer
+        self.transport = transport
+        self.clock = clock
+        self.load_sequence = sequence
+        self.rules = rules
+        self.rng = rng or random.Random()
+
+    # -- one pass ------------------------------------------------------------
+
+    def run_pass(self, now: datetime | None = None, stop: threading.Event | None = None, *,
+                 drip: bool = True) -> PassReport:
+        """Send everything due at ``now`` (default: the clock), then return.
+        ``drip=False`` sends only queued system mail."""
+        now = now or self.clock()
+        report = PassReport()
+        self._batches(now, stop, report, self.store.claim_queued, self._system_batch)
+        if drip:
+            sequence = self.load_sequence()
+            self.store.replan_if_changed(sequence.fingerprint, now)
+            self._batches(now, stop, report, self.store.claim_due,
+                          lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
+        return report
+
+    def _batches(self, now, stop, report, claim, process) -> None:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        while not (stop and stop.is_set()):
+            # What is due is decided at ``now``, but leases follow the time that
+            # has really passed, so a lease taken late in a long pass still lasts
+            # WORKER_LEASE_SECONDS from when it was taken.
+            ids = claim(now, now + timedelta(seconds=time.monotonic() - started))
+            if not ids:
+                return
+            report.claimed += len(ids)
+            process(ids, now, report)
+
+    # -- the drip ------------------------------------------------------------
+
+    def _decide(self, sub: Subscriber, sequence: Sequence, now: datetime) -> planner.Decision:
+        """The planner's decision, after settling whatever it gives up on."""
+        for _ in range(len(sub.deliveries) + 1):
+            for d in unsent(sub, DRIP):
+                if sequence.get(d.step_slug) is None:
+                    sub.deliveries.remove(d)  # its step was deleted while in flight
+            decision = planner.plan(*view(sub), sequence.steps, now, self.rules)
+            if not isinstance(decision, planner.GiveUp):
+                return decision
+            d = next(d for d in unsent(sub, DRIP) if d.step_slug == decision.step_slug)
+            d.state, d.error, d.sent_at, d.retry_at = decision.state, decision.reason, now, None
+        raise RuntimeError("planner kept giving up")  # pragma: no cover
+
+    def _drip_batch(self, ids: list[int], sequence: Sequence, now: datetime,
+                    report: PassReport) -> None:
+        with self.store.transaction() as s:
+            intents: list[tuple[Subscriber, Delivery]] = []
+            for sub in self.store.load(s, ids, lock=False):
+                decision = self._decide(sub, sequence, now)
+                if not isinstance(decision, planner.Send):
+                    self.store.release(sub, planner.next_due(decision))
+                    report.skipped += isinstance(decision, planner.Hold)
+                    report.rescheduled += isinstance(decision, planner.WaitUntil)
+                    continue
+                intents.append((sub, self._intent(sub, DRIP, decision.step.slug, now)))
+            try:
+                s.commit()  # the intents are durable before anything is sent
+            except IntegrityError:
+                # The unique constraint is the last line of defence: the batch is
+                # left to its leases and looked at again later, never sent twice.
+                log.error("a delivery already existed in this batch; leaving it to its lease")
+                return
+        # Rendered outside any transaction, so row locks are held only while sending.
+        prepared = [(sub.id, d, self._render(
+            lambda sub=sub, d=d: self.composer.message(
+                sequence.get(d.step_slug).source, sub, key=delivery_key(d), now=now,  # type: ignore[union-attr]
+                delivery_id=d.public_id, category=d.step_slug)))
+            for sub, d in intents]
+
+        def hold(sub: Subscriber, _d: Delivery) -> bool:
+            decision = planner.blocked(view(sub)[0], now)
+            if decision is None:
+                return False
+            self.store.release(sub, planner.next_due(decision))
+            return True
+
+        def after(sub: Subscriber, d: Delivery | None) -> None:
+            if d is None:
+                sub.lease_until = None  # withdrawn: the cursor stays where hold put it
+            elif d.state in (sending.RETRY, HELD):
+                self.store.release(sub, d.retry_at)
+            else:
+                decision = planner.plan(*view(sub), sequence.steps, now, self.rules)
+                self.store.release(sub, now if isinstance(decision, (planner.Send, planner.GiveUp))
+                                   else planner.next_due(decision))
+
+        self._send(prepared, now, report, hold, after)
+
+    @staticmethod
+    def _intent(sub: Subscriber, kind: str, slug: str, now: datetime) -> Delivery:
+        """The delivery row to send, created or resumed, committed before sending."""
+        d = next((d for d in unsent(sub, kind) if d.step_slug == slug), None)
+        if d is None:
+            d = Delivery(public_id=new_public_id(), kind=kind, step_slug=slug, attempts=0,
+                         created_at=now)
+            sub.deliveries.append(d)
+        d.state = SENDING
+        d.attempts += 1
+        return d
+
+    @staticmethod
+    def _render(render: Callable[[], Message]) -> Message | Exception:
+        try:
+            return render()
+        except Exception as exc:  # a broken email file must not stop the batch
+            log.exception("rendering failed; the email is held until its file is fixed")
+            return exc
+
+    # -- system mail (confirmations) ------------------------------------------
+
+    def _system_batch(self, ids: list[int], now: datetime, report: PassReport) -> None:
+        with self.store.transaction() as s:
+            intents: list[tuple[Subscriber, Delivery]] = []
+            for sub in self.store.load(s, ids, lock=False):
+                mine = 0
+                for d in unsent(sub, SYSTEM, now=now):
+                    if d.state == SENDING and not self.transport.idempotent:
+                        d.state, d.sent_at, d.retry_at = UNKNOWN, now, None
+                        d.error = "worker stopped mid-send; not resent so it cannot arrive twice"
+                    else:
+                        intents.append((sub, self._intent(sub, SYSTEM, d.step_slug, now)))
+                        mine += 1
+                if not mine:
+                    sub.lease_until = None  # the send step's ``after`` releases the rest
+            s.commit()
+        prepared = [(sub.id, d, self._render(
+            lambda sub=sub, d=d: system_mail.render(self.composer, sub, d, delivery_key(d), now)))
+            for sub, d in intents]
+        self._send(prepared, now, report, system_mail.hold,
+                   lambda sub, _d: setattr(sub, "lease_until", None))
+
+    # -- sending (shared) ------------------------------------------------------
+
+    def _send(self, prepared: list[tuple[int, Delivery, Message | Exception]], now: datetime,
+              report: PassReport, hold: sending.Hold, after: sending.After) -> None:
+        """Hand what was rendered to the send step, under the subscribers' row locks."""
+        if not prepared:
+            return
+        with self.store.transaction() as s:
+            # The row lock makes a concurrent unsubscribe wait for us or win outright.
+            subs = {sub.id: sub for sub in self.store.load(s, [p[0] for p in prepared], lock=True)}
+            items: list[Outgoing] = []
+            for sub_id, intent, msg in prepared:
+                sub = subs.get(sub_id)
+                if sub is None or not self.store.still_ours(sub):
+                    continue  # another worker took over: it decides now, not us
+                d = next((x for x in sub.deliveries if x.id == intent.id), None)
+                if d is None or d.state != SENDING:
+                    continue
+                if isinstance(msg, Exception):
+                    self._hold_render(sub, d, msg, now, after)
+                    report.held += 1
+                    continue
+                items.append(Outgoing(sub, d, msg))
+            report.add(sending.send(s, self.transport, items, now=now, hold=hold, after=after,
+                                    max_attempts=self.rules.max_attempts, rng=self.rng))
+
+    @staticmethod
+    def _hold_render(sub: Subscriber, d: Delivery, exc: Exception, now: datetime,
+                     after: sending.After) -> None:
+        """Never skipped, never followed by the next step: tried again until fixed."""
+        d.state, d.error = HELD, f"could not be rendered: {exc}"[:2000]
+        d.attempts -= 1  # it never reached the transport
+        d.retry_at = now + HELD_RECHECK
+        after(sub, d)
+
+    # -- running until told to stop ------------------------------------------
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float,
+                    wake: threading.Event | None = None) -> None:
+        while not stop.is_set():
+            try:
+                report = self.run_pass(None, stop)
+            except AuthError:
+                raise
+            except Exception:
+                log.exception("worker pass failed; trying again shortly")
+                report = PassReport()
+            if report.claimed == 0:
+                waiter = wake or stop
+                waiter.wait(poll_seconds)
+                if wake is not None:
+                    wake.clear()
