@@ -20,6 +20,8 @@ system mail (confirmations) share it. The caller:
   backoff with jitter, never sooner than ``Retry-After``; after ``max_attempts``
   tries it is ``failed``. What a transport settled before failing is recorded, never
   retried.
+- any other exception from the transport: retried like a temporary failure when
+  the transport is idempotent, else ``unknown`` (it may have gone out: never twice);
 - ``AuthError`` (credentials refused): records what was settled, withdraws every
   intent not yet sent, commits and re-raises: stop the worker, lose nothing;
 - calls ``after(recipient, delivery_or_None)`` once per item when done with it
@@ -32,6 +34,7 @@ system mail (confirmations) share it. The caller:
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +45,8 @@ from sqlalchemy.orm import Session
 
 from funnel.models import Delivery
 from funnel.transports import AuthError, Message, SendResult, TransientSendError, Transport
+
+log = logging.getLogger(__name__)
 
 # Delivery states (CHECK constraint in the database, see models.Delivery).
 QUEUED = "queued"      # waiting for its first try (system mail queued by a web request)
@@ -156,6 +161,16 @@ class _Run:
             for item in chunk:
                 if item.message.key not in settled:
                     self.retry(item, str(exc), exc.retry_after)
+            return
+        except Exception as exc:  # a transport bug or an unmapped error: nothing twice
+            log.exception("the transport failed unexpectedly")
+            for item in chunk:
+                if transport.idempotent:
+                    self.retry(item, f"transport error: {exc}", None)
+                else:
+                    self.finish(item, UNKNOWN, f"transport error: {exc}; not resent so it "
+                                               "cannot arrive twice")
+                    self.report.failed += 1
             return
         self.record(chunk, list(results.values()))
 

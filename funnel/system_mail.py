@@ -42,8 +42,8 @@ def name_of(d: Delivery) -> str:
 
 def allowed(sub: Subscriber, now: datetime) -> bool:
     """Whether one more system email to this address stays within the caps."""
-    recent = sorted((d.created_at for d in sub.deliveries
-                     if d.kind == SYSTEM and d.created_at > now - CAP_PERIOD))
+    recent = sorted(d.created_at for d in sub.deliveries
+                     if d.kind == SYSTEM and d.created_at > now - CAP_PERIOD)
     if len(recent) >= CAP:
         return False
     return not recent or now - recent[-1] >= GAPS[min(len(recent), len(GAPS)) - 1]

@@ -44,3 +44,22 @@ class ScriptedTransport:
     def subjects(self) -> list[str]:
         return [m.subject for m in self.sent]
 
+
+
+class InterruptingComposer:
+    """The real composer, with ``during`` run once as the first email is rendered:
+    the batch is claimed and its intents committed, and no lock is held yet (the
+    moment a concurrent unsubscribe or a stall past the lease would strike)."""
+
+    def __init__(self, inner, during) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.during = during
+
+    def message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.during is not None:
+            during, self.during = self.during, None
+            during()
+        return self.inner.message(*args, **kwargs)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
