@@ -18,13 +18,19 @@ class SubscriberStatus(StrEnum):
     COMPLAINED = "complained"
 
 
+class DeliveryKind(StrEnum):
+    DRIP = "drip"             # a step of the sequence
+    BROADCAST = "broadcast"   # a one-off newsletter; step_slug is its slug
+    SYSTEM = "system"         # confirmation and "already on the list" emails
+
+
 class DeliveryState(StrEnum):
+    QUEUED = "queued"     # waiting for the worker (system mail)
     SENDING = "sending"   # an intent, written before the transport is called
     SENT = "sent"
     RETRY = "retry"       # a temporary failure; tried again after a backoff
     HELD = "held"         # cannot be rendered now (a broken email file); waits for the fix
     FAILED = "failed"
-    SKIPPED = "skipped"
     UNKNOWN = "unknown"   # a worker died mid-send: never resent, so never twice
 
 
