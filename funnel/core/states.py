@@ -19,6 +19,7 @@ class SubscriberStatus(StrEnum):
 
 
 class DeliveryState(StrEnum):
+    QUEUED = "queued"     # system mail (a confirmation) waiting for the worker
     SENDING = "sending"   # an intent, written before the transport is called
     SENT = "sent"
     RETRY = "retry"       # a temporary failure; tried again after a backoff
