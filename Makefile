@@ -80,15 +80,16 @@ $(AXE):
 test: $(BIN)/.installed system-deps $(PRISM) $(AXE)
 	$(BIN)/pytest
 
-# Benchmarks are not part of the test suite; each prints ratios to a baseline
-# measured in the same run.
+# Benchmarks are not part of the test suite; each prints
+# "name: value unit (ratio x baseline)" against a baseline measured in the same run.
+# wrk drives the page benchmark; bc is for quick ratios by hand.
 bench: $(BIN)/.installed
+	@command -v wrk >/dev/null && command -v bc >/dev/null || \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk bc; }
 	$(BIN)/pytest bench/test_worker_bench.py --benchmark-only -p no:cacheprovider -q -s
 	$(BIN)/python bench/bench_sendgrid.py
 	$(BIN)/python bench/bench_import.py
-	@command -v wrk >/dev/null && command -v bc >/dev/null || \
-		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk bc; }
-	bash bench/bench_pages.sh
+	$(BIN)/python bench/bench_pages.py
 
 clean:
 	rm -rf $(VENV) instance/outbox

@@ -65,3 +65,8 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
     from funnel.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
+
+
+# Page views are buffered per process (funnel/web/visits.py): write them when a
+# worker stops or is recycled by max_requests, not only at interpreter exit.
+from funnel.web.visits import worker_exit  # noqa: E402,F401

@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     errors.init_app(app)
     # One blueprint per audience: visitors, subscribers' links, providers, the marketer.
+    site.init_app(app)
     app.register_blueprint(site.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(preferences.bp)

@@ -41,6 +41,8 @@ ENV_VARS = (
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
     "WORKER_POLL_SECONDS",
+    "VISIT_FLUSH_SECONDS",
+    "PAGE_CACHE_SIZE",
     "SENDGRID_API_KEY",
     "SENDGRID_API_HOST",
     "SENDGRID_TIMEOUT",
@@ -55,8 +57,9 @@ INT_VARS = {
     "CONFIRM_MAX_AGE_DAYS",
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
+    "PAGE_CACHE_SIZE",
 }
-FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT"}
+FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS"}
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
@@ -81,6 +84,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "WORKER_BATCH_SIZE": 200,
         "WORKER_LEASE_SECONDS": 300,
         "WORKER_POLL_SECONDS": 5.0,
+        "VISIT_FLUSH_SECONDS": 2.0,
+        "PAGE_CACHE_SIZE": 1000,
         "SENDGRID_API_KEY": "",
         "SENDGRID_API_HOST": "https://api.sendgrid.com",
         "SENDGRID_TIMEOUT": 10.0,

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask_wtf.csrf import generate_csrf
 
 from funnel import runtime, subscribers
 from funnel.inputs import FunnelError
-from funnel.models import Visit
 from funnel.web.extensions import limiter
 from funnel.web.forms import SignupForm
+from funnel.web.visits import VisitBuffer
 
 bp = Blueprint("site", __name__)
 
@@ -37,16 +41,64 @@ def source_host() -> str | None:
     return host[:255] if host else None
 
 
-def count_visit(page: str) -> None:
-    """Count a page view with no personal data: the referring site and UTM only."""
-    s = runtime.session()
-    s.add(Visit(
-        page=page, at=runtime.now(), referrer_host=source_host(),
-        utm_source=request.args.get("utm_source", "")[:100] or None,
-        utm_medium=request.args.get("utm_medium", "")[:100] or None,
-        utm_campaign=request.args.get("utm_campaign", "")[:100] or None,
-    ))
-    s.commit()
+def init_app(app: Flask) -> None:
+    app.extensions["funnel_visits"] = VisitBuffer(
+        app.extensions["funnel"].sessions, float(app.config["VISIT_FLUSH_SECONDS"]))
+    app.extensions["funnel_pages"] = PageCache(int(app.config["PAGE_CACHE_SIZE"]))
+
+    @app.before_request
+    def _flush_visits_for_the_dashboard() -> None:
+        # The marketer sees this process's buffered views at once. An app-level
+        # hook runs before the admin login check opens the request's session,
+        # which on SQLite holds the write lock the flush needs.
+        if request.blueprint == "admin":
+            visits().flush()
+
+
+def visits() -> VisitBuffer:
+    return current_app.extensions["funnel_visits"]
+
+
+def count_visit(page: str, host: str | None) -> None:
+    """Count a page view with no personal data: the referring site and UTM only.
+    Buffered: written with others a few seconds later (see funnel/web/visits.py)."""
+    args = request.args
+    visits().add({
+        "page": page, "at": runtime.now(), "referrer_host": host,
+        "utm_source": args.get("utm_source", "")[:100] or None,
+        "utm_medium": args.get("utm_medium", "")[:100] or None,
+        "utm_campaign": args.get("utm_campaign", "")[:100] or None,
+    })
+
+
+class PageCache:
+    """Rendered pages by what they depend on (page, source host, UTM values).
+    Templates only change with a deploy, which restarts the processes; the size
+    bound keeps made-up query strings from growing it without limit."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pages: OrderedDict[tuple, tuple[str, ...]] = OrderedDict()
+        self._lock = threading.Lock()  # the development server is threaded
+
+    def get(self, key: tuple, render: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:
+        if self.size <= 0 or current_app.debug:
+            return render()
+        with self._lock:
+            parts = self._pages.get(key)
+            if parts is not None:
+                self._pages.move_to_end(key)
+                return parts
+        parts = render()
+        with self._lock:
+            self._pages[key] = parts
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+        return parts
+
+
+def pages() -> PageCache:
+    return current_app.extensions["funnel_pages"]
 
 
 def _utm_query() -> dict[str, str]:
@@ -56,22 +108,40 @@ def _utm_query() -> dict[str, str]:
 
 @bp.get("/")
 def article():
-    count_visit("article")
-    carry = _utm_query()
     host = source_host()
+    count_visit("article", host)
+    carry = _utm_query()
     if host:
         carry["ref"] = host  # so a sign-up is credited to where the reader came from
-    return render_template("article.html", plan_url=url_for("site.landing", **carry))
+
+    def render() -> tuple[str, ...]:
+        return (render_template("article.html", plan_url=url_for("site.landing", **carry)),)
+
+    return pages().get(("article", tuple(carry.items())), render)[0]
 
 
 @bp.get("/free-plan")
 def landing():
-    count_visit("landing")
-    form = SignupForm(formdata=None)
-    form.referrer.data = source_host() or ""
-    for k in UTM_KEYS:
-        getattr(form, f"utm_{k}").data = request.args.get(f"utm_{k}", "")[:100]
-    return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT)
+    host = source_host() or ""
+    count_visit("landing", host or None)
+    utm = tuple(request.args.get(f"utm_{k}", "")[:100] for k in UTM_KEYS)
+
+    def render() -> tuple[str, ...]:
+        form = SignupForm(formdata=None)
+        form.referrer.data = host
+        for k, v in zip(UTM_KEYS, utm, strict=True):
+            getattr(form, f"utm_{k}").data = v
+        token = generate_csrf()
+        html = render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT)
+        # The page is the same for everyone but for the form's token: keep the
+        # text around it and put each visitor's own token in between.
+        before, found, after = html.partition(token)
+        if not found or token in after:
+            raise RuntimeError("the landing page must show its CSRF token exactly once")
+        return before, after
+
+    before, after = pages().get(("landing", host, utm), render)
+    return before + generate_csrf() + after
 
 
 @bp.post("/free-plan")

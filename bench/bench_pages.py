@@ -1,0 +1,158 @@
+"""Requests per second for the public pages and the sign-up POST, under gunicorn
+(2 sync workers) and wrk (2 threads, 32 connections), against a bare Flask page
+returning a constant on the same settings. Runs alternate baseline and pages and
+each figure is the median of three, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/bench_pages.py      (make bench runs it)
+
+BENCH_POSTGRES_URL names a PostgreSQL database it may drop and re-create
+(default postgresql+psycopg://postgres@127.0.0.1:5432/funnel_bench); when the
+server is not reachable the PostgreSQL half is skipped with one line.
+BENCH_SECONDS sets the length of each wrk run (default 5).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = 3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, app: str, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "bench" / "gunicorn_bench.py"),
+             "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{self.port}", app],
+            cwd=ROOT, env=env, stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=2).read()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise SystemExit(f"gunicorn {app} did not start; see {log}") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+        self._log.close()
+
+
+def wrk(url: str, script: Path | None = None, env: dict[str, str] | None = None) -> float:
+    cmd = ["wrk", "-t2", "-c32", f"-d{SECONDS}s", "--latency"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})}).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        raise SystemExit(f"{url}: {bad.group(1)} failed requests\n{out}")
+    errors = re.search(r"Socket errors: .*timeout (\d+)", out)
+    if errors and int(errors.group(1)) > 0:
+        print(f"  ({url}: {errors.group(1)} timeouts)", file=sys.stderr)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def signup_credentials(base: str) -> dict[str, str]:
+    """A session cookie and its CSRF token, as a browser would hold them."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    html = opener.open(base + "/free-plan").read().decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    return {"BENCH_TOKEN": token, "BENCH_COOKIE": cookie}
+
+
+def postgres_url() -> str | None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(os.environ.get(
+        "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/funnel_bench"))
+    try:
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+        admin.dispose()
+    except Exception as exc:  # noqa: BLE001 - any reason means "no PostgreSQL here"
+        print(f"pages (PostgreSQL): skipped, no server at {url.host}:{url.port} ({exc.__class__.__name__})")
+        return None
+    return url.render_as_string(hide_password=False)
+
+
+def run(label: str, db_url: str, tmp: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "bench",
+           "OUTBOX_DIR": str(tmp / "outbox"), "RATELIMIT_SIGNUP": "100000000 per minute",
+           "FUNNEL_BASE_URL": "http://127.0.0.1"}
+    subprocess.run([str(BIN / "flask"), "--app", "funnel", "db", "upgrade"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    bare = Server("bench.bare_app:app", env, tmp / f"bare-{label}.log")
+    app = Server("wsgi:app", env, tmp / f"app-{label}.log")
+    creds = signup_credentials(app.url)
+    script = ROOT / "bench" / "signup.lua"
+    figures: dict[str, list[float]] = {k: [] for k in ("bare", "article", "landing", "signup")}
+    try:
+        for _ in range(ROUNDS):  # alternating, so a noisy neighbour hits every figure alike
+            figures["bare"].append(wrk(bare.url + "/"))
+            figures["article"].append(wrk(app.url + "/?utm_source=bench"))
+            figures["landing"].append(wrk(app.url + "/free-plan?utm_source=bench"))
+            figures["signup"].append(wrk(app.url + "/free-plan", script, creds))
+    finally:
+        bare.stop()
+        app.stop()
+    med = {k: statistics.median(v) for k, v in figures.items()}
+    print(f"bare flask page ({label}): {med['bare']:.0f} req/s (1.00 x baseline)")
+    for k, what in (("article", "article page"), ("landing", "landing page"),
+                    ("signup", "sign-up POST")):
+        print(f"{what} ({label}): {med[k]:.0f} req/s ({med[k] / med['bare']:.2f} x baseline)")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        visits = conn.execute(text("select count(*) from visit")).scalar()
+        subs = conn.execute(text("select count(*) from subscriber")).scalar()
+    engine.dispose()
+    print(f"  ({label}: {visits} visits written after the graceful stop, {subs} sign-ups stored)")
+
+
+def main() -> None:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    print(f"pages: gunicorn 2 sync workers, wrk -t2 -c32 -d{SECONDS}s, median of {ROUNDS}, "
+          f"{os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        run("SQLite", f"sqlite:///{tmp}/bench.db", tmp)
+        pg = postgres_url()
+        if pg:
+            run("PostgreSQL", pg, tmp)
+
+
+if __name__ == "__main__":
+    main()

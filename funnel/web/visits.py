@@ -1,0 +1,111 @@
+"""Page-view counting off the request path: views are buffered in the process
+and written in one batch every ``VISIT_FLUSH_SECONDS`` and when the process
+stops gracefully (atexit, and gunicorn's ``worker_exit`` hook in
+``gunicorn.conf.py``). A crash (SIGKILL, power loss) loses at most the views of
+the last interval; a graceful stop loses none."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from funnel.models import Visit
+
+log = logging.getLogger(__name__)
+
+# Every buffer in this process, so a server hook can flush them without the app.
+_BUFFERS: weakref.WeakSet[VisitBuffer] = weakref.WeakSet()
+
+
+class VisitBuffer:
+    """Rows for the ``visit`` table, kept in memory until the next flush.
+
+    The flusher thread is started lazily in the process that counts the first
+    view: gunicorn forks its workers after the app is built, and a thread
+    started before the fork would not exist in the workers.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], interval: float,
+                 max_rows: int = 5000) -> None:
+        self.sessions = sessions
+        self.interval = interval
+        self.max_rows = max_rows
+        self._rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        _BUFFERS.add(self)
+
+    def add(self, row: dict[str, Any]) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        with self._lock:
+            self._rows.append(row)
+            full = len(self._rows) >= self.max_rows
+        if full or self.interval <= 0:
+            self.flush()  # bounded memory under a flood; interval 0 writes at once
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
+    def flush(self) -> int:
+        """Write what is buffered in one transaction; returns the rows written.
+        On a database error the rows go back to the buffer for the next try."""
+        with self._flush_lock:
+            with self._lock:
+                rows, self._rows = self._rows, []
+            if not rows:
+                return 0
+            try:
+                with self.sessions() as s, s.begin():
+                    s.execute(insert(Visit), rows)
+            except Exception:
+                log.exception("could not write %d visits; keeping them for the next flush",
+                              len(rows))
+                with self._lock:
+                    # Keep the newest rows if the database stays away for long.
+                    self._rows = (rows + self._rows)[-self.max_rows * 10:]
+                return 0
+            return len(rows)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._rows = []  # a forked child must not write its parent's views again
+            self._stop = threading.Event()
+        if self.interval > 0:
+            threading.Thread(target=self._run, args=(self._stop,), daemon=True,
+                             name="visit-flusher").start()
+        atexit.register(self.close)
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the flusher and write what is left: the graceful-shutdown path."""
+        self._stop.set()
+        self.flush()
+
+
+def close_all() -> None:
+    """Flush every buffer in this process: what the server's exit hooks call."""
+    for buf in list(_BUFFERS):
+        buf.close()
+
+
+def worker_exit(_server: Any, _worker: Any) -> None:
+    """gunicorn hook (``worker_exit = funnel.web.visits.worker_exit`` in its config):
+    runs when a worker stops gracefully, including ``max_requests`` recycling."""
+    close_all()
