@@ -35,7 +35,11 @@ ENV_VARS = (
     "CONFIRM_MAX_AGE_DAYS",
     "RATELIMIT_SIGNUP",
     "RATELIMIT_LOGIN",
+    "RATELIMIT_SIGNUP_ATTEMPTS",
     "RATELIMIT_STORAGE_URI",
+    "TRUSTED_PROXIES",
+    "ADMIN_SESSION_MAX_HOURS",
+    "PENDING_RETENTION_DAYS",
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
     "WORKER_POLL_SECONDS",
@@ -47,6 +51,9 @@ ENV_VARS = (
 )
 
 INT_VARS = {
+    "TRUSTED_PROXIES",
+    "ADMIN_SESSION_MAX_HOURS",
+    "PENDING_RETENTION_DAYS",
     "SEND_WINDOW_START",
     "SEND_WINDOW_END",
     "CATCHUP_MIN_GAP_HOURS",
@@ -73,7 +80,13 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SEND_WINDOW_END": 20,
         "CATCHUP_MIN_GAP_HOURS": 20,
         "CONFIRM_MAX_AGE_DAYS": 7,
-        "RATELIMIT_SIGNUP": "5 per minute;30 per hour",
+        # Sign-ups that passed validation, per client: a room of runners on one
+        # Wi-Fi fits; a script does not. Attempts count every POST.
+        "RATELIMIT_SIGNUP": "30 per minute;200 per hour",
+        "RATELIMIT_SIGNUP_ATTEMPTS": "60 per minute;400 per hour",
+        "TRUSTED_PROXIES": 0,
+        "ADMIN_SESSION_MAX_HOURS": 12,
+        "PENDING_RETENTION_DAYS": 30,
         "RATELIMIT_LOGIN": "10 per minute",
         "RATELIMIT_STORAGE_URI": "memory://",
         "WORKER_BATCH_SIZE": 200,

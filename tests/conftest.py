@@ -200,7 +200,9 @@ def sign_up_and_confirm(client, outbox: Outbox, email: str, first_name: str = ""
     resp = sign_up(client, email, first_name, **fields)
     assert resp.status_code == 303, resp.get_data(as_text=True)
     confirm = outbox.link(outbox.to(email)[-1], "confirm")
-    resp = client.get(confirm)
+    # Opening the link shows a button; pressing it (a POST) confirms.
+    assert client.get(confirm).status_code == 200
+    resp = client.post(confirm, data={"csrf_token": csrf_token(client)})
     assert resp.status_code == 200
     return resp
 

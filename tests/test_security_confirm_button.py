@@ -80,5 +80,5 @@ def test_already_confirmed_does_not_promise_an_email_that_already_went(app, clie
     again = text(client.get(path))
     assert "already confirmed" in again
     assert "on its way" not in again
-    again = text(client.post(path, data={"csrf_token": csrf_token(client, path)}))
+    again = text(client.post(path, data={"csrf_token": csrf_token(client)}))
     assert "already confirmed" in again and "on its way" not in again

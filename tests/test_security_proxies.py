@@ -18,7 +18,9 @@ def sign_up_from(client, email, forwarded_for, proto="https"):
         "/free-plan", data={"email": email, "csrf_token": token},
         environ_base={"REMOTE_ADDR": PROXY},
         headers={"X-Forwarded-For": forwarded_for, "X-Forwarded-Proto": proto,
-                 "X-Forwarded-Host": "runstronger.example"})
+                 "X-Forwarded-Host": "runstronger.example",
+                 # Over https, CSRF protection also wants a same-site Referer, as browsers send.
+                 "Referer": "https://runstronger.example/free-plan"})
 
 
 def signup_ip(db, email) -> str:

@@ -32,6 +32,31 @@ def _signed(token: str, purpose: str) -> bool:
 
 
 @bp.get(PATHS["confirm"])
+def confirm_page(token: str):
+    """Mail scanners open every link, so opening this one only shows the button."""
+    r = runtime.rt()
+    max_age = int(timedelta(days=r.settings.confirm_max_age_days).total_seconds())
+    try:
+        public_id = r.composer.tokens.load("confirm", token, max_age=max_age)
+    except ExpiredToken:
+        return render_template("confirm_expired.html", token=token), 410
+    except BadToken:
+        return invalid_link()
+    sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
+    if sub is None or sub.status not in (lifecycle.PENDING, lifecycle.CONFIRMED):
+        return invalid_link()
+    if sub.status == lifecycle.CONFIRMED:
+        return _welcome(sub, already=True)
+    return render_template("confirm.html")
+
+
+def _welcome(sub, *, already: bool):  # type: ignore[no-untyped-def]
+    # Once the first email went, "it is on its way" would be untrue.
+    first_sent = any(d.sent_at is not None for d in sub.deliveries)
+    return render_template("welcome.html", already=already, first_sent=first_sent)
+
+
+@bp.post(PATHS["confirm"])
 def confirm(token: str):
     r = runtime.rt()
     result = subscribers.confirm(
@@ -41,7 +66,7 @@ def confirm(token: str):
     if result.outcome == "confirmed":
         r.wake.set()
     if result.outcome in ("confirmed", "already"):
-        return render_template("welcome.html", already=result.outcome == "already")
+        return _welcome(result.subscriber, already=result.outcome == "already")
     if result.outcome == "expired":
         return render_template("confirm_expired.html", token=token), 410
     return invalid_link()

@@ -56,6 +56,10 @@ class SignupLimits:
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.prefix = prefix
 
+    def test(self, kind: str, spec: str, key: str) -> bool:
+        """True when one more request would still be within every limit in ``spec``."""
+        return all(self.limiter.test(item, self.prefix, kind, key) for item in _parse(spec))
+
     def hit(self, kind: str, spec: str, key: str) -> bool:
         """Count one request; False when any of the limits in ``spec`` is exceeded."""
         ok = True
@@ -73,7 +77,15 @@ def init_app(app: Flask) -> None:
     )
 
 
-def allow(kind: str, config_key: str) -> bool:
-    """Count this request against the limit named by ``config_key``."""
-    limits: SignupLimits = current_app.extensions[EXTENSION]
-    return limits.hit(kind, current_app.config[config_key], remote_key())
+def _limits() -> SignupLimits:
+    return current_app.extensions[EXTENSION]
+
+
+def hit(kind: str, config_key: str) -> bool:
+    """Count this request against the limit named by ``config_key``; False when over."""
+    return _limits().hit(kind, current_app.config[config_key], remote_key())
+
+
+def within(kind: str, config_key: str) -> bool:
+    """Whether one more would be allowed, without counting it."""
+    return _limits().test(kind, current_app.config[config_key], remote_key())
