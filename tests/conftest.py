@@ -196,6 +196,12 @@ def sign_up(client, email: str, first_name: str = "", **fields):
     return client.post("/free-plan", data=data)
 
 
+def press_confirm(client, path: str):
+    """Open a confirmation link and press its button, as a person does."""
+    client.get(path)
+    return client.post(path, data={"csrf_token": csrf_token(client)})
+
+
 def sign_up_and_confirm(client, outbox: Outbox, email: str, first_name: str = "", **fields):
     resp = sign_up(client, email, first_name, **fields)
     assert resp.status_code == 303, resp.get_data(as_text=True)

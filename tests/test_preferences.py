@@ -14,7 +14,7 @@ from funnel import privacy, subscribers
 from funnel.core import lifecycle
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Suppression
 from funnel.runtime import make_worker
-from tests.conftest import csrf_token, sign_up, sign_up_and_confirm
+from tests.conftest import csrf_token, sign_up, sign_up_and_confirm, press_confirm
 
 EMAIL = "pat@example.com"
 
@@ -193,7 +193,7 @@ def test_unsubscribe_from_the_page_then_resubscribe_needs_confirming(
     run_worker(app, clock)
     confirm_email = outbox.to(EMAIL)[-1]
     assert confirm_email["Subject"] == "Confirm your email to get the free plan"
-    client.get(outbox.link(confirm_email, "confirm"))
+    press_confirm(client, outbox.link(confirm_email, "confirm"))
     assert subscriber(db).status == "confirmed"
     run_worker(app, clock)
     assert subjects(outbox)[-1].startswith("Part 2")  # carries on, no repeat of email 1

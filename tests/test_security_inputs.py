@@ -15,7 +15,7 @@ BAD_NAMES = {
     "BEL": "Pat\x07",
     "RLO": "Pat\u202egnp.exe",
     "LINE SEPARATOR": "Pat\u2028Bcc: x",
-    "PARAGRAPH SEPARATOR": "Pat\u2029",
+    "PARAGRAPH SEPARATOR": "Pat\u2029Lee",
     "DEL": "Pat\x7f",
     "LRI": "Pat\u2066",
     "NUL": "Pat\x00",
