@@ -174,6 +174,7 @@ class Settings:
     emails_dir: str
     batch_size: int
     lease_seconds: int
+    pending_retention_days: int = 30
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -192,4 +193,5 @@ class Settings:
             emails_dir=config["EMAILS_DIR"],
             batch_size=int(config["WORKER_BATCH_SIZE"]),
             lease_seconds=int(config["WORKER_LEASE_SECONDS"]),
+            pending_retention_days=int(config.get("PENDING_RETENTION_DAYS", 30)),
         )

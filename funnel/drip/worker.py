@@ -26,6 +26,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from funnel import retention
 from funnel.config import Settings
 from funnel.core import lifecycle
 from funnel.core.schedule import due_at, next_step, zone
@@ -81,6 +82,7 @@ class Worker:
         self.settings = settings
         self.transport = transport
         self.composer = Composer(settings)
+        self._purged_at: float | None = None
         self.load_sequence = sequence_loader or (lambda: load_sequence(settings.emails_dir))
         self.rng = rng or random.Random()
         self.window = (settings.window_start, settings.window_end)
@@ -93,6 +95,7 @@ class Worker:
         """Send everything due at ``now``, batch by batch, then return."""
         sequence = self.load_sequence()
         self.sync_sequence(sequence, now)
+        self.purge_unconfirmed(now)
         report = PassReport()
         started = time.monotonic()
         while not (stop and stop.is_set()):
@@ -106,6 +109,17 @@ class Worker:
             report.claimed += len(ids)
             report.merge(self.process(ids, sequence, now))
         return report
+
+    def purge_unconfirmed(self, now: datetime) -> None:
+        """Storage limitation, at most hourly: the query reads the whole pending list."""
+        if self._purged_at is not None and time.monotonic() - self._purged_at < 3600:
+            return
+        self._purged_at = time.monotonic()
+        with self.sessions() as s:
+            purged = retention.purge_unconfirmed(
+                s, now, timedelta(days=self.settings.pending_retention_days))
+        if purged:
+            log.info("deleted %d sign-ups never confirmed", purged)
 
     def sync_sequence(self, sequence: Sequence, now: datetime) -> None:
         """After the marketer edits the sequence, everyone's next step is re-decided."""
