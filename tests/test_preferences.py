@@ -14,7 +14,7 @@ from funnel import privacy, subscribers
 from funnel.core import lifecycle
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Suppression
 from funnel.runtime import make_worker
-from tests.conftest import csrf_token, sign_up, sign_up_and_confirm, press_confirm
+from tests.conftest import csrf_token, press_confirm, sign_up, sign_up_and_confirm
 
 EMAIL = "pat@example.com"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from funnel.models import AdminUser
-from tests.test_admin import ADMIN, PASSWORD, admin, log_in, logged_in  # noqa: F401
 from tests.conftest import csrf_token
+from tests.test_admin import ADMIN, PASSWORD, admin, log_in, logged_in  # noqa: F401
 
 
 def copy_of(app, client):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from funnel.models import ConsentRecord, Subscriber
+from funnel.models import ConsentRecord
 from funnel.runtime import make_worker
 from tests.conftest import csrf_token, sign_up
 from tests.security_support import personal_path, subscriber

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from funnel.core.sequence import load_sequence
 from funnel.models import Delivery, Subscriber
 from funnel.runtime import make_worker
-from tests.conftest import sign_up, press_confirm
+from tests.conftest import press_confirm, sign_up
 from tests.sendgrid_support import API_KEY, FakeSendGrid, Reply, link_path, received_by
 
 

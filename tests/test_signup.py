@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from funnel.models import Subscriber
-from tests.conftest import csrf_token, sign_up, sign_up_and_confirm, press_confirm
+from tests.conftest import csrf_token, press_confirm, sign_up, sign_up_and_confirm
 
 
 def subscriber(db, email):

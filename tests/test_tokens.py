@@ -15,7 +15,7 @@ from sqlalchemy import select
 from funnel import create_app
 from funnel.models import Subscriber
 from funnel.runtime import make_worker
-from tests.conftest import TEST_SECRET, csrf_token, sign_up, sign_up_and_confirm, press_confirm
+from tests.conftest import TEST_SECRET, csrf_token, press_confirm, sign_up, sign_up_and_confirm
 
 EMAIL = "reader.name@example.com"
 INVALID = "This link isn't valid"

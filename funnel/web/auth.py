@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import (
     Blueprint,

@@ -11,8 +11,8 @@ import base64
 import binascii
 import functools
 import json
-import re
 import logging
+import re
 from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
