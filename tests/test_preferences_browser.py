@@ -33,6 +33,7 @@ def test_subscriber_controls_their_plan_and_data_from_an_email(
     page.get_by_label("Your email address").fill(EMAIL)
     page.get_by_role("button", name="Send me the free plan").click()
     page.goto(live_server + outbox.link(outbox.to(EMAIL)[0], "confirm"))
+    page.get_by_role("button", name="Yes, confirm my address").click()
     assert "Welcome" in page.locator("h1").inner_text()
     run_worker()
     [first] = outbox.to(EMAIL)[1:]
