@@ -30,13 +30,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if cfg.is_production(app.config):
             raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")
         app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
-    if cfg.is_production(app.config) and not (
-        os.environ.get("FUNNEL_BASE_URL") or (config or {}).get("FUNNEL_BASE_URL")
-    ):
-        # Every process builds email links from it; a guessed default is a dead link.
-        raise cfg.ConfigError(
-            "FUNNEL_BASE_URL must be set in production (the site's public address, "
-            "e.g. https://news.example.com): every link in every email is built from it.")
+    if cfg.is_production(app.config):
+        from funnel import production
+
+        problems = production.problems(app.config)
+        if problems:
+            raise cfg.ConfigError("Refusing to start in production (FUNNEL_ENV=production):\n- "
+                                  + "\n- ".join(problems))
 
     # Imported here, not at the top: importing the package must not pull in the web
     # layer (the worker and the CLI import funnel.* too).
@@ -46,16 +46,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         auth,
         errors,
         extensions,
+        headers,
         links,
         plan,
         preferences,
         previews,
+        ratelimits,
         site,
         webhooks,
     )
 
     runtime.init_app(app)
     extensions.init_app(app)
+    headers.init_app(app)
+    ratelimits.init_app(app)
     errors.init_app(app)
     # One blueprint per audience: visitors, subscribers' links, providers, the marketer.
     site.init_app(app)

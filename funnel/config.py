@@ -37,7 +37,11 @@ ENV_VARS = (
     "CONFIRM_MAX_AGE_DAYS",
     "RATELIMIT_SIGNUP",
     "RATELIMIT_LOGIN",
+    "RATELIMIT_SIGNUP_ATTEMPTS",
     "RATELIMIT_STORAGE_URI",
+    "TRUSTED_PROXIES",
+    "ADMIN_SESSION_MAX_HOURS",
+    "PENDING_RETENTION_DAYS",
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
     "WORKER_POLL_SECONDS",
@@ -51,6 +55,9 @@ ENV_VARS = (
 )
 
 INT_VARS = {
+    "TRUSTED_PROXIES",
+    "ADMIN_SESSION_MAX_HOURS",
+    "PENDING_RETENTION_DAYS",
     "SEND_WINDOW_START",
     "SEND_WINDOW_END",
     "CATCHUP_MIN_GAP_HOURS",
@@ -78,7 +85,13 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SEND_WINDOW_END": 20,
         "CATCHUP_MIN_GAP_HOURS": 20,
         "CONFIRM_MAX_AGE_DAYS": 7,
-        "RATELIMIT_SIGNUP": "5 per minute;30 per hour",
+        # Sign-ups that passed validation, per client: a room of runners on one
+        # Wi-Fi fits; a script does not. Attempts count every POST.
+        "RATELIMIT_SIGNUP": "30 per minute;200 per hour",
+        "RATELIMIT_SIGNUP_ATTEMPTS": "60 per minute;400 per hour",
+        "TRUSTED_PROXIES": 0,
+        "ADMIN_SESSION_MAX_HOURS": 12,
+        "PENDING_RETENTION_DAYS": 30,
         "RATELIMIT_LOGIN": "10 per minute",
         "RATELIMIT_STORAGE_URI": "memory://",
         "WORKER_BATCH_SIZE": 200,
@@ -166,6 +179,7 @@ class Settings:
     emails_dir: str
     batch_size: int
     lease_seconds: int
+    pending_retention_days: int = 30
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -184,4 +198,5 @@ class Settings:
             emails_dir=config["EMAILS_DIR"],
             batch_size=int(config["WORKER_BATCH_SIZE"]),
             lease_seconds=int(config["WORKER_LEASE_SECONDS"]),
+            pending_retention_days=int(config.get("PENDING_RETENTION_DAYS", 30)),
         )

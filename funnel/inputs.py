@@ -6,6 +6,7 @@ refuse the same things with the same words. No Flask in here.
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 from zoneinfo import available_timezones
 
@@ -22,26 +23,53 @@ class FunnelError(ValueError):
         self.field = field
 
 
+# Characters a name never needs and an attacker loves: terminal escapes, bells,
+# line and paragraph separators, and the bidi controls that make text read
+# backwards (U+202E turns "gnp.exe" into "exe.png").
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+REFUSED_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def first_name_problem(name: str) -> str | None:
+    if any(c in name for c in "\r\n"):
+        return "Please use a first name without line breaks."
+    for c in name:
+        if c in BIDI_CONTROLS or unicodedata.category(c) in REFUSED_CATEGORIES:
+            return ("Please use a first name with letters only: it has a hidden or control "
+                    f"character (U+{ord(c):04X}) that we can't put in an email.")
+    if len(name) > MAX_FIRST_NAME:
+        return f"That first name is too long ({MAX_FIRST_NAME} characters at most)."
+    return None
+
+
+def clean_first_name(raw: str | None) -> str | None:
+    """The one rule for a first name, wherever it comes in (form, preferences, import)."""
+    name = (raw or "").strip()
+    if not name:
+        return None
+    problem = first_name_problem(name)
+    if problem:
+        raise FunnelError(problem, "first_name")
+    return name
+
+
 def normalise_email(raw: str) -> str:
     raw = (raw or "").strip()
     if len(raw) > 254:
         raise FunnelError("That email address is too long.")
     try:
-        info = validate_email(raw, check_deliverability=False)
+        info = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
+        if any(ord(c) > 127 for c in raw.rpartition("@")[0]):
+            raise FunnelError(
+                "Please use an address whose part before the @ has only the letters a–z, "
+                "digits and . _ + - (most mail servers can't deliver to other characters)."
+            ) from exc
         raise FunnelError(f"That email address doesn't look right: {exc}") from exc
-    return info.normalized.lower()
-
-
-def clean_first_name(raw: str | None) -> str | None:
-    """A first name as stored: stripped, None when empty; FunnelError when unusable."""
-    name = (raw or "").strip() or None
-    if name and any(c in name for c in "\r\n\x00"):
-        raise FunnelError("Please use a first name without line breaks.", "first_name")
-    if name and len(name) > MAX_FIRST_NAME:
-        raise FunnelError(
-            f"That first name is too long ({MAX_FIRST_NAME} characters at most).", "first_name")
-    return name
+    # IDN domains are kept in their IDNA (punycode) form: the same address however
+    # it was typed, and a To: header every server can read.
+    return (info.ascii_email or info.normalized).lower()
 
 
 @lru_cache(maxsize=1)

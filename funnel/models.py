@@ -263,3 +263,5 @@ class AdminUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Raised at logout and password change: cookies made under an older one stop working.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

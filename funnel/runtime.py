@@ -94,7 +94,8 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     )
     # Its own composer: the web threads' one caches templates unsynchronised.
     return Worker(store, composer or Composer(settings, clock), transport, clock,
-                  sequence=lambda: load_sequence(settings.emails_dir), rules=rules)
+                  sequence=lambda: load_sequence(settings.emails_dir), rules=rules,
+                  pending_retention=timedelta(days=settings.pending_retention_days))
 
 
 def session() -> Session:

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import sign_up
+from tests.conftest import csrf_token, sign_up
 
 
 @pytest.fixture
@@ -42,11 +42,15 @@ def test_json_lines_carry_the_request_id_and_no_personal_data(client, capsys, db
     if not db_url.startswith("sqlite"):
         pytest.skip("uses SQLite's lock to make a request fail")
     assert sign_up(client, "secret.person@example.com", "Gwendolyn").status_code == 303
+    token = csrf_token(client)  # the landing page itself needs no database (cached)
     capsys.readouterr()
     other = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     try:
-        resp = client.get("/free-plan?utm_source=secret.person@example.com")
+        # A sign-up must write: with the database locked it fails, and is logged.
+        resp = client.post("/free-plan?utm_source=secret.person@example.com", data={
+            "email": "secret.person@example.com", "first_name": "Gwendolyn",
+            "csrf_token": token})
     finally:
         other.execute("ROLLBACK")
         other.close()

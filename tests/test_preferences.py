@@ -13,7 +13,7 @@ from sqlalchemy import inspect, select, text
 from funnel import privacy, subscribers
 from funnel.core import lifecycle
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Suppression
-from tests.conftest import csrf_token, sign_up, sign_up_and_confirm
+from tests.conftest import csrf_token, press_confirm, sign_up, sign_up_and_confirm
 
 EMAIL = "pat@example.com"
 
@@ -188,7 +188,7 @@ def test_unsubscribe_from_the_page_then_resubscribe_needs_confirming(
     run_worker()
     confirm_email = outbox.to(EMAIL)[-1]
     assert confirm_email["Subject"] == "Confirm your email to get the free plan"
-    client.get(outbox.link(confirm_email, "confirm"))
+    press_confirm(client, outbox.link(confirm_email, "confirm"))
     assert subscriber(db).status == "confirmed"
     run_worker()
     assert subjects(outbox)[-1].startswith("Part 2")  # carries on, no repeat of email 1

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from funnel.core.sequence import load_sequence
 from funnel.models import Delivery, Subscriber
 from funnel.runtime import make_worker
-from tests.conftest import sign_up
+from tests.conftest import press_confirm, sign_up
 from tests.sendgrid_support import API_KEY, FakeSendGrid, Reply, link_path, received_by
 
 
@@ -35,7 +35,7 @@ def join(client, fake: FakeSendGrid, email: str) -> None:
     """Sign up and follow the confirmation link SendGrid was asked to deliver."""
     assert sign_up(client, email).status_code == 303
     text = received_by(fake.last_to(email), email)["text"]
-    assert client.get(link_path(text, "confirm")).status_code == 200
+    assert press_confirm(client, link_path(text, "confirm")).status_code == 200
 
 
 def run(app, clock):  # type: ignore[no-untyped-def]

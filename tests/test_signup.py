@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from funnel.models import Subscriber
-from tests.conftest import csrf_token, deliver, sign_up, sign_up_and_confirm
+from tests.conftest import csrf_token, deliver, press_confirm, sign_up, sign_up_and_confirm
 
 
 def subscriber(db, email):
@@ -46,11 +46,11 @@ def test_confirm_link_confirms_and_twice_is_harmless(client, db, outbox, clock):
     sign_up(client, "a@example.com")
     link = outbox.link(outbox.to("a@example.com")[0], "confirm")
     clock.advance(hours=1)
-    first = client.get(link)
+    first = press_confirm(client, link)
     assert first.status_code == 200 and "Welcome" in first.get_data(as_text=True)
     sub = subscriber(db, "a@example.com")
     assert sub.status == "confirmed" and sub.confirmed_at == clock.now
-    again = client.get(link)
+    again = press_confirm(client, link)
     assert again.status_code == 200 and "already confirmed" in again.get_data(as_text=True)
     assert subscriber(db, "a@example.com").confirmed_at == clock.now
     assert [c.action for c in subscriber(db, "a@example.com").consents] == ["signup", "confirm"]
@@ -63,7 +63,7 @@ def test_same_answer_for_new_pending_and_confirmed(client, outbox, clock):
     assert first.location == pending_again.location
     # A second request within minutes doesn't mail them twice…
     assert len(outbox.to("b@example.com")) == 1
-    client.get(outbox.link(outbox.to("b@example.com")[0], "confirm"))
+    press_confirm(client, outbox.link(outbox.to("b@example.com")[0], "confirm"))
     confirmed = sign_up(client, "b@example.com")
     assert confirmed.status_code == 303 and confirmed.location == first.location
     assert len(outbox.to("b@example.com")) == 1
@@ -88,7 +88,7 @@ def test_expired_link_offers_a_new_one(client, db, outbox, clock):
     deliver(client.application)  # the worker sends what the request queued
     new_link = outbox.link(outbox.to("late@example.com")[-1], "confirm")
     assert new_link != link
-    assert client.get(new_link).status_code == 200
+    assert press_confirm(client, new_link).status_code == 200
     assert subscriber(db, "late@example.com").status == "confirmed"
 
 
@@ -111,7 +111,7 @@ def test_unsubscribed_then_signing_up_again_needs_confirmation(client, db, outbo
     sign_up(client, "u@example.com")
     assert subscriber(db, "u@example.com").status == "pending"
     assert len(outbox.to("u@example.com")) == 2
-    client.get(outbox.link(outbox.to("u@example.com")[-1], "confirm"))
+    press_confirm(client, outbox.link(outbox.to("u@example.com")[-1], "confirm"))
     assert subscriber(db, "u@example.com").status == "confirmed"
 
 
@@ -177,7 +177,7 @@ def test_confirmation_link_still_works_just_before_expiry(client, db, outbox, cl
     sign_up(client, "cfg@example.com")
     link = outbox.link(outbox.to("cfg@example.com")[0], "confirm")
     clock.advance(days=6, hours=23)
-    assert client.get(link).status_code == 200
+    assert press_confirm(client, link).status_code == 200
     assert subscriber(db, "cfg@example.com").status == "confirmed"
 
 

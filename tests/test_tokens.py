@@ -15,7 +15,7 @@ from sqlalchemy import select
 from funnel import create_app
 from funnel.models import Subscriber
 from funnel.runtime import make_worker
-from tests.conftest import TEST_SECRET, csrf_token, sign_up, sign_up_and_confirm
+from tests.conftest import TEST_SECRET, csrf_token, press_confirm, sign_up, sign_up_and_confirm
 
 EMAIL = "reader.name@example.com"
 INVALID = "This link isn't valid"
@@ -55,7 +55,7 @@ def pages(client, token: str, skip: Collection[str] = ()):
     """Every page a token can be taken to, except ``skip``, as (name, response)."""
     form = {"csrf_token": csrf_token(client, "/free-plan")}
     requests = {
-        "confirm": lambda: client.get(f"/confirm/{token}"),
+        "confirm": lambda: press_confirm(client, f"/confirm/{token}"),
         "unsubscribe": lambda: client.get(f"/unsubscribe/{token}"),
         "one-click": lambda: client.post(f"/unsubscribe/{token}",
                                          data={"List-Unsubscribe": "One-Click"}),
@@ -90,7 +90,7 @@ def test_each_link_works_only_for_its_own_purpose(client, links, db):
     # …and each one does work where it belongs.
     assert client.get(links["preferences"]).status_code == 200
     assert client.get(links["view"]).status_code == 200
-    assert "already confirmed" in client.get(links["confirm"]).get_data(as_text=True)
+    assert "already confirmed" in press_confirm(client, links["confirm"]).get_data(as_text=True)
     assert "Unsubscribe?" in client.get(links["unsubscribe"]).get_data(as_text=True)
 
 
@@ -152,7 +152,7 @@ def test_links_survive_a_secret_key_rotation(app, app_config, client, links, out
         # Links already sent keep working while the old key is a fallback…
         assert new_client.get(links["preferences"]).status_code == 200
         assert new_client.get(links["view"]).status_code == 200
-        assert "Welcome" in new_client.get(pending_confirm).get_data(as_text=True)
+        assert "Welcome" in press_confirm(new_client, pending_confirm).get_data(as_text=True)
         resp = new_client.post(links["preferences"] + "/pause", data={
             "length": "1w", "csrf_token": csrf_token(new_client, links["preferences"])})
         assert resp.status_code == 303

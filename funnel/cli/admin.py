@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
@@ -16,9 +18,18 @@ admin_cli = AppGroup("admin", help="Admin accounts.")
 
 @admin_cli.command("create")
 @click.argument("email")
-@click.password_option(help="Asked for when not given; at least 10 characters.")
-def admin_create(email: str, password: str) -> None:
-    """Create an admin account, or reset its password."""
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of standard input (for scripts).")
+def admin_create(email: str, password_stdin: bool) -> None:
+    """Create an admin account, or reset its password (which logs it out everywhere).
+
+    The password is asked for, never given as an option: options end up in shell
+    history and in the process list."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password (at least 10 characters)", hide_input=True,
+                                confirmation_prompt=True)
     try:
         address = normalise_email(email)
     except FunnelError as exc:
@@ -34,6 +45,8 @@ def admin_create(email: str, password: str) -> None:
             verb = "created"
         else:
             admin.password_hash = hash_password(password)
+            # Every session cookie made under the old password stops working.
+            admin.session_version = (admin.session_version or 0) + 1
             verb = "updated"
         s.commit()
     click.echo(f"admin {address} {verb}")

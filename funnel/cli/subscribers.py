@@ -143,3 +143,23 @@ def erase_command(email: str, yes: bool) -> None:
             click.confirm(f"Erase all data about {address}? This cannot be undone", abort=True)
         privacy.erase(s, sub, rt.clock())
     click.echo(f"erased {address}; only a salted hash remains on the suppression list")
+
+
+@subscribers_cli.command("purge-pending")
+@click.option("--days", type=int, default=None,
+              help="Older than this many days (default PENDING_RETENTION_DAYS).")
+def purge_pending(days: int | None) -> None:
+    """Delete sign-ups never confirmed (with their IP and user agent) after the retention period.
+
+    The worker does this on its own about hourly; this is for a cron job or by hand."""
+    from datetime import timedelta
+
+    from funnel import retention
+
+    rt = _rt()
+    days = rt.settings.pending_retention_days if days is None else days
+    if days < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--days")
+    with rt.sessions() as s:
+        purged = retention.purge_unconfirmed(s, rt.clock(), timedelta(days=days))
+    click.echo(f"{purged} unconfirmed sign-up(s) older than {days} days deleted")

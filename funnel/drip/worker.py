@@ -21,7 +21,7 @@ from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 
-from funnel import sending, system_mail
+from funnel import retention, sending, system_mail
 from funnel.core.sequence import Sequence
 from funnel.drip import planner
 from funnel.drip.store import Store, unsent
@@ -70,7 +70,8 @@ def delivery_key(d: Delivery) -> str:
 class Worker:
     def __init__(self, store: Store, composer, transport: Transport,
                  clock: Callable[[], datetime], *, sequence: Callable[[], Sequence],
-                 rules: planner.Rules, rng: random.Random | None = None) -> None:
+                 rules: planner.Rules, rng: random.Random | None = None,
+                 pending_retention: timedelta | None = None) -> None:
         self.store = store
         self.composer = composer
         self.transport = transport
@@ -78,6 +79,8 @@ class Worker:
         self.load_sequence = sequence
         self.rules = rules
         self.rng = rng or random.Random()
+        self.pending_retention = pending_retention
+        self._purged_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -91,6 +94,7 @@ class Worker:
         """Send everything due at ``now`` (default: the clock), then return.
         ``drip=False`` sends only queued system mail."""
         now = now or self.clock()
+        self.purge_unconfirmed(now)
         report = PassReport()
         self._batches(now, stop, report, self.store.claim_queued, self._system_batch)
         if drip:
@@ -99,6 +103,17 @@ class Worker:
             self._batches(now, stop, report, self.store.claim_due,
                           lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
         return report
+
+    def purge_unconfirmed(self, now: datetime) -> None:
+        """Storage limitation, at most hourly: the query reads the whole pending list."""
+        if self.pending_retention is None or (
+                self._purged_at is not None and time.monotonic() - self._purged_at < 3600):
+            return
+        self._purged_at = time.monotonic()
+        with self.store.transaction() as s:
+            purged = retention.purge_unconfirmed(s, now, self.pending_retention)
+        if purged:
+            log.info("deleted %d sign-ups never confirmed", purged)
 
     def _batches(self, now, stop, report, claim, process) -> None:
         started = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from email.message import EmailMessage
@@ -9,7 +10,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
-from funnel.transports import Message, SendResult
+from funnel.transports import Message, SendResult, TransientSendError
 
 
 def to_email_message(msg: Message) -> EmailMessage:
@@ -39,15 +40,43 @@ class OutboxTransport:
         return self.directory / f"{key}.eml"
 
     def send(self, messages: list[Message]) -> list[SendResult]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        results = []
-        for msg in messages:
-            data = to_email_message(msg).as_bytes()
-            # Write then rename: a reader never sees half a file, and sending the
-            # same key again replaces the file instead of adding a second email.
-            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        results: list[SendResult] = []
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for msg in messages:
+                self._write(self.path_for(msg.key), to_email_message(msg).as_bytes())
+                results.append(SendResult(msg.key, True, provider_id=msg.message_id))
+        except OSError as exc:
+            # A full disk or a folder we may not write is the operator's to fix, and
+            # the email must go out once it is fixed: temporary, recorded, retried.
+            # The messages already written stay written (settled).
+            raise TransientSendError(
+                f"outbox {self.directory} cannot be written: {exc.strerror or exc}",
+                results=results) from exc
+        return results
+
+    def _write(self, path: Path, data: bytes) -> None:
+        # Write then rename: a reader never sees half a file, and sending the same
+        # key again replaces the file instead of adding a second email. fsync
+        # first, so after a crash the name never points at an empty file.
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            os.replace(tmp, self.path_for(msg.key))
-            results.append(SendResult(msg.key, True, provider_id=msg.message_id))
-        return results
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

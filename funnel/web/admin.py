@@ -67,27 +67,45 @@ class Period:
         return {"from": self.first.isoformat(), "to": self.last.isoformat()}
 
 
+EARLIEST = date(2000, 1, 1)
+
+
+class BadPeriod(ValueError):
+    """A period the dashboard cannot show; the message says what it accepts."""
+
+
+def _default_period() -> Period:
+    today = runtime.now().astimezone(UTC).date()
+    return Period(today - timedelta(days=DEFAULT_DAYS - 1), today)
+
+
 def _period() -> Period:
-    """The period asked for in the query string, else the last 30 days (UTC)."""
+    """The period asked for in the query string, else the last 30 days (UTC).
+    Raises BadPeriod for dates that are malformed or outside what we can count."""
     today = runtime.now().astimezone(UTC).date()
     if request.args.get("days", "").isdigit():
         days = min(max(int(request.args["days"]), 1), MAX_DAYS)
         return Period(today - timedelta(days=days - 1), today)
     raw_from, raw_to = request.args.get("from"), request.args.get("to")
-    if raw_from or raw_to:
-        try:
-            first = date.fromisoformat(raw_from or "")
-            last = date.fromisoformat(raw_to or "") if raw_to else today
-        except ValueError:
-            flash("Dates are written like 2026-12-31; showing the last 30 days instead.")
-        else:
-            if first > last:
-                first, last = last, first
-            if (last - first).days >= MAX_DAYS:
-                flash(f"That is more than {MAX_DAYS} days; showing the last {MAX_DAYS}.")
-                first = last - timedelta(days=MAX_DAYS - 1)
-            return Period(first, last)
-    return Period(today - timedelta(days=DEFAULT_DAYS - 1), today)
+    if not (raw_from or raw_to):
+        return _default_period()
+    latest = today + timedelta(days=366)
+    accepted = (f"Dates are written like 2026-12-31, between {EARLIEST.isoformat()} and "
+                f"{latest.isoformat()}; showing the last {DEFAULT_DAYS} days instead.")
+    try:
+        first = date.fromisoformat(raw_from or "")
+        last = date.fromisoformat(raw_to or "") if raw_to else today
+    except ValueError as exc:
+        raise BadPeriod(accepted) from exc
+    if first > last:
+        first, last = last, first
+    # Checked before any arithmetic: 9999-12-31 has no next day to end the period on.
+    if first < EARLIEST or last > latest:
+        raise BadPeriod(accepted)
+    if (last - first).days >= MAX_DAYS:
+        flash(f"That is more than {MAX_DAYS} days; showing the last {MAX_DAYS}.")
+        first = last - timedelta(days=MAX_DAYS - 1)
+    return Period(first, last)
 
 
 def _sequence_steps() -> tuple[list[tuple[str, str]], str | None]:
@@ -118,7 +136,12 @@ def _dimension() -> str:
 
 @bp.get("/")
 def dashboard():
-    period = _period()
+    status = 200
+    try:
+        period = _period()
+    except BadPeriod as exc:
+        flash(str(exc))
+        period, status = _default_period(), 400
     start, end = period.bounds
     s = runtime.session()
     steps, steps_problem = _sequence_steps()
@@ -135,7 +158,7 @@ def dashboard():
         statuses=lifecycle.STATUSES, percent=charts.percent,
         chart_daily=charts.signups_per_day(days), chart_funnel=charts.funnel(counts),
         chart_steps=charts.engagement([r for r in step_rows if r.sent] or step_rows),
-    )
+    ), status
 
 
 def _csv_response(rows: Iterable[list[str]], filename: str) -> Response:
@@ -164,7 +187,10 @@ def stats_csv():
     report = request.args.get("report", "daily")
     if report not in CSV_REPORTS:
         abort(404)
-    period = _period()
+    try:
+        period = _period()
+    except BadPeriod:
+        abort(400)
     start, end = period.bounds
     s = runtime.session()
     rows: list[list[str]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import (
     Blueprint,
@@ -21,6 +21,7 @@ from sqlalchemy import select
 from funnel import runtime
 from funnel.models import AdminUser
 from funnel.passwords import check_password
+from funnel.web import sessions
 from funnel.web.extensions import limiter
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
@@ -29,19 +30,7 @@ SESSION_TIMEOUT = timedelta(hours=8)
 
 
 def current_admin() -> AdminUser | None:
-    admin_id = session.get("admin_id")
-    seen = session.get("admin_seen")
-    if admin_id is None or seen is None:
-        return None
-    now = runtime.now()
-    if now - datetime.fromisoformat(seen) > current_app.config.get("ADMIN_SESSION_TIMEOUT",
-                                                                    SESSION_TIMEOUT):
-        session.clear()
-        return None
-    admin = runtime.session().get(AdminUser, admin_id)
-    if admin is not None:
-        session["admin_seen"] = now.isoformat()
-    return admin
+    return sessions.current(runtime.session(), runtime.now())
 
 
 def login_required(view):
@@ -74,9 +63,7 @@ def login():
         admin = s.scalar(select(AdminUser).where(AdminUser.email == email))
         ok = check_password(admin.password_hash if admin else None, password)
         if admin is not None and ok:
-            session.clear()
-            session["admin_id"] = admin.id
-            session["admin_seen"] = runtime.now().isoformat()
+            sessions.start(admin, runtime.now())
             admin.last_login_at = runtime.now()
             s.commit()
             return redirect(_safe_next(request.args.get("next")))
@@ -86,6 +73,11 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    admin = current_admin()
+    if admin is not None:
+        # Every copy of the cookie ends, not just this browser's.
+        sessions.end_everywhere(admin)
+        runtime.session().commit()
     session.clear()
     flash("You are logged out.")
     return redirect(url_for("auth.login"))

@@ -1,14 +1,18 @@
-"""Flask extensions shared by the blueprints: CSRF protection and rate limits."""
+"""Flask extensions shared by the blueprints: CSRF protection and rate limits.
+
+Response headers are set in ``web.headers``."""
 
 from __future__ import annotations
 
 from flask import Flask
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+from funnel.web.ratelimits import remote_key
+
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# Counted per client as web.ratelimits sees it: an IPv4 address or an IPv6 /64.
+limiter = Limiter(key_func=remote_key, default_limits=[])
 
 
 def init_app(app: Flask) -> None:
@@ -21,9 +25,3 @@ def init_app(app: Flask) -> None:
     hooks = app.before_request_funcs.get(None, [])
     hooks[:] = [f for f in hooks if getattr(f, "__func__", None) is not type(limiter)._check_request_limit]
 
-    @app.after_request
-    def _security_headers(resp):
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        return resp

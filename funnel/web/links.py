@@ -17,6 +17,7 @@ from funnel.core.sequence import load_sequence
 from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.mail.links import PATHS
 from funnel.models import Delivery
+from funnel.sending import DRIP
 from funnel.web.extensions import csrf
 from funnel.web.personal import invalid_link, request_meta, try_confirmation
 
@@ -32,6 +33,31 @@ def _signed(token: str, purpose: str) -> bool:
 
 
 @bp.get(PATHS["confirm"])
+def confirm_page(token: str):
+    """Mail scanners open every link, so opening this one only shows the button."""
+    r = runtime.rt()
+    max_age = int(timedelta(days=r.settings.confirm_max_age_days).total_seconds())
+    try:
+        public_id = r.composer.tokens.load("confirm", token, max_age=max_age)
+    except ExpiredToken:
+        return render_template("confirm_expired.html", token=token), 410
+    except BadToken:
+        return invalid_link()
+    sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
+    if sub is None or sub.status not in (lifecycle.PENDING, lifecycle.CONFIRMED):
+        return invalid_link()
+    if sub.status == lifecycle.CONFIRMED:
+        return _welcome(sub, already=True)
+    return render_template("confirm.html")
+
+
+def _welcome(sub, *, already: bool):
+    # Once the first email went, "it is on its way" would be untrue.
+    first_sent = any(d.sent_at is not None for d in sub.deliveries if d.kind == DRIP)
+    return render_template("welcome.html", already=already, first_sent=first_sent, sub=sub)
+
+
+@bp.post(PATHS["confirm"])
 def confirm(token: str):
     r = runtime.rt()
     result = subscribers.confirm(
@@ -41,8 +67,7 @@ def confirm(token: str):
     if result.outcome == "confirmed":
         r.wake.set()
     if result.outcome in ("confirmed", "already"):
-        return render_template("welcome.html", already=result.outcome == "already",
-                               sub=result.subscriber)
+        return _welcome(result.subscriber, already=result.outcome == "already")
     if result.outcome == "expired":
         return render_template("confirm_expired.html", token=token), 410
     return invalid_link()

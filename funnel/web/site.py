@@ -14,7 +14,7 @@ from flask_wtf.csrf import generate_csrf
 
 from funnel import runtime, subscribers
 from funnel.inputs import FunnelError
-from funnel.web.extensions import limiter
+from funnel.web import ratelimits
 from funnel.web.forms import SignupForm
 from funnel.web.visits import VisitBuffer
 
@@ -144,10 +144,22 @@ def landing():
     return before + generate_csrf() + after
 
 
+SLOW_DOWN = ("Slow down a little: there have been a lot of sign-ups from your connection "
+             "just now. Please wait a minute and send the form again; what you typed is "
+             "still here.")
+
+
+def _limited(form: SignupForm):
+    """The form again, as typed, with the reason: a runner at a busy talk loses nothing."""
+    return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT,
+                           limited=SLOW_DOWN), 429
+
+
 @bp.post("/free-plan")
-@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP"], methods=["POST"])
 def signup():
     form = SignupForm()
+    if not ratelimits.hit("signup-attempt", "RATELIMIT_SIGNUP_ATTEMPTS"):
+        return _limited(form)
     if not form.validate():
         if "csrf_token" in form.errors:
             from funnel.web.errors import render_error
@@ -157,6 +169,9 @@ def signup():
     if form.website.data:
         # A bot filled the honeypot: answer like a success, store nothing.
         return redirect(url_for("site.check_inbox"), code=303)
+    # Only sign-ups that pass validation count: a typo costs nothing.
+    if not ratelimits.within("signup", "RATELIMIT_SIGNUP"):
+        return _limited(form)
     s = runtime.session()
     meta = subscribers.SignupMeta(
         ip=request.remote_addr,
@@ -173,6 +188,7 @@ def signup():
     except FunnelError as exc:
         getattr(form, exc.field).errors = [str(exc)]
         return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
+    ratelimits.hit("signup", "RATELIMIT_SIGNUP")
     if sub is not None:
         runtime.rt().wake.set()  # the worker sends it; the embedded one at once
     return redirect(url_for("site.check_inbox"), code=303)

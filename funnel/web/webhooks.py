@@ -12,6 +12,7 @@ import binascii
 import functools
 import json
 import logging
+import re
 from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
@@ -30,6 +31,10 @@ SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 # A captured request can be replayed only this long (and clocks may differ a little).
 MAX_AGE_SECONDS = 300
+# What well-formed headers look like, checked before anything is converted: a
+# Unix time in seconds, and a base64 DER ECDSA signature (about 96 characters).
+TIMESTAMP_FORMAT = re.compile(r"[0-9]{1,12}")
+SIGNATURE_FORMAT = re.compile(r"[A-Za-z0-9+/]{16,200}={0,2}")
 
 
 class WebhookKeyError(ValueError):
@@ -56,6 +61,8 @@ def signature_problem(key: ec.EllipticCurvePublicKey, signature: str | None,
     """Why the request is not SendGrid's, or None when it is."""
     if not signature or not timestamp:
         return "missing signature"
+    if not (TIMESTAMP_FORMAT.fullmatch(timestamp) and SIGNATURE_FORMAT.fullmatch(signature)):
+        return "malformed signature"
     try:
         sent = int(timestamp)
         sig = base64.b64decode(signature, validate=True)

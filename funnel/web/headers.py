@@ -1,0 +1,84 @@
+"""What every response tells the browser, and whom the app believes about the client.
+
+- ``TRUSTED_PROXIES`` hops of reverse proxy in front of the app (Werkzeug's
+  ProxyFix): the client address, scheme and host come from their
+  ``X-Forwarded-*`` headers. With 0 (the default) those headers are ignored, so
+  nobody can claim another address by sending one.
+- A Content-Security-Policy on every page: scripts only from this site or inline
+  with this response's nonce (templates write ``nonce="{{ csp_nonce() }}"``).
+- Pages reached through a personal link are never cached (a shared computer's
+  back button must not show someone's preferences).
+- In production: Secure cookies and HSTS.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from funnel.config import is_production
+
+# Blueprints whose pages are opened from links in emails: the URL is the key.
+PERSONAL_BLUEPRINTS = frozenset({"links", "preferences"})
+
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()" for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media",
+        "fullscreen", "geolocation", "gyroscope", "magnetometer", "microphone", "midi",
+        "payment", "picture-in-picture", "publickey-credentials-get", "screen-wake-lock",
+        "usb", "xr-spatial-tracking", "interest-cohort", "browsing-topics",
+    )
+)
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def csp_nonce() -> str:
+    """This response's nonce for inline scripts, made on first use."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def content_security_policy(nonce: str) -> str:
+    # Styles stay 'unsafe-inline': the pages and the emails shown in previews
+    # use style attributes, and CSS cannot run code. Scripts are what matter.
+    return "; ".join((
+        "default-src 'self'",
+        f"script-src 'self' 'nonce-{nonce}'",
+        "style-src 'self' 'unsafe-inline'",
+        # Emails viewed in the browser may show images hosted elsewhere.
+        "img-src 'self' data: https:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ))
+
+
+def init_app(app: Flask) -> None:
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+    production = is_production(app.config)
+    if production:
+        app.config["SESSION_COOKIE_SECURE"] = True
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+    @app.after_request
+    def _headers(resp: Response) -> Response:
+        h = resp.headers
+        h.setdefault("Content-Security-Policy", content_security_policy(csp_nonce()))
+        h.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if production:
+            h.setdefault("Strict-Transport-Security", HSTS)
+        if request.blueprint in PERSONAL_BLUEPRINTS:
+            h["Cache-Control"] = "no-store"
+            h.setdefault("X-Robots-Tag", "noindex")
+        return resp

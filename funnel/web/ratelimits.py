@@ -1,0 +1,91 @@
+"""Per-client limits on the sign-up form.
+
+A coach's talk puts a room of runners behind one Wi-Fi address, so the limits
+count *sign-ups that passed validation* (a typo costs nothing) and are set high
+enough for that room, while a script posting hundreds of times is cut. A second,
+higher limit counts every POST, valid or not, so a flood of garbage stops too.
+
+Counters live in ``RATELIMIT_STORAGE_URI`` (memory, or Redis shared by several
+web processes); each app keeps its own storage so tests and processes never
+share a counter by accident.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+
+from flask import Flask, current_app, request
+from limits import RateLimitItem, parse_many
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+
+EXTENSION = "funnel.ratelimits"
+
+
+def client_key(address: str | None) -> str:
+    """Who is asking, for counting: one IPv4 address, or one IPv6 /64.
+
+    An IPv6 home or office network is a /64, and anyone on it can pick a new
+    address per request, so counting single IPv6 addresses would count nothing.
+    """
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return address or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def remote_key() -> str:
+    """The current request's client (after ProxyFix, the address behind the proxy)."""
+    return client_key(request.remote_addr)
+
+
+@functools.lru_cache(maxsize=32)
+def _parse(spec: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(spec))
+
+
+class SignupLimits:
+    def __init__(self, storage_uri: str, prefix: str) -> None:
+        self.storage = storage_from_string(storage_uri)
+        self.limiter = FixedWindowRateLimiter(self.storage)
+        self.prefix = prefix
+
+    def test(self, kind: str, spec: str, key: str) -> bool:
+        """True when one more request would still be within every limit in ``spec``."""
+        return all(self.limiter.test(item, self.prefix, kind, key) for item in _parse(spec))
+
+    def hit(self, kind: str, spec: str, key: str) -> bool:
+        """Count one request; False when any of the limits in ``spec`` is exceeded."""
+        ok = True
+        for item in _parse(spec):
+            # Every window is counted even after one says no, so the hourly
+            # limit still sees a flood that the per-minute one already stopped.
+            ok = self.limiter.hit(item, self.prefix, kind, key) and ok
+        return ok
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[EXTENSION] = SignupLimits(
+        app.config.get("RATELIMIT_STORAGE_URI") or "memory://",
+        app.config.get("RATELIMIT_KEY_PREFIX") or "funnel",
+    )
+
+
+def _limits() -> SignupLimits:
+    return current_app.extensions[EXTENSION]
+
+
+def hit(kind: str, config_key: str) -> bool:
+    """Count this request against the limit named by ``config_key``; False when over."""
+    return _limits().hit(kind, current_app.config[config_key], remote_key())
+
+
+def within(kind: str, config_key: str) -> bool:
+    """Whether one more would be allowed, without counting it."""
+    return _limits().test(kind, current_app.config[config_key], remote_key())
