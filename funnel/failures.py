@@ -23,12 +23,11 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from funnel.core import lifecycle
-from funnel.core.states import DeliveryState as DS
 from funnel.models import Delivery, Subscriber
 
-FAILED = DS.FAILED
-HELD = DS.HELD
-RETRY = DS.RETRY
+FAILED = "failed"
+HELD = "held"
+RETRY = "retry"
 PROBLEM_STATES = (FAILED, HELD)
 MAX_REASONS = 5
 REASON_CHARS = 300

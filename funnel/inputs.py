@@ -46,5 +46,11 @@ def clean_first_name(raw: str | None) -> str | None:
 
 @lru_cache(maxsize=1)
 def time_zones() -> tuple[str, ...]:
-    """IANA zone names a subscriber may choose (the same set sign-up accepts), sorted."""
-    return tuple(sorted(available_timezones()))
+    """IANA zone names a subscriber may choose (the same set sign-up accepts), sorted.
+
+    Menus offer only the canonical ones (``funnel.timezones``); older aliases a
+    browser may report are still accepted, "Factory" and "localtime" are not.
+    """
+    from funnel.timezones import accepted_zones
+
+    return tuple(sorted(accepted_zones()))

@@ -10,6 +10,8 @@ import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -214,3 +216,47 @@ class AdminUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# -- the marketer's control room (README "The control room") --------------------------
+
+IMPORT_JOB_STATES = ("uploaded", "previewed", "queued", "running", "done", "failed")
+ARRIVAL_PATHS = ("article", "direct")
+
+
+class ImportJob(Base):
+    """A CSV uploaded on the admin pages, from mapping to the worker's report."""
+
+    __tablename__ = "import_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    filename: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="uploaded")
+    mapping: Mapped[str | None] = mapped_column(Text)  # JSON: our field for each column
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_source: Mapped[str | None] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    rows_done: Mapped[int | None] = mapped_column(Integer)
+    report: Mapped[str | None] = mapped_column(Text)  # JSON, see import_jobs.Outcome
+    error: Mapped[str | None] = mapped_column(Text)
+    optin_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    optin_sent: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        CheckConstraint("state IN ('" + "', '".join(IMPORT_JOB_STATES) + "')", name="state"),
+        Index("ix_import_job_state", "state"),
+    )
+
+
+# Columns the control room adds to existing tables, kept here in one block:
+# how a visit or a sign-up reached the landing page (the article's link or not),
+# and who stated consent on someone's behalf (an import, a confirmation by hand).
+Visit.via = mapped_column("via", String(16), nullable=True)
+Subscriber.arrived_via = mapped_column("arrived_via", String(16), nullable=True)
+ConsentRecord.stated_by = mapped_column("stated_by", String(254), nullable=True)

@@ -8,7 +8,6 @@ from datetime import date
 
 from funnel import insights, stats
 from funnel.web import charts
-from tests.admin_support import admin, logged_in  # noqa: F401
 from tests.test_stats import Builder, t
 
 NOV = stats.utc_day_bounds(date(2026, 11, 1), date(2026, 11, 30))
@@ -75,11 +74,11 @@ def test_the_dashboard_shows_them(logged_in, db, app):
                      "chart-reach"):
         assert f'id="{chart_id}"' in page, chart_id
     assert "https://runstronger.example/stretch" in page
-    assert re.search(r'data-path="article".*?data-stage="landing_visits".*?>4<', page, re.S)
+    assert re.search(r'data-path="article".*?data-stage="landing_visits".*?>4<', page, re.DOTALL)
 
 
 def test_axis_ticks_are_whole_numbers():
-    for top in range(0, 60):
+    for top in range(60):
         ticks = charts.integer_ticks(top)
         assert all(isinstance(x, int) for x in ticks)
         assert ticks[0] == 0 and ticks[-1] >= top

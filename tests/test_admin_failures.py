@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from funnel.models import Delivery, Subscriber
 from funnel.runtime import make_worker
-from tests.admin_support import a_subscriber, admin, logged_in, post, reload  # noqa: F401
+from tests.admin_support import a_subscriber, post
 from tests.drip import make_emails_dir
 
 

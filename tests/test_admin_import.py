@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from funnel import import_jobs
 from funnel.models import ConsentRecord, ImportJob, Subscriber
-from tests.admin_support import ADMIN, admin, logged_in, token_on  # noqa: F401
+from tests.admin_support import ADMIN, token_on
 
 CSV = ("E-mail,Given name,Club\r\n"
        "ann@example.com,Ann,Harriers\r\n"
@@ -68,8 +68,8 @@ def test_mapping_is_guessed_and_preview_writes_nothing(app, logged_in, db, clock
     resp = upload(logged_in, CSV)
     jid = job_id(resp)
     page = logged_in.get(f"/admin/import/{jid}/map").get_data(as_text=True)
-    assert re.search(r'id="col-0".*?value="email" selected', page, re.S)
-    assert re.search(r'id="col-1".*?value="first_name" selected', page, re.S)
+    assert re.search(r'id="col-0".*?value="email" selected', page, re.DOTALL)
+    assert re.search(r'id="col-1".*?value="first_name" selected', page, re.DOTALL)
     page = preview(logged_in, jid, ["email", "first_name", ""]).get_data(as_text=True)
     assert "Nothing has been written yet" in page
     assert re.search(r'data-outcome="added">2<', page)

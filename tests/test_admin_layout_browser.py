@@ -9,7 +9,7 @@ from sqlalchemy import select
 from funnel import demo
 from funnel.core.sequence import load_sequence
 from funnel.models import Subscriber
-from tests.admin_support import admin, browser_log_in, screenshot  # noqa: F401
+from tests.admin_support import browser_log_in, screenshot
 
 pytestmark = pytest.mark.browser
 

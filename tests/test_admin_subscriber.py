@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from funnel.models import ConsentRecord, Subscriber
 from funnel.runtime import make_worker
-from tests.admin_support import ADMIN, a_subscriber, admin, logged_in, post, reload  # noqa: F401
+from tests.admin_support import ADMIN, a_subscriber, post, reload
 from tests.conftest import sign_up
 
 
@@ -105,7 +105,7 @@ def test_unsubscribe_and_erase_from_the_page(logged_in, db, clock):
 
 @pytest.mark.parametrize("action", ["pause", "resume", "profile", "confirm",
                                     "resend-confirmation", "retry"])
-def test_actions_need_login(client, db, clock, admin, action):
+def test_actions_need_login(client, db, clock, action):
     sub = a_subscriber(db, clock, status="pending")
     resp = client.post(f"/admin/subscribers/{sub.public_id}/{action}",
                        data={"reason": "x", "first_name": "Eve", "timezone": "UTC"})

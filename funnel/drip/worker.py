@@ -105,6 +105,10 @@ class Worker:
                 break
             report.claimed += len(ids)
             report.merge(self.process(ids, sequence, now))
+        if not (stop and stop.is_set()):
+            from funnel import chores
+
+            chores.after_pass(self.sessions, self.settings, self.transport, self.composer, now)
         return report
 
     def sync_sequence(self, sequence: Sequence, now: datetime) -> None:

@@ -22,6 +22,14 @@ FIELD_LABELS = (("email", "email address"), ("first_name", "first name"),
                 ("status", "status (pending, confirmed, …)"), ("source", "source (kept as UTM source)"))
 
 
+@bp.url_value_preprocessor
+def _room_for_uploads(endpoint, _values):  # type: ignore[no-untyped-def]
+    """The app caps request bodies at 1 MB; an upload may be larger. This runs before
+    the app's CSRF check reads the body."""
+    if endpoint == "admin_import.upload":
+        request.max_content_length = import_jobs.MAX_BYTES + 64 * 1024
+
+
 @bp.before_request
 def _require_login():  # type: ignore[no-untyped-def]
     if current_admin() is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 
-from funnel import failures, privacy, runtime, subscribers
+from funnel import failures, runtime, subscribers
 from funnel.inputs import FunnelError
 from funnel.web.auth import current_admin
 
@@ -82,7 +82,7 @@ def pause(public_id: str):
     sub = _sub(public_id)
     now = runtime.now()
     try:
-        until = privacy.pause_end(request.form.get("length", ""), now)
+        until = subscribers.pause_end(request.form.get("length", ""), now)
         subscribers.pause(runtime.session(), sub, until, now)
     except FunnelError as exc:
         runtime.session().rollback()

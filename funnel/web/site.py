@@ -37,11 +37,17 @@ def source_host() -> str | None:
     return host[:255] if host else None
 
 
+def arrived_via() -> str:
+    """"article" when the visitor followed the article's link to the landing page."""
+    return "article" if request.args.get("via") == "article" else "direct"
+
+
 def count_visit(page: str) -> None:
     """Count a page view with no personal data: the referring site and UTM only."""
     s = runtime.session()
     s.add(Visit(
         page=page, at=runtime.now(), referrer_host=source_host(),
+        via=arrived_via() if page == "landing" else None,
         utm_source=request.args.get("utm_source", "")[:100] or None,
         utm_medium=request.args.get("utm_medium", "")[:100] or None,
         utm_campaign=request.args.get("utm_campaign", "")[:100] or None,
@@ -57,7 +63,7 @@ def _utm_query() -> dict[str, str]:
 @bp.get("/")
 def article():
     count_visit("article")
-    carry = _utm_query()
+    carry = {**_utm_query(), "via": "article"}
     host = source_host()
     if host:
         carry["ref"] = host  # so a sign-up is credited to where the reader came from
@@ -69,6 +75,7 @@ def landing():
     count_visit("landing")
     form = SignupForm(formdata=None)
     form.referrer.data = source_host() or ""
+    form.via.data = arrived_via()
     for k in UTM_KEYS:
         getattr(form, f"utm_{k}").data = request.args.get(f"utm_{k}", "")[:100]
     return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT)
@@ -94,6 +101,7 @@ def signup():
         page=request.url,
         referrer=form.referrer.data,
         utm={k: getattr(form, f"utm_{k}").data or "" for k in UTM_KEYS},
+        via=form.via.data,
     )
     try:
         sub = subscribers.subscribe(
