@@ -23,8 +23,9 @@ def arrange(db):
     b.person("b@example.com", t(11, 5, 11), arrived_via="article")
     c = b.person("c@example.com", t(11, 5, 12), confirmed=t(11, 6, 8), status="confirmed",
                  arrived_via="direct")
-    b.person("imp@example.com", t(11, 5, 12), confirmed=t(11, 5, 12), status="confirmed",
-             action="import")
+    imp = b.person("imp@example.com", t(11, 5, 12), confirmed=t(11, 5, 12), status="confirmed",
+                   action="import")
+    imp.consents.pop()  # an import has no confirm record
     b.sent(a, "step-1", t(11, 5, 11), ("click", t(11, 5, 12)), ("click", t(11, 5, 13)))
     b.sent(c, "step-1", t(11, 6, 9), ("click", t(11, 6, 10)), ("bounce", t(11, 6, 11)))
     b.sent(a, "step-2", t(11, 7, 9))
