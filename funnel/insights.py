@@ -64,11 +64,12 @@ def _stages(rows: Sequence[tuple[str, str, int]]) -> tuple[Stage, ...]:
 
 def funnels(session: Session, start: datetime, end: datetime) -> tuple[PathFunnel, PathFunnel]:
     """The article funnel and the direct funnel for the period."""
-    visits = dict(session.execute(
-        select(func.coalesce(Visit.via, DIRECT), func.count())
-        .where(Visit.page == "landing", _within(Visit.at, start, end))
-        .group_by(func.coalesce(Visit.via, DIRECT))
-    ).all())
+    visits: dict[str, int] = defaultdict(int)
+    for via, n in session.execute(
+        select(Visit.via, func.count())
+        .where(Visit.page == "landing", _within(Visit.at, start, end)).group_by(Visit.via)
+    ).all():
+        visits[ARTICLE if via == ARTICLE else DIRECT] += n
     article_visits = session.scalar(
         select(func.count()).select_from(Visit)
         .where(Visit.page == "article", _within(Visit.at, start, end))
@@ -78,14 +79,17 @@ def funnels(session: Session, start: datetime, end: datetime) -> tuple[PathFunne
         who = (select(ConsentRecord.subscriber_id)
                .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
                .distinct().subquery())
-        path = func.coalesce(Subscriber.arrived_via, DIRECT)
-        return dict(session.execute(
-            select(path, func.count()).join(who, who.c.subscriber_id == Subscriber.id)
+        out: dict[str, int] = defaultdict(int)
+        for via, n in session.execute(
+            select(Subscriber.arrived_via, func.count())
+            .join(who, who.c.subscriber_id == Subscriber.id)
             .where(who.c.subscriber_id.in_(
                 # Only people who signed up through the form: imports never came this way.
                 select(ConsentRecord.subscriber_id).where(ConsentRecord.action == "signup")))
-            .group_by(path)
-        ).all())
+            .group_by(Subscriber.arrived_via)
+        ).all():
+            out[ARTICLE if via == ARTICLE else DIRECT] += n
+        return out
 
     signups, confirmations = people("signup"), people("confirm")
     article = PathFunnel(ARTICLE, "From the article", _stages([
