@@ -157,7 +157,7 @@ def test_dashboard_shows_a_known_month(logged_in, known):  # noqa: F811
         "15", "6", "3", "3", "5", "1"]
     assert "50.0% of landing visits" in html and "100.0% of sign-ups" in html
     # Charts are inline SVG images with a text alternative; nothing is loaded from elsewhere.
-    for chart in ("chart-daily", "chart-funnel", "chart-steps"):
+    for chart in ("chart-daily", "chart-funnel-article", "chart-funnel-direct", "chart-steps"):
         assert f'id="{chart}"' in html and f'aria-labelledby="{chart}-title {chart}-desc"' in html
     assert "3 sign-ups and 3 confirmations over 30 days" in html
     assert "<script" not in html and "src=" not in html
