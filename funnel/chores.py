@@ -20,13 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def after_pass(sessions: sessionmaker[Session], settings: Settings, transport: Transport,
-               composer, now: datetime) -> None:  # type: ignore[no-untyped-def]
-    from funnel.subscribers import send_confirmation
-
+               now: datetime) -> None:
     chores = (
         ("import", lambda: import_jobs.run_pending(sessions, settings, now)),
-        ("opt-in emails", lambda: import_jobs.send_optins(
-            sessions, composer, transport, settings, now, send_confirmation)),
+        # Queued as system mail: the worker's next pass sends them.
+        ("opt-in emails", lambda: import_jobs.send_optins(sessions, settings, now)),
         ("failure alert", lambda: alerts.send_if_due(sessions, settings, transport, now)),
     )
     for name, chore in chores:

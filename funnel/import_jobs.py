@@ -305,19 +305,19 @@ def optin_status(session: Session, job: ImportJob, settings: Settings, now: date
     return OptinStatus(waiting=waiting, cap=daily_cap(settings))
 
 
-def send_optins(sessions: sessionmaker[Session], composer, transport,  # type: ignore[no-untyped-def]
-                settings: Settings, now: datetime, send_confirmation) -> int:
-    """Send the opt-in emails requested for finished imports, within today's cap.
+def send_optins(sessions: sessionmaker[Session], settings: Settings, now: datetime) -> int:
+    """Queue the opt-in emails requested for finished imports, within today's cap.
 
-    Each person is claimed (``confirm_sent_at`` set in a conditional update)
-    before their email goes out, so two workers never both mail them, and
-    someone who signed up, was confirmed or unsubscribed meanwhile is skipped.
+    Each is the confirmation email, queued as system mail (``funnel.system_mail``,
+    with its per-address caps); the worker's next pass sends it. Someone who
+    signed up, was confirmed or unsubscribed meanwhile is skipped, and nobody is
+    queued twice (``confirm_sent_at`` is set when it is queued).
     """
-    from funnel.core import lifecycle
+    from funnel import system_mail
     from funnel.models import AppState, Subscriber
 
     key = f"optin_sent:{now:%Y-%m-%d}"
-    sent = 0
+    queued = 0
     with sessions() as s:
         jobs = list(s.scalars(select(ImportJob).where(
             ImportJob.optin_requested_at.is_not(None), ImportJob.state == DONE,
@@ -328,27 +328,15 @@ def send_optins(sessions: sessionmaker[Session], composer, transport,  # type: i
             if room <= 0:
                 break
             ids = list(s.scalars(_waiting(job).order_by(Subscriber.id).limit(room)))
-            for sub_id in ids:
-                claimed = s.execute(
-                    update(Subscriber).where(Subscriber.id == sub_id,
-                                             Subscriber.status == lifecycle.PENDING,
-                                             Subscriber.confirm_sent_at.is_(None))
-                    .values(confirm_sent_at=now)).rowcount
-                counter = s.get(AppState, key)
+            for sub in s.scalars(select(Subscriber).where(Subscriber.id.in_(ids))
+                                 .order_by(Subscriber.id)):
+                if not system_mail.queue(s, sub, system_mail.CONFIRM, now):
+                    continue
                 if counter is None:
                     counter = AppState(key=key, value="0")
                     s.add(counter)
-                if claimed:
-                    counter.value = str(int(counter.value) + 1)
-                    job.optin_sent = (job.optin_sent or 0) + 1
-                s.commit()
-                if not claimed:
-                    continue
-                sub = s.get(Subscriber, sub_id)
-                try:
-                    send_confirmation(s, composer, transport, sub, now)
-                    sent += 1
-                except Exception:  # left unclaimed by send_confirmation: tried again next pass
-                    log.exception("opt-in email to subscriber %s failed", sub_id)
-                    return sent
-    return sent
+                counter.value = str(int(counter.value) + 1)
+                job.optin_sent = (job.optin_sent or 0) + 1
+                queued += 1
+            s.commit()
+    return queued
