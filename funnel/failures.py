@@ -28,6 +28,7 @@ from funnel.models import Delivery, Subscriber
 FAILED = "failed"
 HELD = "held"
 RETRY = "retry"
+DRIP = "drip"
 PROBLEM_STATES = (FAILED, HELD)
 MAX_REASONS = 5
 REASON_CHARS = 300
@@ -60,17 +61,20 @@ def by_step(session: Session, subjects: dict[str, str] | None = None) -> list[St
     subjects = subjects or {}
     rows = session.execute(
         select(Delivery.step_slug, Delivery.state, Delivery.error,
-               func.coalesce(Delivery.sent_at, Delivery.created_at), Subscriber.status)
+               func.coalesce(Delivery.sent_at, Delivery.created_at), Subscriber.status,
+               Delivery.kind)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.state.in_(PROBLEM_STATES))
     ).all()
     steps: dict[str, StepProblems] = {}
     reasons: dict[str, Counter[str]] = {}
-    for slug, state, error, at, status in rows:
+    for slug, state, error, at, status, kind in rows:
+        if kind != DRIP:  # system mail carries a per-send suffix: group by the email
+            slug = slug.rsplit("-", 1)[0]
         p = steps.setdefault(slug, StepProblems(slug, subjects.get(slug, "")))
         if state == FAILED:
             p.failed += 1
-            if lifecycle.can_receive_sequence(status):
+            if kind == DRIP and lifecycle.can_receive_sequence(status):
                 p.retryable += 1
         else:
             p.held += 1
@@ -101,7 +105,9 @@ def retry(session: Session, *, now: datetime, step_slug: str | None = None,
     """
     if step_slug is None and subscriber_id is None:
         raise ValueError("retry needs an email or a subscriber")
-    where = [Delivery.state == FAILED, Subscriber.status == lifecycle.CONFIRMED]
+    # Only steps of the plan: a confirmation that failed is asked for again by the person.
+    where = [Delivery.state == FAILED, Delivery.kind == DRIP,
+             Subscriber.status == lifecycle.CONFIRMED]
     if step_slug is not None:
         where.append(Delivery.step_slug == step_slug)
     if subscriber_id is not None:
@@ -116,7 +122,7 @@ def retry(session: Session, *, now: datetime, step_slug: str | None = None,
     subscriber_ids = sorted({s for _d, s in targets})
     session.execute(
         update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.state == FAILED)
-        .values(state=RETRY, attempts=0, sent_at=None,
+        .values(state=RETRY, attempts=0, sent_at=None, retry_at=now,
                 error=f"retry asked for at {now:%Y-%m-%d %H:%M} UTC")
     )
     # Due now, unless a pause holds them: the worker then sends when it ends.

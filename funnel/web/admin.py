@@ -327,21 +327,35 @@ def _next_email(sub: Subscriber, subjects: dict[str, str], now: datetime
     """The next email of the plan and when it goes out, in their zone and in UTC."""
     if sub.status != lifecycle.CONFIRMED:
         return None, f"None: they are {sub.status}."
+    from funnel.core.schedule import next_step, zone
     from funnel.core.sequence import load_sequence
+    from funnel.drip import planner
+    from funnel.drip.worker import view
     from funnel.runtime import make_worker
 
     try:
-        worker = make_worker(runtime.rt())
         sequence = load_sequence(runtime.rt().settings.emails_dir)
-        step, due = worker.schedule_next(sub, sequence, now)
     except (OSError, ValueError):
         return None, "Unknown: the email files could not be read."
-    if step is None or due is None:
-        return None, "None: they have had the whole plan."
-    from funnel.core.schedule import zone
-
+    sub_view, deliveries = view(sub)
+    decision = planner.plan(sub_view, deliveries, sequence.steps, now,
+                            make_worker(runtime.rt()).rules)
+    if isinstance(decision, planner.Hold):
+        return None, f"None for now: {decision.reason}."
+    if isinstance(decision, planner.Send):
+        slug, due = decision.step.slug, now
+    elif isinstance(decision, planner.WaitUntil):
+        in_flight = [d.step_slug for d in deliveries
+                     if d.kind == "drip" and d.state in ("queued", "sending", "retry", "held")]
+        done = [d.step_slug for d in sorted(deliveries, key=lambda d: d.sent_at or d.created_at)
+                if d.kind == "drip" and d.state in ("sent", "failed", "unknown")]
+        step = next_step(sequence.steps, done)
+        slug = in_flight[0] if in_flight else (step.slug if step else "")
+        due = decision.at
+    else:
+        return None, "The worker is settling an earlier send first."
     tz = zone(sub.timezone, runtime.rt().settings.default_timezone)
-    return {"subject": subjects.get(step.slug, step.slug),
+    return {"subject": subjects.get(slug, slug),
             "local": _local_text(due, sub.timezone), "zone": str(tz.key),
             "utc": f"{due.astimezone(UTC):%a %d %b %Y, %H:%M}"}, ""
 

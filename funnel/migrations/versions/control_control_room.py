@@ -1,14 +1,14 @@
 """The marketer's control room: browser imports, arrival path, consent source
 
 Revision ID: control
-Revises: 0001
+Revises: engine
 Create Date: 2026-12-01
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'control'
-down_revision = '0001'
+down_revision = 'engine'
 branch_labels = None
 depends_on = None
 
