@@ -3,6 +3,7 @@ per link, whole numbers on axes."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date
 
@@ -83,7 +84,7 @@ def test_axis_ticks_are_whole_numbers():
         ticks = charts.integer_ticks(top)
         assert all(isinstance(x, int) for x in ticks)
         assert ticks[0] == 0 and ticks[-1] >= top
-        steps = {b - a for a, b in zip(ticks, ticks[1:])}
+        steps = {b - a for a, b in itertools.pairwise(ticks)}
         assert len(steps) == 1  # evenly spaced
     assert charts.integer_ticks(5) != [0, 2, 5]
     svg = str(charts.signups_per_day([stats.DayRow(day=date(2026, 11, d), signups=d % 4)

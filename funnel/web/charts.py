@@ -52,12 +52,11 @@ def _day_label(d: date) -> str:
 def integer_ticks(top: int, most: int = 5) -> list[int]:
     """Whole-number ticks from 0 to at least ``top``, at most ``most`` + 1 of them,
     evenly spaced by 1, 2 or 5 times a power of ten. Never 0, 2, 5."""
-    top = max(int(math.ceil(top)), 1)
+    top = max(math.ceil(top), 1)
     raw = top / most
-    magnitude = 10 ** max(int(math.floor(math.log10(raw))) if raw >= 1 else 0, 0)
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    step = max(int(step), 1)
-    last = int(math.ceil(top / step)) * step
+    magnitude = 10 ** max(math.floor(math.log10(raw)) if raw >= 1 else 0, 0)
+    step = max(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw), 1)
+    last = math.ceil(top / step) * step
     return list(range(0, last + 1, step))
 
 
