@@ -43,6 +43,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel import cli, runtime
     from funnel.web import (
         admin,
+        admin_import,
+        admin_subscriber,
         auth,
         errors,
         extensions,
@@ -71,6 +73,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(previews.bp)
+    app.register_blueprint(admin_subscriber.bp)
+    app.register_blueprint(admin_import.bp)
     cli.init_app(app)
     ops.init_app(app)
     return app

@@ -52,6 +52,10 @@ ENV_VARS = (
     "SENDGRID_TIMEOUT",
     "SENDGRID_SANDBOX",
     "SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "FAILURE_ALERTS",
+    "FAILURE_ALERTS_TO",
+    "FAILURE_ALERTS_EVERY_MINUTES",
+    "IMPORT_OPTIN_DAILY_MAX",
 )
 
 INT_VARS = {
@@ -65,6 +69,8 @@ INT_VARS = {
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
     "PAGE_CACHE_SIZE",
+    "FAILURE_ALERTS_EVERY_MINUTES",
+    "IMPORT_OPTIN_DAILY_MAX",
 }
 FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS"}
 
@@ -109,6 +115,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "FAILURE_ALERTS_TO": "",
+        "FAILURE_ALERTS_EVERY_MINUTES": 60,
+        "IMPORT_OPTIN_DAILY_MAX": 200,
     }
 
 
@@ -123,7 +132,7 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             out[name] = int(raw)
         elif name in FLOAT_VARS:
             out[name] = float(raw)
-        elif name == "SENDGRID_SANDBOX":
+        elif name in ("SENDGRID_SANDBOX", "FAILURE_ALERTS"):
             out[name] = raw.lower() in {"1", "true", "yes", "on"}
         elif name == "SECRET_KEY_FALLBACKS":
             out[name] = [k.strip() for k in raw.split(",") if k.strip()]
@@ -180,6 +189,11 @@ class Settings:
     batch_size: int
     lease_seconds: int
     pending_retention_days: int = 30
+    # The control room (README "The control room"): off in development unless set.
+    failure_alerts: bool = False
+    failure_alerts_to: str = ""
+    failure_alerts_every_minutes: int = 60
+    import_optin_daily_max: int = 200
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -199,4 +213,8 @@ class Settings:
             batch_size=int(config["WORKER_BATCH_SIZE"]),
             lease_seconds=int(config["WORKER_LEASE_SECONDS"]),
             pending_retention_days=int(config.get("PENDING_RETENTION_DAYS", 30)),
+            failure_alerts=bool(config.get("FAILURE_ALERTS", is_production(config))),
+            failure_alerts_to=config.get("FAILURE_ALERTS_TO", ""),
+            failure_alerts_every_minutes=int(config.get("FAILURE_ALERTS_EVERY_MINUTES", 60)),
+            import_optin_daily_max=int(config.get("IMPORT_OPTIN_DAILY_MAX", 200)),
         )

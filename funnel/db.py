@@ -64,3 +64,22 @@ def upgrade(url: str, revision: str = "head") -> None:
 
     make_engine(url).dispose()  # creates the SQLite file's folder if needed
     command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    """The database's Alembic revision, or None when it has none (a new database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url, immediate=False)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade_reporting(url: str) -> tuple[str | None, str | None]:
+    """Upgrade to head; returns (revision before, revision after)."""
+    before = current_revision(url)
+    upgrade(url)
+    return before, current_revision(url)

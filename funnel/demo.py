@@ -91,6 +91,7 @@ class _Person:
     unsubscribed_at: datetime | None = None
     next_due_at: datetime | None = None
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    via: str = "direct"
 
 
 def _pick(rng: random.Random, weighted):
@@ -195,6 +196,7 @@ def _visit(page: str, at: datetime, src: tuple[Any, ...], via_article: bool = Fa
            ) -> dict[str, Any]:
     utm_source, utm_medium, utm_campaign, host = src[:4]
     return {"page": page, "at": at, "referrer_host": None if via_article else host,
+            "via": ("article" if via_article else "direct") if page == "landing" else None,
             "utm_source": utm_source, "utm_medium": utm_medium, "utm_campaign": utm_campaign}
 
 
@@ -213,7 +215,8 @@ def _maybe_sign_up(rng: random.Random, people: list[_Person], at: datetime,
     referrer = (settings.base_url + "/" if via_article
                 else f"https://{host}/" if host else None)
     person = _Person(email=email, first_name=first, tz=_pick(rng, ZONES), created_at=signed_up,
-                     source=src, referrer=referrer)
+                     source=src, referrer=referrer,
+                     via="article" if via_article else "direct")
     if rng.random() < SIGNUP_TO_CONFIRM:
         # Most confirm within minutes; some the next morning.
         delay = timedelta(minutes=rng.expovariate(1 / 8)) if rng.random() < 0.8 else \
@@ -293,7 +296,7 @@ def _insert_people(session: Session, people: list[_Person]) -> dict[str, int]:
     rows = [{
         "public_id": new_public_id(), "email": p.email, "first_name": p.first_name,
         "status": p.status, "status_reason": p.status_reason, "timezone": p.tz,
-        "referrer": p.referrer, "landing_page": "/free-plan",
+        "referrer": p.referrer, "landing_page": "/free-plan", "arrived_via": p.via,
         "utm_source": p.source[0], "utm_medium": p.source[1], "utm_campaign": p.source[2],
         "created_at": p.created_at, "confirm_sent_at": p.created_at,
         "confirmed_at": p.confirmed_at, "unsubscribed_at": p.unsubscribed_at,

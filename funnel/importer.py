@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO
 
-from sqlalchemy import insert, select
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ EXPORT_COLUMNS = ("email", "first_name", "status", "source", "medium", "campaign
 # typed into our public form must not run in the marketer's Excel.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-CONFIRMED_TEXT = ("Imported as confirmed. The marketer stated, by importing with --confirmed, "
+CONFIRMED_TEXT = ("Imported as confirmed. The marketer stated, by importing them as confirmed, "
                   "that this person consented to receive these emails.")
 UNCONFIRMED_TEXT = ("Imported without a statement of consent: nothing is sent to this address "
                     "unless the person signs up and confirms it themselves.")
@@ -59,13 +59,17 @@ class ImportReport:
     rows: int = 0
     added: int = 0
     already_listed: int = 0
+    confirmed_now: int = 0  # pending from an earlier import, confirmed by this one
     duplicates: int = 0
     suppressed: int = 0
     bad: list[BadRow] = field(default_factory=list)
     ignored_columns: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        return (f"{self.rows} rows: {self.added} added, {self.already_listed} already on the list, "
+        again = f"{self.confirmed_now} earlier pending imports confirmed, " \
+            if self.confirmed_now else ""
+        return (f"{self.rows} rows: {self.added} added, {again}"
+                f"{self.already_listed} already on the list, "
                 f"{self.duplicates} repeated in the file, {self.suppressed} refused (suppressed), "
                 f"{len(self.bad)} bad")
 
@@ -172,6 +176,9 @@ def import_rows(
     settings: Settings | None = None,
     origin: str | None = None,
     progress: Callable[[int], None] | None = None,
+    consent_source: str | None = None,
+    admin: str | None = None,
+    dry_run: bool = False,
 ) -> ImportReport:
     """Add the rows' new addresses to the list; see the module docstring.
 
@@ -179,10 +186,16 @@ def import_rows(
     rows without a status become confirmed and start the sequence at once (the
     worker still sends inside each person's sending window). Without it they
     become pending and are sent nothing. ``origin`` (the file name) is kept
-    with each consent record.
+    with each consent record, and so are ``consent_source`` (where the marketer
+    says consent came from) and ``admin`` (who said so).
+
+    A confirmed import also confirms people an *earlier import* left pending
+    (its statement covers them). Nobody else already on the list changes.
+    ``dry_run`` counts all of this without writing anything (the preview).
     """
     report = ImportReport()
-    timezone_name = settings.default_timezone if settings else "UTC"
+    opts = _Options(settings.default_timezone if settings else "UTC", origin, consent_source,
+                    admin, dry_run)
     seen: dict[str, int] = {}
     batch: list[_Candidate] = []
     consumed = 0
@@ -199,25 +212,37 @@ def import_rows(
             seen[parsed.email] = line
             batch.append(parsed)
         if len(batch) >= BATCH:
-            _store(session, batch, report, now, timezone_name, origin)
+            _store(session, batch, report, now, opts)
             batch = []
             if progress:
                 progress(consumed)
                 consumed = 0
     if batch:
-        _store(session, batch, report, now, timezone_name, origin)
+        _store(session, batch, report, now, opts)
     if progress and consumed:
         progress(consumed)
     return report
 
 
+@dataclass(frozen=True)
+class _Options:
+    timezone: str
+    origin: str | None
+    consent_source: str | None
+    admin: str | None
+    dry_run: bool
+
+
 def _store(session: Session, batch: list[_Candidate], report: ImportReport, now: datetime,
-           timezone_name: str, origin: str | None) -> None:
+           opts: _Options) -> None:
     for attempt in range(2):
         try:
-            added, already, suppressed = _insert_batch(session, batch, now,
-                                                       timezone_name, origin)
-            session.commit()
+            if opts.dry_run:
+                added, again, already, suppressed = _count_batch(session, batch)
+                session.rollback()
+            else:
+                added, again, already, suppressed = _insert_batch(session, batch, now, opts)
+                session.commit()
         except IntegrityError:
             # Another process created the suppression salt at the same moment: again.
             session.rollback()
@@ -225,14 +250,14 @@ def _store(session: Session, batch: list[_Candidate], report: ImportReport, now:
                 raise
             continue
         report.added += added
+        report.confirmed_now += again
         report.already_listed += already
         report.suppressed += suppressed
         return
 
 
-def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
-                  timezone_name: str, origin: str | None) -> tuple[int, int, int]:
-    """Insert what is new; returns (added, already on the list, suppressed)."""
+def _allowed(session: Session, batch: list[_Candidate]) -> list[_Candidate]:
+    """The candidates whose address is not on the suppression list."""
     # Hold the salt row: the identity map is weak, and without a reference every
     # suppression_hash call would read it from the database again.
     suppression_hash(session, "")
@@ -241,10 +266,39 @@ def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
     blocked = set(session.scalars(
         select(Suppression.email_hash).where(Suppression.email_hash.in_(list(hashes.values())))
     ))
-    allowed = [c for c in batch if hashes[c.email] not in blocked]
+    return [c for c in batch if hashes[c.email] not in blocked]
+
+
+def _earlier_pending_imports(emails: list[str]):
+    """People an import added as pending who never signed up themselves."""
+    return (select(Subscriber.id).where(
+        Subscriber.email.in_(emails), Subscriber.status == lifecycle.PENDING,
+        exists().where(ConsentRecord.subscriber_id == Subscriber.id,
+                       ConsentRecord.action == "import"),
+        ~exists().where(ConsentRecord.subscriber_id == Subscriber.id,
+                        ConsentRecord.action == "signup")))
+
+
+def _count_batch(session: Session, batch: list[_Candidate]) -> tuple[int, int, int, int]:
+    """What ``_insert_batch`` would do, read-only: (added, confirmed now, already, suppressed)."""
+    allowed = _allowed(session, batch)
+    emails = [c.email for c in allowed]
+    listed = set(session.scalars(select(Subscriber.email).where(Subscriber.email.in_(emails))))
+    confirming = [c.email for c in allowed if c.email in listed
+                  and c.status == lifecycle.CONFIRMED]
+    again = len(list(session.scalars(_earlier_pending_imports(confirming)))) if confirming else 0
+    return len(allowed) - len(listed), again, len(listed) - again, len(batch) - len(allowed)
+
+
+def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
+                  opts: _Options) -> tuple[int, int, int, int]:
+    """Insert what is new and confirm earlier pending imports when this one is
+    confirmed; returns (added, confirmed now, already on the list, suppressed)."""
+    timezone_name, origin = opts.timezone, opts.origin
+    allowed = _allowed(session, batch)
     suppressed = len(batch) - len(allowed)
     if not allowed:
-        return 0, 0, suppressed
+        return 0, 0, 0, suppressed
     values = []
     for c in allowed:
         is_confirmed = c.status == lifecycle.CONFIRMED
@@ -275,10 +329,33 @@ def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
         # instead of one statement per row on PostgreSQL.
         session.execute(insert(ConsentRecord).returning(ConsentRecord.id), [
             {"subscriber_id": ids[c.email], "action": "import", "at": now, "text_version": None,
-             "text": _consent_text(c.status), "page": page}
+             "text": _consent_text(c.status, opts.consent_source), "page": page,
+             "stated_by": opts.admin if c.status == lifecycle.CONFIRMED else None}
             for c in allowed if c.email in ids
         ])
-    return len(ids), len(allowed) - len(ids), suppressed
+    confirming = [c.email for c in allowed
+                  if c.email not in ids and c.status == lifecycle.CONFIRMED]
+    again = _confirm_earlier(session, confirming, now, page, opts) if confirming else 0
+    return len(ids), again, len(allowed) - len(ids) - again, suppressed
+
+
+def _confirm_earlier(session: Session, emails: list[str], now: datetime, page: str,
+                     opts: _Options) -> int:
+    targets = list(session.scalars(_earlier_pending_imports(emails)))
+    if not targets:
+        return 0
+    session.execute(
+        update(Subscriber).where(Subscriber.id.in_(targets),
+                                 Subscriber.status == lifecycle.PENDING)
+        .values(status=lifecycle.CONFIRMED, confirmed_at=now, next_due_at=now)
+    )
+    text = ("Confirmed by a later import: the marketer stated that this person consented."
+            + (f" Where consent came from: {opts.consent_source}" if opts.consent_source else ""))
+    session.execute(insert(ConsentRecord).returning(ConsentRecord.id), [
+        {"subscriber_id": sid, "action": "confirm", "at": now, "text": text[:2000],
+         "page": page, "stated_by": opts.admin} for sid in targets
+    ])
+    return len(targets)
 
 
 def _insert_new(session: Session):
@@ -295,8 +372,10 @@ def _insert_new(session: Session):
     raise RuntimeError(f"importing is not supported on {dialect}")
 
 
-def _consent_text(status: str) -> str:
+def _consent_text(status: str, consent_source: str | None = None) -> str:
     if status == lifecycle.CONFIRMED:
+        if consent_source:
+            return f"{CONFIRMED_TEXT} Where consent came from: {consent_source}"
         return CONFIRMED_TEXT
     if status == lifecycle.PENDING:
         return UNCONFIRMED_TEXT

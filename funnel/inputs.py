@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
-from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -74,5 +73,11 @@ def normalise_email(raw: str) -> str:
 
 @lru_cache(maxsize=1)
 def time_zones() -> tuple[str, ...]:
-    """IANA zone names a subscriber may choose (the same set sign-up accepts), sorted."""
-    return tuple(sorted(available_timezones()))
+    """IANA zone names a subscriber may choose (the same set sign-up accepts), sorted.
+
+    Menus offer only the canonical ones (``funnel.timezones``); older aliases a
+    browser may report are still accepted, "Factory" and "localtime" are not.
+    """
+    from funnel.timezones import accepted_zones
+
+    return tuple(sorted(accepted_zones()))

@@ -10,6 +10,7 @@ import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from funnel.core.states import (
+    ArrivalPath,
     ConsentAction,
     DeliveryKind,
     DeliveryState,
@@ -90,6 +92,8 @@ class Subscriber(Base):
     utm_campaign: Mapped[str | None] = mapped_column(String(100))
     utm_term: Mapped[str | None] = mapped_column(String(100))
     utm_content: Mapped[str | None] = mapped_column(String(100))
+    # "article" when they followed the article's link to the landing page, else "direct".
+    arrived_via: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     confirm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -113,6 +117,7 @@ class Subscriber(Base):
         # The dashboard's list growth and the admin list filter by status and time.
         Index("ix_subscriber_status_created", "status", "created_at"),
         CheckConstraint(check_in("status", SubscriberStatus), name="status"),
+        CheckConstraint(check_in("arrived_via", ArrivalPath), name="arrived_via"),
     )
 
 
@@ -134,6 +139,8 @@ class ConsentRecord(Base):
     page: Mapped[str | None] = mapped_column(String(500))
     # The campaign that brought them, as a query string (utm_source=…&utm_medium=…).
     utm: Mapped[str | None] = mapped_column(String(600))
+    # Who stated consent on the person's behalf (an import's marketer, a confirmation by hand).
+    stated_by: Mapped[str | None] = mapped_column(String(254))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="consents")
 
@@ -236,11 +243,14 @@ class Visit(Base):
     utm_source: Mapped[str | None] = mapped_column(String(100))
     utm_medium: Mapped[str | None] = mapped_column(String(100))
     utm_campaign: Mapped[str | None] = mapped_column(String(100))
+    # Landing page only: "article" (followed the article's link) or "direct".
+    via: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         # Visits per page per period (the funnel) and per day.
         Index("ix_visit_page_at", "page", "at"),
         CheckConstraint(check_in("page", VisitPage), name="page"),
+        CheckConstraint(check_in("via", ArrivalPath), name="via"),
     )
 
 
@@ -265,3 +275,40 @@ class AdminUser(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Raised at logout and password change: cookies made under an older one stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+# -- the marketer's control room (README "The control room") --------------------------
+
+IMPORT_JOB_STATES = ("uploaded", "previewed", "queued", "running", "done", "failed")
+ARRIVAL_PATHS = tuple(str(a) for a in ArrivalPath)
+
+
+class ImportJob(Base):
+    """A CSV uploaded on the admin pages, from mapping to the worker's report."""
+
+    __tablename__ = "import_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    filename: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="uploaded")
+    mapping: Mapped[str | None] = mapped_column(Text)  # JSON: our field for each column
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_source: Mapped[str | None] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    rows_done: Mapped[int | None] = mapped_column(Integer)
+    report: Mapped[str | None] = mapped_column(Text)  # JSON, see import_jobs.Outcome
+    error: Mapped[str | None] = mapped_column(Text)
+    optin_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    optin_sent: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        CheckConstraint("state IN ('" + "', '".join(IMPORT_JOB_STATES) + "')", name="state"),
+        Index("ix_import_job_state", "state"),
+    )
+

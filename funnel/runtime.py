@@ -93,9 +93,13 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         resend_interrupted=transport.idempotent,
     )
     # Its own composer: the web threads' one caches templates unsynchronised.
+    from funnel import chores
+
     return Worker(store, composer or Composer(settings, clock), transport, clock,
                   sequence=lambda: load_sequence(settings.emails_dir), rules=rules,
-                  pending_retention=timedelta(days=settings.pending_retention_days))
+                  pending_retention=timedelta(days=settings.pending_retention_days),
+                  after_pass=lambda now: chores.after_pass(runtime.sessions, settings, transport,
+                                                           now))
 
 
 def session() -> Session:

@@ -50,6 +50,7 @@ class SignupMeta:
     page: str | None = None
     referrer: str | None = None
     utm: dict[str, str] | None = None
+    via: str | None = None  # "article" when the landing page was reached from the article
 
 
 def subscribe(
@@ -135,6 +136,7 @@ def _take_source(sub: Subscriber, timezone: str, meta: SignupMeta) -> None:
     utm = meta.utm or {}
     sub.referrer = (meta.referrer or "")[:500] or None
     sub.landing_page = (meta.page or "")[:500] or None
+    sub.arrived_via = "article" if meta.via == "article" else "direct"
     for key in ("source", "medium", "campaign", "term", "content"):
         setattr(sub, f"utm_{key}", (utm.get(key) or "")[:100] or None)
 
@@ -183,6 +185,31 @@ def confirm(
     session.commit()
     metrics.CONFIRMATIONS.inc()
     return ConfirmResult("confirmed", sub)
+
+
+def confirm_by_hand(session: Session, sub: Subscriber, *, admin: str, reason: str,
+                    now: datetime) -> None:
+    """An admin confirms a pending subscriber (they agreed some other way).
+
+    Who did it and why go into the consent history; a reason is required.
+    """
+    reason = " ".join((reason or "").split())
+    if len(reason) < 5:
+        raise FunnelError("Say why you are confirming this person (it is kept in their "
+                          "consent history).", "reason")
+    if len(reason) > 300:
+        raise FunnelError("Keep the reason under 300 characters.", "reason")
+    if sub.status != lifecycle.PENDING:
+        raise FunnelError("Only someone who has not confirmed yet can be confirmed by hand.",
+                          "reason")
+    sub.status = lifecycle.transition(sub.status, lifecycle.CONFIRMED)
+    sub.confirmed_at = now
+    sub.next_due_at = now
+    session.add(ConsentRecord(
+        subscriber=sub, action="confirm", at=now, text_version=CONSENT_VERSION,
+        text=f"Confirmed by hand by {admin}: {reason}"[:2000], page="admin", stated_by=admin,
+    ))
+    session.commit()
 
 
 def subscriber_from_public_id(session: Session, public_id: object) -> Subscriber | None:

@@ -24,6 +24,9 @@ from funnel import create_app
 from funnel.db import make_engine, upgrade
 from funnel.models import Base
 
+# The admin tests' fixtures (admin, logged_in) live beside their helpers.
+pytest_plugins = ["tests.admin_support"]
+
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 TEST_SECRET = "test-secret-key-not-for-production"
 

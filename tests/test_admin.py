@@ -148,12 +148,17 @@ def test_dashboard_shows_a_known_month(logged_in, known):  # noqa: F811
         "15", "6", "3", "3", "5", "1"]
     assert "50.0% of landing visits" in html and "100.0% of sign-ups" in html
     # Charts are inline SVG images with a text alternative; nothing is loaded from elsewhere.
-    for chart in ("chart-daily", "chart-funnel", "chart-steps"):
+    for chart in ("chart-daily", "chart-funnel-article", "chart-funnel-direct", "chart-steps"):
         assert f'id="{chart}"' in html and f'aria-labelledby="{chart}-title {chart}-desc"' in html
     assert "3 sign-ups and 3 confirmations over 30 days" in html
     assert "<script" not in html and "src=" not in html
-    assert '<tr data-stage="signups"><th scope="row">Sign-ups</th><td class="num">3</td>' \
-           '<td class="num">50.0%</td>' in html
+    # Both paths together carry no conversion: the landing page is not a subset of the article.
+    assert '<tr data-stage="signups"><th scope="row">Sign-ups</th><td class="num">3</td></tr>' \
+        in html
+    # Nobody in the known month followed the article's link: all of it is the direct funnel.
+    direct = html[html.index('id="funnel-direct"'):]
+    assert re.search(r'data-stage="signups"><th scope="row">Signed up</th><td class="num">3</td>'
+                     r'<td class="num">50.0%</td>', direct)
     steps = re.search(r'<tr data-step="lateral-hip-stretch">.*?</tr>', html, re.DOTALL)
     assert steps  # the real sequence's steps are listed even with nothing sent
     assert ">facebook<" in html and ">google.com<" in html
@@ -179,7 +184,7 @@ def test_visits_counted_by_the_site_show_up_without_personal_data(logged_in, cli
     stored = [tuple(r) for r in db.execute(select(Visit.__table__))]
     assert "203.0.113.9" not in repr(stored) and "Runner/1.0" not in repr(stored)
     assert set(Visit.__table__.columns.keys()) == {
-        "id", "page", "at", "referrer_host", "utm_source", "utm_medium", "utm_campaign"}
+        "id", "page", "at", "referrer_host", "utm_source", "utm_medium", "utm_campaign", "via"}
 
 
 def test_numbers_as_csv(logged_in, known):  # noqa: F811

@@ -389,7 +389,7 @@ def test_preview_shows_desktop_phone_and_text(client, db, clock):
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
     page = resp.get_data(as_text=True)
     assert "<h1>Part 3: glute and outer-hip strength, twice a week</h1>" in page
-    assert page.count("<iframe") == 2 and 'class="phone"' in page and ".phone{width:375px}" in page
+    assert page.count("<iframe") == 2 and 'class="phone"' in page and ".phone{width:375px;max-width:100%}" in page
     assert "srcdoc=\"&lt;!DOCTYPE html&gt;" in page and "Hi Alex," in page
     assert re.search(r'<pre class="text" id="text-part">Glute and outer-hip strength\n=+\n', page)
     html = client.get("/admin/emails/glute-strength/html")

@@ -69,9 +69,9 @@ def test_rerunning_adds_nothing_and_never_touches_existing_subscribers(
                  "known@example.com,Somebody Else,unsubscribed\n"
                  "new@example.com,Nia,\n"
                  "NEW@example.com,Nia again,\n")
-    first = run_import(runner, path, "--confirmed")
+    first = run_import(runner, path, "--confirmed", "--consent-source", "Club sign-up sheet, 2026")
     assert "3 rows: 1 added, 1 already on the list, 1 repeated in the file" in first.output
-    second = run_import(runner, path, "--confirmed")
+    second = run_import(runner, path, "--confirmed", "--consent-source", "Club sign-up sheet, 2026")
     assert "3 rows: 0 added, 2 already on the list, 1 repeated in the file" in second.output
     people = listed(db)
     assert len(people) == 2
@@ -88,7 +88,7 @@ def test_suppressed_addresses_are_refused(runner, db, tmp_path, app, clock):
     db.commit()
     privacy.erase(db, db.scalar(select(Subscriber)), clock.now)
     path = write(tmp_path / "list.csv", "email,first_name\nGone@Example.com,G\nok@example.com,O\n")
-    result = run_import(runner, path, "--confirmed")
+    result = run_import(runner, path, "--confirmed", "--consent-source", "Club sign-up sheet, 2026")
     assert "2 rows: 1 added, 0 already on the list, 0 repeated in the file, 1 refused" \
         in result.output
     assert set(listed(db)) == {"ok@example.com"}
@@ -97,7 +97,7 @@ def test_suppressed_addresses_are_refused(runner, db, tmp_path, app, clock):
 def test_confirmed_import_starts_the_sequence_and_records_the_statement(
         runner, db, tmp_path, app, clock, outbox):
     path = write(tmp_path / "old-list.csv", "email,first_name,source\nrun@example.com,Ria,podcast\n")
-    result = run_import(runner, path, "--confirmed")
+    result = run_import(runner, path, "--confirmed", "--consent-source", "Club sign-up sheet, 2026")
     assert "start the sequence" in result.output
     sub = listed(db)["run@example.com"]
     assert (sub.status, sub.confirmed_at, sub.utm_source) == ("confirmed", clock.now, "podcast")
@@ -175,7 +175,7 @@ def test_round_trip_of_5000_subscribers(runner, db, tmp_path, app, _sqlite_templ
         for i in range(5000):
             w.writerow([f"Runner.{i}@Example{i % 7}.org", f"Rünner {i}" if i % 3 else "",
                         statuses[i % len(statuses)], "club" if i % 2 else ""])
-    result = run_import(runner, source, "--confirmed")
+    result = run_import(runner, source, "--confirmed", "--consent-source", "Club sign-up sheet, 2026")
     assert "5000 rows: 5000 added" in result.output
     exported = tmp_path / "exported.csv"
     assert runner.invoke(args=["subscribers", "export", str(exported)]).exit_code == 0

@@ -20,7 +20,7 @@ def test_article_leads_to_landing_page_with_utm_kept(client):
     page = client.get("/?utm_source=newsletter").get_data(as_text=True)
     assert "Lateral Hip &amp; Low Back Stretch for Runners" in page
     assert "Run stronger – free plan" in page
-    assert 'href="/free-plan?utm_source=newsletter"' in page
+    assert 'href="/free-plan?utm_source=newsletter&amp;via=article"' in page
     landing = client.get("/free-plan?utm_source=newsletter").get_data(as_text=True)
     assert 'name="utm_source" type="hidden" value="newsletter"' in landing
     assert '<label for="email">' in landing
@@ -199,7 +199,7 @@ def test_crash_shows_the_site_500_page(app_config):
 
 def test_source_site_is_credited_through_the_article(client, db, outbox):
     article = client.get("/", headers={"Referer": "https://www.strava.com/clubs/123?x=private"})
-    assert 'href="/free-plan?ref=www.strava.com"' in article.get_data(as_text=True)
+    assert 'href="/free-plan?via=article&amp;ref=www.strava.com"' in article.get_data(as_text=True)
     landing = client.get("/free-plan?ref=www.strava.com", headers={"Referer": "http://localhost/"})
     assert 'name="referrer" type="hidden" value="www.strava.com"' in landing.get_data(as_text=True)
     sign_up(client, "src@example.com", referrer="www.strava.com")

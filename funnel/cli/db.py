@@ -16,9 +16,14 @@ db_cli = AppGroup("db", help="Database migrations.")
 
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
-    """Apply all migrations (safe to run again)."""
-    database.upgrade(current_app.config["DATABASE_URL"])
-    click.echo("database is up to date")
+    """Apply all migrations (safe to run again) and say what that did."""
+    before, after = database.upgrade_reporting(current_app.config["DATABASE_URL"])
+    if before is None:
+        click.echo(f"created the database at revision {after}")
+    elif before == after:
+        click.echo(f"already up to date at revision {after}")
+    else:
+        click.echo(f"upgraded the database from revision {before} to {after}")
 
 
 @db_cli.command("revision")

@@ -42,13 +42,24 @@ def _count_rows(path: Path) -> int:
               help="State that everyone in the file consented to these emails: they are "
                    "imported as confirmed and start the sequence. Without it they are pending "
                    "and sent nothing.")
-def import_command(file: Path, confirmed: bool) -> None:
+@click.option("--consent-source", metavar="TEXT",
+              help="Where these people's consent came from (required with --confirmed); "
+                   "kept in each imported person's consent record.")
+def import_command(file: Path, confirmed: bool, consent_source: str | None) -> None:
     """Add subscribers from a CSV file (columns: email, first_name, optional status, source).
 
     Addresses already on the list are left as they are and suppressed addresses
     are refused, so running the same file again is safe. Bad rows are listed
     with their line numbers; the rest are imported.
     """
+    source = " ".join((consent_source or "").split())
+    if confirmed and len(source) < 5:
+        raise click.UsageError(
+            "--confirmed needs --consent-source TEXT: where these people agreed to receive "
+            "the plan (for example \"paper sign-up sheet, Spring 10K 2026\"). Nothing was "
+            "imported.")
+    if len(source) > 300:
+        raise click.UsageError("--consent-source: keep it under 300 characters.")
     rt = _rt()
     total = _count_rows(file)
     with file.open(encoding="utf-8-sig", newline="") as fh:
@@ -64,6 +75,7 @@ def import_command(file: Path, confirmed: bool) -> None:
         ) as bar:
             report = importer.import_rows(
                 s, rows, confirmed=confirmed, now=rt.clock(), settings=rt.settings,
+                consent_source=source or None,
                 origin=file.name, progress=bar.update,
             )
     for bad in report.bad[:MAX_BAD_SHOWN]:
@@ -71,7 +83,7 @@ def import_command(file: Path, confirmed: bool) -> None:
     if len(report.bad) > MAX_BAD_SHOWN:
         click.echo(f"... and {len(report.bad) - MAX_BAD_SHOWN} more bad rows", err=True)
     click.echo(report.summary())
-    if report.added and confirmed:
+    if (report.added or report.confirmed_now) and confirmed:
         click.echo("confirmed subscribers start the sequence on the worker's next pass")
 
 

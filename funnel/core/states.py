@@ -55,6 +55,13 @@ class EventKind(StrEnum):
     BLOCKED = "blocked"
 
 
+class ArrivalPath(StrEnum):
+    """How someone reached the landing page: the article's link, or not."""
+
+    ARTICLE = "article"
+    DIRECT = "direct"
+
+
 class VisitPage(StrEnum):
     ARTICLE = "article"
     LANDING = "landing"

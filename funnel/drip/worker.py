@@ -71,7 +71,8 @@ class Worker:
     def __init__(self, store: Store, composer, transport: Transport,
                  clock: Callable[[], datetime], *, sequence: Callable[[], Sequence],
                  rules: planner.Rules, rng: random.Random | None = None,
-                 pending_retention: timedelta | None = None) -> None:
+                 pending_retention: timedelta | None = None,
+                 after_pass: Callable[[datetime], None] | None = None) -> None:
         self.store = store
         self.composer = composer
         self.transport = transport
@@ -81,6 +82,8 @@ class Worker:
         self.rng = rng or random.Random()
         self.pending_retention = pending_retention
         self._purged_at: float | None = None
+        # Other work a worker does between passes (funnel/chores.py): imports, alerts.
+        self.after_pass = after_pass
 
     @property
     def name(self) -> str:
@@ -102,6 +105,8 @@ class Worker:
             self.store.replan_if_changed(sequence.fingerprint, now)
             self._batches(now, stop, report, self.store.claim_due,
                           lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
+            if self.after_pass is not None and not (stop and stop.is_set()):
+                self.after_pass(now)
         return report
 
     def purge_unconfirmed(self, now: datetime) -> None:

@@ -230,6 +230,9 @@ class Checker:
         """Report syntax errors and unknown variables; True if the template parses."""
         try:
             ast = self._parse_env.parse(text)
+            # Compiling catches what parsing lets through: an unknown filter or test
+            # (TemplateAssertionError, a TemplateSyntaxError) fails every send.
+            self._parse_env.compile(text)
         except TemplateSyntaxError as exc:
             line = first_line if single_line else first_line + (exc.lineno or 1) - 1
             self.error(path, line, f"template syntax: {exc.message}")

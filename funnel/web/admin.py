@@ -12,12 +12,13 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from funnel import importer, privacy, queries, runtime, stats
+from funnel import failures, importer, insights, privacy, queries, runtime, stats, timezones
 from funnel import subscribers as cases
 from funnel.core import lifecycle
 from funnel.inputs import FunnelError, normalise_email
@@ -119,6 +120,36 @@ def _sequence_steps() -> tuple[list[tuple[str, str]], str | None]:
     return [(s.slug, s.subject) for s in seq], None
 
 
+def sequence_subjects() -> dict[str, str]:
+    return dict(_sequence_steps()[0])
+
+
+def broken_steps() -> dict[str, list[str]]:
+    """Emails whose files have check errors, by slug (a broken layout breaks them all)."""
+    from flask import current_app
+
+    from funnel.core.sequence import EmailFileError, read_email_file
+    from funnel.mail.check import ERROR, email_files, run_check
+
+    settings = runtime.rt().settings
+    errors = [p for p in run_check(current_app._get_current_object())  # type: ignore[attr-defined]
+              if p.level == ERROR]
+    slugs: dict[Path, str] = {}
+    for path in email_files(settings.emails_dir):
+        try:
+            slugs[path] = read_email_file(path).slug
+        except EmailFileError:
+            slugs[path] = path.stem
+    out: dict[str, list[str]] = {}
+    for problem in errors:
+        if problem.path.parent.name == "layout":
+            for slug in slugs.values():
+                out.setdefault(slug, []).append(problem.message)
+        elif problem.path in slugs:
+            out.setdefault(slugs[problem.path], []).append(problem.message)
+    return out
+
+
 def _own_hosts() -> list[str]:
     hosts = [request.host.split(":")[0]]
     base = urlsplit(runtime.rt().settings.base_url).hostname
@@ -150,13 +181,23 @@ def dashboard():
     step_rows = stats.per_step(s, start, end, steps=steps)
     dimension = _dimension()
     sources = stats.by_source(s, start, end, dimension=dimension, own_hosts=_own_hosts())
+    subjects = dict(steps)
+    funnels = insights.funnels(s, start, end)
+    growth = insights.growth(s, start, end)
+    reach = insights.reach(s, steps)
+    problems = failures.by_step(s, subjects)
     return render_template(
         "admin/dashboard.html",
+        failures=problems, failure_counts=failures.counts(s) if problems else None,
+        broken=broken_steps() if problems else {}, subjects=subjects,
+        funnels=funnels, funnel_charts=[charts.path_funnel(f) for f in funnels],
+        growth=growth, chart_growth=charts.growth(growth), chart_reach=charts.reach(reach),
+        clicks=insights.clicks_per_link(s, start, end),
         period=period, presets=PRESETS, counts=counts, days=days, steps=step_rows,
         steps_problem=steps_problem, sources=sources, dimension=dimension,
         dimensions=stats.DIMENSIONS, status_counts=stats.status_counts(s),
         statuses=lifecycle.STATUSES, percent=charts.percent,
-        chart_daily=charts.signups_per_day(days), chart_funnel=charts.funnel(counts),
+        chart_daily=charts.signups_per_day(days),
         chart_steps=charts.engagement([r for r in step_rows if r.sent] or step_rows),
     ), status
 
@@ -283,12 +324,68 @@ def subscriber(public_id: str):
     subjects = dict(steps)
     deliveries = sorted(sub.deliveries, key=lambda d: d.id)
     events = {d.id: sorted(d.events, key=lambda e: (e.at, e.id)) for d in deliveries}
+    now = runtime.now()
+    paused_until = sub.paused_until
+    paused = paused_until is not None and paused_until > now
+    next_email, next_none = _next_email(sub, subjects, now)
     return render_template(
         "admin/subscriber.html", sub=sub, consents=privacy.consent_history(s, sub),
         deliveries=deliveries, events=events, subjects=subjects,
+        next_email=next_email, next_email_none=next_none, paused=paused,
+        paused_until_text=(_local_text(paused_until, sub.timezone) + " their time"
+                           if paused_until is not None and paused and paused_until.year < 9000
+                           else "they are resumed"),
+        time_zone_groups=timezones.grouped(sub.timezone),
+        retryable=sum(d.state == failures.FAILED for d in deliveries)
+        if sub.status == lifecycle.CONFIRMED else 0,
         can_unsubscribe=sub.status in (lifecycle.PENDING, lifecycle.CONFIRMED),
         source=stats.source_label(sub.utm_source, sub.referrer, _own_hosts()),
     )
+
+
+def _local_text(when: datetime, tz_name: str) -> str:
+    from funnel.core.schedule import zone
+
+    local = when.astimezone(zone(tz_name, runtime.rt().settings.default_timezone))
+    return f"{local:%a %d %b %Y, %H:%M}"
+
+
+def _next_email(sub: Subscriber, subjects: dict[str, str], now: datetime
+                ) -> tuple[dict[str, str] | None, str]:
+    """The next email of the plan and when it goes out, in their zone and in UTC."""
+    if sub.status != lifecycle.CONFIRMED:
+        return None, f"None: they are {sub.status}."
+    from funnel.core.schedule import next_step, zone
+    from funnel.core.sequence import load_sequence
+    from funnel.drip import planner
+    from funnel.drip.worker import view
+    from funnel.runtime import make_worker
+
+    try:
+        sequence = load_sequence(runtime.rt().settings.emails_dir)
+    except (OSError, ValueError):
+        return None, "Unknown: the email files could not be read."
+    sub_view, deliveries = view(sub)
+    decision = planner.plan(sub_view, deliveries, sequence.steps, now,
+                            make_worker(runtime.rt()).rules)
+    if isinstance(decision, planner.Hold):
+        return None, f"None for now: {decision.reason}."
+    if isinstance(decision, planner.Send):
+        slug, due = decision.step.slug, now
+    elif isinstance(decision, planner.WaitUntil):
+        in_flight = [d.step_slug for d in deliveries
+                     if d.kind == "drip" and d.state in ("queued", "sending", "retry", "held")]
+        done = [d.step_slug for d in sorted(deliveries, key=lambda d: d.sent_at or d.created_at)
+                if d.kind == "drip" and d.state in ("sent", "failed", "unknown")]
+        step = next_step(sequence.steps, done)
+        slug = in_flight[0] if in_flight else (step.slug if step else "")
+        due = decision.at
+    else:
+        return None, "The worker is settling an earlier send first."
+    tz = zone(sub.timezone, runtime.rt().settings.default_timezone)
+    return {"subject": subjects.get(slug, slug),
+            "local": _local_text(due, sub.timezone), "zone": str(tz.key),
+            "utc": f"{due.astimezone(UTC):%a %d %b %Y, %H:%M}"}, ""
 
 
 @bp.post("/subscribers/<public_id>/unsubscribe")

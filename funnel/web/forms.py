@@ -25,6 +25,7 @@ class SignupForm(FlaskForm):
     website = StringField("Leave this field empty", validators=[Optional()])
     tz = HiddenField(validators=[Optional(), Length(max=64)])
     referrer = HiddenField(validators=[Optional(), Length(max=500)])
+    via = HiddenField(validators=[Optional(), Length(max=16)])  # "article" or "direct"
     utm_source = HiddenField(validators=[Optional(), Length(max=MAX_UTM)])
     utm_medium = HiddenField(validators=[Optional(), Length(max=MAX_UTM)])
     utm_campaign = HiddenField(validators=[Optional(), Length(max=MAX_UTM)])

@@ -10,7 +10,7 @@ import json
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from funnel import inputs, privacy, runtime, subscribers
+from funnel import privacy, runtime, subscribers, timezones
 from funnel.core import lifecycle
 from funnel.core.schedule import zone
 from funnel.core.sequence import load_sequence
@@ -55,7 +55,7 @@ def _preferences_page(token: str, sub, *, errors: dict[str, str] | None = None,
         paused=lifecycle.is_paused(sub, now),
         paused_until_resumed=lifecycle.paused_until_resumed(sub),
         paused_until_local=_local(sub.paused_until, sub.timezone),
-        time_zones=inputs.time_zones(),
+        time_zone_groups=timezones.grouped,
         active=sub.status == lifecycle.CONFIRMED,
     )
     return html, status, PRIVATE_HEADERS

@@ -142,6 +142,9 @@ def index():
     problems = run_check(current_app._get_current_object())
     html = render_template(
         "admin/emails.html", entries=entries, problems=problems,
+        broken={p.path for p in problems if p.level == emailcheck.ERROR},
+        layout_broken=any(p.level == emailcheck.ERROR and p.path.parent.name == "layout"
+                          for p in problems),
         root=_emails_dir(), version=_fingerprint(emailcheck.email_files(_emails_dir())),
         version_url=url_for(".index_version"),
     )

@@ -59,12 +59,18 @@ def visits() -> VisitBuffer:
     return current_app.extensions["funnel_visits"]
 
 
+def arrived_via() -> str:
+    """"article" when the visitor followed the article's link to the landing page."""
+    return "article" if request.args.get("via") == "article" else "direct"
+
+
 def count_visit(page: str, host: str | None) -> None:
     """Count a page view with no personal data: the referring site and UTM only.
     Buffered: written with others a few seconds later (see funnel/web/visits.py)."""
     args = request.args
     visits().add({
         "page": page, "at": runtime.now(), "referrer_host": host,
+        "via": arrived_via() if page == "landing" else None,
         "utm_source": args.get("utm_source", "")[:100] or None,
         "utm_medium": args.get("utm_medium", "")[:100] or None,
         "utm_campaign": args.get("utm_campaign", "")[:100] or None,
@@ -110,7 +116,7 @@ def _utm_query() -> dict[str, str]:
 def article():
     host = source_host()
     count_visit("article", host)
-    carry = _utm_query()
+    carry = {**_utm_query(), "via": "article"}
     if host:
         carry["ref"] = host  # so a sign-up is credited to where the reader came from
 
@@ -125,10 +131,12 @@ def landing():
     host = source_host() or ""
     count_visit("landing", host or None)
     utm = tuple(request.args.get(f"utm_{k}", "")[:100] for k in UTM_KEYS)
+    via = arrived_via()
 
     def render() -> tuple[str, ...]:
         form = SignupForm(formdata=None)
         form.referrer.data = host
+        form.via.data = via
         for k, v in zip(UTM_KEYS, utm, strict=True):
             getattr(form, f"utm_{k}").data = v
         token = generate_csrf()
@@ -140,7 +148,7 @@ def landing():
             raise RuntimeError("the landing page must show its CSRF token exactly once")
         return before, after
 
-    before, after = pages().get(("landing", host, utm), render)
+    before, after = pages().get(("landing", host, via, utm), render)
     return before + generate_csrf() + after
 
 
@@ -179,6 +187,7 @@ def signup():
         page=request.url,
         referrer=form.referrer.data,
         utm={k: getattr(form, f"utm_{k}").data or "" for k in UTM_KEYS},
+        via=form.via.data,
     )
     try:
         sub = subscribers.subscribe(

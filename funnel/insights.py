@@ -1,0 +1,197 @@
+"""The dashboard's newer questions: two funnels, net growth, reach per step, clicks per link.
+
+No Flask in here; every function takes a session and a half-open period
+``[start, end)`` like ``funnel.stats``.
+
+- **Two funnels.** People reach the landing page from the article *or* directly
+  (a shared link, a bookmark). One funnel over both showed the landing page at
+  185% of the article. Here each arrival path is its own funnel, so each stage
+  counts a subset of the one before: the article path is article visits →
+  landing visits through the article's link → sign-ups made there →
+  their confirmations; the direct path starts at the landing page. A landing
+  visit is "through the article" when it followed the article's link (the link
+  carries ``via=article``); a sign-up is, when it was made on such a visit.
+- **Net growth** per day is confirmations minus people lost: unsubscribes (a
+  withdrawal record), bounces and spam complaints (provider events on sequence
+  emails). Imports are shown apart, never as growth from the funnel.
+- **Reach** is how many people have ever been sent each step (all time).
+- **Clicks per link** come from the provider's click events, which keep the URL
+  clicked (personal tokens removed, see ``funnel.events``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Visit
+from funnel.stats import _day, _within, days_in, rate
+
+ARTICLE = "article"
+DIRECT = "direct"
+SENT = "sent"
+LOSS_KINDS = {"bounced": ("bounce", "dropped"), "complained": ("spamreport",)}
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    label: str
+    count: int
+    conversion: float | None  # of the stage before; None for the first
+
+
+@dataclass(frozen=True)
+class PathFunnel:
+    path: str  # article or direct
+    title: str
+    stages: tuple[Stage, ...]
+
+
+def _stages(rows: Sequence[tuple[str, str, int]]) -> tuple[Stage, ...]:
+    out: list[Stage] = []
+    previous: int | None = None
+    for key, label, count in rows:
+        out.append(Stage(key, label, count, None if previous is None else rate(count, previous)))
+        previous = count
+    return tuple(out)
+
+
+def funnels(session: Session, start: datetime, end: datetime) -> tuple[PathFunnel, PathFunnel]:
+    """The article funnel and the direct funnel for the period."""
+    visits: dict[str, int] = defaultdict(int)
+    for via, n in session.execute(
+        select(Visit.via, func.count())
+        .where(Visit.page == "landing", _within(Visit.at, start, end)).group_by(Visit.via)
+    ).all():
+        visits[ARTICLE if via == ARTICLE else DIRECT] += n
+    article_visits = session.scalar(
+        select(func.count()).select_from(Visit)
+        .where(Visit.page == "article", _within(Visit.at, start, end))
+    ) or 0
+
+    def people(action: str) -> dict[str, int]:
+        who = (select(ConsentRecord.subscriber_id)
+               .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
+               .distinct().subquery())
+        out: dict[str, int] = defaultdict(int)
+        for via, n in session.execute(
+            select(Subscriber.arrived_via, func.count())
+            .join(who, who.c.subscriber_id == Subscriber.id)
+            .where(who.c.subscriber_id.in_(
+                # Only people who signed up through the form: imports never came this way.
+                select(ConsentRecord.subscriber_id).where(ConsentRecord.action == "signup")))
+            .group_by(Subscriber.arrived_via)
+        ).all():
+            out[ARTICLE if via == ARTICLE else DIRECT] += n
+        return out
+
+    signups, confirmations = people("signup"), people("confirm")
+    article = PathFunnel(ARTICLE, "From the article", _stages([
+        ("article_visits", "Article visits", article_visits),
+        ("landing_visits", "Went on to the landing page", visits.get(ARTICLE, 0)),
+        ("signups", "Signed up", signups.get(ARTICLE, 0)),
+        ("confirmations", "Confirmed", confirmations.get(ARTICLE, 0)),
+    ]))
+    direct = PathFunnel(DIRECT, "Straight to the landing page", _stages([
+        ("landing_visits", "Landing page visits", visits.get(DIRECT, 0)),
+        ("signups", "Signed up", signups.get(DIRECT, 0)),
+        ("confirmations", "Confirmed", confirmations.get(DIRECT, 0)),
+    ]))
+    return article, direct
+
+
+# -- net growth -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GrowthDay:
+    day: date
+    confirmations: int = 0
+    unsubscribes: int = 0
+    bounced: int = 0
+    complained: int = 0
+    imported: int = 0
+
+    @property
+    def lost(self) -> int:
+        return self.unsubscribes + self.bounced + self.complained
+
+    @property
+    def net(self) -> int:
+        return self.confirmations - self.lost
+
+
+def growth(session: Session, start: datetime, end: datetime) -> list[GrowthDay]:
+    """One row per UTC day of the period: who joined the list and who left it."""
+    table: dict[str, dict[str, int]] = defaultdict(dict)
+    for action, name in (("confirm", "confirmations"), ("withdraw", "unsubscribes"),
+                         ("import", "imported")):
+        d = _day(session, ConsentRecord.at).label("day")
+        for day, n in session.execute(
+            select(d, func.count(func.distinct(ConsentRecord.subscriber_id)))
+            .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
+            .group_by("day")
+        ).all():
+            table[str(day)][name] = n
+    for name, kinds in LOSS_KINDS.items():
+        d = _day(session, DeliveryEvent.at).label("day")
+        for day, n in session.execute(
+            select(d, func.count(func.distinct(Delivery.subscriber_id)))
+            .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
+            .where(DeliveryEvent.kind.in_(kinds), _within(DeliveryEvent.at, start, end))
+            .group_by("day")
+        ).all():
+            table[str(day)][name] = n
+    return [GrowthDay(day=day, **table.get(day.isoformat(), {})) for day in days_in(start, end)]
+
+
+# -- reach per step ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reach:
+    slug: str
+    subject: str
+    people: int
+
+
+def reach(session: Session, steps: Sequence[tuple[str, str]]) -> list[Reach]:
+    """How many people have been sent each step of the plan, ever, in plan order."""
+    got = dict(session.execute(
+        select(Delivery.step_slug, func.count(func.distinct(Delivery.subscriber_id)))
+        .where(Delivery.state == SENT).group_by(Delivery.step_slug)
+    ).all())
+    out = [Reach(slug, subject, got.pop(slug, 0)) for slug, subject in steps]
+    out += [Reach(slug, "", n) for slug, n in sorted(got.items())]  # steps since removed
+    return out
+
+
+# -- clicks per link -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LinkClicks:
+    slug: str
+    url: str
+    clicks: int  # every click event
+    people: int  # distinct emails clicked
+
+
+def clicks_per_link(session: Session, start: datetime, end: datetime
+                    ) -> dict[str, list[LinkClicks]]:
+    """For each email, its links by clicks in the period, most clicked first."""
+    url = func.coalesce(DeliveryEvent.detail, "(link not reported)")
+    rows = session.execute(
+        select(DeliveryEvent.step_slug, url, func.count(),
+               func.count(func.distinct(DeliveryEvent.delivery_id)))
+        .where(and_(DeliveryEvent.kind == "click", DeliveryEvent.step_slug.is_not(None),
+                    _within(DeliveryEvent.at, start, end)))
+        .group_by(DeliveryEvent.step_slug, url)
+    ).all()
+    out: dict[str, list[LinkClicks]] = defaultdict(list)
+    for slug, link, clicks, people in rows:
+        out[str(slug)].append(LinkClicks(str(slug), link, clicks, people))
+    return {slug: sorted(links, key=lambda c: (-c.clicks, c.url)) for slug, links in out.items()}
