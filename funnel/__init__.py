@@ -40,5 +40,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(__import__("funnel.web.admin", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("funnel.web.previews", fromlist=["bp"]).bp)
+    from funnel.api import routes as api_routes
+    from funnel.web import connect_admin, embed
+
+    app.register_blueprint(embed.bp)
+    app.register_blueprint(connect_admin.bp)
+    app.register_blueprint(api_routes.bp)
     cli.init_app(app)
     return app

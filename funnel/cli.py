@@ -32,9 +32,11 @@ def parse_now(value: str | None) -> datetime | None:
 
 
 def make_worker(rt: Runtime):  # type: ignore[no-untyped-def]
+    from funnel.hooks.dispatch import Dispatcher, HookSettings
     from funnel.worker import Worker
 
-    return Worker(rt.sessions, rt.settings, rt.transport)
+    hooks = Dispatcher(rt.sessions, HookSettings.from_config(current_app.config))
+    return Worker(rt.sessions, rt.settings, rt.transport, hooks=hooks)
 
 
 db_cli = AppGroup("db", help="Database migrations.")
@@ -224,6 +226,10 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(serve_command)
     app.cli.add_command(__import__("funnel.emails_cli", fromlist=["emails_cli"]).emails_cli)
     app.cli.add_command(__import__("funnel.demo_cli", fromlist=["demo_cli"]).demo_cli)
+    from funnel.connect_cli import api_key_cli, webhooks_cli
     from funnel.subscribers_cli import subscribers_cli
+
+    app.cli.add_command(api_key_cli)
+    app.cli.add_command(webhooks_cli)
 
     app.cli.add_command(subscribers_cli)

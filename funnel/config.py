@@ -44,6 +44,11 @@ ENV_VARS = (
     "SENDGRID_TIMEOUT",
     "SENDGRID_SANDBOX",
     "SENDGRID_WEBHOOK_PUBLIC_KEY",
+    "EMBED_ORIGINS",
+    "API_RATELIMIT",
+    "WEBHOOKS_ALLOW_PRIVATE",
+    "WEBHOOKS_TIMEOUT",
+    "WEBHOOKS_MAX_RESPONSE_BYTES",
 )
 
 INT_VARS = {
@@ -53,8 +58,11 @@ INT_VARS = {
     "CONFIRM_MAX_AGE_DAYS",
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
+    "WEBHOOKS_MAX_RESPONSE_BYTES",
 }
-FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT"}
+FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "WEBHOOKS_TIMEOUT"}
+BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE"}
+LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
@@ -85,6 +93,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SENDGRID_SANDBOX": False,
         "SENDGRID_WEBHOOK_PUBLIC_KEY": "",
         "SECRET_KEY_FALLBACKS": [],
+        "EMBED_ORIGINS": [],
+        "API_RATELIMIT": "120 per minute",
+        "WEBHOOKS_ALLOW_PRIVATE": False,
+        "WEBHOOKS_TIMEOUT": 5.0,
+        "WEBHOOKS_MAX_RESPONSE_BYTES": 16 * 1024,
         "WTF_CSRF_TIME_LIMIT": 3600 * 4,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -103,9 +116,9 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             out[name] = int(raw)
         elif name in FLOAT_VARS:
             out[name] = float(raw)
-        elif name == "SENDGRID_SANDBOX":
+        elif name in BOOL_VARS:
             out[name] = raw.lower() in {"1", "true", "yes", "on"}
-        elif name == "SECRET_KEY_FALLBACKS":
+        elif name in LIST_VARS:
             out[name] = [k.strip() for k in raw.split(",") if k.strip()]
         else:
             out[name] = raw

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from funnel.compose import Composer
 from funnel.config import Settings
 from funnel.db import make_engine, make_sessionmaker
+from funnel.hooks import capture
 from funnel.transports import Transport, make_transport
 
 
@@ -38,10 +39,13 @@ def init_app(app: Flask) -> None:
     settings = Settings.from_config(app.config)
     engine = make_engine(app.config["DATABASE_URL"])
     clock = app.config.get("CLOCK") or utcnow
+    sessions = make_sessionmaker(engine)
+    # Every event the app's sessions flush is written to the webhook outbox with it.
+    capture.install(sessions, clock)
     app.extensions["funnel"] = Runtime(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         composer=Composer(settings, clock),
         transport=app.config.get("TRANSPORT") or make_transport(app.config),
         clock=clock,

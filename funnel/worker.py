@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -51,6 +52,7 @@ class PassReport:
     rescheduled: int = 0
     claimed: int = 0
     sent_keys: list[str] = field(default_factory=list)
+    hooks: Any = None  # what the webhook step did (hooks.dispatch.HookReport)
 
     def merge(self, other: PassReport) -> None:
         for name in ("sent", "skipped", "retried", "failed", "rescheduled", "claimed"):
@@ -76,8 +78,11 @@ class Worker:
         *,
         sequence_loader: Callable[[], Sequence] | None = None,
         rng: random.Random | None = None,
+        hooks: Any = None,
     ) -> None:
         self.sessions = sessions
+        # The webhook outbox's dispatcher: one more step of every pass, after the mail.
+        self.hooks = hooks
         self.settings = settings
         self.transport = transport
         self.composer = Composer(settings)
@@ -105,6 +110,8 @@ class Worker:
                 break
             report.claimed += len(ids)
             report.merge(self.process(ids, sequence, now))
+        if self.hooks is not None and not (stop and stop.is_set()):
+            report.hooks = self.hooks.run(now)
         return report
 
     def sync_sequence(self, sequence: Sequence, now: datetime) -> None:

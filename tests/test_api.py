@@ -126,7 +126,7 @@ def test_suppressed_and_known_addresses_get_the_same_answer(app, client, key, db
     assert suppressed.get_json() == first.get_json()
     db.rollback()
     assert privacy.find_by_email(db, "erased@example.com") is None
-    assert outbox.to("erased@example.com") == [outbox.to("erased@example.com")[0]]  # only the first
+    assert len(outbox.to("erased@example.com")) == 1  # only the first sign-up got mail
 
 
 @pytest.mark.parametrize("body, pointer", [

@@ -30,6 +30,7 @@ def receiver():
     rec, server = start_receiver()
     yield rec
     server.shutdown()
+    server.server_close()
 
 
 def add(app, url: str, events=ALL) -> WebhookEndpoint:

@@ -70,3 +70,4 @@ def test_sigkill_mid_delivery_loses_nothing(db_url, tmp_path):
         engine.dispose()
     finally:
         server.shutdown()
+        server.server_close()

@@ -73,7 +73,7 @@ UPDATE = {
         "paused_until": {
             "description": "Hold all email until this time; \"indefinite\" until resumed; "
                            "null resumes now. Only for confirmed subscribers.",
-            "oneOf": [{"type": "string", "format": "date-time"},
+            "anyOf": [{"type": "string", "format": "date-time"},
                       {"type": "string", "enum": ["indefinite"]},
                       {"type": "null"}],
         },

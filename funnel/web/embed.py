@@ -30,16 +30,13 @@ from flask import (
 from markupsafe import escape
 
 from funnel import runtime, services
-from funnel.web.extensions import csrf, limiter
+from funnel.web.extensions import csrf, signup_limit
 from funnel.web.forms import SignupForm
 
 bp = Blueprint("embed", __name__, url_prefix="/embed")
 
 REFUSED = ("This sign-up form can only be used on the sites the coach has allowed. "
            "Please sign up on the Run Stronger site instead.")
-# The landing page and the embedded form share one budget per IP.
-signup_limit = limiter.shared_limit(lambda: current_app.config["RATELIMIT_SIGNUP"],
-                                    scope="signup", methods=["POST"])
 
 
 def normalise_origin(value: str | None) -> str | None:
@@ -173,9 +170,8 @@ def thanks():  # type: ignore[no-untyped-def]
 
 def _frameable(resp: Response) -> Response:
     ancestors = " ".join(sorted(allowed_origins()))
+    # X-Frame-Options cannot list sites, so this CSP replaces it (see extensions).
     resp.headers["Content-Security-Policy"] = f"frame-ancestors 'self' {ancestors}"
-    # The CSP above says who may frame this page; X-Frame-Options cannot list sites.
-    resp.headers["X-Frame-Options"] = "ALLOW-EMBED"
     return resp
 
 

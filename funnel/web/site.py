@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 
 from funnel import runtime, services
 from funnel.models import Visit
-from funnel.web.extensions import limiter
+from funnel.web.extensions import signup_limit
 from funnel.web.forms import SignupForm
 
 bp = Blueprint("site", __name__)
@@ -74,7 +74,7 @@ def landing():
 
 
 @bp.post("/free-plan")
-@limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP"], methods=["POST"])
+@signup_limit
 def signup():
     form = SignupForm()
     if not form.validate():
