@@ -32,10 +32,10 @@ def parse_now(value: str | None) -> datetime | None:
 
 
 def make_worker(rt: Runtime):  # type: ignore[no-untyped-def]
-    from funnel.hooks.dispatch import Dispatcher, HookSettings
+    from funnel.hooks.dispatch import Dispatcher
     from funnel.worker import Worker
 
-    hooks = Dispatcher(rt.sessions, HookSettings.from_config(current_app.config))
+    hooks = Dispatcher(rt.sessions, rt.hook_settings)
     return Worker(rt.sessions, rt.settings, rt.transport, hooks=hooks)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
@@ -15,6 +15,7 @@ from funnel.compose import Composer
 from funnel.config import Settings
 from funnel.db import make_engine, make_sessionmaker
 from funnel.hooks import capture
+from funnel.hooks.dispatch import HookSettings
 from funnel.transports import Transport, make_transport
 
 
@@ -33,6 +34,8 @@ class Runtime:
     # Set when something becomes due now (a confirmation), so an embedded
     # worker wakes at once instead of at its next poll.
     wake: threading.Event
+    # How the worker delivers webhooks (timeouts, caps, private addresses).
+    hook_settings: HookSettings = field(default_factory=HookSettings)
 
 
 def init_app(app: Flask) -> None:
@@ -50,6 +53,7 @@ def init_app(app: Flask) -> None:
         transport=app.config.get("TRANSPORT") or make_transport(app.config),
         clock=clock,
         wake=threading.Event(),
+        hook_settings=HookSettings.from_config(app.config),
     )
     app.teardown_appcontext(_close_session)
 

@@ -167,10 +167,10 @@ def test_each_event_arrives_exactly_as_signed(app, client, db, outbox, receiver,
     new_subscriber(app, "erased@example.com")
     with rt.sessions() as s:
         privacy.erase(s, privacy.find_by_email(s, "erased@example.com"), clock.now)
-    report = deliver(app)
-    got = receiver.wait_for(report.delivered)
+    deliver(app)  # the worker's pass above already sent what was queued by then
     live = [m for m in messages(db) if m.state != "scrubbed"]
-    assert report.delivered == len(got) == len(live)
+    got = receiver.wait_for(len(live))
+    assert len(got) == len(live)
     kinds = []
     for r in got:
         payload = r.verify(endpoint.secret)  # raises unless signed with this secret
