@@ -36,10 +36,13 @@ def test_sigkill_mid_delivery_loses_nothing(db_url, tmp_path):
         env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "kill-test",
                "OUTBOX_DIR": str(tmp_path / "outbox"), "WEBHOOKS_ALLOW_PRIVATE": "1",
                "WEBHOOKS_TIMEOUT": "30", "WORKER_POLL_SECONDS": "0.2"}
-        worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "funnel", "worker"],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        log = tmp_path / "worker.log"
+        with open(log, "wb") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "funnel", "worker"],
+                env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            assert receiver.arrived.wait(60), worker.stderr.read1(4000) if worker.stderr else ""
+            assert receiver.arrived.wait(60), log.read_text()[-3000:]
         finally:
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
