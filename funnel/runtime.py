@@ -11,11 +11,12 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from funnel.compose import Composer
 from funnel.config import Settings
 from funnel.db import make_engine, make_sessionmaker
+from funnel.drip.worker import Worker
 from funnel.hooks import capture
-from funnel.hooks.dispatch import HookSettings
+from funnel.hooks.dispatch import Dispatcher, HookSettings
+from funnel.mail.compose import Composer
 from funnel.transports import Transport, make_transport
 
 
@@ -59,7 +60,15 @@ def init_app(app: Flask) -> None:
 
 
 def rt() -> Runtime:
-    return current_app.extensions["funnel"]
+    """The current app's runtime: for views and CLI commands."""
+    return current_app.extensions["funnel"]  # type: ignore[no-any-return]
+
+
+def make_worker(runtime: Runtime) -> Worker:
+    """A drip worker wired to this app's database, transport and settings."""
+    # The webhook outbox is delivered as one more step of each worker pass.
+    hooks = Dispatcher(runtime.sessions, runtime.hook_settings)
+    return Worker(runtime.sessions, runtime.settings, runtime.transport, hooks=hooks)
 
 
 def session() -> Session:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from funnel import events as provider_events
-from funnel import privacy, services
+from funnel import privacy, subscribers
 from funnel.hooks import manage
 from funnel.hooks.dispatch import Dispatcher, HookSettings
 from funnel.models import Subscriber, WebhookEndpoint, WebhookMessage
@@ -54,8 +54,8 @@ def messages(db) -> list[WebhookMessage]:
 def new_subscriber(app, email: str, status: str = "confirmed") -> Subscriber:
     rt = app.extensions["funnel"]
     with rt.sessions() as s:
-        sub = services.subscribe(s, email=email, first_name="Sam", timezone="Europe/London",
-                                 meta=services.SignupMeta(), now=rt.clock())
+        sub = subscribers.subscribe(s, email=email, first_name="Sam", timezone="Europe/London",
+                                 meta=subscribers.SignupMeta(), now=rt.clock())
         if status == "confirmed":
             sub.status, sub.confirmed_at = "confirmed", rt.clock()
             s.commit()
@@ -149,12 +149,12 @@ def test_each_event_arrives_exactly_as_signed(app, client, db, outbox, receiver,
     endpoint = add(app, receiver.url)
     rt = app.extensions["funnel"]
     sign_up_and_confirm(client, outbox, "hooked@example.com", "Hana")
-    from funnel.cli import make_worker
+    from funnel.runtime import make_worker
 
     make_worker(rt).run_pass(clock.now)  # step 1 of the sequence goes out: email.sent
     with rt.sessions() as s:
         sub = s.scalar(select(Subscriber).where(Subscriber.email == "hooked@example.com"))
-        services.unsubscribe(s, sub, now=clock.now, reason="test")
+        subscribers.unsubscribe(s, sub, now=clock.now, reason="test")
     new_subscriber(app, "bouncy@example.com")
     new_subscriber(app, "angry@example.com")
     with rt.sessions() as s:

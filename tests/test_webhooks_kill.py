@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from funnel import services
+from funnel import subscribers
 from funnel.db import make_sessionmaker
 from funnel.hooks import capture, manage
 from funnel.models import WebhookMessage
@@ -30,8 +30,8 @@ def test_sigkill_mid_delivery_loses_nothing(db_url, tmp_path):
         with sessions() as s:
             endpoint = manage.add_endpoint(s, receiver.url, ["subscriber.created"], now=now,
                                            allow_private=True)
-            services.subscribe(s, email="kill@example.com", first_name=None,
-                               timezone="UTC", meta=services.SignupMeta(), now=now)
+            subscribers.subscribe(s, email="kill@example.com", first_name=None,
+                               timezone="UTC", meta=subscribers.SignupMeta(), now=now)
         receiver.reply(Reply(delay=60))  # the first request hangs until the worker dies
         env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "kill-test",
                "OUTBOX_DIR": str(tmp_path / "outbox"), "WEBHOOKS_ALLOW_PRIVATE": "1",

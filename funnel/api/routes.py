@@ -20,10 +20,11 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
-from funnel import importer, privacy, runtime, services
+from funnel import importer, privacy, runtime, subscribers
 from funnel.api import keys, spec
 from funnel.api.problems import Problem, from_status
 from funnel.core import lifecycle
+from funnel.inputs import FunnelError, time_zones
 from funnel.models import ApiKey, ConsentRecord, Subscriber
 from funnel.web.extensions import csrf, limiter
 
@@ -123,7 +124,7 @@ def body(schema: str) -> dict[str, Any]:
     return data
 
 
-def _domain(exc: services.FunnelError) -> Problem:
+def _domain(exc: FunnelError) -> Problem:
     pointer = {"timezone": "/time_zone", "pause": "/paused_until"}.get(exc.field, f"/{exc.field}")
     return Problem(422, str(exc), title="Invalid value",
                    errors=[{"pointer": pointer, "detail": str(exc)}])
@@ -147,10 +148,10 @@ def _iso(value: datetime | None) -> str | None:
 
 def show(sub: Subscriber) -> dict[str, Any]:
     now = runtime.now()
-    if privacy.paused_until_resumed(sub):
+    if lifecycle.paused_until_resumed(sub):
         paused: str | None = "indefinite"
     else:
-        paused = _iso(sub.paused_until) if privacy.is_paused(sub, now) else None
+        paused = _iso(sub.paused_until) if lifecycle.is_paused(sub, now) else None
     return {
         "id": sub.public_id, "email": sub.email, "first_name": sub.first_name,
         "status": sub.status, "time_zone": sub.timezone, "created_at": _iso(sub.created_at),
@@ -160,7 +161,7 @@ def show(sub: Subscriber) -> dict[str, Any]:
 
 
 def _find(public_id: str) -> Subscriber:
-    sub = services.subscriber_from_public_id(runtime.session(), public_id)
+    sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
     if sub is None:
         raise Problem(404, "No subscriber with this id.")
     return sub
@@ -221,19 +222,19 @@ def sign_up() -> tuple[Response, int]:
     data = body("SignUp")
     key = current_key()
     zone = data.get("time_zone")
-    if zone is not None and zone not in privacy.time_zones():
-        raise _domain(services.FunnelError("Please use an IANA time zone name.", "timezone"))
-    meta = services.SignupMeta(
+    if zone is not None and zone not in time_zones():
+        raise _domain(FunnelError("Please use an IANA time zone name.", "timezone"))
+    meta = subscribers.SignupMeta(
         ip=request.remote_addr, user_agent=f"API key {key.name}"[:500] if key else None,
-        page=data.get("source") or f"API key {key.name}" if key else None,
+        page=data.get("source") or (f"API key {key.name}" if key else None),
         referrer=None, utm={k: v for k, v in (data.get("utm") or {}).items() if v},
     )
     s = runtime.session()
     try:
-        sub = services.subscribe(s, email=data["email"], first_name=data.get("first_name"),
+        sub = subscribers.subscribe(s, email=data["email"], first_name=data.get("first_name"),
                                  timezone=zone or runtime.rt().settings.default_timezone,
                                  meta=meta, now=runtime.now())
-    except services.FunnelError as exc:
+    except FunnelError as exc:
         raise _domain(exc) from exc
     if sub is not None:
         _confirmation(sub)
@@ -245,7 +246,7 @@ def sign_up() -> tuple[Response, int]:
 def _confirmation(sub: Subscriber) -> None:
     r = runtime.rt()
     try:
-        services.send_confirmation(runtime.session(), r.composer, r.transport, sub, runtime.now())
+        subscribers.send_confirmation(runtime.session(), r.composer, r.transport, sub, runtime.now())
     except Exception:
         current_app.logger.exception("confirmation email failed for subscriber %s", sub.id)
 
@@ -285,22 +286,22 @@ def update_subscriber(public_id: str) -> Response:
         if sub.status != lifecycle.CONFIRMED:
             raise Problem(409, "Only a confirmed subscriber can be paused.")
         raw = data["paused_until"]
-        until = privacy.UNTIL_RESUMED if raw == "indefinite" else _when(raw, "paused_until")
+        until = lifecycle.UNTIL_RESUMED if raw == "indefinite" else _when(raw, "paused_until")
         if until <= now:
-            raise _domain(services.FunnelError("A pause has to end in the future.", "pause"))
+            raise _domain(FunnelError("A pause has to end in the future.", "pause"))
     if "first_name" in data or "time_zone" in data:
         try:
-            privacy.update_profile(
+            subscribers.update_profile(
                 s, sub, first_name=data.get("first_name", sub.first_name),
                 tz=data.get("time_zone", sub.timezone), now=now)
-        except services.FunnelError as exc:
+        except FunnelError as exc:
             s.rollback()
             raise _domain(exc) from exc
     if "paused_until" in data:
         if until is None:
-            privacy.resume(s, sub, now)
+            subscribers.resume(s, sub, now)
         else:
-            privacy.pause(s, sub, until, now)
+            subscribers.pause(s, sub, until, now)
     return jsonify(show(sub))
 
 
@@ -309,7 +310,7 @@ def update_subscriber(public_id: str) -> Response:
 def unsubscribe(public_id: str) -> Response:
     sub = _find(public_id)
     key = current_key()
-    services.unsubscribe(runtime.session(), sub, now=runtime.now(),
+    subscribers.unsubscribe(runtime.session(), sub, now=runtime.now(),
                          reason=f"unsubscribed through the API (key {key.name if key else '?'})")
     return jsonify(show(sub))
 

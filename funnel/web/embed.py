@@ -29,7 +29,8 @@ from flask import (
 )
 from markupsafe import escape
 
-from funnel import runtime, services
+from funnel import runtime, subscribers
+from funnel.inputs import FunnelError
 from funnel.web.extensions import csrf, signup_limit
 from funnel.web.forms import SignupForm
 
@@ -105,17 +106,17 @@ def subscribe():  # type: ignore[no-untyped-def]
         # The page the form sits on, when the browser says; else just the site.
         ref = request.referrer or ""
         page = ref if normalise_origin(ref) == origin else origin + "/"
-        meta = services.SignupMeta(
+        meta = subscribers.SignupMeta(
             ip=request.remote_addr, user_agent=request.user_agent.string,
             page=page[:500], referrer=urlsplit(origin).hostname,
             utm={k: getattr(form, f"utm_{k}").data or ""
                  for k in ("source", "medium", "campaign", "term", "content")},
         )
         try:
-            sub = services.subscribe(
+            sub = subscribers.subscribe(
                 runtime.session(), email=form.email.data, first_name=form.first_name.data,
                 timezone=_zone(form.tz.data), meta=meta, now=runtime.now())
-        except services.FunnelError as exc:
+        except FunnelError as exc:
             getattr(form, exc.field).errors = [str(exc)]
             return _invalid(form, origin)
         if sub is not None:
@@ -135,7 +136,7 @@ def _zone(name: str | None) -> str:
 def _confirmation(sub) -> None:  # type: ignore[no-untyped-def]
     r = runtime.rt()
     try:
-        services.send_confirmation(runtime.session(), r.composer, r.transport, sub, runtime.now())
+        subscribers.send_confirmation(runtime.session(), r.composer, r.transport, sub, runtime.now())
     except Exception:
         current_app.logger.exception("confirmation email failed for subscriber %s", sub.id)
 
@@ -152,13 +153,13 @@ def _invalid(form: SignupForm, origin: str):  # type: ignore[no-untyped-def]
     page.first_name.errors = list(form.first_name.errors) or []
     if not (page.email.errors or page.first_name.errors):
         page.email.errors = ["Please check the form and try again."]
-    return render_template("landing.html", form=page, consent_text=services.CONSENT_TEXT), 422
+    return render_template("landing.html", form=page, consent_text=subscribers.CONSENT_TEXT), 422
 
 
 @bp.get("/form")
 def form_page():  # type: ignore[no-untyped-def]
     """The iframe variant: a bare form that allowed sites may frame."""
-    resp = Response(render_template("embed_form.html", consent_text=services.CONSENT_TEXT,
+    resp = Response(render_template("embed_form.html", consent_text=subscribers.CONSENT_TEXT,
                                     action=url_for("embed.subscribe")))
     return _frameable(resp)
 
@@ -188,7 +189,7 @@ def snippet(base_url: str) -> str:
     <input type="text" id="rs-website" name="website" tabindex="-1" autocomplete="off">
   </div>
   <input type="hidden" name="tz" id="rs-tz">
-  <p><small>{escape(services.CONSENT_TEXT)} We'll send one email first to check it's really you.</small></p>
+  <p><small>{escape(subscribers.CONSENT_TEXT)} We'll send one email first to check it's really you.</small></p>
   <p><button type="submit">Send me the free plan</button></p>
 </form>
 <script>try{{document.getElementById("rs-tz").value=Intl.DateTimeFormat().resolvedOptions().timeZone||""}}catch(e){{}}</script>"""
