@@ -135,6 +135,19 @@ def test_outbox_rows_commit_and_roll_back_with_the_event(app, db, receiver):
     assert [m.event_type for m in messages(db)] == ["subscriber.created"]
 
 
+def test_imported_subscribers_are_announced_too(app, db, receiver):
+    from funnel import importer
+
+    add(app, receiver.url, ["subscriber.created"])
+    rt = app.extensions["funnel"]
+    with rt.sessions() as s:
+        importer.import_rows(s, [(2, {"email": "imp@example.com"}), (3, {"email": "bad"})],
+                             confirmed=True, now=rt.clock())
+    [msg] = messages(db)
+    data = json.loads(msg.payload)["data"]
+    assert (data["email"], data["status"]) == ("imp@example.com", "confirmed")
+
+
 def test_only_the_chosen_events_are_queued(app, db, receiver):
     add(app, receiver.url, ["subscriber.confirmed"])
     new_subscriber(app, "one@example.com", status="pending")

@@ -62,6 +62,16 @@ def subscriber_data(sub: Subscriber) -> dict[str, Any]:
     }
 
 
+def subscriber_row_data(row: dict[str, Any]) -> dict[str, Any]:
+    """``subscriber_data`` for a row inserted without the ORM (the CSV import)."""
+    return {
+        "id": row["public_id"], "email": row["email"], "first_name": row.get("first_name"),
+        "status": row["status"], "time_zone": row["timezone"],
+        "created_at": _iso(row["created_at"]), "confirmed_at": _iso(row.get("confirmed_at")),
+        "unsubscribed_at": _iso(row.get("unsubscribed_at")), "source": row.get("utm_source"),
+    }
+
+
 def envelope(event_type: str, data: dict[str, Any], now: datetime) -> str:
     """The body as sent: the Standard Webhooks shape {type, timestamp, data}."""
     return json.dumps({"type": event_type, "timestamp": _iso(now), "data": data},
