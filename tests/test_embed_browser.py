@@ -18,7 +18,7 @@ def serve(html: str) -> ThreadingHTTPServer:
     """The coach's blog: a tiny server on another port that serves one page."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = html.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")

@@ -88,8 +88,8 @@ def test_cli_refuses_unknown_events_and_changes_nothing(runner, receiver):
     "http://0.0.0.0/hook", "http://100.64.0.1/hook",
 ])
 def test_private_loopback_and_link_local_urls_are_refused(app, db, url):
-    with pytest.raises(manage.EndpointError, match="loopback, private or link-local"):
-        with Session(app.extensions["funnel"].engine) as s:
+    with (pytest.raises(manage.EndpointError, match="loopback, private or link-local"),
+          Session(app.extensions["funnel"].engine) as s):
             manage.add_endpoint(s, url, ALL, now=app.extensions["funnel"].clock(),
                                 allow_private=False)
     assert db.scalars(select(WebhookEndpoint)).all() == []
@@ -104,8 +104,8 @@ def test_private_loopback_and_link_local_urls_are_refused(app, db, url):
     ("https://example.com:99999/", "not a usable URL"),
 ])
 def test_malformed_urls_are_refused(app, url, problem):
-    with Session(app.extensions["funnel"].engine) as s:
-        with pytest.raises(manage.EndpointError, match=problem):
+    with (Session(app.extensions["funnel"].engine) as s,
+          pytest.raises(manage.EndpointError, match=problem)):
             manage.add_endpoint(s, url, ALL, now=app.extensions["funnel"].clock(),
                                 allow_private=True)
 

@@ -83,7 +83,7 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
             chunks.append(chunk)
             got += len(chunk)
         return Answer(resp.status, b"".join(chunks).decode("utf-8", "replace"))
-    except (TimeoutError, socket.timeout) as exc:
+    except TimeoutError as exc:
         raise PostError(f"timed out after {timeout:g} s") from exc
     except ssl.SSLError as exc:
         raise PostError(f"TLS failed: {exc}") from exc

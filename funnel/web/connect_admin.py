@@ -5,7 +5,17 @@ Behind the admin login like every admin page; every POST carries the CSRF token.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from funnel import runtime
 from funnel.hooks import manage
