@@ -78,11 +78,14 @@ def collect(session: Session, now: datetime) -> None:
     if not (found or erased or sent):
         return
     conn = session.connection()
-    if sent:
-        found.extend(_sent_events(conn, sent))
     if erased:
         scrub(conn, erased)
-    ev.enqueue(conn, [f for f in found if f[2] is None or f[2] not in erased], now)
+    endpoints = ev.active_endpoints(conn)
+    if not endpoints:
+        return  # the usual case: nobody listening, so a worker's batch costs one query
+    if sent and any(ev.EMAIL_SENT in wanted for _id, wanted in endpoints):
+        found.extend(_sent_events(conn, sent))
+    ev.enqueue(conn, [f for f in found if f[2] is None or f[2] not in erased], now, endpoints)
 
 
 def _new_status_of_delivery(d: Delivery) -> str | None:
