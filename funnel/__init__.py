@@ -41,11 +41,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here, not at the top: importing the package must not pull in the web
     # layer (the worker and the CLI import funnel.* too).
     from funnel import cli, runtime
+    from funnel.api import routes as api_routes
     from funnel.web import (
         admin,
         admin_import,
         admin_subscriber,
         auth,
+        connect_admin,
+        embed,
         errors,
         extensions,
         headers,
@@ -75,6 +78,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(previews.bp)
     app.register_blueprint(admin_subscriber.bp)
     app.register_blueprint(admin_import.bp)
+    app.register_blueprint(connect_admin.bp)
+    # Other sites and tools: the embedded sign-up form and the JSON API.
+    app.register_blueprint(embed.bp)
+    app.register_blueprint(api_routes.bp)
     cli.init_app(app)
     ops.init_app(app)
     return app

@@ -56,6 +56,11 @@ ENV_VARS = (
     "FAILURE_ALERTS_TO",
     "FAILURE_ALERTS_EVERY_MINUTES",
     "IMPORT_OPTIN_DAILY_MAX",
+    "EMBED_ORIGINS",
+    "API_RATELIMIT",
+    "WEBHOOKS_ALLOW_PRIVATE",
+    "WEBHOOKS_TIMEOUT",
+    "WEBHOOKS_MAX_RESPONSE_BYTES",
 )
 
 INT_VARS = {
@@ -71,8 +76,11 @@ INT_VARS = {
     "PAGE_CACHE_SIZE",
     "FAILURE_ALERTS_EVERY_MINUTES",
     "IMPORT_OPTIN_DAILY_MAX",
+    "WEBHOOKS_MAX_RESPONSE_BYTES",
 }
-FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS"}
+FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT"}
+BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS"}
+LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
@@ -111,6 +119,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SENDGRID_SANDBOX": False,
         "SENDGRID_WEBHOOK_PUBLIC_KEY": "",
         "SECRET_KEY_FALLBACKS": [],
+        "EMBED_ORIGINS": [],
+        "API_RATELIMIT": "120 per minute",
+        "WEBHOOKS_ALLOW_PRIVATE": False,
+        "WEBHOOKS_TIMEOUT": 5.0,
+        "WEBHOOKS_MAX_RESPONSE_BYTES": 16 * 1024,
         "WTF_CSRF_TIME_LIMIT": 3600 * 4,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -132,9 +145,9 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             out[name] = int(raw)
         elif name in FLOAT_VARS:
             out[name] = float(raw)
-        elif name in ("SENDGRID_SANDBOX", "FAILURE_ALERTS"):
+        elif name in BOOL_VARS:
             out[name] = raw.lower() in {"1", "true", "yes", "on"}
-        elif name == "SECRET_KEY_FALLBACKS":
+        elif name in LIST_VARS:
             out[name] = [k.strip() for k in raw.split(",") if k.strip()]
         else:
             out[name] = raw

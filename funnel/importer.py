@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from funnel import queries
 from funnel.config import Settings
 from funnel.core import lifecycle
+from funnel.hooks import events as hook_events
 from funnel.inputs import FunnelError, clean_first_name, normalise_email
 from funnel.models import AppState, ConsentRecord, Subscriber, Suppression, new_public_id
 from funnel.privacy import suppression_hash
@@ -325,6 +326,12 @@ def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
     ).all())
     page = f"import: {origin}"[:500] if origin else "import"
     if ids:
+        # A Core INSERT bypasses the webhook capture listener: queue the events here,
+        # in this batch's transaction like any other event.
+        hook_events.enqueue(session.connection(), [
+            (hook_events.SUBSCRIBER_CREATED, hook_events.subscriber_row_data(v), ids[v["email"]])
+            for v in values if v["email"] in ids
+        ], now)
         # RETURNING makes SQLAlchemy send multi-row INSERTs ("insertmanyvalues")
         # instead of one statement per row on PostgreSQL.
         session.execute(insert(ConsentRecord).returning(ConsentRecord.id), [

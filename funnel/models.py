@@ -312,3 +312,106 @@ class ImportJob(Base):
         Index("ix_import_job_state", "state"),
     )
 
+
+
+# -- Connecting to the coach's world: API keys and outbound webhooks ----------------
+
+API_SCOPES = ("subscribers:read", "subscribers:write", "subscribers:import",
+              "subscribers:erase", "stats:read")
+
+ENDPOINT_ACTIVE = "active"
+ENDPOINT_DISABLED = "disabled"
+ENDPOINT_STATES = (ENDPOINT_ACTIVE, ENDPOINT_DISABLED)
+
+MESSAGE_PENDING = "pending"      # waiting for its (next) attempt
+MESSAGE_SENDING = "sending"      # claimed by a worker; its lease says until when
+MESSAGE_DELIVERED = "delivered"  # the endpoint answered 2xx
+MESSAGE_FAILED = "failed"        # 24 h of retries ran out
+MESSAGE_SCRUBBED = "scrubbed"    # its subscriber was erased before it went out
+MESSAGE_STATES = (MESSAGE_PENDING, MESSAGE_SENDING, MESSAGE_DELIVERED, MESSAGE_FAILED,
+                  MESSAGE_SCRUBBED)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class ApiKey(Base):
+    """A key for the JSON API. Only a hash of the secret part is stored."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    # The public first part of the key: finds the row, safe to show and log.
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(200))  # space-separated, from API_SCOPES
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(self.scopes.split())
+
+
+class WebhookEndpoint(Base):
+    """A URL the marketer registered to be told about events."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[str] = mapped_column(String(500))  # space-separated event types
+    # Standard Webhooks secret ("whsec_" + base64), shown to the marketer to verify with.
+    secret: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16), default=ENDPOINT_ACTIVE)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set at the first failure after a success; a day of nothing but failures disables it.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint(_in("state", ENDPOINT_STATES), name="state"),
+    )
+
+    def event_set(self) -> frozenset[str]:
+        return frozenset(self.events.split())
+
+
+class WebhookMessage(Base):
+    """The outbox: one event for one endpoint, written in the transaction that made
+    the event, and retried by the worker until delivered or 24 h have passed."""
+
+    __tablename__ = "webhook_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The webhook-id header: the same on every retry, so receivers can de-duplicate.
+    msg_id: Mapped[str] = mapped_column(String(40), unique=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), index=True
+    )
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)
+    # Whose data the payload holds (no foreign key: erasure scrubs the payload and
+    # clears this, keeping the row as a record that something was withheld).
+    subscriber_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    state: Mapped[str] = mapped_column(String(16), default=MESSAGE_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    give_up_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(String(1000))
+    error: Mapped[str | None] = mapped_column(String(1000))
+
+    endpoint: Mapped[WebhookEndpoint] = relationship()
+
+    __table_args__ = (
+        CheckConstraint(_in("state", MESSAGE_STATES), name="state"),
+        Index("ix_webhook_message_due", "state", "next_attempt_at"),
+    )

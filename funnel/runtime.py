@@ -7,7 +7,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app, g, has_request_context
@@ -21,6 +21,8 @@ from funnel.db import make_engine, make_sessionmaker
 from funnel.drip.planner import Rules
 from funnel.drip.store import Store
 from funnel.drip.worker import Worker
+from funnel.hooks import capture
+from funnel.hooks.dispatch import Dispatcher, HookSettings
 from funnel.mail.compose import Composer
 from funnel.sending import MAX_ATTEMPTS
 from funnel.transports import Transport, make_transport
@@ -41,6 +43,8 @@ class Runtime:
     # Set when something becomes due now (a confirmation), so an embedded
     # worker wakes at once instead of at its next poll.
     wake: threading.Event
+    # How the worker delivers webhooks (timeouts, caps, private addresses).
+    hook_settings: HookSettings = field(default_factory=HookSettings)
 
 
 def init_app(app: Flask) -> None:
@@ -56,14 +60,18 @@ def init_app(app: Flask) -> None:
     clock = app.config.get("CLOCK") or utcnow
     transport = MeteredTransport(app.config.get("TRANSPORT") or make_transport(app.config),
                                  str(app.config.get("MAIL_TRANSPORT", "outbox")))
+    sessions = make_sessionmaker(engine)
+    # Every event the app's sessions flush is written to the webhook outbox with it.
+    capture.install(sessions, clock)
     app.extensions["funnel"] = Runtime(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         composer=Composer(settings, clock),
         transport=transport,
         clock=clock,
         wake=threading.Event(),
+        hook_settings=HookSettings.from_config(app.config),
     )
     app.teardown_appcontext(_close_session)
 
@@ -99,7 +107,9 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                   sequence=lambda: load_sequence(settings.emails_dir), rules=rules,
                   pending_retention=timedelta(days=settings.pending_retention_days),
                   after_pass=lambda now: chores.after_pass(runtime.sessions, settings, transport,
-                                                           now))
+                                                           now),
+                  # The webhook outbox is delivered as one more step of each pass.
+                  hooks=Dispatcher(runtime.sessions, runtime.hook_settings))
 
 
 def session() -> Session:

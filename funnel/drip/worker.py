@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -44,6 +45,7 @@ class PassReport:
     rescheduled: int = 0
     claimed: int = 0
     sent_keys: list[str] = field(default_factory=list)
+    hooks: Any = None  # what the webhook step did (hooks.dispatch.HookReport)
 
     def add(self, r: sending.SendReport) -> None:
         self.sent += r.sent
@@ -72,7 +74,8 @@ class Worker:
                  clock: Callable[[], datetime], *, sequence: Callable[[], Sequence],
                  rules: planner.Rules, rng: random.Random | None = None,
                  pending_retention: timedelta | None = None,
-                 after_pass: Callable[[datetime], None] | None = None) -> None:
+                 after_pass: Callable[[datetime], None] | None = None,
+                 hooks: Any = None) -> None:
         self.store = store
         self.composer = composer
         self.transport = transport
@@ -84,6 +87,8 @@ class Worker:
         self._purged_at: float | None = None
         # Other work a worker does between passes (funnel/chores.py): imports, alerts.
         self.after_pass = after_pass
+        # The webhook outbox's dispatcher (funnel/hooks): one more step of every pass.
+        self.hooks = hooks
 
     @property
     def name(self) -> str:
@@ -95,7 +100,7 @@ class Worker:
     def run_pass(self, now: datetime | None = None, stop: threading.Event | None = None, *,
                  drip: bool = True) -> PassReport:
         """Send everything due at ``now`` (default: the clock), then return.
-        ``drip=False`` sends only queued system mail."""
+        ``drip=False`` sends only queued system mail (no drip, chores or webhooks)."""
         now = now or self.clock()
         self.purge_unconfirmed(now)
         report = PassReport()
@@ -107,6 +112,8 @@ class Worker:
                           lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
             if self.after_pass is not None and not (stop and stop.is_set()):
                 self.after_pass(now)
+            if self.hooks is not None and not (stop and stop.is_set()):
+                report.hooks = self.hooks.run(now)
         return report
 
     def purge_unconfirmed(self, now: datetime) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -34,4 +34,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
+        if request.path.startswith("/api/"):
+            # Routing errors (404, 405) never reach the API blueprint's own handler.
+            from funnel.api.problems import from_status
+
+            return from_status(exc.code or 500)
         return render_error(exc.code or 500)

@@ -4,7 +4,7 @@ Response headers are set in ``web.headers``."""
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 
@@ -24,4 +24,10 @@ def init_app(app: Flask) -> None:
     # and cost a quarter of every page's time (profile in README, Benchmarks).
     hooks = app.before_request_funcs.get(None, [])
     hooks[:] = [f for f in hooks if getattr(f, "__func__", None) is not type(limiter)._check_request_limit]
+
+    @app.before_request
+    def _blueprint_limits() -> None:
+        # The API's per-key limit is set on its blueprint, which only this hook checks.
+        if request.blueprint == "api":
+            limiter._check_request_limit(in_middleware=True)
 

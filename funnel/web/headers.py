@@ -74,7 +74,8 @@ def init_app(app: Flask) -> None:
         h.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        h.setdefault("X-Frame-Options", "DENY")
+        if "frame-ancestors 'none'" in h.get("Content-Security-Policy", ""):
+            h.setdefault("X-Frame-Options", "DENY")  # for browsers without CSP
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if production:
             h.setdefault("Strict-Transport-Security", HSTS)
