@@ -58,6 +58,9 @@ class BroadcastRecipient(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
 
+    broadcast: Mapped[Broadcast] = relationship()
+    subscriber: Mapped[Subscriber] = relationship()
+
     __table_args__ = (
         UniqueConstraint("broadcast_id", "subscriber_id", name="uq_broadcast_recipient_once"),
         Index("ix_broadcast_recipient_due", "due_at"),
