@@ -201,3 +201,8 @@ def mark_finished(session: Session, row_id: int, now: datetime) -> None:
         .where(BroadcastRow.id == row_id,
                BroadcastRow.status.in_((BROADCAST_SCHEDULED, BROADCAST_SENDING)), ~left)
         .values(status=BROADCAST_SENT, finished_at=now))
+
+
+def select_all():  # type: ignore[no-untyped-def]
+    """Every scheduled broadcast, newest first."""
+    return select(BroadcastRow).order_by(BroadcastRow.created_at.desc(), BroadcastRow.id.desc())

@@ -1,0 +1,59 @@
+"""The public newsletter archive: /newsletter, /newsletter/SLUG and the Atom feed.
+
+Only broadcasts marked for the archive that have started going out are shown,
+as the copy that was sent, rendered for nobody in particular.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template
+from sqlalchemy import select
+
+from funnel import runtime
+from funnel.models import BROADCAST_SENDING, BROADCAST_SENT, Broadcast
+from funnel.newsletter.archive import PublicIssue, atom_feed, public_variables, render_public
+from funnel.newsletter.work import frozen_source
+
+bp = Blueprint("newsletter", __name__, url_prefix="/newsletter")
+
+
+def _published():  # type: ignore[no-untyped-def]
+    return (select(Broadcast)
+            .where(Broadcast.archive.is_(True),
+                   Broadcast.status.in_((BROADCAST_SENDING, BROADCAST_SENT)),
+                   Broadcast.started_at.is_not(None))
+            .order_by(Broadcast.started_at.desc(), Broadcast.id.desc()))
+
+
+def _issue(row: Broadcast) -> PublicIssue:
+    settings = runtime.rt().settings
+    url = f"{settings.base_url}/newsletter/{row.slug}"
+    variables = public_variables(settings.base_url, url, settings.postal_address)
+    assert row.started_at is not None
+    return render_public(frozen_source(row, settings.emails_dir), variables, row.started_at)
+
+
+@bp.get("")
+def index():
+    rows = runtime.session().scalars(_published()).all()
+    return render_template("newsletter/index.html", issues=[_issue(r) for r in rows])
+
+
+@bp.get("/<slug>")
+def issue(slug: str):
+    if len(slug) > 100:
+        abort(404)
+    row = runtime.session().scalar(_published().where(Broadcast.slug == slug))
+    if row is None:
+        abort(404)
+    return render_template("newsletter/issue.html", issue=_issue(row))
+
+
+@bp.get("/feed.xml")
+def feed():
+    settings = runtime.rt().settings
+    rows = runtime.session().scalars(_published().limit(50)).all()
+    body = atom_feed([_issue(r) for r in rows], base_url=settings.base_url,
+                     feed_url=f"{settings.base_url}/newsletter/feed.xml",
+                     updated=runtime.now())
+    return Response(body, mimetype="application/atom+xml")
