@@ -6,12 +6,17 @@ as the copy that was sent, rendered for nobody in particular.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from flask import Blueprint, Response, abort, render_template
 from sqlalchemy import select
 
 from funnel import runtime
 from funnel.models import BROADCAST_SENDING, BROADCAST_SENT, Broadcast
+from funnel.core.sequence import EmailFileError, load_sequence
 from funnel.newsletter.archive import PublicIssue, atom_feed, public_variables, render_public
+from funnel.newsletter.cadence import NEWSLETTER, Cadence, cadence
 from funnel.newsletter.work import frozen_source
 
 bp = Blueprint("newsletter", __name__, url_prefix="/newsletter")
@@ -57,3 +62,24 @@ def feed():
                      feed_url=f"{settings.base_url}/newsletter/feed.xml",
                      updated=runtime.now())
     return Response(body, mimetype="application/atom+xml")
+
+
+def _sequence_stamp(emails_dir: str) -> tuple:
+    folder = Path(emails_dir, "sequence")
+    return tuple((p.name, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.md")))
+
+
+@functools.lru_cache(maxsize=4)
+def _cadence(emails_dir: str, _stamp: tuple) -> Cadence | None:
+    try:
+        return cadence(load_sequence(emails_dir))
+    except (EmailFileError, OSError):
+        return None
+
+
+@bp.app_context_processor
+def _cadence_for_pages() -> dict:
+    """The welcome and landing pages state the plan's real rhythm (see cadence.py)."""
+    emails_dir = runtime.rt().settings.emails_dir
+    c = _cadence(emails_dir, _sequence_stamp(emails_dir))
+    return {"cadence": c or Cadence(0, 0, 0, 0, True), "cadence_newsletter": NEWSLETTER}
