@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from funnel.compose import Composer
 from funnel.config import Settings, defaults
 from funnel.core.sequence import load_sequence
+from funnel.mail.compose import Composer
 from funnel.models import Subscriber
 from funnel.transports import Message
 from funnel.transports.sendgrid import SendGridTransport

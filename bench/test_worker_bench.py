@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.conftest import ratio, record
 from funnel import create_app
 from funnel.db import upgrade
+from funnel.drip.worker import Worker
 from funnel.models import AppState, Subscriber
 from funnel.transports.outbox import OutboxTransport
-from funnel.worker import Worker
 from tests.drip import make_emails_dir
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

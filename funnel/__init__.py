@@ -28,17 +28,31 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")
         app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
 
+    # Imported here, not at the top: importing the package must not pull in the web
+    # layer (the worker and the CLI import funnel.* too).
     from funnel import cli, runtime
-    from funnel.web import auth, errors, extensions, links, site, webhooks
+    from funnel.web import (
+        admin,
+        auth,
+        errors,
+        extensions,
+        links,
+        preferences,
+        previews,
+        site,
+        webhooks,
+    )
 
     runtime.init_app(app)
     extensions.init_app(app)
     errors.init_app(app)
+    # One blueprint per audience: visitors, subscribers' links, providers, the marketer.
     app.register_blueprint(site.bp)
     app.register_blueprint(links.bp)
+    app.register_blueprint(preferences.bp)
     app.register_blueprint(webhooks.bp)
     auth.init_app(app)
-    app.register_blueprint(__import__("funnel.web.admin", fromlist=["bp"]).bp)
-    app.register_blueprint(__import__("funnel.web.previews", fromlist=["bp"]).bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(previews.bp)
     cli.init_app(app)
     return app

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from funnel import services
+from funnel import subscribers
 from funnel.config import Settings
 from funnel.core import lifecycle
 from funnel.core.schedule import due_at, zone
@@ -143,12 +143,12 @@ def seed(session: Session, *, now: datetime, settings: Settings, sequence: Seque
     consents: list[tuple[_Person, dict[str, Any]]] = []
     for person in people:
         consents.append((person, {"action": "signup", "at": person.created_at,
-                                  "text_version": services.CONSENT_VERSION,
-                                  "text": services.CONSENT_TEXT, "page": "/free-plan",
+                                  "text_version": subscribers.CONSENT_VERSION,
+                                  "text": subscribers.CONSENT_TEXT, "page": "/free-plan",
                                   "user_agent": "Mozilla/5.0 (demo data)"}))
         if person.confirmed_at is not None:
             consents.append((person, {"action": "confirm", "at": person.confirmed_at,
-                                      "text_version": services.CONSENT_VERSION}))
+                                      "text_version": subscribers.CONSENT_VERSION}))
             _send_sequence(rng, person, sequence, settings, now, events, consents)
 
     visits.sort(key=lambda v: v["at"])

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from funnel.core import lifecycle
-from funnel.links import PATHS
+from funnel.mail.links import PATHS
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
 
 log = logging.getLogger(__name__)

@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from funnel import services
+from funnel import queries
 from funnel.config import Settings
 from funnel.core import lifecycle
+from funnel.inputs import FunnelError, clean_first_name, normalise_email
 from funnel.models import AppState, ConsentRecord, Subscriber, Suppression, new_public_id
+from funnel.privacy import suppression_hash
 
 BATCH = 1000
 KNOWN_COLUMNS = ("email", "first_name", "status", "source")
@@ -137,14 +139,13 @@ def _parse(line: int, row: dict[str, str], confirmed: bool) -> _Candidate | BadR
     if not raw_email:
         return BadRow(line, "the email is empty")
     try:
-        email = services.normalise_email(raw_email)
-    except services.FunnelError as exc:
+        email = normalise_email(raw_email)
+    except FunnelError as exc:
         return BadRow(line, f"{exc} ({raw_email[:80]!r})")
-    first_name = unescape_cell((row.get("first_name") or "").strip()) or None
-    if first_name and any(c in first_name for c in "\r\n\x00"):
-        return BadRow(line, "the first name contains a line break")
-    if first_name and len(first_name) > 80:
-        return BadRow(line, "the first name is longer than 80 characters")
+    try:
+        first_name = clean_first_name(unescape_cell(row.get("first_name") or ""))
+    except FunnelError as exc:
+        return BadRow(line, str(exc))
     status = (row.get("status") or "").strip().lower()
     if not status:
         status = lifecycle.CONFIRMED if confirmed else lifecycle.PENDING
@@ -234,9 +235,9 @@ def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
     """Insert what is new; returns (added, already on the list, suppressed)."""
     # Hold the salt row: the identity map is weak, and without a reference every
     # suppression_hash call would read it from the database again.
-    services.suppression_hash(session, "")
+    suppression_hash(session, "")
     salt_row = session.get(AppState, "suppression_salt")  # noqa: F841
-    hashes = {c.email: services.suppression_hash(session, c.email) for c in batch}
+    hashes = {c.email: suppression_hash(session, c.email) for c in batch}
     blocked = set(session.scalars(
         select(Suppression.email_hash).where(Suppression.email_hash.in_(list(hashes.values())))
     ))
@@ -302,15 +303,6 @@ def _consent_text(status: str) -> str:
 
 # -- exporting -------------------------------------------------------------------
 
-def filtered(stmt: Select, *, search: str | None = None, status: str | None = None) -> Select:
-    """The list's search: part of an address (case-insensitive) and/or one status."""
-    if search and search.strip():
-        stmt = stmt.where(Subscriber.email.contains(search.strip().lower(), autoescape=True))
-    if status:
-        stmt = stmt.where(Subscriber.status == status)
-    return stmt
-
-
 def export_rows(session: Session, *, search: str | None = None, status: str | None = None,
                 chunk: int = 2000) -> Iterator[list[str]]:
     """The header, then one row per subscriber, oldest first.
@@ -321,7 +313,7 @@ def export_rows(session: Session, *, search: str | None = None, status: str | No
     yield list(EXPORT_COLUMNS)
     last_id = 0
     while True:
-        rows = session.execute(filtered(
+        rows = session.execute(queries.subscriber_search(
             select(Subscriber.id, Subscriber.email, Subscriber.first_name, Subscriber.status,
                    Subscriber.utm_source, Subscriber.utm_medium, Subscriber.utm_campaign,
                    Subscriber.referrer, Subscriber.created_at, Subscriber.confirmed_at,

@@ -11,9 +11,10 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from funnel.compose import Composer
 from funnel.config import Settings
 from funnel.db import make_engine, make_sessionmaker
+from funnel.drip.worker import Worker
+from funnel.mail.compose import Composer
 from funnel.transports import Transport, make_transport
 
 
@@ -51,7 +52,13 @@ def init_app(app: Flask) -> None:
 
 
 def rt() -> Runtime:
-    return current_app.extensions["funnel"]
+    """The current app's runtime: for views and CLI commands."""
+    return current_app.extensions["funnel"]  # type: ignore[no-any-return]
+
+
+def make_worker(runtime: Runtime) -> Worker:
+    """A drip worker wired to this app's database, transport and settings."""
+    return Worker(runtime.sessions, runtime.settings, runtime.transport)
 
 
 def session() -> Session:

@@ -28,11 +28,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from funnel.config import PROJECT_ROOT
-from funnel.shared_body import apply_substitutions
+from funnel.mail.shared_body import apply_substitutions
+from tests.external import SENDGRID_CONTRACT, require
 
-# CI runs a clean clone with shared/ beside it.
-SHARED_DIR = PROJECT_ROOT.parent / "shared" / "sendgrid"
-SPEC = SHARED_DIR / "tsg_mail_v3.json"
 PRISM_BIN = PROJECT_ROOT / ".prism" / "node_modules" / ".bin" / "prism"
 API_KEY = "SG.test-key-not-real"
 
@@ -56,11 +54,10 @@ class _Prism:
     def start(self) -> str:
         if self.proc is not None and self.proc.poll() is None:
             return self.url
+        self.spec = require(SENDGRID_CONTRACT)
         if not PRISM_BIN.exists():
             pytest.fail(f"Prism is not installed at {PRISM_BIN}: run `make test` "
                         "(or `make .prism/node_modules/.bin/prism`)")
-        if not SPEC.exists():
-            pytest.fail(f"SendGrid's OpenAPI file is missing: {SPEC}")
         for _attempt in range(3):  # another process may grab the free port first
             if self._launch(free_port()):
                 return self.url
@@ -71,7 +68,7 @@ class _Prism:
         self.log = Path(tempfile.mkdtemp(prefix="prism-")) / "prism.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [str(PRISM_BIN), "mock", "-h", "127.0.0.1", "-p", str(port), "--errors", str(SPEC)],
+                [str(PRISM_BIN), "mock", "-h", "127.0.0.1", "-p", str(port), "--errors", str(self.spec)],
                 stdout=out, stderr=subprocess.STDOUT,
             )
         self.url = f"http://127.0.0.1:{port}"
@@ -329,8 +326,8 @@ def run_sequence_out(app, clock, db, max_passes: int = 500) -> int:  # type: ign
     due next, until nothing is due any more. Returns the number of passes."""
     from sqlalchemy import func, select
 
-    from funnel.cli import make_worker
     from funnel.models import Subscriber
+    from funnel.runtime import make_worker
 
     worker = make_worker(app.extensions["funnel"])
     for n in range(1, max_passes + 1):

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from funnel.cli import make_worker
 from funnel.models import AdminUser, ConsentRecord, Subscriber, Suppression, Visit
-from funnel.web.auth import hash_password
+from funnel.passwords import hash_password
+from funnel.runtime import make_worker
 from tests.conftest import csrf_token, sign_up, sign_up_and_confirm
 from tests.test_stats import known  # noqa: F401  (the fixture: a month with known numbers)
 

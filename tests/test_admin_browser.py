@@ -11,7 +11,7 @@ from sqlalchemy import select
 from funnel import demo
 from funnel.core.sequence import load_sequence
 from funnel.models import AdminUser, Subscriber
-from funnel.web.auth import hash_password
+from funnel.passwords import hash_password
 from tests.conftest import serious_violations
 
 pytestmark = pytest.mark.browser

@@ -12,17 +12,17 @@ import pytest
 from sqlalchemy import select
 
 from funnel import create_app
-from funnel.cli import make_worker
-from funnel.compose import Composer
 from funnel.config import PROJECT_ROOT, Settings, defaults
 from funnel.core.sequence import load_sequence, read_email_file
-from funnel.emailcheck import email_files, sample_subscriber
+from funnel.mail.check import email_files, sample_subscriber
+from funnel.mail.compose import Composer
 from funnel.models import AdminUser, Subscriber
-from funnel.web.auth import hash_password
+from funnel.passwords import hash_password
+from funnel.runtime import make_worker
 from tests.conftest import TEST_SECRET, csrf_token, sign_up_and_confirm
+from tests.external import SEED_ARTICLE, require
 
 EMAILS = PROJECT_ROOT / "emails"
-SEED = PROJECT_ROOT.parent / "shared" / "seed" / "lateral-hip-stretch-article.txt"
 ALL_SLUGS = [read_email_file(p).slug for p in email_files(EMAILS)]
 SEQUENCE_SLUGS = [s.slug for s in load_sequence(EMAILS)]
 TAG = re.compile(r"</?[a-zA-Z][^>]*>")
@@ -35,7 +35,7 @@ def composer(base_url: str = "http://localhost", emails_dir: Path = EMAILS) -> C
 
 
 def source(slug: str, emails_dir: Path = EMAILS):
-    from funnel.emailcheck import find_source
+    from funnel.mail.check import find_source
 
     src = find_source(emails_dir, slug)
     assert src is not None, slug
@@ -209,7 +209,7 @@ def test_email_one_is_the_stretch_article_in_our_own_words():
     def runs(w: list[str], n: int = 7) -> set[tuple[str, ...]]:
         return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
 
-    copied = runs(words(text)) & runs(words(SEED.read_text()))
+    copied = runs(words(text)) & runs(words(require(SEED_ARTICLE).read_text()))
     assert not copied, f"copied from the article: {copied}"
 
 

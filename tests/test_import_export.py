@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from funnel import importer, privacy
-from funnel.cli import make_worker
 from funnel.db import make_engine
 from funnel.models import ConsentRecord, Subscriber
+from funnel.runtime import make_worker
 
 
 def write(path: Path, text: str) -> Path:
@@ -46,9 +46,9 @@ def test_bad_rows_are_reported_by_line_and_the_rest_imported(runner, db, tmp_pat
     ))
     result = run_import(runner, path)
     assert "line 3: That email address doesn't look right" in result.output
-    assert "line 4: the first name is longer than 80 characters" in result.output
+    assert "line 4: That first name is too long (80 characters at most)." in result.output
     assert "line 5: unknown status 'vip'" in result.output
-    assert "line 6: the first name contains a line break" in result.output
+    assert "line 6: Please use a first name without line breaks." in result.output
     assert "line 8: 4 cells but the header has 3 columns" in result.output
     assert "line 10: the email is empty" in result.output
     assert "line 2:" not in result.output and "line 11:" not in result.output

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, select, text
 
-from funnel import privacy, services
-from funnel.cli import make_worker
+from funnel import privacy, subscribers
+from funnel.core import lifecycle
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Suppression
+from funnel.runtime import make_worker
 from tests.conftest import csrf_token, sign_up, sign_up_and_confirm
 
 EMAIL = "pat@example.com"
@@ -95,7 +96,7 @@ def test_pause_holds_the_plan_until_it_ends(client, prefs, app, clock, db, outbo
 
 def test_pause_until_resumed_then_resume(client, prefs, app, clock, db, outbox):
     post(client, prefs, "pause", length="resume")
-    assert privacy.paused_until_resumed(subscriber(db))
+    assert lifecycle.paused_until_resumed(subscriber(db))
     assert "paused until you resume them" in page_text(client.get(prefs))
     for _ in range(8):
         clock.advance(days=5)
@@ -207,8 +208,8 @@ def test_consent_history_says_what_when_and_from_where(client, prefs, db):
     history = privacy.consent_history(db, subscriber(db))
     assert [h["action"] for h in history] == ["signup", "confirm", "withdraw"]
     signup = history[0]
-    assert signup["text_version"] == services.CONSENT_VERSION
-    assert signup["text"] == services.CONSENT_TEXT
+    assert signup["text_version"] == subscribers.CONSENT_VERSION
+    assert signup["text"] == subscribers.CONSENT_TEXT
     assert signup["ip"] == "127.0.0.1" and signup["user_agent"]
     assert signup["page"].endswith("/free-plan")
     assert signup["utm"] == {"utm_source": "blog", "utm_campaign": "hip"}
@@ -232,7 +233,7 @@ def test_download_my_data(client, prefs, app, clock, db):
     assert profile["status"] == "confirmed" and profile["utm"] == {"source": "blog",
                                                                    "campaign": "hip"}
     assert [c["action"] for c in data["consent"]] == ["signup", "confirm"]
-    assert data["consent"][0]["text"] == services.CONSENT_TEXT
+    assert data["consent"][0]["text"] == subscribers.CONSENT_TEXT
     assert data["consent"][0]["ip"] == "127.0.0.1"
     assert [(e["subject"][:6], e["state"]) for e in data["emails"]] == [
         ("Day 1:", "sent"), ("Part 2", "sent")]
@@ -274,7 +275,7 @@ def test_erase_asks_first_then_keeps_only_a_hash(client, prefs, app, clock, db, 
         assert db.scalars(select(model)).all() == [], model
     [suppressed] = db.scalars(select(Suppression)).all()
     assert suppressed.reason == "erased"
-    assert suppressed.email_hash == services.suppression_hash(db, EMAIL)
+    assert suppressed.email_hash == privacy.suppression_hash(db, EMAIL)
     stored = _everything_in_the_database(db)
     for trace in (EMAIL, "example.com", "127.0.0.1", "Mozilla", "werkzeug"):
         assert trace.lower() not in stored, trace
@@ -286,8 +287,8 @@ def test_erase_asks_first_then_keeps_only_a_hash(client, prefs, app, clock, db, 
     before = sign_up(client, "new.person@example.com")
     again = sign_up(client, EMAIL)
     assert (again.status_code, again.location) == (before.status_code, before.location)
-    assert services.subscribe(db, email=EMAIL, first_name=None, timezone="UTC",
-                              meta=services.SignupMeta(), now=clock.now) is None
+    assert subscribers.subscribe(db, email=EMAIL, first_name=None, timezone="UTC",
+                              meta=subscribers.SignupMeta(), now=clock.now) is None
     assert subscriber(db) is None and len(outbox.to(EMAIL)) == 2
 
 
@@ -337,7 +338,7 @@ def test_cli_erase_asks_then_erases(runner, prefs, db, client):
     yes = runner.invoke(args=["subscribers", "erase", EMAIL], input="y\n")
     assert yes.exit_code == 0 and f"erased {EMAIL}" in yes.output
     assert subscriber(db) is None
-    assert services.is_suppressed(db, EMAIL)
+    assert privacy.is_suppressed(db, EMAIL)
     # The subscriber's own links now lead nowhere.
     assert client.get(prefs).status_code == 404
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from funnel import services
-from funnel.cli import make_worker
 from funnel.importer import import_rows
 from funnel.models import Subscriber, Suppression
+from funnel.privacy import is_suppressed
+from funnel.runtime import make_worker
 
 EMAIL = "browser.runner@example.com"
 
@@ -106,7 +106,7 @@ def test_subscriber_controls_their_plan_and_data_from_an_email(
     # An import of the same address is refused, and so is a new sign-up.
     report = import_rows(db, [(2, {"email": EMAIL.upper()})], confirmed=True, now=clock.now)
     assert (report.added, report.suppressed) == (0, 1)
-    assert services.is_suppressed(db, EMAIL)
+    assert is_suppressed(db, EMAIL)
     sent_before = len(outbox.to(EMAIL))
     page.goto(live_server + "/free-plan")
     page.get_by_label("Your email address").fill(EMAIL)

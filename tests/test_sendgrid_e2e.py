@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from funnel.cli import make_worker
 from funnel.core.sequence import load_sequence
 from funnel.models import Subscriber
+from funnel.runtime import make_worker
 from tests.conftest import sign_up
 from tests.sendgrid_support import (
     API_KEY,

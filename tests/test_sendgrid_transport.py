@@ -11,9 +11,9 @@ from email.utils import format_datetime
 import pytest
 
 from funnel import create_app
-from funnel.compose import Composer
 from funnel.config import ConfigError, Settings, defaults, from_environment
 from funnel.core.sequence import load_sequence
+from funnel.mail.compose import Composer
 from funnel.models import Subscriber
 from funnel.transports import AuthError, Message, TransientSendError, make_transport
 from funnel.transports.sendgrid import SendGridTransport

@@ -9,9 +9,9 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from funnel.cli import make_worker
 from funnel.core.sequence import load_sequence
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
+from funnel.runtime import make_worker
 from tests.conftest import sign_up, sign_up_and_confirm
 from tests.sendgrid_support import Signer, post_events, run_sequence_out
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from funnel.cli import make_worker
 from funnel.core.sequence import load_sequence
 from funnel.models import Delivery, Subscriber
+from funnel.runtime import make_worker
 from tests.conftest import sign_up
 from tests.sendgrid_support import API_KEY, FakeSendGrid, Reply, link_path, received_by
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 
 import pytest
-
 from sqlalchemy import func, select
 
 from funnel.models import Subscriber

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from funnel.emailcheck import sample_subscriber
+from funnel.mail.check import sample_subscriber
 from funnel.transports.outbox import to_email_message
 from tests.test_emails import ALL_SLUGS, EMAILS, composer, source
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from funnel import create_app
-from funnel.cli import make_worker
 from funnel.models import Subscriber
+from funnel.runtime import make_worker
 from tests.conftest import TEST_SECRET, csrf_token, sign_up, sign_up_and_confirm
 
 EMAIL = "reader.name@example.com"

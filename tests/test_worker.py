@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from funnel import services
-from funnel.cli import make_worker
+from funnel import subscribers
+from funnel.drip.worker import PassReport
 from funnel.models import Subscriber
+from funnel.runtime import make_worker
 from funnel.transports import AuthError, SendResult, TransientSendError
-from funnel.worker import PassReport
 from tests.conftest import sign_up_and_confirm
 from tests.drip import make_emails_dir, write_step
 
@@ -61,7 +61,7 @@ def drip_subjects(outbox, email):
 
 
 def worker_with(app, transport=None):
-    from funnel.worker import Worker
+    from funnel.drip.worker import Worker
 
     rt = app.extensions["funnel"]
     return Worker(rt.sessions, rt.settings, transport or rt.transport)
@@ -121,7 +121,7 @@ def test_unsubscribe_after_claim_wins(app, client, outbox, clock, db):
     assert ids
     with rt.sessions() as s:  # the person unsubscribes while the batch is in hand
         sub = s.scalar(select(Subscriber).where(Subscriber.email == "late@example.com"))
-        services.unsubscribe(s, sub, now=clock.now, reason="test")
+        subscribers.unsubscribe(s, sub, now=clock.now, reason="test")
     report = worker.process(ids, seq, clock.now)
     assert report.sent == 0
     assert drip_subjects(outbox, "late@example.com") == []

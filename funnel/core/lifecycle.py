@@ -6,6 +6,9 @@ someone who unsubscribed back onto the list.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Protocol
+
 PENDING = "pending"
 CONFIRMED = "confirmed"
 UNSUBSCRIBED = "unsubscribed"
@@ -41,3 +44,20 @@ def transition(current: str, new: str) -> str:
 
 def can_receive_sequence(status: str) -> bool:
     return status == CONFIRMED
+
+
+# "Until I resume" is a pause that ends so far ahead it never does. Not
+# datetime.max: schedule arithmetic on it (time zones, +1 day) must not overflow.
+UNTIL_RESUMED = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+class _Pausable(Protocol):
+    paused_until: datetime | None
+
+
+def is_paused(sub: _Pausable, now: datetime) -> bool:
+    return sub.paused_until is not None and sub.paused_until > now
+
+
+def paused_until_resumed(sub: _Pausable) -> bool:
+    return sub.paused_until is not None and sub.paused_until >= UNTIL_RESUMED

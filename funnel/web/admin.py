@@ -17,8 +17,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from funnel import importer, privacy, runtime, services, stats
+from funnel import importer, privacy, queries, runtime, stats
+from funnel import subscribers as cases
 from funnel.core import lifecycle
+from funnel.inputs import FunnelError, normalise_email
 from funnel.models import Subscriber, Suppression
 from funnel.web import charts
 from funnel.web.auth import current_admin
@@ -210,12 +212,12 @@ def subscribers():
     page = request.args.get("page", "1")
     page_no = int(page) if page.isdigit() and int(page) > 0 else 1
     s = runtime.session()
-    total = s.scalar(importer.filtered(select(func.count()).select_from(Subscriber),
+    total = s.scalar(queries.subscriber_search(select(func.count()).select_from(Subscriber),
                                        search=q, status=status)) or 0
     pages = max(1, -(-total // PER_PAGE))
     page_no = min(page_no, pages)
     rows = s.scalars(
-        importer.filtered(select(Subscriber), search=q, status=status)
+        queries.subscriber_search(select(Subscriber), search=q, status=status)
         .order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
         .offset((page_no - 1) * PER_PAGE).limit(PER_PAGE)
     ).all()
@@ -241,7 +243,7 @@ def subscribers_csv():
 
 
 def _subscriber(public_id: str) -> Subscriber:
-    sub = services.subscriber_from_public_id(runtime.session(), public_id)
+    sub = cases.subscriber_from_public_id(runtime.session(), public_id)
     if sub is None:
         abort(404)
     return sub
@@ -268,7 +270,7 @@ def unsubscribe(public_id: str):
     sub = _subscriber(public_id)
     admin = current_admin()
     assert admin is not None
-    done = services.unsubscribe(runtime.session(), sub, now=runtime.now(),
+    done = cases.unsubscribe(runtime.session(), sub, now=runtime.now(),
                                 reason=f"unsubscribed by admin {admin.email}"[:500])
     flash("Unsubscribed: no more emails will be sent to this address." if done
           else "This subscriber was not receiving emails; nothing changed.")
@@ -293,11 +295,7 @@ def erase(public_id: str):
 @bp.get("/suppression")
 def suppression():
     s = runtime.session()
-    by_reason = s.execute(
-        select(Suppression.reason, func.count()).group_by(Suppression.reason)
-        .order_by(func.count().desc())
-    ).all()
-    latest = s.scalars(select(Suppression).order_by(Suppression.id.desc()).limit(100)).all()
+    by_reason, latest = queries.suppression_summary(s)
     total = sum(n for _r, n in by_reason)
     return render_template("admin/suppression.html", by_reason=by_reason, latest=latest,
                            total=total, result=None, checked=None)
@@ -309,29 +307,25 @@ def suppression_action():
     s = runtime.session()
     action = request.form.get("action")
     try:
-        address = services.normalise_email(request.form.get("email") or "")
-    except services.FunnelError as exc:
+        address = normalise_email(request.form.get("email") or "")
+    except FunnelError as exc:
         flash(str(exc))
         return redirect(url_for("admin.suppression"), code=303)
-    h = services.suppression_hash(s, address)
-    entry = s.scalar(select(Suppression).where(Suppression.email_hash == h))
+    h = privacy.suppression_hash(s, address)
+    entry = queries.suppression_entry(s, h)
     if action == "add":
         if entry is None:
             s.add(Suppression(email_hash=h, reason="added by admin", created_at=runtime.now()))
             s.commit()
-        sub = s.scalar(select(Subscriber).where(Subscriber.email == address))
+        sub = queries.subscriber_by_email(s, address)
         if sub is not None:
-            services.unsubscribe(s, sub, now=runtime.now(), reason="suppressed by admin")
+            cases.unsubscribe(s, sub, now=runtime.now(), reason="suppressed by admin")
         flash("Suppressed: this address will never be mailed or added again." if entry is None
               else "That address was already on the suppression list.")
         return redirect(url_for("admin.suppression"), code=303)
     result = (f"On the suppression list ({entry.reason}, since {entry.created_at:%d %b %Y})."
               if entry is not None else "Not on the suppression list.")
     s.rollback()  # a first-ever check may have created the salt: keep it only with data
-    by_reason = s.execute(
-        select(Suppression.reason, func.count()).group_by(Suppression.reason)
-        .order_by(func.count().desc())
-    ).all()
-    latest = s.scalars(select(Suppression).order_by(Suppression.id.desc()).limit(100)).all()
+    by_reason, latest = queries.suppression_summary(s)
     return render_template("admin/suppression.html", by_reason=by_reason, latest=latest,
                            total=sum(n for _r, n in by_reason), result=result, checked=address)

@@ -17,22 +17,15 @@ from flask import (
     url_for,
 )
 from sqlalchemy import select
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from funnel import runtime
 from funnel.models import AdminUser
+from funnel.passwords import check_password
 from funnel.web.extensions import limiter
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
 SESSION_TIMEOUT = timedelta(hours=8)
-# Checked when the address is unknown, so a wrong address and a wrong password
-# take the same time and nobody can probe which admin accounts exist.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
-
-
-def hash_password(password: str) -> str:
-    return generate_password_hash(password)
 
 
 def current_admin() -> AdminUser | None:
@@ -79,7 +72,7 @@ def login():
         password = request.form.get("password") or ""
         s = runtime.session()
         admin = s.scalar(select(AdminUser).where(AdminUser.email == email))
-        ok = check_password_hash(admin.password_hash if admin else _DUMMY_HASH, password)
+        ok = check_password(admin.password_hash if admin else None, password)
         if admin is not None and ok:
             session.clear()
             session["admin_id"] = admin.id

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from funnel.inputs import FunnelError, clean_first_name
 
 MAX_UTM = 100
 
@@ -30,7 +32,7 @@ class SignupForm(FlaskForm):
     utm_content = HiddenField(validators=[Optional(), Length(max=MAX_UTM)])
 
     def validate_first_name(self, field):  # type: ignore[no-untyped-def]
-        if field.data and any(c in field.data for c in "\r\n\x00"):
-            from wtforms.validators import ValidationError
-
-            raise ValidationError("Please use a first name without line breaks.")
+        try:
+            clean_first_name(field.data)
+        except FunnelError as exc:
+            raise ValidationError(str(exc)) from exc

@@ -27,10 +27,12 @@ from flask import (
 )
 from jinja2 import TemplateError
 
-from funnel import emailcheck, runtime, services
+from funnel import runtime
 from funnel.core.rendering import RenderedEmail
 from funnel.core.sequence import EmailFileError, EmailSource, read_email_file, step_from_source
-from funnel.emails_cli import run_check
+from funnel.inputs import FunnelError, normalise_email
+from funnel.mail import check as emailcheck
+from funnel.mail.check import run_check
 from funnel.transports import AuthError, TransientSendError
 from funnel.web.auth import login_required
 
@@ -209,8 +211,8 @@ def send_test(slug: str):
     src = _find(slug)
     back = redirect(url_for(".preview", slug=slug), code=303)
     try:
-        address = services.normalise_email(request.form.get("to", ""))
-    except services.FunnelError as exc:
+        address = normalise_email(request.form.get("to", ""))
+    except FunnelError as exc:
         flash(str(exc), "error")
         return back
     r = runtime.rt()

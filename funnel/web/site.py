@@ -8,7 +8,8 @@ from zoneinfo import available_timezones
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
-from funnel import runtime, services
+from funnel import runtime, subscribers
+from funnel.inputs import FunnelError
 from funnel.models import Visit
 from funnel.web.extensions import limiter
 from funnel.web.forms import SignupForm
@@ -70,7 +71,7 @@ def landing():
     form.referrer.data = source_host() or ""
     for k in UTM_KEYS:
         getattr(form, f"utm_{k}").data = request.args.get(f"utm_{k}", "")[:100]
-    return render_template("landing.html", form=form, consent_text=services.CONSENT_TEXT)
+    return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT)
 
 
 @bp.post("/free-plan")
@@ -82,12 +83,12 @@ def signup():
             from funnel.web.errors import render_error
 
             return render_error(400, "This form has expired. Please reload the page and try again.")
-        return render_template("landing.html", form=form, consent_text=services.CONSENT_TEXT), 422
+        return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
     if form.website.data:
         # A bot filled the honeypot: answer like a success, store nothing.
         return redirect(url_for("site.check_inbox"), code=303)
     s = runtime.session()
-    meta = services.SignupMeta(
+    meta = subscribers.SignupMeta(
         ip=request.remote_addr,
         user_agent=request.user_agent.string,
         page=request.url,
@@ -95,17 +96,17 @@ def signup():
         utm={k: getattr(form, f"utm_{k}").data or "" for k in UTM_KEYS},
     )
     try:
-        sub = services.subscribe(
+        sub = subscribers.subscribe(
             s, email=form.email.data, first_name=form.first_name.data,
             timezone=valid_zone(form.tz.data), meta=meta, now=runtime.now(),
         )
-    except services.FunnelError as exc:
+    except FunnelError as exc:
         getattr(form, exc.field).errors = [str(exc)]
-        return render_template("landing.html", form=form, consent_text=services.CONSENT_TEXT), 422
+        return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
     if sub is not None:
         r = runtime.rt()
         try:
-            services.send_confirmation(s, r.composer, r.transport, sub, runtime.now())
+            subscribers.send_confirmation(s, r.composer, r.transport, sub, runtime.now())
         except Exception:
             # The sign-up is saved; the person can submit again to get the email.
             current_app.logger.exception("confirmation email failed for subscriber %s", sub.id)

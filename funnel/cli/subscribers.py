@@ -1,28 +1,28 @@
-"""``flask --app funnel subscribers import|export``: the whole list as CSV.
-
-Registered on the ``subscribers`` group in ``funnel.subscribers_cli``.
-"""
+"""``flask --app funnel subscribers …``: per-address commands for the marketer."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 import click
-from flask import current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup
 
-from funnel import importer
+from funnel import importer, privacy
 from funnel.core import lifecycle
-from funnel.runtime import Runtime
+from funnel.core.sequence import load_sequence
+from funnel.inputs import FunnelError, normalise_email
+from funnel.runtime import rt as _rt
+
+subscribers_cli = AppGroup("subscribers", help="Subscribers: privacy requests, import and export.")
+
+
+# -- the whole list as CSV ------------------------------------------------------
 
 MAX_BAD_SHOWN = 100
-
-
-def _rt() -> Runtime:
-    return current_app.extensions["funnel"]
 
 
 def _count_rows(path: Path) -> int:
@@ -36,13 +36,12 @@ def _count_rows(path: Path) -> int:
             "spreadsheet, save it as \"CSV UTF-8\"; nothing was imported.") from exc
 
 
-@click.command("import")
+@subscribers_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--confirmed", is_flag=True,
               help="State that everyone in the file consented to these emails: they are "
                    "imported as confirmed and start the sequence. Without it they are pending "
                    "and sent nothing.")
-@with_appcontext
 def import_command(file: Path, confirmed: bool) -> None:
     """Add subscribers from a CSV file (columns: email, first_name, optional status, source).
 
@@ -76,12 +75,11 @@ def import_command(file: Path, confirmed: bool) -> None:
         click.echo("confirmed subscribers start the sequence on the worker's next pass")
 
 
-@click.command("export")
+@subscribers_cli.command("export")
 @click.argument("file", required=False, default="-",
                 type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
 @click.option("--status", type=click.Choice(lifecycle.STATUSES), help="Only this status.")
 @click.option("--search", metavar="TEXT", help="Only addresses containing TEXT.")
-@with_appcontext
 def export_command(file: str, status: str | None, search: str | None) -> None:
     """Write the list as CSV to FILE (or standard output), ready to import again."""
     rt = _rt()
@@ -101,3 +99,47 @@ def export_command(file: str, status: str | None, search: str | None) -> None:
                 os.unlink(tmp)
                 raise
     click.echo(f"exported {count} subscribers", err=True)
+
+
+# -- privacy requests (issue 6) -------------------------------------------------
+
+def _find(session, email: str):  # type: ignore[no-untyped-def]
+    """The subscriber with this address; a clear error when there is none."""
+    try:
+        sub = privacy.find_by_email(session, email)
+    except FunnelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if sub is None:
+        note = (" It is on the suppression list, so it will not be mailed."
+                if privacy.is_suppressed(session, normalise_email(email)) else "")
+        raise click.ClickException(f"No personal data is stored for {email.strip()}.{note}")
+    return sub
+
+
+@subscribers_cli.command("export-data")
+@click.argument("email")
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
+              show_default=True, help="Write the JSON here instead of to the terminal.")
+def export_data_command(email: str, output) -> None:  # type: ignore[no-untyped-def]
+    """Everything stored about EMAIL (profile, consent, emails sent), as JSON."""
+    rt = _rt()
+    subjects = load_sequence(rt.settings.emails_dir).subjects()
+    with rt.sessions() as s:
+        sub = _find(s, email)
+        data = privacy.export_data(s, sub, now=rt.clock(), subjects=subjects)
+    output.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@subscribers_cli.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase_command(email: str, yes: bool) -> None:
+    """Delete everything about EMAIL; keep only a salted hash so it is never mailed again."""
+    rt = _rt()
+    with rt.sessions() as s:
+        sub = _find(s, email)
+        address = sub.email
+        if not yes:
+            click.confirm(f"Erase all data about {address}? This cannot be undone", abort=True)
+        privacy.erase(s, sub, rt.clock())
+    click.echo(f"erased {address}; only a salted hash remains on the suppression list")

@@ -12,9 +12,9 @@ from funnel.config import Settings
 from funnel.core.rendering import RenderedEmail, Renderer, UserText
 from funnel.core.sequence import EmailSource, read_email_file
 from funnel.core.tokens import Tokens
-from funnel.links import Links
+from funnel.mail.links import Links
+from funnel.mail.shared_body import SharedBodies
 from funnel.models import Subscriber
-from funnel.shared_body import SharedBodies
 from funnel.transports import Message
 
 LIST_ID = "Run Stronger free plan <free-plan.runstronger.example>"

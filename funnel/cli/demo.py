@@ -6,8 +6,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from funnel import demo
 from funnel.config import is_production
-from funnel.runtime import Runtime
+from funnel.core.sequence import load_sequence
+from funnel.runtime import rt as _rt
 
 demo_cli = AppGroup("demo", help="Demo data for trying the dashboard.")
 
@@ -20,12 +22,9 @@ demo_cli = AppGroup("demo", help="Demo data for trying the dashboard.")
               help="The same seed gives the same data.")
 def seed_command(days: int, scale: float, random_seed: int) -> None:
     """Fill an empty database with visits, sign-ups, emails and their events."""
-    from funnel import demo
-    from funnel.core.sequence import load_sequence
-
     if is_production(current_app.config):
         raise click.ClickException("demo data is never added in production (FUNNEL_ENV)")
-    rt: Runtime = current_app.extensions["funnel"]
+    rt = _rt()
     with rt.sessions() as s:
         try:
             report = demo.seed(s, now=rt.clock(), settings=rt.settings,

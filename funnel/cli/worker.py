@@ -1,4 +1,4 @@
-"""Command line: ``flask --app funnel …``."""
+"""``flask --app funnel worker|serve|sequence|schedule``: the drip engine from a shell."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import threading
 from datetime import UTC, datetime
 
 import click
-from flask import Flask, current_app
-from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import select
+from flask import current_app
+from flask.cli import with_appcontext
 
-from funnel import db as database
+from funnel import queries
+from funnel.core.sequence import load_sequence
+from funnel.drip.worker import DONE_STATES
+from funnel.inputs import FunnelError, normalise_email
 from funnel.models import Delivery, Subscriber
-from funnel.runtime import Runtime
-
-
-def _rt() -> Runtime:
-    return current_app.extensions["funnel"]
+from funnel.runtime import make_worker
+from funnel.runtime import rt as _rt
+from funnel.transports import AuthError
 
 
 def parse_now(value: str | None) -> datetime | None:
@@ -31,30 +31,12 @@ def parse_now(value: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def make_worker(rt: Runtime):  # type: ignore[no-untyped-def]
-    from funnel.worker import Worker
-
-    return Worker(rt.sessions, rt.settings, rt.transport)
-
-
-db_cli = AppGroup("db", help="Database migrations.")
-
-
-@db_cli.command("upgrade")
-def db_upgrade() -> None:
-    """Apply all migrations (safe to run again)."""
-    database.upgrade(current_app.config["DATABASE_URL"])
-    click.echo("database is up to date")
-
-
 @click.command("worker")
 @with_appcontext
 @click.option("--once", is_flag=True, help="Do one pass, then exit.")
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if it were this time.")
 def worker_command(once: bool, now_text: str | None) -> None:
     """Send what is due; runs until SIGTERM (finishing its batch first)."""
-    from funnel.transports import AuthError
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
     rt = _rt()
     fixed = parse_now(now_text)
@@ -90,8 +72,6 @@ def worker_command(once: bool, now_text: str | None) -> None:
 @with_appcontext
 def sequence_command() -> None:
     """Print the drip sequence: order, slug, delay, window, subject."""
-    from funnel.core.sequence import load_sequence
-
     seq = load_sequence(_rt().settings.emails_dir)
     for i, step in enumerate(seq, 1):
         window = "default" if step.window is None else (
@@ -112,10 +92,6 @@ def _fmt_delay(td) -> str:  # type: ignore[no-untyped-def]
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Plan as if it were this time.")
 def schedule_command(email: str, now_text: str | None) -> None:
     """Print when each step went, or will go, out to one subscriber."""
-    from funnel.core.sequence import load_sequence
-    from funnel.services import FunnelError, normalise_email
-    from funnel.worker import DONE_STATES
-
     rt = _rt()
     try:
         address = normalise_email(email)
@@ -125,7 +101,7 @@ def schedule_command(email: str, now_text: str | None) -> None:
     seq = load_sequence(rt.settings.emails_dir)
     worker = make_worker(rt)
     with rt.sessions() as s:
-        sub = s.scalar(select(Subscriber).where(Subscriber.email == address))
+        sub = queries.subscriber_by_email(s, address)
         if sub is None:
             raise click.ClickException(f"no subscriber {address}")
         click.echo(f"{sub.email}: {sub.status}, time zone {sub.timezone}")
@@ -183,47 +159,3 @@ def serve_command(host: str, port: int, worker: bool) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
-admin_cli = AppGroup("admin", help="Admin accounts.")
-
-
-@admin_cli.command("create")
-@click.argument("email")
-@click.password_option(help="Asked for when not given; at least 10 characters.")
-def admin_create(email: str, password: str) -> None:
-    """Create an admin account, or reset its password."""
-    from funnel.models import AdminUser
-    from funnel.services import FunnelError, normalise_email
-    from funnel.web.auth import hash_password
-
-    try:
-        address = normalise_email(email)
-    except FunnelError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if len(password) < 10:
-        raise click.ClickException("the password must be at least 10 characters")
-    rt = _rt()
-    with rt.sessions() as s:
-        admin = s.scalar(select(AdminUser).where(AdminUser.email == address))
-        if admin is None:
-            s.add(AdminUser(email=address, password_hash=hash_password(password),
-                            created_at=rt.clock()))
-            verb = "created"
-        else:
-            admin.password_hash = hash_password(password)
-            verb = "updated"
-        s.commit()
-    click.echo(f"admin {address} {verb}")
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(admin_cli)
-    app.cli.add_command(db_cli)
-    app.cli.add_command(worker_command)
-    app.cli.add_command(sequence_command)
-    app.cli.add_command(schedule_command)
-    app.cli.add_command(serve_command)
-    app.cli.add_command(__import__("funnel.emails_cli", fromlist=["emails_cli"]).emails_cli)
-    app.cli.add_command(__import__("funnel.demo_cli", fromlist=["demo_cli"]).demo_cli)
-    from funnel.subscribers_cli import subscribers_cli
-
-    app.cli.add_command(subscribers_cli)

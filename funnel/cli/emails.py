@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import AppGroup
 from jinja2 import TemplateError
-from werkzeug.exceptions import MethodNotAllowed, NotFound
-from werkzeug.routing import RequestRedirect
 
-from funnel import emailcheck
 from funnel.config import PROJECT_ROOT
 from funnel.core.sequence import EmailFileError, read_email_file
+from funnel.mail import check as emailcheck
+from funnel.mail.check import run_check
 from funnel.runtime import Runtime
 
 emails_cli = AppGroup("emails", help="Check and preview the email files in emails/.")
-
-
-def route_checker(app: Flask) -> Callable[[str], bool]:
-    """Whether a GET on ``path`` reaches a page of this app (a redirect counts)."""
-    adapter = app.url_map.bind("localhost")
-
-    def exists(path: str) -> bool:
-        try:
-            adapter.match(path, method="GET")
-        except RequestRedirect:
-            return True
-        except (NotFound, MethodNotAllowed):
-            return False
-        return True
-
-    return exists
-
-
-def sample_variables(rt: Runtime) -> dict[str, Any]:
-    """Every template variable, filled in for the sample reader."""
-    return rt.composer.variables(emailcheck.sample_subscriber(), "preview")
-
-
-def run_check(app: Flask) -> list[emailcheck.Problem]:
-    rt: Runtime = app.extensions["funnel"]
-    return emailcheck.check_emails(
-        rt.settings.emails_dir, sample_variables(rt), base_url=rt.settings.base_url,
-        route_exists=route_checker(app),
-    )
 
 
 @emails_cli.command("check")

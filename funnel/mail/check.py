@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
 
 from funnel.core.rendering import Renderer
 from funnel.core.sequence import (
@@ -34,6 +36,11 @@ from funnel.core.sequence import (
     read_email_file,
 )
 from funnel.models import Subscriber
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from funnel.runtime import Runtime
 
 ERROR = "error"
 WARNING = "warning"
@@ -430,3 +437,34 @@ def check_emails(
 
 def has_errors(problems: Iterable[Problem]) -> bool:
     return any(p.level == ERROR for p in problems)
+
+
+# -- checking the files an app serves -----------------------------------------
+
+def route_checker(app: Flask) -> Callable[[str], bool]:
+    """Whether a GET on ``path`` reaches a page of this app (a redirect counts)."""
+    adapter = app.url_map.bind("localhost")
+
+    def exists(path: str) -> bool:
+        try:
+            adapter.match(path, method="GET")
+        except RequestRedirect:
+            return True
+        except (NotFound, MethodNotAllowed):
+            return False
+        return True
+
+    return exists
+
+
+def sample_variables(rt: Runtime) -> dict[str, Any]:
+    """Every template variable, filled in for the sample reader."""
+    return rt.composer.variables(sample_subscriber(), "preview")
+
+
+def run_check(app: Flask) -> list[Problem]:
+    rt = app.extensions["funnel"]
+    return check_emails(
+        rt.settings.emails_dir, sample_variables(rt), base_url=rt.settings.base_url,
+        route_exists=route_checker(app),
+    )

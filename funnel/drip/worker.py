@@ -26,11 +26,11 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from funnel.compose import Composer
 from funnel.config import Settings
 from funnel.core import lifecycle
 from funnel.core.schedule import due_at, next_step, zone
 from funnel.core.sequence import Sequence, load_sequence
+from funnel.mail.compose import Composer
 from funnel.models import AppState, Delivery, Subscriber, new_public_id
 from funnel.transports import AuthError, Message, TransientSendError, Transport
 

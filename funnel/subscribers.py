@@ -1,24 +1,29 @@
-"""Use cases: named verbs that own their transactions. No Flask in here."""
+"""Subscriber use cases: named verbs that own their transactions. No Flask in here.
+
+subscribe, confirm, unsubscribe, pause, resume, update_profile, resubscribe. Every
+change is committed at once and moves ``next_due_at`` so the worker's very next
+pass acts on it.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from funnel.compose import Composer
 from funnel.core import lifecycle
+from funnel.core.lifecycle import UNTIL_RESUMED, is_paused
 from funnel.core.tokens import BadToken, ExpiredToken
-from funnel.models import AppState, ConsentRecord, Subscriber, Suppression
+from funnel.inputs import FunnelError, clean_first_name, normalise_email, time_zones
+from funnel.mail.compose import Composer
+from funnel.models import ConsentRecord, Subscriber
+from funnel.privacy import is_suppressed
 from funnel.transports import Transport
 
 log = logging.getLogger(__name__)
@@ -34,38 +39,12 @@ CONSENT_TEXT = (
 CONFIRM_RESEND_AFTER = timedelta(minutes=5)
 
 
-class FunnelError(ValueError):
-    """A request we refuse; the message is safe to show to the person."""
-
-    def __init__(self, message: str, field: str = "email") -> None:
-        super().__init__(message)
-        self.field = field
 
 
-def normalise_email(raw: str) -> str:
-    raw = (raw or "").strip()
-    if len(raw) > 254:
-        raise FunnelError("That email address is too long.")
-    try:
-        info = validate_email(raw, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise FunnelError(f"That email address doesn't look right: {exc}") from exc
-    return info.normalized.lower()
 
 
-def suppression_hash(session: Session, email: str) -> str:
-    """Salted hash of an address; the salt lives in the database, not the key."""
-    salt = session.get(AppState, "suppression_salt")
-    if salt is None:
-        salt = AppState(key="suppression_salt", value=secrets.token_hex(32))
-        session.add(salt)
-        session.flush()
-    return hmac.new(salt.value.encode(), email.encode(), hashlib.sha256).hexdigest()
 
 
-def is_suppressed(session: Session, email: str) -> bool:
-    h = suppression_hash(session, email)
-    return session.scalar(select(Suppression.id).where(Suppression.email_hash == h)) is not None
 
 
 @dataclass(frozen=True)
@@ -91,11 +70,7 @@ def subscribe(
     The caller shows the same page in every case, so nobody can learn whether an
     address is on the list.
     """
-    first_name = (first_name or "").strip() or None
-    if first_name and any(c in first_name for c in "\r\n\x00"):
-        raise FunnelError("Please use a first name without line breaks.", "first_name")
-    if first_name and len(first_name) > 80:
-        raise FunnelError("That first name is too long (80 characters at most).", "first_name")
+    first_name = clean_first_name(first_name)
     email = normalise_email(email)
     for attempt in range(2):
         try:
@@ -263,3 +238,76 @@ def unsubscribe(session: Session, sub: Subscriber, *, now: datetime, reason: str
     ))
     session.commit()
     return True
+
+
+# -- what a subscriber controls from the preference page --------------------
+
+
+
+PAUSE_CHOICES: dict[str, timedelta | None] = {
+    "1w": timedelta(weeks=1),
+    "2w": timedelta(weeks=2),
+    "resume": None,  # until the subscriber resumes
+}
+
+
+def pause_end(choice: str, now: datetime) -> datetime:
+    """When a pause chosen on the page ends; raises FunnelError for anything else."""
+    if choice not in PAUSE_CHOICES:
+        raise FunnelError("Please choose how long to pause for.", "pause")
+    length = PAUSE_CHOICES[choice]
+    return UNTIL_RESUMED if length is None else now + length
+
+
+def pause(session: Session, sub: Subscriber, until: datetime, now: datetime) -> None:
+    """Hold the plan until ``until``; nothing is sent in between, nothing is skipped."""
+    if sub.status != lifecycle.CONFIRMED:
+        raise FunnelError("Only an active subscription can be paused.", "pause")
+    if until <= now:
+        raise FunnelError("A pause has to end in the future.", "pause")
+    sub.paused_until = until
+    # The worker would hold them anyway; moving the cursor saves it the visit.
+    if sub.next_due_at is not None:
+        sub.next_due_at = max(sub.next_due_at, until)
+    session.commit()
+
+
+def resume(session: Session, sub: Subscriber, now: datetime) -> bool:
+    """End a pause now. Returns False when there was no pause to end."""
+    was_paused = is_paused(sub, now)
+    sub.paused_until = None
+    if sub.status == lifecycle.CONFIRMED:
+        # The worker re-decides on its next pass: the next step goes out when due
+        # (at once if it fell due during the pause, inside the sending window).
+        sub.next_due_at = now
+    session.commit()
+    return was_paused
+
+
+def update_profile(session: Session, sub: Subscriber, *, first_name: str | None,
+                   tz: str, now: datetime) -> bool:
+    """Change the name emails greet with and the zone they are timed in.
+
+    Returns True if anything changed. Raises FunnelError (with the field) when
+    a value cannot be used; nothing is saved then.
+    """
+    name = clean_first_name(first_name)
+    if tz not in time_zones():
+        raise FunnelError("Please choose a time zone from the list.", "timezone")
+    changed = (name, tz) != (sub.first_name, sub.timezone)
+    if tz != sub.timezone and sub.status == lifecycle.CONFIRMED:
+        sub.next_due_at = now  # re-plan the next email in the new zone's sending window
+    sub.first_name, sub.timezone = name, tz
+    session.commit()
+    return changed
+
+
+def resubscribe(session: Session, sub: Subscriber, *, meta: SignupMeta,
+                now: datetime) -> Subscriber | None:
+    """Sign an unsubscribed person up again: back to pending, so they must confirm
+    the address before anything but the confirmation email is sent. Returns the
+    subscriber to send the confirmation to, or None."""
+    if sub.status != lifecycle.UNSUBSCRIBED:
+        return None
+    return subscribe(session, email=sub.email, first_name=sub.first_name,
+                              timezone=sub.timezone, meta=meta, now=now)

@@ -1,0 +1,1 @@
+"""Email: composing, rendering, link building, batching for providers and the lint."""

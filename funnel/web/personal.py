@@ -1,0 +1,33 @@
+"""Pieces shared by the pages reached through a personal link (email links, preferences)."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from funnel import runtime, subscribers
+from funnel.models import Subscriber
+from funnel.web.errors import render_error
+
+# No cache may keep a page reached by a personal link, and no search engine list it.
+PRIVATE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+
+
+def request_meta() -> subscribers.SignupMeta:
+    return subscribers.SignupMeta(ip=request.remote_addr, user_agent=request.user_agent.string)
+
+
+def invalid_link():  # type: ignore[no-untyped-def]
+    return render_error(
+        400, "This link isn't valid. It may have been cut short when it was copied: "
+        "try opening it straight from the email.")
+
+
+def try_confirmation(sub: Subscriber, claimed: bool = False) -> None:
+    """Send a confirmation email; the state change stands even if mail is down.
+    ``claimed``: subscribers.subscribe already decided this request sends it."""
+    r = runtime.rt()
+    send = subscribers.send_confirmation if claimed else subscribers.request_confirmation
+    try:
+        send(runtime.session(), r.composer, r.transport, sub, runtime.now())
+    except Exception:
+        current_app.logger.exception("confirmation email failed for subscriber %s", sub.id)
