@@ -34,9 +34,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.web import (
         admin,
         auth,
+        broadcasts,
         errors,
         extensions,
         links,
+        newsletter,
         preferences,
         previews,
         site,
@@ -50,9 +52,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(site.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(newsletter.bp)
     app.register_blueprint(webhooks.bp)
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(previews.bp)
+    app.register_blueprint(broadcasts.bp)
     cli.init_app(app)
     return app

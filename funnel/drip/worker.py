@@ -180,7 +180,7 @@ class Worker:
 
     def _hold(self, sub: Subscriber, now: datetime) -> bool:
         """Stop or delay a subscriber who must not get mail now. True if held."""
-        if not lifecycle.can_receive_sequence(sub.status):
+        if not lifecycle.can_receive_sequence(sub.status) or not sub.wants_plan:
             sub.next_due_at = None
             sub.lease_until = None
             return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, time
+from pathlib import Path
 
 from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from funnel.core.broadcast import Broadcast, Filter, local_due, parse_filter, source_text
 from funnel.core.schedule import zone
+from funnel.core.sequence import EmailSource, parse_email_text
 from funnel.models import (
     BROADCAST_CANCELLED,
     BROADCAST_SCHEDULED,
@@ -33,7 +35,9 @@ from funnel.models import (
 )
 from funnel.newsletter.audience import audience_ids
 
-BROADCAST_KIND = "broadcast"
+BROADCAST_KIND = "broadcast"  # the delivery kind (funnel.sending.BROADCAST)
+REASON = ("You are getting this because you signed up for Run Stronger and chose to "
+          "get the newsletter.")
 
 
 class ScheduleError(ValueError):
@@ -45,6 +49,12 @@ class Scheduled:
     row: BroadcastRow
     recipients: int
     already_had: int  # left out because an earlier, cancelled run reached them
+
+
+def frozen_source(row: BroadcastRow, emails_dir: str) -> EmailSource:
+    """The copy stored at scheduling, as an email source (its path names the file)."""
+    path = Path(emails_dir, "broadcasts", f"{row.slug}.md")
+    return parse_email_text(path, row.source)
 
 
 def audience_of(row: BroadcastRow) -> Filter:

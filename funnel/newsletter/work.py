@@ -14,7 +14,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from funnel import sending
 from funnel.core import lifecycle
-from funnel.core.sequence import EmailFileError, EmailSource, parse_email_text
+from funnel.core.sequence import EmailFileError, EmailSource
 from funnel.models import (
     BROADCAST_CANCELLED,
     BROADCAST_SCHEDULED,
@@ -37,14 +36,12 @@ from funnel.models import (
     Subscriber,
     new_public_id,
 )
-from funnel.newsletter.scheduling import mark_finished
+from funnel.newsletter.scheduling import REASON, frozen_source, mark_finished
 from funnel.sending import BROADCAST, DONE_STATES, RETRY, SENDING, UNKNOWN, Outgoing
 from funnel.transports import Message, Transport
 
 log = logging.getLogger(__name__)
 
-REASON = ("You are getting this because you signed up for Run Stronger and chose to "
-          "get the newsletter.")
 # A broadcast whose frozen copy cannot be rendered (it passed the check when it
 # was scheduled, so this means a bug or a changed layout) is looked at again later.
 RENDER_RECHECK = timedelta(minutes=5)
@@ -63,12 +60,6 @@ class BroadcastReport:
 def delivery_key(d: Delivery) -> str:
     """Outbox file name and provider key: stable, so a resend replaces, never adds."""
     return f"{d.created_at:%Y%m%dT%H%M%S}-{d.step_slug}-{d.public_id}"
-
-
-def frozen_source(row: Broadcast, emails_dir: str) -> EmailSource:
-    """The copy stored at scheduling, as an email source (its path names the file)."""
-    path = Path(emails_dir, "broadcasts", f"{row.slug}.md")
-    return parse_email_text(path, row.source)
 
 
 def why_not(sub: Subscriber, now: datetime) -> str | None:

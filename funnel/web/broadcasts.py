@@ -24,8 +24,8 @@ from funnel.core.broadcast import (
 from funnel.core.sequence import EmailFileError, read_email_file
 from funnel.newsletter import audience as aud
 from funnel.newsletter import scheduling
-from funnel.newsletter.checking import run_check
-from funnel.newsletter.commands import last_step
+from funnel.cli.broadcast import last_step
+from funnel.mail.check import run_check
 from funnel.web.auth import current_admin
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")

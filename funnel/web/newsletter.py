@@ -17,7 +17,7 @@ from funnel.models import BROADCAST_SENDING, BROADCAST_SENT, Broadcast
 from funnel.core.sequence import EmailFileError, load_sequence
 from funnel.newsletter.archive import PublicIssue, atom_feed, public_variables, render_public
 from funnel.newsletter.cadence import NEWSLETTER, Cadence, cadence
-from funnel.newsletter.work import frozen_source
+from funnel.newsletter.scheduling import frozen_source
 
 bp = Blueprint("newsletter", __name__, url_prefix="/newsletter")
 

@@ -25,6 +25,9 @@ from funnel.core.broadcast import (
 from funnel.core.sequence import EmailFileError, load_sequence, read_email_file
 from funnel.newsletter import audience as aud
 from funnel.newsletter import scheduling
+from funnel.inputs import FunnelError, normalise_email
+from funnel.mail.check import run_check, sample_subscriber
+from funnel.newsletter.scheduling import REASON
 from funnel.runtime import Runtime
 
 broadcast_cli = AppGroup("broadcast", help="Send one-off newsletters from emails/broadcasts/.")
@@ -70,8 +73,6 @@ def _filter(item: Broadcast, where: tuple[str, ...]) -> Filter:
 
 def check_errors(path: Path) -> list[str]:
     """The check's errors for one broadcast file (and the layout it uses)."""
-    from funnel.newsletter.checking import run_check  # the app's full check
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return [p.display() for p in run_check(app)
             if p.level == "error" and (p.path == path or p.path.parent.name == "layout")]
@@ -202,10 +203,6 @@ def cancel_command(slug: str) -> None:
 @click.option("--to", "to", required=True, metavar="EMAIL", help="Where to send the test.")
 def test_command(slug: str, to: str) -> None:
     """Send SLUG once to EMAIL, with the sample reader's data and [TEST] in the subject."""
-    from funnel.inputs import FunnelError, normalise_email
-    from funnel.mail.check import sample_subscriber
-    from funnel.newsletter.work import REASON
-
     rt = _rt()
     item = _load(slug)
     try:
