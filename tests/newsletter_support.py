@@ -43,3 +43,4 @@ def run_worker(runner) -> str:
     result = runner.invoke(args=["worker", "--once"])
     assert result.exit_code == 0, result.output
     return result.output
+
