@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.conftest import ratio, record
 from funnel import create_app
 from funnel.db import upgrade
-from funnel.drip.worker import Worker
+from funnel.runtime import make_worker
 from funnel.models import AppState, Subscriber
 from funnel.transports.outbox import OutboxTransport
 from tests.drip import make_emails_dir
@@ -57,7 +57,7 @@ def test_baseline_render_and_write_only(benchmark, tmp):
     """Baseline: render and write SEND_N emails with no database at all."""
     app = make_app(tmp / "base", f"sqlite:///{tmp}/base.db")
     rt = app.extensions["funnel"]
-    step = Worker(rt.sessions, rt.settings, rt.transport).load_sequence().steps[0]
+    step = make_worker(rt).load_sequence().steps[0]
     outbox = OutboxTransport(tmp / "base-outbox")
     subs = [Subscriber(email=f"r{i}@example.com", first_name="R", public_id=f"p{i}")
             for i in range(SEND_N)]
@@ -81,7 +81,7 @@ def test_worker_pass_sending(benchmark, tmp):
         seed_sqlite(db, SEND_N, NOW)
         app = make_app(tmp / f"send{n}", f"sqlite:///{db}")
         rt = app.extensions["funnel"]
-        return (Worker(rt.sessions, rt.settings, rt.transport),), {}
+        return (make_worker(rt),), {}
 
     def run(worker):
         report = worker.run_pass(NOW)
@@ -105,7 +105,7 @@ def test_idle_pass(benchmark, tmp, n):
     seed_sqlite(db, n, NOW + timedelta(days=1))
     app = make_app(tmp / f"idle{n}", f"sqlite:///{db}")
     rt = app.extensions["funnel"]
-    worker = Worker(rt.sessions, rt.settings, rt.transport)
+    worker = make_worker(rt)
     with rt.sessions() as s:  # as if the workers had already seen this sequence
         s.add(AppState(key="sequence_fingerprint", value=worker.load_sequence().fingerprint))
         s.commit()

@@ -137,8 +137,11 @@ class Delivery(Base):
     # Opaque id given to the provider (custom_args) and used as the outbox file name.
     public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    # drip (a sequence step), broadcast (a one-off newsletter, step_slug = its
+    # slug) or system (confirm-…, already-subscribed-…); see funnel/sending.py.
+    kind: Mapped[str] = mapped_column(String(16), default="drip", server_default="drip")
     step_slug: Mapped[str] = mapped_column(String(100))
-    # sending -> sent | retry -> sending ... | failed | skipped | unknown
+    # queued | held -> sending -> sent | retry -> sending ... | failed | unknown
     state: Mapped[str] = mapped_column(String(16), default="sending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
@@ -146,6 +149,8 @@ class Delivery(Base):
     provider_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When an unsettled row (queued, retry, held) is next tried; NULL once settled.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="deliveries")
     events: Mapped[list[DeliveryEvent]] = relationship(
@@ -153,8 +158,11 @@ class Delivery(Base):
     )
 
     __table_args__ = (
-        UniqueConstraint("subscriber_id", "step_slug", name="uq_delivery_subscriber_step"),
+        UniqueConstraint("subscriber_id", "kind", "step_slug",
+                         name="uq_delivery_subscriber_kind_step"),
+        CheckConstraint("kind IN ('drip', 'broadcast', 'system')", name="kind"),
         Index("ix_delivery_step_state", "step_slug", "state"),
+        Index("ix_delivery_retry_at", "retry_at"),
     )
 
 

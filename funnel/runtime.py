@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.config import Settings
+from funnel.core.sequence import load_sequence
 from funnel.db import make_engine, make_sessionmaker
+from funnel.drip.planner import Rules
+from funnel.drip.store import Store
 from funnel.drip.worker import Worker
 from funnel.mail.compose import Composer
+from funnel.sending import MAX_ATTEMPTS
 from funnel.transports import Transport, make_transport
 
 
@@ -56,9 +63,36 @@ def rt() -> Runtime:
     return current_app.extensions["funnel"]  # type: ignore[no-any-return]
 
 
-def make_worker(runtime: Runtime) -> Worker:
-    """A drip worker wired to this app's database, transport and settings."""
-    return Worker(runtime.sessions, runtime.settings, runtime.transport)
+def make_worker(runtime: Runtime, *, transport: Transport | None = None,
+                composer: Composer | None = None,
+                clock: Callable[[], datetime] | None = None) -> Worker:
+    """A worker wired to this app's database, transport and settings; each part
+    can be swapped (tests inject faults through ``transport`` or ``composer``)."""
+    settings = runtime.settings
+    transport = transport or runtime.transport
+    clock = clock or runtime.clock
+    store = Store(
+        runtime.sessions,
+        owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
+        batch_size=settings.batch_size, lease_seconds=settings.lease_seconds,
+    )
+    rules = Rules(
+        window=(settings.window_start, settings.window_end),
+        min_gap=timedelta(hours=settings.catchup_min_gap_hours),
+        max_attempts=MAX_ATTEMPTS, default_timezone=settings.default_timezone,
+        resend_interrupted=transport.idempotent,
+    )
+    # Its own composer: the web threads' one caches templates unsynchronised.
+    composer = composer or Composer(settings, clock)
+    # The newsletter's broadcasts go through the same send step, on their own to-do list.
+    from funnel.newsletter.work import BroadcastWork
+
+    broadcasts = BroadcastWork(runtime.sessions, composer, transport, owner=store.owner,
+                               emails_dir=settings.emails_dir, batch_size=settings.batch_size,
+                               lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS)
+    return Worker(store, composer, transport, clock,
+                  sequence=lambda: load_sequence(settings.emails_dir), rules=rules,
+                  pieces=[broadcasts.run])
 
 
 def session() -> Session:
@@ -69,7 +103,13 @@ def session() -> Session:
 
 
 def now() -> datetime:
-    return rt().clock()
+    """The time of this request: read once, so every decision in it agrees
+    (two readings a few milliseconds apart once kept a failed send from retrying)."""
+    if not has_request_context():
+        return rt().clock()
+    if "request_now" not in g:
+        g.request_now = rt().clock()
+    return g.request_now  # type: ignore[no-any-return]
 
 
 def _close_session(_exc: BaseException | None) -> None:

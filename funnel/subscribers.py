@@ -8,15 +8,15 @@ pass acts on it.
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from funnel import system_mail
 from funnel.core import lifecycle
 from funnel.core.lifecycle import UNTIL_RESUMED, is_paused
 from funnel.core.tokens import BadToken, ExpiredToken
@@ -24,7 +24,6 @@ from funnel.inputs import FunnelError, clean_first_name, normalise_email, time_z
 from funnel.mail.compose import Composer
 from funnel.models import ConsentRecord, Subscriber
 from funnel.privacy import is_suppressed
-from funnel.transports import Transport
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +35,6 @@ CONSENT_TEXT = (
     "I can stop either one, or unsubscribe from both with one click, at any time. "
     "My address is used for nothing else."
 )
-# Asking again within this time re-uses the email already sent instead of
-# letting a stranger flood someone's inbox through our form.
-CONFIRM_RESEND_AFTER = timedelta(minutes=5)
 
 
 
@@ -67,7 +63,9 @@ def subscribe(
     meta: SignupMeta,
     now: datetime,
 ) -> Subscriber | None:
-    """Record a sign-up. Returns the subscriber to send a confirmation to, or None.
+    """Record a sign-up and queue its email for the worker (a confirmation, or
+    "you're already on the list"). Returns the subscriber when mail was queued, so
+    the caller can wake the worker, else None.
 
     The caller shows the same page in every case, so nobody can learn whether an
     address is on the list.
@@ -88,89 +86,61 @@ def subscribe(
 
 
 def _subscribe_once(session, email, first_name, timezone, meta, now):  # type: ignore[no-untyped-def]
+    """The same work for every address, new or known (a queued row, never a send),
+    so the answer's timing tells nobody whether an address is on the list."""
     if is_suppressed(session, email):
         return None
     # Locked, so two sign-ups for one address at once decide one after the other.
     sub = session.scalar(select(Subscriber).where(Subscriber.email == email).with_for_update())
     if sub is None:
-        sub = Subscriber(email=email, status=lifecycle.PENDING, created_at=now, timezone=timezone)
+        sub = Subscriber(email=email, status=lifecycle.PENDING, created_at=now, timezone=timezone,
+                         first_name=first_name)
         session.add(sub)
-        send = True
-    elif sub.status == lifecycle.PENDING:
-        send = sub.confirm_sent_at is None or now - sub.confirm_sent_at >= CONFIRM_RESEND_AFTER
+        _take_source(sub, timezone, meta)
+    elif sub.status == lifecycle.CONFIRMED:
+        # Same page as everyone; the owner of the address learns they are on the list.
+        return sub if system_mail.queue(session, sub, system_mail.ALREADY, now) else None
     elif sub.status == lifecycle.UNSUBSCRIBED:
         sub.status = lifecycle.transition(sub.status, lifecycle.PENDING)
         sub.unsubscribed_at = None
         sub.confirmed_at = None
         sub.status_reason = None
-        sub.confirm_sent_at = None
-        send = True
-    else:  # confirmed, bounced, complained: nothing changes, nothing is sent
+        # A fresh sign-up: where it came from is new; a name already held is kept
+        # (a stranger's text must not reach the drip once the owner confirms).
+        sub.first_name = sub.first_name or first_name
+        _take_source(sub, timezone, meta)
+    elif sub.status != lifecycle.PENDING:  # bounced, complained: nothing changes
         return None
-    if sub.status == lifecycle.PENDING:
-        if first_name:
-            sub.first_name = first_name
-        sub.timezone = timezone
-        utm = meta.utm or {}
-        sub.referrer = (meta.referrer or "")[:500] or None
-        sub.landing_page = (meta.page or "")[:500] or None
-        for key in ("source", "medium", "campaign", "term", "content"):
-            setattr(sub, f"utm_{key}", (utm.get(key) or "")[:100] or None)
-        session.add(
-            ConsentRecord(
-                subscriber=sub, action="signup", at=now, text_version=CONSENT_VERSION,
-                text=CONSENT_TEXT, ip=meta.ip, user_agent=(meta.user_agent or "")[:500] or None,
-                page=(meta.page or "")[:500] or None,
-                utm=urlencode([(f"utm_{k}", v[:100]) for k, v in utm.items() if v])[:600] or None,
-            )
+    # A pending person's name, zone and source stay as they first gave them.
+    utm = meta.utm or {}
+    session.add(
+        ConsentRecord(
+            subscriber=sub, action="signup", at=now, text_version=CONSENT_VERSION,
+            text=CONSENT_TEXT, ip=meta.ip, user_agent=(meta.user_agent or "")[:500] or None,
+            page=(meta.page or "")[:500] or None,
+            utm=urlencode([(f"utm_{k}", v[:100]) for k, v in utm.items() if v])[:600] or None,
         )
-    if send:
-        sub.confirm_sent_at = now  # claimed in this transaction: only one request sends
+    )
     session.flush()
-    return sub if send else None
+    return sub if system_mail.queue(session, sub, system_mail.CONFIRM, now) else None
 
 
-def request_confirmation(
-    session: Session, composer: Composer, transport: Transport, sub: Subscriber, now: datetime
-) -> bool:
-    """Send a fresh confirmation link unless one went out in the last few minutes."""
-    claimed = session.execute(
-        update(Subscriber)
-        .where(Subscriber.id == sub.id, Subscriber.status == lifecycle.PENDING)
-        .where((Subscriber.confirm_sent_at.is_(None))
-               | (Subscriber.confirm_sent_at <= now - CONFIRM_RESEND_AFTER))
-        .values(confirm_sent_at=now)
-    ).rowcount
+def _take_source(sub: Subscriber, timezone: str, meta: SignupMeta) -> None:
+    sub.timezone = timezone
+    utm = meta.utm or {}
+    sub.referrer = (meta.referrer or "")[:500] or None
+    sub.landing_page = (meta.page or "")[:500] or None
+    for key in ("source", "medium", "campaign", "term", "content"):
+        setattr(sub, f"utm_{key}", (utm.get(key) or "")[:100] or None)
+
+
+def request_confirmation(session: Session, sub: Subscriber, now: datetime) -> bool:
+    """Queue a fresh confirmation link for the worker, within the per-address caps
+    (funnel/system_mail.py). True when the worker has one to send."""
+    queued = sub.status == lifecycle.PENDING and system_mail.queue(
+        session, sub, system_mail.CONFIRM, now)
     session.commit()
-    if claimed:
-        send_confirmation(session, composer, transport, sub, now)
-    return bool(claimed)
-
-
-def send_confirmation(
-    session: Session, composer: Composer, transport: Transport, sub: Subscriber, now: datetime
-) -> None:
-    """Mail the double opt-in link. The sign-up is already committed, so a failure
-    here loses nothing: the person can ask again from the same form."""
-    msg = composer.message(
-        composer.system_source("confirm"), sub,
-        key=f"{now:%Y%m%dT%H%M%S}-confirm-{secrets.token_hex(6)}", now=now, list_mail=False,
-        extra={"reason": "You are getting this because this address was entered on the Run "
-                         "Stronger free plan form. Until you confirm, we will not email you again."},
-    )
-    try:
-        transport.send([msg])
-    except Exception:
-        # Not sent after all: let the next request try again at once.
-        session.execute(update(Subscriber).where(Subscriber.id == sub.id,
-                                                 Subscriber.confirm_sent_at == now)
-                        .values(confirm_sent_at=None))
-        session.commit()
-        raise
-    session.execute(
-        update(Subscriber).where(Subscriber.id == sub.id).values(confirm_sent_at=now)
-    )
-    session.commit()
+    return queued
 
 
 @dataclass(frozen=True)

@@ -191,9 +191,25 @@ def csrf_token(client, path: str = "/free-plan") -> str:
     return m.group(1)
 
 
-def sign_up(client, email: str, first_name: str = "", **fields):
+def post_signup(client, email: str, first_name: str = "", **fields):
+    """Only the POST: its email is queued, not yet sent."""
     data = {"email": email, "first_name": first_name, "csrf_token": csrf_token(client), **fields}
     return client.post("/free-plan", data=data)
+
+
+def deliver(app):
+    """What the embedded worker of ``make run`` does within a second of a sign-up:
+    send the queued system mail (confirmations), and nothing of the drip."""
+    from funnel.runtime import make_worker
+
+    return make_worker(app.extensions["funnel"]).run_pass(drip=False)
+
+
+def sign_up(client, email: str, first_name: str = "", **fields):
+    """Sign up, then let the worker send the email it queued."""
+    resp = post_signup(client, email, first_name, **fields)
+    deliver(client.application)
+    return resp
 
 
 def sign_up_and_confirm(client, outbox: Outbox, email: str, first_name: str = "", **fields):

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from funnel import subscribers
-from funnel.drip.worker import PassReport
 from funnel.models import Subscriber
 from funnel.runtime import make_worker
-from funnel.transports import AuthError, SendResult, TransientSendError
+from funnel.transports import AuthError, TransientSendError
 from tests.conftest import sign_up_and_confirm
 from tests.drip import make_emails_dir, write_step
+from tests.faults import Crash, InterruptingComposer, ScriptedTransport
 
 
 @pytest.fixture
@@ -30,41 +30,22 @@ def app_config(app_config, emails_dir):
     return {**app_config, "EMAILS_DIR": str(emails_dir)}
 
 
-class FakeTransport:
-    """Records what it is given; each call pops the next scripted behaviour."""
-
-    idempotent = False
-    max_batch = 50
-
-    def __init__(self) -> None:
-        self.sent: list = []
-        self.script: list = []
-
-    def send(self, messages):
-        action = self.script.pop(0) if self.script else "ok"
-        if isinstance(action, Exception):
-            raise action
-        if action == "reject":
-            return [SendResult(m.key, False, error="400 invalid address") for m in messages]
-        self.sent.extend(messages)
-        return [SendResult(m.key, True, provider_id="pid-" + m.key[-6:]) for m in messages]
+def FakeTransport():  # noqa: N802 - kept for the tests' reading
+    return ScriptedTransport()
 
 
 def deliveries(db, email):
     db.rollback()
     sub = db.scalar(select(Subscriber).where(Subscriber.email == email))
-    return sorted(sub.deliveries, key=lambda d: d.id)
+    return sorted((d for d in sub.deliveries if d.kind == "drip"), key=lambda d: d.id)
 
 
 def drip_subjects(outbox, email):
     return [m["Subject"] for m in outbox.to(email) if m["Subject"].startswith("Step ")]
 
 
-def worker_with(app, transport=None):
-    from funnel.drip.worker import Worker
-
-    rt = app.extensions["funnel"]
-    return Worker(rt.sessions, rt.settings, transport or rt.transport)
+def worker_with(app, transport=None, composer=None):
+    return make_worker(app.extensions["funnel"], transport=transport, composer=composer)
 
 
 def run(app, clock, transport=None):
@@ -115,17 +96,17 @@ def test_nothing_after_unsubscribe(app, client, outbox, clock):
 def test_unsubscribe_after_claim_wins(app, client, outbox, clock, db):
     sign_up_and_confirm(client, outbox, "late@example.com")
     rt = app.extensions["funnel"]
-    worker = make_worker(rt)
-    seq = worker.load_sequence()
-    ids = worker.claim(clock.now)
-    assert ids
-    with rt.sessions() as s:  # the person unsubscribes while the batch is in hand
-        sub = s.scalar(select(Subscriber).where(Subscriber.email == "late@example.com"))
-        subscribers.unsubscribe(s, sub, now=clock.now, reason="test")
-    report = worker.process(ids, seq, clock.now)
-    assert report.sent == 0
+
+    def unsubscribe():  # the person unsubscribes while the batch is in hand
+        with rt.sessions() as s:
+            sub = s.scalar(select(Subscriber).where(Subscriber.email == "late@example.com"))
+            subscribers.unsubscribe(s, sub, now=clock.now, reason="test")
+
+    composer = InterruptingComposer(make_worker(rt).composer, unsubscribe)
+    report = worker_with(app, composer=composer).run_pass(clock.now)
+    assert report.claimed == 1 and report.sent == 0 and report.skipped == 1
     assert drip_subjects(outbox, "late@example.com") == []
-    assert deliveries(db, "late@example.com") == []
+    assert deliveries(db, "late@example.com") == []  # the intent was withdrawn
 
 
 def test_pending_subscribers_get_no_drip(app, client, outbox, clock):
@@ -141,7 +122,7 @@ def test_pending_subscribers_get_no_drip(app, client, outbox, clock):
 def test_dead_worker_claim_is_picked_up_after_lease(app, client, outbox, clock, db):
     sign_up_and_confirm(client, outbox, "crash@example.com")
     rt = app.extensions["funnel"]
-    assert worker_with(app).claim(clock.now)
+    assert worker_with(app).store.claim_due(clock.now, clock.now)
     # The worker died here, after claiming. Another worker must leave it alone…
     assert run(app, clock).sent == 0
     # …until the lease runs out.
@@ -151,15 +132,12 @@ def test_dead_worker_claim_is_picked_up_after_lease(app, client, outbox, clock, 
 
 
 def crash_after_intent(app, clock, transport=None) -> None:
-    """A worker claims, commits its delivery intents, and dies before sending."""
-    worker = worker_with(app, transport)
-    seq = worker.load_sequence()
-    ids = worker.claim(clock.now)
-    assert ids
-    with app.extensions["funnel"].sessions() as s:
-        for sub in worker._load(s, ids, lock=False):
-            worker.decide(sub, seq, clock.now, PassReport())
-        s.commit()
+    """A worker claims, commits its delivery intents, and dies while sending."""
+    crashing = ScriptedTransport(idempotent=transport is None)
+    crashing.script = [Crash()]
+    with pytest.raises(Crash):
+        worker_with(app, crashing).run_pass(clock.now)
+    assert crashing.sent == []
 
 
 def test_crash_after_intent_with_idempotent_outbox_resends_same_file(app, client, outbox, clock, db):
@@ -286,18 +264,13 @@ def test_worker_whose_lease_was_taken_over_does_not_send(app, client, outbox, cl
     slow, other = FakeTransport(), FakeTransport()
     sign_up_and_confirm(client, outbox, "stall@example.com")
     rt = app.extensions["funnel"]
-    stalled = worker_with(app, slow)
-    seq = stalled.load_sequence()
-    ids = stalled.claim(clock.now)
-    with rt.sessions() as s:  # it writes its intent and renders…
-        [sub] = stalled._load(s, ids, lock=False)
-        d = stalled.decide(sub, seq, clock.now, PassReport())
-        s.commit()
-        prepared = {sub.id: stalled._prepare(sub, d, seq, clock.now)}
-    # …then stalls past its lease; another worker takes the subscriber over.
-    clock.advance(seconds=rt.settings.lease_seconds + 1)
-    run(app, clock, other)
-    stalled.send(prepared, seq, clock.now, PassReport())  # it wakes up
+
+    def stall():  # it wrote its intent and stalls past its lease while rendering…
+        clock.advance(seconds=rt.settings.lease_seconds + 1)
+        run(app, clock, other)  # …and another worker takes the subscriber over
+
+    stalled = worker_with(app, slow, InterruptingComposer(make_worker(rt).composer, stall))
+    stalled.run_pass(clock.now)  # it wakes up and carries on
     assert slow.sent == [] and other.sent == []  # never twice, from either
     [d] = deliveries(db, "stall@example.com")
     assert d.state == "unknown"

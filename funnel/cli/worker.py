@@ -13,9 +13,9 @@ from flask.cli import with_appcontext
 
 from funnel import queries
 from funnel.core.sequence import load_sequence
-from funnel.drip.worker import DONE_STATES
+from funnel.drip import planner
+from funnel.drip.worker import view
 from funnel.inputs import FunnelError, normalise_email
-from funnel.models import Delivery, Subscriber
 from funnel.runtime import make_worker
 from funnel.runtime import rt as _rt
 from funnel.transports import AuthError
@@ -41,10 +41,10 @@ def worker_command(once: bool, now_text: str | None) -> None:
     rt = _rt()
     fixed = parse_now(now_text)
     clock = (lambda: fixed) if fixed else rt.clock
-    worker = make_worker(rt)
+    worker = make_worker(rt, clock=clock)
     if once:
         try:
-            report = worker.run_pass(clock())
+            report = worker.run_pass()
         except AuthError as exc:
             raise click.ClickException(f"the mail provider refused our credentials: {exc}") from exc
         click.echo(
@@ -62,7 +62,7 @@ def worker_command(once: bool, now_text: str | None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        worker.run_forever(stop, clock, current_app.config["WORKER_POLL_SECONDS"])
+        worker.run_forever(stop, current_app.config["WORKER_POLL_SECONDS"])
     except AuthError as exc:
         raise click.ClickException(f"the mail provider refused our credentials: {exc}") from exc
     click.echo("worker stopped cleanly", err=True)
@@ -105,7 +105,6 @@ def schedule_command(email: str, now_text: str | None) -> None:
         if sub is None:
             raise click.ClickException(f"no subscriber {address}")
         click.echo(f"{sub.email}: {sub.status}, time zone {sub.timezone}")
-        by_slug = {d.step_slug: d for d in sub.deliveries}
         for d in sorted(sub.deliveries, key=lambda d: d.id):
             when = d.sent_at or d.created_at
             click.echo(f"  {d.step_slug:<28} {d.state:<8} {when:%Y-%m-%d %H:%M} UTC")
@@ -113,26 +112,16 @@ def schedule_command(email: str, now_text: str | None) -> None:
             click.echo("  (no further emails: not a confirmed subscriber)")
             return
         # Project the rest by pretending each step goes out when it falls due.
-        projected = list(sub.deliveries)
-        while True:
-            sub_view = _Projection(sub, projected)
-            step, due = worker.schedule_next(sub_view, seq, now)  # type: ignore[arg-type]
-            if step is None or step.slug in by_slug:
+        subscriber, history = view(sub)
+        for _ in range(10 * len(seq) + 10):  # bounded: each step waits at most twice
+            decision = planner.plan(subscriber, history, seq.steps, now, worker.rules)
+            if isinstance(decision, planner.WaitUntil):
+                now = decision.at
+                continue
+            if not isinstance(decision, planner.Send) or decision.retry:
                 break
-            click.echo(f"  {step.slug:<28} planned  {due:%Y-%m-%d %H:%M} UTC")
-            projected.append(Delivery(step_slug=step.slug, state=DONE_STATES[0], sent_at=due,
-                                      created_at=due, id=10**12 + len(projected)))
-            now = due
-
-
-class _Projection:
-    """A subscriber as the schedule sees it, with planned deliveries added."""
-
-    def __init__(self, sub: Subscriber, deliveries: list[Delivery]) -> None:
-        self.confirmed_at = sub.confirmed_at
-        self.timezone = sub.timezone
-        self.paused_until = sub.paused_until
-        self.deliveries = deliveries
+            click.echo(f"  {decision.step.slug:<28} planned  {now:%Y-%m-%d %H:%M} UTC")
+            history.append(planner.DeliveryView(decision.step.slug, "sent", now, now, 1))
 
 
 @click.command("serve")
@@ -151,7 +140,7 @@ def serve_command(host: str, port: int, worker: bool) -> None:
         w = make_worker(rt)
         stop = threading.Event()
         thread = threading.Thread(
-            target=w.run_forever, args=(stop, rt.clock, 1.0, rt.wake), daemon=True,
+            target=w.run_forever, args=(stop, 1.0, rt.wake), daemon=True,
             name="embedded-worker",
         )
         thread.start()

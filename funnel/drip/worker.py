@@ -1,45 +1,41 @@
-"""The drip worker: claims due subscribers in batches and sends each step once.
+"""The worker: a loop over the store, the planner and the send step.
 
-Exactly-once rests on three things (README "Delivery guarantees"):
-1. a unique (subscriber, step) row in ``delivery``, written and committed as an
-   intent *before* the email is handed to the transport;
-2. a lease on each claimed subscriber, so a worker that dies is replaced after
-   ``lease_seconds`` and no two live workers hold the same subscriber;
-3. the subscriber's status re-read under a row lock right before sending, so an
-   unsubscribe that commits first always wins.
+One pass first sends queued system mail (confirmations), then the drip, batch
+by batch. For each batch: decide and commit the intents (short transaction),
+render outside any transaction, then send under the subscribers' row locks
+(``funnel.sending``). A step whose email cannot be rendered is *held* for that
+subscriber and tried again every ``HELD_RECHECK`` until the file is fixed: never
+skipped, never followed by the next step.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Sequence as Sequence_
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from funnel.config import Settings
-from funnel.core import lifecycle
-from funnel.core.schedule import due_at, next_step, zone
-from funnel.core.sequence import Sequence, load_sequence
-from funnel.mail.compose import Composer
-from funnel.models import AppState, Delivery, Subscriber, new_public_id
-from funnel.transports import AuthError, Message, TransientSendError, Transport
+from funnel import sending, system_mail
+from funnel.core.sequence import Sequence
+from funnel.drip import planner
+from funnel.drip.store import Store, unsent
+from funnel.models import Delivery, Subscriber, new_public_id
+from funnel.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
+from funnel.transports import AuthError, Message, Transport
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
-BACKOFF_BASE = timedelta(seconds=30)
-BACKOFF_CAP = timedelta(hours=2)
-DONE_STATES = ("sent", "failed", "unknown")
+# A piece of a pass: (now, stop) -> a report with sent/failed/retried/skipped/claimed.
+Piece = Callable[[datetime, "threading.Event | None"], Any]
+
+HELD_RECHECK = timedelta(minutes=1)
 
 
 @dataclass
@@ -48,324 +44,231 @@ class PassReport:
     skipped: int = 0
     retried: int = 0
     failed: int = 0
+    held: int = 0
     rescheduled: int = 0
     claimed: int = 0
     sent_keys: list[str] = field(default_factory=list)
 
-    def merge(self, other: PassReport) -> None:
-        for name in ("sent", "skipped", "retried", "failed", "rescheduled", "claimed"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.sent_keys.extend(other.sent_keys)
+    def add_piece(self, r) -> None:  # type: ignore[no-untyped-def]
+        """Fold in the report of an injected piece (same counters, by name)."""
+        for name in ("sent", "failed", "retried", "skipped", "claimed"):
+            setattr(self, name, getattr(self, name) + getattr(r, name, 0))
+        self.sent_keys.extend(getattr(r, "sent_keys", []))
+
+    def add(self, r: sending.SendReport) -> None:
+        self.sent += r.sent
+        self.failed += r.failed
+        self.retried += r.retried
+        self.skipped += r.withdrawn
+        self.sent_keys.extend(r.sent_keys)
 
 
-def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> timedelta:
-    """Exponential backoff with jitter, never sooner than the provider asked."""
-    base = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
-    wait = base * rng.uniform(0.5, 1.5)
-    if retry_after is not None:
-        wait = max(wait, timedelta(seconds=retry_after))
-    return wait
+def view(sub: Subscriber) -> tuple[planner.SubscriberView, list[planner.DeliveryView]]:
+    """The subscriber as the planner sees it: plain data, no session."""
+    return (
+        planner.SubscriberView(sub.status, sub.confirmed_at, sub.timezone, sub.paused_until,
+                               sub.wants_plan),
+        [planner.DeliveryView(d.step_slug, d.state, d.created_at, d.sent_at, d.attempts, d.kind)
+         for d in sorted(sub.deliveries, key=lambda d: d.id or 0)],
+    )
+
+
+def delivery_key(d: Delivery) -> str:
+    """Outbox file name and provider key: stable, so a resend replaces, never adds."""
+    return f"{d.created_at:%Y%m%dT%H%M%S}-{d.step_slug}-{d.public_id}"
 
 
 class Worker:
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        settings: Settings,
-        transport: Transport,
-        *,
-        sequence_loader: Callable[[], Sequence] | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.sessions = sessions
-        self.settings = settings
+    def __init__(self, store: Store, composer, transport: Transport,  # type: ignore[no-untyped-def]
+                 clock: Callable[[], datetime], *, sequence: Callable[[], Sequence],
+                 rules: planner.Rules, rng: random.Random | None = None,
+                 pieces: Sequence_[Piece] = ()) -> None:
+        self.store = store
+        # More work of the same pass that the drip knows nothing about (the
+        # newsletter's broadcasts): each is called with (now, stop) after the drip.
+        self.pieces = tuple(pieces)
+        self.composer = composer
         self.transport = transport
-        self.composer = Composer(settings)
-        self.load_sequence = sequence_loader or (lambda: load_sequence(settings.emails_dir))
+        self.clock = clock
+        self.load_sequence = sequence
+        self.rules = rules
         self.rng = rng or random.Random()
-        self.window = (settings.window_start, settings.window_end)
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"[-64:]
-        self.min_gap = timedelta(hours=settings.catchup_min_gap_hours)
 
-    # -- one pass ---------------------------------------------------------
+    # -- one pass ------------------------------------------------------------
 
-    def run_pass(self, now: datetime, stop: threading.Event | None = None) -> PassReport:
-        """Send everything due at ``now``, batch by batch, then return."""
-        sequence = self.load_sequence()
-        self.sync_sequence(sequence, now)
+    def run_pass(self, now: datetime | None = None, stop: threading.Event | None = None, *,
+                 drip: bool = True) -> PassReport:
+        """Send everything due at ``now`` (default: the clock), then return.
+        ``drip=False`` sends only queued system mail."""
+        now = now or self.clock()
         report = PassReport()
+        self._batches(now, stop, report, self.store.claim_queued, self._system_batch)
+        if drip:
+            sequence = self.load_sequence()
+            self.store.replan_if_changed(sequence.fingerprint, now)
+            self._batches(now, stop, report, self.store.claim_due,
+                          lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
+            for piece in self.pieces:
+                report.add_piece(piece(now, stop))
+        return report
+
+    def _batches(self, now, stop, report, claim, process) -> None:  # type: ignore[no-untyped-def]
         started = time.monotonic()
         while not (stop and stop.is_set()):
             # What is due is decided at ``now``, but leases follow the time that
             # has really passed, so a lease taken late in a long pass still lasts
             # WORKER_LEASE_SECONDS from when it was taken.
-            held_at = now + timedelta(seconds=time.monotonic() - started)
-            ids = self.claim(now, held_at)
+            ids = claim(now, now + timedelta(seconds=time.monotonic() - started))
             if not ids:
-                break
-            report.claimed += len(ids)
-            report.merge(self.process(ids, sequence, now))
-        return report
-
-    def sync_sequence(self, sequence: Sequence, now: datetime) -> None:
-        """After the marketer edits the sequence, everyone's next step is re-decided."""
-        with self.sessions() as s:
-            state = s.get(AppState, "sequence_fingerprint")
-            if state is not None and state.value == sequence.fingerprint:
                 return
-            in_flight = (
-                select(Delivery.id)
-                .where(Delivery.subscriber_id == Subscriber.id)
-                .where(Delivery.state.in_(("sending", "retry")))
-                .exists()
-            )
-            s.execute(
-                update(Subscriber)
-                .where(Subscriber.status == lifecycle.CONFIRMED)
-                .where(or_(Subscriber.next_due_at.is_(None), Subscriber.next_due_at > now))
-                .where(~in_flight)  # a retry keeps its backoff
-                .values(next_due_at=now)
-            )
-            if state is None:
-                s.add(AppState(key="sequence_fingerprint", value=sequence.fingerprint))
-            else:
-                state.value = sequence.fingerprint
-            try:
-                s.commit()
-            except IntegrityError:  # another worker recorded it first
-                s.rollback()
+            report.claimed += len(ids)
+            process(ids, now, report)
 
-    def claim(self, now: datetime, held_at: datetime | None = None) -> list[int]:
-        held_at = held_at or now
-        lease_until = held_at + timedelta(seconds=self.settings.lease_seconds)
-        with self.sessions() as s:
-            q = (
-                select(Subscriber.id)
-                .where(Subscriber.next_due_at <= now)
-                .where(or_(Subscriber.lease_until.is_(None), Subscriber.lease_until < held_at))
-                .order_by(Subscriber.next_due_at)
-                .limit(self.settings.batch_size)
-            )
-            if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            ids = list(s.scalars(q))
-            if ids:
-                s.execute(
-                    update(Subscriber)
-                    .where(Subscriber.id.in_(ids))
-                    .values(lease_until=lease_until, lease_owner=self.name)
-                )
-            s.commit()
-            return ids
+    # -- the drip ------------------------------------------------------------
 
-    # -- deciding ---------------------------------------------------------
+    def _decide(self, sub: Subscriber, sequence: Sequence, now: datetime) -> planner.Decision:
+        """The planner's decision, after settling whatever it gives up on."""
+        for _ in range(len(sub.deliveries) + 1):
+            for d in unsent(sub, DRIP):
+                if sequence.get(d.step_slug) is None:
+                    sub.deliveries.remove(d)  # its step was deleted while in flight
+            decision = planner.plan(*view(sub), sequence.steps, now, self.rules)
+            if not isinstance(decision, planner.GiveUp):
+                return decision
+            d = next(d for d in unsent(sub, DRIP) if d.step_slug == decision.step_slug)
+            d.state, d.error, d.sent_at, d.retry_at = decision.state, decision.reason, now, None
+        raise RuntimeError("planner kept giving up")  # pragma: no cover
 
-    def schedule_next(self, sub: Subscriber, sequence: Sequence, now: datetime) -> tuple:
-        """(step, due) for a subscriber's next email, or (None, None) when finished."""
-        done = sorted((d for d in sub.deliveries if d.state in DONE_STATES), key=lambda d: d.id)
-        step = next_step(sequence.steps, [d.step_slug for d in done])
-        if step is None or sub.confirmed_at is None:
-            return None, None
-        last = max((d.sent_at or d.created_at for d in done), default=None)
-        due = due_at(
-            step,
-            confirmed_at=sub.confirmed_at,
-            last_sent_at=last,
-            tz=zone(sub.timezone, self.settings.default_timezone),
-            default_window=self.window,
-            min_gap=self.min_gap,
-            paused_until=sub.paused_until,
-        )
-        return step, due
-
-    def _hold(self, sub: Subscriber, now: datetime) -> bool:
-        """Stop or delay a subscriber who must not get mail now. True if held."""
-        if not lifecycle.can_receive_sequence(sub.status) or not sub.wants_plan:
-            sub.next_due_at = None
-            sub.lease_until = None
-            return True
-        if sub.paused_until is not None and sub.paused_until > now:
-            sub.next_due_at = sub.paused_until
-            sub.lease_until = None
-            return True
-        return False
-
-    def _reschedule(self, sub: Subscriber, sequence: Sequence, now: datetime) -> None:
-        _step, due = self.schedule_next(sub, sequence, now)
-        sub.next_due_at = due
-        sub.lease_until = None
-
-    def decide(self, sub: Subscriber, sequence: Sequence, now: datetime,
-               report: PassReport) -> Delivery | None:
-        """Phase A for one subscriber: the delivery to send now, or None.
-
-        The unique (subscriber, step) constraint is the last line of defence: if it
-        ever fires, the whole batch rolls back and its leases expire, so the batch
-        is looked at again later instead of anything going out twice."""
-        if self._hold(sub, now):
-            report.skipped += 1
-            return None
-        for d in [d for d in sub.deliveries if d.state in ("sending", "retry")]:
-            if sequence.get(d.step_slug) is None:
-                sub.deliveries.remove(d)  # the step was deleted while in flight
-            elif d.state == "sending" and not self.transport.idempotent:
-                # A worker died after claiming this; the provider may have it.
-                # Not resending is the only way to be sure it never arrives twice.
-                d.state = "unknown"
-                d.error = "worker stopped mid-send; not resent so it cannot arrive twice"
-                d.sent_at = now
-            else:
-                d.state = "sending"
-                d.attempts += 1
-                return d
-        step, due = self.schedule_next(sub, sequence, now)
-        if step is None or due > now:
-            sub.next_due_at = due
-            sub.lease_until = None
-            report.rescheduled += 1
-            return None
-        d = Delivery(public_id=new_public_id(), step_slug=step.slug, state="sending",
-                     attempts=1, created_at=now)
-        sub.deliveries.append(d)
-        return d
-
-    # -- sending ----------------------------------------------------------
-
-    def _load(self, s: Session, ids: list[int], lock: bool) -> list[Subscriber]:
-        q = (
-            select(Subscriber)
-            .where(Subscriber.id.in_(ids))
-            .options(selectinload(Subscriber.deliveries))
-            .order_by(Subscriber.id)
-        )
-        if lock and s.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(of=Subscriber)
-        return list(s.scalars(q))
-
-    def process(self, ids: list[int], sequence: Sequence, now: datetime) -> PassReport:
-        report = PassReport()
-        prepared: dict[int, Message | Exception] = {}
-        with self.sessions() as s:
-            intents = [(sub, d) for sub in self._load(s, ids, lock=False)
-                       if (d := self.decide(sub, sequence, now, report)) is not None]
+    def _drip_batch(self, ids: list[int], sequence: Sequence, now: datetime,
+                    report: PassReport) -> None:
+        with self.store.transaction() as s:
+            intents: list[tuple[Subscriber, Delivery]] = []
+            for sub in self.store.load(s, ids, lock=False):
+                decision = self._decide(sub, sequence, now)
+                if not isinstance(decision, planner.Send):
+                    self.store.release(sub, planner.next_due(decision))
+                    report.skipped += isinstance(decision, planner.Hold)
+                    report.rescheduled += isinstance(decision, planner.WaitUntil)
+                    continue
+                intents.append((sub, self._intent(sub, DRIP, decision.step.slug, now)))
             try:
                 s.commit()  # the intents are durable before anything is sent
             except IntegrityError:
+                # The unique constraint is the last line of defence: the batch is
+                # left to its leases and looked at again later, never sent twice.
                 log.error("a delivery already existed in this batch; leaving it to its lease")
-                return report
-            for sub, d in intents:
-                prepared[sub.id] = self._prepare(sub, d, sequence, now)
-        if prepared:
-            self.send(prepared, sequence, now, report)
-        return report
+                return
+        # Rendered outside any transaction, so row locks are held only while sending.
+        prepared = [(sub.id, d, self._render(
+            lambda sub=sub, d=d: self.composer.message(
+                sequence.get(d.step_slug).source, sub, key=delivery_key(d), now=now,  # type: ignore[union-attr]
+                delivery_id=d.public_id, category=d.step_slug)))
+            for sub, d in intents]
 
-    def _prepare(self, sub: Subscriber, d: Delivery, sequence: Sequence, now: datetime
-                 ) -> Message | Exception:
-        """Render outside the send transaction, so locks are held only while sending."""
-        step = sequence.get(d.step_slug)
+        def hold(sub: Subscriber, _d: Delivery) -> bool:
+            decision = planner.blocked(view(sub)[0], now)
+            if decision is None:
+                return False
+            self.store.release(sub, planner.next_due(decision))
+            return True
+
+        def after(sub: Subscriber, d: Delivery | None) -> None:
+            if d is None:
+                sub.lease_until = None  # withdrawn: the cursor stays where hold put it
+            elif d.state in (sending.RETRY, HELD):
+                self.store.release(sub, d.retry_at)
+            else:
+                decision = planner.plan(*view(sub), sequence.steps, now, self.rules)
+                self.store.release(sub, now if isinstance(decision, (planner.Send, planner.GiveUp))
+                                   else planner.next_due(decision))
+
+        self._send(prepared, now, report, hold, after)
+
+    @staticmethod
+    def _intent(sub: Subscriber, kind: str, slug: str, now: datetime) -> Delivery:
+        """The delivery row to send, created or resumed, committed before sending."""
+        d = next((d for d in unsent(sub, kind) if d.step_slug == slug), None)
+        if d is None:
+            d = Delivery(public_id=new_public_id(), kind=kind, step_slug=slug, attempts=0,
+                         created_at=now)
+            sub.deliveries.append(d)
+        d.state = SENDING
+        d.attempts += 1
+        return d
+
+    @staticmethod
+    def _render(render: Callable[[], Message]) -> Message | Exception:
         try:
-            return self.composer.message(
-                step.source, sub, key=f"{d.created_at:%Y%m%dT%H%M%S}-{d.step_slug}-{d.public_id}",
-                now=now, delivery_id=d.public_id, category=d.step_slug,
-            )
-        except Exception as exc:  # a broken template must not stop the batch
-            log.exception("rendering %s failed", d.step_slug)
+            return render()
+        except Exception as exc:  # a broken email file must not stop the batch
+            log.exception("rendering failed; the email is held until its file is fixed")
             return exc
 
-    def send(self, prepared: dict[int, Message | Exception], sequence: Sequence, now: datetime,
-             report: PassReport) -> None:
-        with self.sessions() as s:
-            # The row lock makes a concurrent unsubscribe wait for us or win outright.
-            subs = self._load(s, list(prepared), lock=True)
-            work: list[tuple[Subscriber, Delivery, Message]] = []
-            for sub in subs:
-                d = next((d for d in sub.deliveries if d.state == "sending"), None)
-                if d is None or sub.lease_owner != self.name:
-                    # Our lease ran out and another worker took this subscriber
-                    # over: it decides now, and we must not send as well.
-                    continue
-                if self._hold(sub, now):
-                    sub.deliveries.remove(d)  # withdrawn before it left: nothing was sent
-                    report.skipped += 1
-                    continue
-                msg = prepared[sub.id]
-                if isinstance(msg, Exception):
-                    self._finish(sub, d, sequence, now, error=f"render failed: {msg}")
-                    report.failed += 1
-                    continue
-                work.append((sub, d, msg))
-            size = max(1, self.transport.max_batch)
-            start = 0
-            try:
-                while start < len(work):
-                    self._send_chunk(work[start : start + size], sequence, now, report)
-                    start += size
-            except AuthError:
-                # Nothing in this chunk or later was accepted: withdraw those intents
-                # (_send_chunk already recorded what the transport settled first).
-                for sub, d, _msg in work[start:]:
-                    if d.state != "sending":
-                        continue
-                    sub.deliveries.remove(d)
-                    sub.lease_until = None
-                s.commit()
-                raise
+    # -- system mail (confirmations) ------------------------------------------
+
+    def _system_batch(self, ids: list[int], now: datetime, report: PassReport) -> None:
+        with self.store.transaction() as s:
+            intents: list[tuple[Subscriber, Delivery]] = []
+            for sub in self.store.load(s, ids, lock=False):
+                mine = 0
+                for d in unsent(sub, SYSTEM, now=now):
+                    if d.state == SENDING and not self.transport.idempotent:
+                        d.state, d.sent_at, d.retry_at = UNKNOWN, now, None
+                        d.error = "worker stopped mid-send; not resent so it cannot arrive twice"
+                    else:
+                        intents.append((sub, self._intent(sub, SYSTEM, d.step_slug, now)))
+                        mine += 1
+                if not mine:
+                    sub.lease_until = None  # the send step's ``after`` releases the rest
             s.commit()
+        prepared = [(sub.id, d, self._render(
+            lambda sub=sub, d=d: system_mail.render(self.composer, sub, d, delivery_key(d), now)))
+            for sub, d in intents]
+        self._send(prepared, now, report, system_mail.hold,
+                   lambda sub, _d: setattr(sub, "lease_until", None))
 
-    def _send_chunk(self, chunk, sequence: Sequence, now: datetime, report: PassReport) -> None:  # type: ignore[no-untyped-def]
-        try:
-            results = {r.key: r for r in self.transport.send([m for _s, _d, m in chunk])}
-        except AuthError as exc:
-            settled = {r.key: r for r in exc.results}
-            self._record([c for c in chunk if c[2].key in settled], settled, sequence, now, report)
-            raise
-        except TransientSendError as exc:
-            # A transport that sends in several requests reports those that went
-            # out before the failure: record them, retry only the rest.
-            settled = {r.key: r for r in exc.results}
-            self._record([c for c in chunk if c[2].key in settled], settled, sequence, now, report)
-            for sub, d, _msg in [c for c in chunk if c[2].key not in settled]:
-                if d.attempts >= MAX_ATTEMPTS:
-                    self._finish(sub, d, sequence, now, error=f"gave up after {d.attempts} tries: {exc}")
-                    report.failed += 1
-                else:
-                    d.state = "retry"
-                    d.error = str(exc)
-                    sub.next_due_at = now + backoff(d.attempts, exc.retry_after, self.rng)
-                    sub.lease_until = None
-                    report.retried += 1
+    # -- sending (shared) ------------------------------------------------------
+
+    def _send(self, prepared: list[tuple[int, Delivery, Message | Exception]], now: datetime,
+              report: PassReport, hold: sending.Hold, after: sending.After) -> None:
+        """Hand what was rendered to the send step, under the subscribers' row locks."""
+        if not prepared:
             return
-        self._record(chunk, results, sequence, now, report)
+        with self.store.transaction() as s:
+            # The row lock makes a concurrent unsubscribe wait for us or win outright.
+            subs = {sub.id: sub for sub in self.store.load(s, [p[0] for p in prepared], lock=True)}
+            items: list[Outgoing] = []
+            for sub_id, intent, msg in prepared:
+                sub = subs.get(sub_id)
+                if sub is None or not self.store.still_ours(sub):
+                    continue  # another worker took over: it decides now, not us
+                d = next((x for x in sub.deliveries if x.id == intent.id), None)
+                if d is None or d.state != SENDING:
+                    continue
+                if isinstance(msg, Exception):
+                    self._hold_render(sub, d, msg, now, after)
+                    report.held += 1
+                    continue
+                items.append(Outgoing(sub, d, msg))
+            report.add(sending.send(s, self.transport, items, now=now, hold=hold, after=after,
+                                    max_attempts=self.rules.max_attempts, rng=self.rng))
 
-    def _record(self, chunk, results, sequence: Sequence, now: datetime,  # type: ignore[no-untyped-def]
-                report: PassReport) -> None:
-        for sub, d, msg in chunk:
-            r = results.get(msg.key)
-            if r is not None and r.ok:
-                d.message_id = msg.message_id
-                d.provider_id = r.provider_id
-                self._finish(sub, d, sequence, now)
-                report.sent += 1
-                report.sent_keys.append(msg.key)
-            else:
-                self._finish(sub, d, sequence, now,
-                             error=(r.error if r else None) or "no answer for this message")
-                report.failed += 1
+    @staticmethod
+    def _hold_render(sub: Subscriber, d: Delivery, exc: Exception, now: datetime,
+                     after: sending.After) -> None:
+        """Never skipped, never followed by the next step: tried again until fixed."""
+        d.state, d.error = HELD, f"could not be rendered: {exc}"[:2000]
+        d.attempts -= 1  # it never reached the transport
+        d.retry_at = now + HELD_RECHECK
+        after(sub, d)
 
-    def _finish(self, sub: Subscriber, d: Delivery, sequence: Sequence, now: datetime,
-                error: str | None = None) -> None:
-        d.state = "failed" if error else "sent"
-        d.error = error
-        d.sent_at = now
-        self._reschedule(sub, sequence, now)
+    # -- running until told to stop ------------------------------------------
 
-    # -- running until told to stop ----------------------------------------
-
-    def run_forever(self, stop: threading.Event, clock: Callable[[], datetime],
-                    poll_seconds: float, wake: threading.Event | None = None) -> None:
+    def run_forever(self, stop: threading.Event, poll_seconds: float,
+                    wake: threading.Event | None = None) -> None:
         while not stop.is_set():
             try:
-                report = self.run_pass(clock(), stop)
+                report = self.run_pass(None, stop)
             except AuthError:
                 raise
             except Exception:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import request
 
 from funnel import runtime, subscribers
 from funnel.models import Subscriber
@@ -23,11 +23,7 @@ def invalid_link():  # type: ignore[no-untyped-def]
 
 
 def try_confirmation(sub: Subscriber, claimed: bool = False) -> None:
-    """Send a confirmation email; the state change stands even if mail is down.
-    ``claimed``: subscribers.subscribe already decided this request sends it."""
-    r = runtime.rt()
-    send = subscribers.send_confirmation if claimed else subscribers.request_confirmation
-    try:
-        send(runtime.session(), r.composer, r.transport, sub, runtime.now())
-    except Exception:
-        current_app.logger.exception("confirmation email failed for subscriber %s", sub.id)
+    """Queue a confirmation email for the worker (never sent inside the request)
+    and wake an embedded worker. ``claimed``: subscribers.subscribe already queued it."""
+    if claimed or subscribers.request_confirmation(runtime.session(), sub, runtime.now()):
+        runtime.rt().wake.set()

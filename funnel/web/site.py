@@ -104,12 +104,7 @@ def signup():
         getattr(form, exc.field).errors = [str(exc)]
         return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
     if sub is not None:
-        r = runtime.rt()
-        try:
-            subscribers.send_confirmation(s, r.composer, r.transport, sub, runtime.now())
-        except Exception:
-            # The sign-up is saved; the person can submit again to get the email.
-            current_app.logger.exception("confirmation email failed for subscriber %s", sub.id)
+        runtime.rt().wake.set()  # the worker sends it; the embedded one at once
     return redirect(url_for("site.check_inbox"), code=303)
 
 

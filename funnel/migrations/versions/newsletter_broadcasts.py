@@ -1,14 +1,14 @@
 """newsletter: broadcasts, their recipients, and the plan/newsletter topics
 
 Revision ID: newsletter
-Revises: 0001
+Revises: engine
 Create Date: 2026-11-28
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "newsletter"
-down_revision = "0001"
+down_revision = "engine"
 branch_labels = None
 depends_on = None
 
