@@ -21,6 +21,7 @@ from funnel.drip.planner import Rules
 from funnel.drip.store import Store
 from funnel.drip.worker import Worker
 from funnel.mail.compose import Composer
+from funnel.newsletter.work import BroadcastWork
 from funnel.sending import MAX_ATTEMPTS
 from funnel.transports import Transport, make_transport
 
@@ -85,8 +86,6 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     # Its own composer: the web threads' one caches templates unsynchronised.
     composer = composer or Composer(settings, clock)
     # The newsletter's broadcasts go through the same send step, on their own to-do list.
-    from funnel.newsletter.work import BroadcastWork
-
     broadcasts = BroadcastWork(runtime.sessions, composer, transport, owner=store.owner,
                                emails_dir=settings.emails_dir, batch_size=settings.batch_size,
                                lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS)

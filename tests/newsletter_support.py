@@ -44,3 +44,14 @@ def run_worker(runner) -> str:
     assert result.exit_code == 0, result.output
     return result.output
 
+
+
+def quiet_plan(db, emails_dir: Path) -> None:
+    """Tell the workers the sequence is already planned for, so the people made with
+    ``add`` get no plan email and only broadcasts move."""
+    from funnel.core.sequence import load_sequence
+    from funnel.drip.store import FINGERPRINT_KEY
+    from funnel.models import AppState
+
+    db.merge(AppState(key=FINGERPRINT_KEY, value=load_sequence(emails_dir).fingerprint))
+    db.commit()

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from funnel.models import Broadcast, Delivery, DeliveryEvent
 from tests.conftest import csrf_token
-from tests.newsletter_support import add, copy_emails, run_worker, write_broadcast
+from tests.newsletter_support import add, copy_emails, quiet_plan, run_worker, write_broadcast
 from tests.test_admin import logged_in  # noqa: F401  (fixture)
 from tests.test_admin import admin  # noqa: F401  (fixture)
 
@@ -25,6 +25,11 @@ def emails_dir(tmp_path):
 @pytest.fixture
 def app_config(app_config, emails_dir):
     return {**app_config, "EMAILS_DIR": str(emails_dir)}
+
+
+@pytest.fixture(autouse=True)
+def _only_broadcasts(db, emails_dir):
+    quiet_plan(db, emails_dir)
 
 
 @pytest.fixture

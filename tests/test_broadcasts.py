@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from funnel.models import Broadcast, BroadcastRecipient, Delivery, Subscriber
-from tests.newsletter_support import add, copy_emails, run_worker, write_broadcast
+from tests.newsletter_support import add, copy_emails, quiet_plan, run_worker, write_broadcast
 
 
 @pytest.fixture
@@ -21,6 +21,11 @@ def emails_dir(tmp_path):
 @pytest.fixture
 def app_config(app_config, emails_dir):
     return {**app_config, "EMAILS_DIR": str(emails_dir)}
+
+
+@pytest.fixture(autouse=True)
+def _only_broadcasts(db, emails_dir):
+    quiet_plan(db, emails_dir)
 
 
 @pytest.fixture
@@ -158,13 +163,13 @@ def test_typo_d_variable_cannot_be_scheduled(runner, db, people, emails_dir):
     path = write_broadcast(emails_dir, "typo", body="Hi {{ frist_name }},\n\nNews.\n")
     result = runner.invoke(args=["broadcast", "send", "typo"])
     assert result.exit_code == 1
-    assert f"{path}:7: error: unknown variable 'frist_name' (did you mean 'first_name'?)" \
+    assert f"{path}:6: error: unknown variable 'frist_name' (did you mean 'first_name'?)" \
         in result.output
     assert "not scheduled" in result.output
     db.rollback()
     assert db.scalar(select(Broadcast.id)) is None
     check = runner.invoke(args=["emails", "check"])
-    assert check.exit_code == 1 and "typo.md:7: error: unknown variable 'frist_name'" in check.output
+    assert check.exit_code == 1 and "typo.md:6: error: unknown variable 'frist_name'" in check.output
 
 
 def test_unknown_slug_lists_the_known_ones(runner):

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.newsletter_support import add, copy_emails, run_worker, write_broadcast
+from tests.newsletter_support import add, copy_emails, quiet_plan, run_worker, write_broadcast
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -21,6 +21,11 @@ def emails_dir(tmp_path):
 @pytest.fixture
 def app_config(app_config, emails_dir):
     return {**app_config, "EMAILS_DIR": str(emails_dir)}
+
+
+@pytest.fixture(autouse=True)
+def _only_broadcasts(db, emails_dir):
+    quiet_plan(db, emails_dir)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from funnel.models import (
     BROADCAST_SENDING,
     BROADCAST_SENT,
     OUTCOME_CANCELLED,
+    OUTCOME_SENT,
     Broadcast as BroadcastRow,
     BroadcastRecipient,
     Delivery,
@@ -95,8 +96,11 @@ def schedule(
         session.add(row)
     else:
         # Sending a cancelled broadcast again resumes it for those it has not reached.
+        # Everyone not reached is looked at afresh; those reached keep their row.
         session.execute(delete(BroadcastRecipient).where(
-            BroadcastRecipient.broadcast_id == row.id, BroadcastRecipient.outcome.is_(None)))
+            BroadcastRecipient.broadcast_id == row.id,
+            or_(BroadcastRecipient.outcome.is_(None),
+                BroadcastRecipient.outcome != OUTCOME_SENT)))
         row.cancelled_at = None
         row.finished_at = None
     row.status = BROADCAST_SCHEDULED
