@@ -41,7 +41,7 @@ def write_broadcast(emails_dir: Path, slug: str, body: str = "Hi {{ first_name }
 
 def run_worker(runner) -> str:
     result = runner.invoke(args=["worker", "--once"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, (result.output, result.exception)
     return result.output
 
 

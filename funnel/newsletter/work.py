@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
 
 from funnel import sending
 from funnel.core import lifecycle
@@ -122,9 +122,11 @@ class BroadcastWork:
             return ids
 
     def _load(self, s: Session, ids: list[int], *, lock: bool) -> list[BroadcastRecipient]:
+        # The subscriber is joined by name (not an alias) so its row can be locked too.
         q = (select(BroadcastRecipient).where(BroadcastRecipient.id.in_(ids))
-             .options(joinedload(BroadcastRecipient.subscriber),
-                      joinedload(BroadcastRecipient.broadcast))
+             .join(Subscriber, Subscriber.id == BroadcastRecipient.subscriber_id)
+             .options(contains_eager(BroadcastRecipient.subscriber),
+                      joinedload(BroadcastRecipient.broadcast, innerjoin=True))
              .order_by(BroadcastRecipient.subscriber_id))
         if lock and s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(of=(BroadcastRecipient, Subscriber))
