@@ -22,12 +22,12 @@ from funnel.db import make_engine
 from funnel.models import AppState, BroadcastRecipient, Delivery, Subscriber
 from tests.newsletter_support import copy_emails
 
-N = 3_000
+N = 400  # ~45 s here; bench/bench_broadcast.py does 20,000
 WORKERS = 4
 LEASE = 60
 SLUG = "first-issue"
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgresql]
+pytestmark = pytest.mark.slow
 
 
 def seed(url: str, n: int, emails_dir: Path, now: datetime) -> None:
@@ -66,6 +66,14 @@ def held_by(url: str, pid: int) -> int:
     return n
 
 
+def waiting(url: str) -> int:
+    engine = make_engine(url, immediate=False)
+    with engine.connect() as conn:
+        n = conn.scalar(select(func.count()).where(BroadcastRecipient.outcome.is_(None)))
+    engine.dispose()
+    return n
+
+
 def sent_files(env: dict) -> list[Path]:
     return [p for p in Path(env["OUTBOX_DIR"]).glob("*.eml") if f"-{SLUG}-" in p.name]
 
@@ -77,7 +85,7 @@ def test_four_workers_one_killed_everyone_exactly_once(db_url, tmp_path):
     emails = copy_emails(tmp_path / "emails")
     env = {**os.environ, "DATABASE_URL": db_url, "OUTBOX_DIR": str(tmp_path / "outbox"),
            "EMAILS_DIR": str(emails), "SECRET_KEY": "broadcast-test",
-           "WORKER_BATCH_SIZE": "50", "WORKER_LEASE_SECONDS": str(LEASE)}
+           "WORKER_BATCH_SIZE": "25", "WORKER_LEASE_SECONDS": str(LEASE)}
     now = datetime.now(UTC)
     seed(db_url, N, emails, now)
     out = finish(flask(env, "broadcast", "send", SLUG))
@@ -102,7 +110,9 @@ def test_four_workers_one_killed_everyone_exactly_once(db_url, tmp_path):
     victim.communicate()
     for p in procs[1:]:
         finish(p)
-    assert len({p.name for p in sent_files(env)}) < N  # the victim's batch is still waiting
+    # The victim's batch is still waiting for its lease to run out (its emails may
+    # already be in the outbox: the rerun then rewrites the same files).
+    assert waiting(db_url) > 0
 
     base = datetime.fromisoformat(at)
     finish(flask(env, "worker", "--once", "--now",
@@ -115,9 +125,8 @@ def test_four_workers_one_killed_everyone_exactly_once(db_url, tmp_path):
                                    .group_by(Delivery.state)).all())
         people = conn.scalar(select(func.count(func.distinct(Delivery.subscriber_id)))
                              .where(Delivery.step_slug == SLUG))
-        waiting = conn.scalar(select(func.count()).where(BroadcastRecipient.outcome.is_(None)))
     engine.dispose()
-    assert states == {"sent": N} and people == N and waiting == 0
+    assert states == {"sent": N} and people == N and waiting(db_url) == 0
     files = sent_files(env)
     assert len(files) == N  # one file per reader: nothing twice, nothing lost
     import email
