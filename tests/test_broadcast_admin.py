@@ -14,8 +14,7 @@ from sqlalchemy import select
 from funnel.models import Broadcast, Delivery, DeliveryEvent
 from tests.conftest import csrf_token
 from tests.newsletter_support import add, copy_emails, quiet_plan, run_worker, write_broadcast
-from tests.test_admin import logged_in  # noqa: F401  (fixture)
-from tests.test_admin import admin  # noqa: F401  (fixture)
+from tests.test_admin import ADMIN, PASSWORD, log_in
 
 
 @pytest.fixture
@@ -31,6 +30,17 @@ def app_config(app_config, emails_dir):
 @pytest.fixture(autouse=True)
 def _only_broadcasts(db, emails_dir):
     quiet_plan(db, emails_dir)
+
+
+@pytest.fixture
+def logged_in(client, db, clock):
+    from funnel.models import AdminUser
+    from funnel.passwords import hash_password
+
+    db.add(AdminUser(email=ADMIN, password_hash=hash_password(PASSWORD), created_at=clock.now))
+    db.commit()
+    assert log_in(client).status_code == 302
+    return client
 
 
 @pytest.fixture

@@ -84,8 +84,8 @@ def test_sending_a_slug_twice_does_not_send_twice(runner, outbox, people):
 def test_audience_says_who_and_why_not(runner, people):
     result = runner.invoke(args=["broadcast", "audience", "first-issue"])
     assert result.exit_code == 0, result.output
-    lines = dict((label.strip(), int(n)) for n, label in
-                 re.findall(r"^\s*(\d+)\s+(.+)$", result.output, re.MULTILINE))
+    lines = {label.strip(): int(n) for n, label in
+                 re.findall(r"^\s*(\d+)\s+(.+)$", result.output, re.MULTILINE)}
     assert lines == {"would get it": 2, "outside the filter": 0,
                      "turned the newsletter off (wrong topic)": 1, "paused": 1,
                      "not confirmed yet": 1, "unsubscribed": 1, "bounced or marked as spam": 1}

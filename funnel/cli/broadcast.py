@@ -23,10 +23,10 @@ from funnel.core.broadcast import (
     read_broadcast,
 )
 from funnel.core.sequence import EmailFileError, load_sequence, read_email_file
-from funnel.newsletter import audience as aud
-from funnel.newsletter import scheduling
 from funnel.inputs import FunnelError, normalise_email
 from funnel.mail.check import run_check, sample_subscriber
+from funnel.newsletter import audience as aud
+from funnel.newsletter import scheduling
 from funnel.newsletter.scheduling import REASON
 from funnel.runtime import Runtime
 

@@ -64,7 +64,8 @@ def parse_filter(raw: Any) -> Filter:
     if raw in (None, "", {}):
         return Filter()
     if not isinstance(raw, Mapping):
-        raise ValueError("audience must be 'key: value' lines, e.g. 'plan: finished'")
+        # A marketer's typo, reported like every other bad value (not a programming error).
+        raise ValueError("audience must be 'key: value' lines, e.g. 'plan: finished'")  # noqa: TRY004
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).strip().replace("-", "_")
@@ -127,7 +128,7 @@ def parse_local_time(value: str) -> time:
 def parse_at(value: str, now: datetime) -> datetime:
     """An ISO date-time (UTC unless it says otherwise), refused if already past."""
     try:
-        at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        at = datetime.fromisoformat(value.strip())
     except ValueError as exc:
         raise ValueError(f"'{value}' is not a date and time: write e.g. 2026-12-01T09:00 "
                          "(UTC) or 2026-12-01T09:00+01:00") from exc
@@ -150,7 +151,7 @@ def local_due(start: datetime, at: time, tz: ZoneInfo) -> datetime:
     (zoneinfo's rule), which lands an hour later.
     """
     local = start.astimezone(tz)
-    for days in range(0, 3):
+    for days in range(3):
         day = local.date() + timedelta(days=days)
         candidate = datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
         if candidate >= start:

@@ -16,9 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Sequence as Sequence_
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 

@@ -28,11 +28,13 @@ from funnel.models import (
     BROADCAST_SENT,
     OUTCOME_CANCELLED,
     OUTCOME_SENT,
-    Broadcast as BroadcastRow,
     BroadcastRecipient,
     Delivery,
     Subscriber,
     UTCDateTime,
+)
+from funnel.models import (
+    Broadcast as BroadcastRow,
 )
 from funnel.newsletter.audience import audience_ids
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from funnel import runtime, stats
+from funnel.cli.broadcast import last_step
 from funnel.core.broadcast import (
     broadcast_files,
     fingerprint,
@@ -22,10 +23,9 @@ from funnel.core.broadcast import (
     read_broadcast,
 )
 from funnel.core.sequence import EmailFileError, read_email_file
+from funnel.mail.check import run_check
 from funnel.newsletter import audience as aud
 from funnel.newsletter import scheduling
-from funnel.cli.broadcast import last_step
-from funnel.mail.check import run_check
 from funnel.web.auth import current_admin
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")

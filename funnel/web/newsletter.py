@@ -13,8 +13,8 @@ from flask import Blueprint, Response, abort, render_template
 from sqlalchemy import select
 
 from funnel import runtime
-from funnel.models import BROADCAST_SENDING, BROADCAST_SENT, Broadcast
 from funnel.core.sequence import EmailFileError, load_sequence
+from funnel.models import BROADCAST_SENDING, BROADCAST_SENT, Broadcast
 from funnel.newsletter.archive import PublicIssue, atom_feed, public_variables, render_public
 from funnel.newsletter.cadence import NEWSLETTER, Cadence, cadence
 from funnel.newsletter.scheduling import frozen_source
