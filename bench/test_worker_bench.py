@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.conftest import ratio, record
 from funnel import create_app
 from funnel.db import upgrade
-from funnel.runtime import make_worker
 from funnel.models import AppState, Subscriber
+from funnel.runtime import make_worker
 from funnel.transports.outbox import OutboxTransport
 from tests.drip import make_emails_dir
 

@@ -94,6 +94,7 @@ def export_data(session: Session, sub: Subscriber, *, now: datetime | None = Non
     emails = [
         {
             "email": d.step_slug,
+            "kind": d.kind,  # drip, broadcast or system (the confirmation emails)
             "subject": subjects.get(d.step_slug),
             "state": d.state,
             "queued_at": _iso(d.created_at),

@@ -370,7 +370,9 @@ def per_step(session: Session, start: datetime, end: datetime, *,
     ``steps`` is the current sequence as (slug, subject), in order: those rows
     come first even when nothing was sent; steps since removed follow.
     """
-    sent_in_period = and_(Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end))
+    # Confirmation and other system mail is not one of "the emails" people follow.
+    sent_in_period = and_(Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end),
+                          Delivery.kind != "system")
     rows: dict[str, StepRow] = {slug: StepRow(slug, subject) for slug, subject in steps}
 
     def row(slug: str) -> StepRow:

@@ -87,7 +87,8 @@ def test_every_email_renders_into_the_layout_with_a_text_part(slug):
         assert str(variables[key]).replace("&", "&amp;") in r.html
     assert r.preheader and r.preheader in r.html
     # Text: the same words, links written out, nothing of the HTML left.
-    assert "Hi Alex," in r.text
+    # System mail may reach a stranger who typed the address: it greets nobody by name.
+    assert ("Hi there," if slug in ("confirm", "already-subscribed") else "Hi Alex,") in r.text
     assert not TAG.search(r.text), TAG.search(r.text)
     assert "**" not in r.text and "](" not in r.text
     assert variables["unsubscribe_url"] in r.text and variables["postal_address"] in r.text

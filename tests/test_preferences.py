@@ -235,10 +235,10 @@ def test_download_my_data(client, prefs, app, clock, db):
     assert [c["action"] for c in data["consent"]] == ["signup", "confirm"]
     assert data["consent"][0]["text"] == subscribers.CONSENT_TEXT
     assert data["consent"][0]["ip"] == "127.0.0.1"
-    assert [(e["subject"][:6], e["state"]) for e in data["emails"]] == [
-        ("Day 1:", "sent"), ("Part 2", "sent")]
-    assert data["emails"][0]["sent_at"] == "2026-12-01T09:00:00+00:00"
-    assert data["emails"][1]["sent_at"] == "2026-12-04T09:00:00+00:00"
+    drip = [e for e in data["emails"] if e["kind"] == "drip"]  # the confirmation is "system"
+    assert [(e["subject"][:6], e["state"]) for e in drip] == [("Day 1:", "sent"), ("Part 2", "sent")]
+    assert drip[0]["sent_at"] == "2026-12-01T09:00:00+00:00"
+    assert drip[1]["sent_at"] == "2026-12-04T09:00:00+00:00"
 
 
 # -- erase ---------------------------------------------------------------------------
@@ -328,7 +328,8 @@ def test_cli_export_data(runner, prefs, db):
     assert data["profile"]["email"] == EMAIL
     assert [c["action"] for c in data["consent"]] == ["signup", "confirm"]
     assert data["consent"][0]["utm"] == {"utm_source": "blog", "utm_campaign": "hip"}
-    assert data["emails"][0]["subject"].startswith("Day 1") and data["emails"][0]["sent_at"]
+    drip = [e for e in data["emails"] if e["kind"] == "drip"]
+    assert drip[0]["subject"].startswith("Day 1") and drip[0]["sent_at"]
 
 
 def test_cli_erase_asks_then_erases(runner, prefs, db, client):

@@ -30,8 +30,7 @@ def app_config(app_config, emails_dir):
     return {**app_config, "EMAILS_DIR": str(emails_dir)}
 
 
-def FakeTransport():  # noqa: N802 - kept for the tests' reading
-    return ScriptedTransport()
+FakeTransport = ScriptedTransport  # records what it is given, plays a script (tests/faults.py)
 
 
 def deliveries(db, email):
