@@ -47,12 +47,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         admin_import,
         admin_subscriber,
         auth,
+        broadcasts,
         connect_admin,
         embed,
         errors,
         extensions,
         headers,
         links,
+        newsletter,
         plan,
         preferences,
         previews,
@@ -71,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(site.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(newsletter.bp)
     app.register_blueprint(webhooks.bp)
     plan.init_app(app)
     auth.init_app(app)
@@ -82,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Other sites and tools: the embedded sign-up form and the JSON API.
     app.register_blueprint(embed.bp)
     app.register_blueprint(api_routes.bp)
+    app.register_blueprint(broadcasts.bp)
     cli.init_app(app)
     ops.init_app(app)
     return app

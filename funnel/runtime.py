@@ -24,6 +24,7 @@ from funnel.drip.worker import Worker
 from funnel.hooks import capture
 from funnel.hooks.dispatch import Dispatcher, HookSettings
 from funnel.mail.compose import Composer
+from funnel.newsletter.work import BroadcastWork
 from funnel.sending import MAX_ATTEMPTS
 from funnel.transports import Transport, make_transport
 
@@ -101,15 +102,21 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         resend_interrupted=transport.idempotent,
     )
     # Its own composer: the web threads' one caches templates unsynchronised.
+    composer = composer or Composer(settings, clock)
+    # The newsletter's broadcasts go through the same send step, on their own to-do list.
+    broadcasts = BroadcastWork(runtime.sessions, composer, transport, owner=store.owner,
+                               emails_dir=settings.emails_dir, batch_size=settings.batch_size,
+                               lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS)
     from funnel import chores
 
-    return Worker(store, composer or Composer(settings, clock), transport, clock,
+    return Worker(store, composer, transport, clock,
                   sequence=lambda: load_sequence(settings.emails_dir), rules=rules,
                   pending_retention=timedelta(days=settings.pending_retention_days),
                   after_pass=lambda now: chores.after_pass(runtime.sessions, settings, transport,
                                                            now),
                   # The webhook outbox is delivered as one more step of each pass.
-                  hooks=Dispatcher(runtime.sessions, runtime.hook_settings))
+                  hooks=Dispatcher(runtime.sessions, runtime.hook_settings),
+                  pieces=[broadcasts.run])
 
 
 def session() -> Session:

@@ -27,10 +27,12 @@ from funnel.privacy import is_suppressed
 
 log = logging.getLogger(__name__)
 
-CONSENT_VERSION = "2026-11-v1"
+CONSENT_VERSION = "2026-11-v2"
+# Both topics are named: the sign-up turns on the free plan and the newsletter.
 CONSENT_TEXT = (
-    "Email me the Run Stronger free plan: the lateral hip stretch, then a few "
-    "emails a week for six weeks. I can unsubscribe with one click at any time. "
+    "Email me the Run Stronger free plan (the lateral hip stretch, then about one "
+    "email a week for six weeks) and the Run Stronger newsletter every few weeks. "
+    "I can stop either one, or unsubscribe from both with one click, at any time. "
     "My address is used for nothing else."
 )
 
@@ -316,3 +318,38 @@ def resubscribe(session: Session, sub: Subscriber, *, meta: SignupMeta,
         return None
     return subscribe(session, email=sub.email, first_name=sub.first_name,
                               timezone=sub.timezone, meta=meta, now=now)
+
+
+# -- topics: the free plan and the newsletter (issue 13) ----------------------
+
+PLAN = "plan"
+NEWSLETTER = "newsletter"
+TOPICS = (PLAN, NEWSLETTER)
+TOPIC_FIELDS = {PLAN: "wants_plan", NEWSLETTER: "wants_newsletter"}
+
+
+def set_topic(session: Session, sub: Subscriber, topic: str, on: bool, *, now: datetime,
+              meta: SignupMeta | None = None) -> str:
+    """Turn the plan or the newsletter on or off; commits.
+
+    Returns "on", "off", "unchanged" or "unsubscribed": turning off the only topic
+    left is unsubscribing (a confirmed subscriber who wants nothing is not on a list).
+    """
+    if topic not in TOPICS:
+        raise FunnelError("Choose the plan or the newsletter.", field="topic")
+    if sub.status != lifecycle.CONFIRMED:
+        raise FunnelError("Only a confirmed subscription has topics to change.", field="topic")
+    field, other = TOPIC_FIELDS[topic], TOPIC_FIELDS[NEWSLETTER if topic == PLAN else PLAN]
+    if bool(getattr(sub, field)) == on:
+        return "unchanged"
+    if not on and not getattr(sub, other):
+        unsubscribe(session, sub, now=now, meta=meta,
+                    reason="stopped both the plan and the newsletter (preference page)")
+        return "unsubscribed"
+    setattr(sub, field, on)
+    if topic == PLAN:
+        # Off: the plan's cursor stops. On: the worker re-decides on its next pass and
+        # the plan carries on where it left off.
+        sub.next_due_at = now if on else None
+    session.commit()
+    return "on" if on else "off"

@@ -89,7 +89,11 @@ class Step:
 
 
 def read_email_file(path: Path) -> EmailSource:
-    text = path.read_text(encoding="utf-8")
+    return parse_email_text(path, path.read_text(encoding="utf-8"))
+
+
+def parse_email_text(path: Path, text: str) -> EmailSource:
+    """An email from its text (``path`` names it in errors), e.g. a stored copy."""
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise EmailFileError(path, 1, "front matter missing: the file must start with '---'")

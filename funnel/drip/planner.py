@@ -52,6 +52,7 @@ class SubscriberView:
     confirmed_at: datetime | None
     timezone: str | None = None
     paused_until: datetime | None = None
+    wants_plan: bool = True  # the plan topic: off means no plan email (the newsletter is apart)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ def blocked(view: SubscriberView, now: datetime) -> Hold | WaitUntil | None:
     under the row lock right before sending)."""
     if view.status != CONFIRMED or view.confirmed_at is None:
         return Hold("not a confirmed subscriber")
+    if not view.wants_plan:
+        return Hold("stopped the plan")
     if view.paused_until is not None and view.paused_until > now:
         return WaitUntil(view.paused_until, "paused")
     return None

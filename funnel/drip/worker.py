@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -32,6 +33,9 @@ from funnel.transports import AuthError, Message, Transport
 
 log = logging.getLogger(__name__)
 
+# A piece of a pass: (now, stop) -> a report with sent/failed/retried/skipped/claimed.
+Piece = Callable[[datetime, "threading.Event | None"], Any]
+
 HELD_RECHECK = timedelta(minutes=1)
 
 
@@ -47,6 +51,12 @@ class PassReport:
     sent_keys: list[str] = field(default_factory=list)
     hooks: Any = None  # what the webhook step did (hooks.dispatch.HookReport)
 
+    def add_piece(self, r) -> None:
+        """Fold in the report of an injected piece (same counters, by name)."""
+        for name in ("sent", "failed", "retried", "skipped", "claimed"):
+            setattr(self, name, getattr(self, name) + getattr(r, name, 0))
+        self.sent_keys.extend(getattr(r, "sent_keys", []))
+
     def add(self, r: sending.SendReport) -> None:
         self.sent += r.sent
         self.failed += r.failed
@@ -58,7 +68,8 @@ class PassReport:
 def view(sub: Subscriber) -> tuple[planner.SubscriberView, list[planner.DeliveryView]]:
     """The subscriber as the planner sees it: plain data, no session."""
     return (
-        planner.SubscriberView(sub.status, sub.confirmed_at, sub.timezone, sub.paused_until),
+        planner.SubscriberView(sub.status, sub.confirmed_at, sub.timezone, sub.paused_until,
+                               sub.wants_plan),
         [planner.DeliveryView(d.step_slug, d.state, d.created_at, d.sent_at, d.attempts, d.kind)
          for d in sorted(sub.deliveries, key=lambda d: d.id or 0)],
     )
@@ -75,8 +86,12 @@ class Worker:
                  rules: planner.Rules, rng: random.Random | None = None,
                  pending_retention: timedelta | None = None,
                  after_pass: Callable[[datetime], None] | None = None,
-                 hooks: Any = None) -> None:
+                 hooks: Any = None,
+                 pieces: Sequence_[Piece] = ()) -> None:
         self.store = store
+        # More work of the same pass that the drip knows nothing about (the
+        # newsletter's broadcasts): each is called with (now, stop) after the drip.
+        self.pieces = tuple(pieces)
         self.composer = composer
         self.transport = transport
         self.clock = clock
@@ -110,6 +125,8 @@ class Worker:
             self.store.replan_if_changed(sequence.fingerprint, now)
             self._batches(now, stop, report, self.store.claim_due,
                           lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
+            for piece in self.pieces:
+                report.add_piece(piece(now, stop))
             if self.after_pass is not None and not (stop and stop.is_set()):
                 self.after_pass(now)
             if self.hooks is not None and not (stop and stop.is_set()):

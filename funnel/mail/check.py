@@ -28,6 +28,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from funnel.coach import CoachFileError, load_coach
+from funnel.core.broadcast import BROADCAST_KEYS, parse_archive, parse_filter
 from funnel.core.rendering import Renderer
 from funnel.core.sequence import (
     EmailFileError,
@@ -96,9 +97,14 @@ def sample_subscriber() -> Subscriber:
 
 
 def email_files(emails_dir: str | Path) -> list[Path]:
-    """Every email a marketer edits: the drip sequence, then the system emails."""
+    """Every email a marketer edits: the drip sequence, the newsletter's broadcasts,
+    then the system emails."""
     root = Path(emails_dir)
-    return sorted((root / "sequence").glob("*.md")) + sorted((root / "system").glob("*.md"))
+    return (sorted((root / "sequence").glob("*.md")) + sorted((root / "broadcasts").glob("*.md"))
+            + sorted((root / "system").glob("*.md")))
+
+
+NEXT_STEP_FILE = "next-step.md"
 
 
 def find_source(emails_dir: str | Path, slug: str) -> EmailSource | None:
@@ -159,9 +165,11 @@ class Checker:
         root = self.emails_dir
         if not list((root / "sequence").glob("*.md")):
             self.error(root / "sequence", 1, "the sequence has no emails")
+        self.check_next_step()
         for path in email_files(root):
             system = path.parent.name == "system"
-            src = self.check_file(path, system=system)
+            broadcast = path.parent.name == "broadcasts"
+            src = self.check_file(path, system=system, broadcast=broadcast)
             if src is None or not src.slug:
                 continue
             if src.slug in slugs:
@@ -170,7 +178,8 @@ class Checker:
             slugs[src.slug] = path
         return sorted(set(self.problems))
 
-    def check_file(self, path: Path, *, system: bool) -> EmailSource | None:
+    def check_file(self, path: Path, *, system: bool, broadcast: bool = False
+                   ) -> EmailSource | None:
         try:
             src = read_email_file(path)
         except EmailFileError as exc:
@@ -180,7 +189,11 @@ class Checker:
             self.error(path, 1, "the file is not UTF-8 text")
             return None
         before = len([p for p in self.problems if p.level == ERROR])
-        self._check_front_matter(src, SYSTEM_KEYS if system else SEQUENCE_KEYS, system)
+        if broadcast:
+            self._check_front_matter(src, BROADCAST_KEYS, True)
+            self._check_broadcast(src)
+        else:
+            self._check_front_matter(src, SYSTEM_KEYS if system else SEQUENCE_KEYS, system)
         for key in ("subject", "preheader"):
             if key in src.meta:
                 self._check_template(src.path, str(src.meta[key]), src.meta_lines.get(key, 1),
@@ -222,6 +235,30 @@ class Checker:
                 parse_window(src.meta["window"])
             except ValueError as exc:
                 self.error(path, lines.get("window", 1), str(exc))
+
+    def _check_broadcast(self, src: EmailSource) -> None:
+        """A newsletter issue: named after its file, with a readable archive flag and audience."""
+        path, lines = src.path, src.meta_lines
+        if src.slug and src.slug != path.stem:
+            self.error(path, lines.get("slug", 1),
+                       f"slug '{src.slug}' differs from the file name: name the file "
+                       f"{src.slug}.md")
+        for key, parse in (("archive", parse_archive), ("audience", parse_filter)):
+            if key in src.meta:
+                try:
+                    parse(src.meta[key])
+                except ValueError as exc:
+                    self.error(path, lines.get(key, 1), str(exc))
+
+    def check_next_step(self) -> None:
+        """``next-step.md``: the Markdown piece that ends the plan's last email."""
+        path = self.emails_dir / NEXT_STEP_FILE
+        if not path.exists():
+            return
+        text = path.read_text(encoding="utf-8")
+        src = EmailSource(path, {}, text, 1)
+        if self._check_template(path, text, 1, self.known - {"next_step"}):
+            self._check_markdown(src)
 
     # -- Jinja: syntax and unknown variables -----------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable
 from datetime import datetime
 from email.utils import parseaddr
@@ -32,6 +34,13 @@ FALLBACK_COACH = Coach(name="The Run Stronger team", role="Run Stronger", bio=""
                        reply_invite="Hit reply and tell us how it went.")
 
 
+# The marketer's closing piece for the plan (emails/next-step.md), placed where an
+# email writes {{ next_step }}. It is spliced into the Markdown before rendering, so
+# it uses the same variables and batches like the rest of the email.
+NEXT_STEP_FILE = "next-step.md"
+_NEXT_STEP = re.compile(r"\{\{-?\s*next_step\s*-?\}\}")
+
+
 class Composer:
     def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
@@ -43,6 +52,7 @@ class Composer:
         self._coach: tuple[float, Coach] | None = None
         self.shared = SharedBodies(self.renderer.render)
         self.domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
+        self._next_step: tuple[int, str] | None = None
 
     def system_source(self, name: str) -> EmailSource:
         return read_email_file(Path(self.settings.emails_dir, "system", f"{name}.md"))
@@ -99,11 +109,27 @@ class Composer:
                 "You are getting this because you signed up for the Run Stronger "
                 "free plan and confirmed your address."
             ),
+            "next_step": "",  # replaced by emails/next-step.md (see with_next_step)
         }
+
+    def with_next_step(self, source: EmailSource) -> EmailSource:
+        """``source`` with ``{{ next_step }}`` replaced by the text of emails/next-step.md."""
+        if "next_step" not in source.body:
+            return source
+        path = Path(self.settings.emails_dir, NEXT_STEP_FILE)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return source
+        if self._next_step is None or self._next_step[0] != stamp:
+            self._next_step = (stamp, path.read_text(encoding="utf-8"))
+        text = self._next_step[1]
+        return dataclasses.replace(source, body=_NEXT_STEP.sub(lambda _m: text, source.body))
 
     def render(self, source: EmailSource, sub: Subscriber, delivery_id: str | None = None,
                extra: dict[str, Any] | None = None) -> RenderedEmail:
-        return self.renderer.render(source, {**self.variables(sub, delivery_id), **(extra or {})})
+        return self.renderer.render(self.with_next_step(source),
+                                    {**self.variables(sub, delivery_id), **(extra or {})})
 
     def message(
         self,
@@ -118,6 +144,7 @@ class Composer:
         extra: dict[str, Any] | None = None,
     ) -> Message:
         variables = {**self.variables(sub, delivery_id), **(extra or {})}
+        source = self.with_next_step(source)
         rendered = self.renderer.render(source, variables)
         # Sequence mail goes to many people at once: offer the transport one body
         # for all of them (a provider like SendGrid then sends a step per request).

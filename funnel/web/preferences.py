@@ -129,6 +129,38 @@ def preferences_unsubscribe(token: str):
     return _back(token, "You're unsubscribed: we won't send you any more emails.")
 
 
+TOPIC_DONE = {
+    ("plan", "off"): "You will get no more plan emails. The newsletter still comes.",
+    ("plan", "on"): "The plan is back on: it carries on where you left off.",
+    ("newsletter", "off"): "You will get no more newsletters. The plan still comes.",
+    ("newsletter", "on"): "The newsletter is back on.",
+}
+
+
+@bp.post("/preferences/<token>/topics")
+def preferences_topics(token: str):
+    """"Only stop the plan", "only stop the newsletter", or switch one back on."""
+    sub, error = _preferences_subscriber(token)
+    if error:
+        return error
+    stop, start = request.form.get("stop", ""), request.form.get("start", "")
+    topic, on = (stop, False) if stop else (start, True)
+    if topic not in subscribers.TOPICS or (stop and start):
+        return render_error(400, "That choice is not one we offer: pick the plan or the "
+                                 "newsletter on your preferences page.")
+    try:
+        done = subscribers.set_topic(runtime.session(), sub, topic, on, now=runtime.now(),
+                                     meta=request_meta())
+    except FunnelError as exc:
+        return _preferences_page(token, sub, errors={exc.field: str(exc)}, status=422)
+    if done == "unsubscribed":
+        return _back(token, "You're unsubscribed: with the plan and the newsletter both "
+                            "stopped, we won't send you any more emails.")
+    if on:
+        runtime.rt().wake.set()
+    return _back(token, TOPIC_DONE.get((topic, done), "Nothing to change."))
+
+
 @bp.post("/preferences/<token>/resubscribe")
 def preferences_resubscribe(token: str):
     sub, error = _preferences_subscriber(token)

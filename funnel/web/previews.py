@@ -33,6 +33,7 @@ from funnel.core.sequence import EmailFileError, EmailSource, read_email_file, s
 from funnel.inputs import FunnelError, normalise_email
 from funnel.mail import check as emailcheck
 from funnel.mail.check import run_check
+from funnel.newsletter.scheduling import REASON
 from funnel.transports import AuthError, TransientSendError
 from funnel.web.auth import login_required
 
@@ -52,6 +53,7 @@ class Entry:
     preheader: str
     system: bool
     error: str = ""
+    broadcast: bool = False
     delay: timedelta | None = None
     offset: timedelta | None = None  # from the first email, if each goes out on time
     window: str = ""
@@ -83,10 +85,15 @@ def _entries() -> list[Entry]:
     offset = timedelta(0)
     for path in emailcheck.email_files(_emails_dir()):
         system = path.parent.name == "system"
+        broadcast = path.parent.name == "broadcasts"
         try:
             src = read_email_file(path)
         except EmailFileError as exc:
-            out.append(Entry(path, "", "", "", system, error=f"line {exc.line}: {exc.message}"))
+            out.append(Entry(path, "", "", "", system, error=f"line {exc.line}: {exc.message}",
+                             broadcast=broadcast))
+            continue
+        if broadcast:
+            out.append(Entry(path, src.slug, src.subject, src.preheader, False, broadcast=True))
             continue
         if system:
             out.append(Entry(path, src.slug, src.subject, src.preheader, True))
@@ -126,8 +133,14 @@ def _fingerprint(paths: list[Path]) -> str:
     return h.hexdigest()[:20]
 
 
+def _extra(src: EmailSource) -> dict | None:
+    """A broadcast's footer says why the reader gets the newsletter."""
+    return {"reason": REASON} if src.path.parent.name == "broadcasts" else None
+
+
 def _render(src: EmailSource) -> RenderedEmail:
-    return runtime.rt().composer.render(src, emailcheck.sample_subscriber(), "preview")
+    return runtime.rt().composer.render(src, emailcheck.sample_subscriber(), "preview",
+                                        extra=_extra(src))
 
 
 def _framable(html: str) -> str:
@@ -229,7 +242,8 @@ def send_test(slug: str):
             # No delivery row exists for a test, so no provider event should point at one;
             # the view link is still shown as subscribers will see it.
             extra=None if system else {"view_url": r.composer.links.view(sample.public_id,
-                                                                         "preview")},
+                                                                         "preview"),
+                                       **(_extra(src) or {})},
         )
     except TemplateError as exc:
         flash(f"Not sent: the email does not render ({exc}).", "error")

@@ -1,0 +1,110 @@
+"""Who gets a broadcast, and why the others do not.
+
+The audience is every confirmed subscriber who wants the newsletter and is not
+paused, narrowed by the broadcast's filter. Pending, unsubscribed, bounced and
+complained people are never in it; erased people no longer exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from sqlalchemy.orm import Session
+
+from funnel.core import lifecycle
+from funnel.core.broadcast import PLAN_FINISHED, PLAN_IN_PLAN, Filter
+from funnel.models import Delivery, Subscriber
+
+DONE_STATES = ("sent", "failed", "unknown")
+
+
+def not_paused(now: datetime) -> ColumnElement[bool]:
+    return or_(Subscriber.paused_until.is_(None), Subscriber.paused_until <= now)
+
+
+def reachable(now: datetime) -> ColumnElement[bool]:
+    """Confirmed, wants the newsletter and not paused: may get a broadcast now."""
+    return and_(Subscriber.status == lifecycle.CONFIRMED,
+                Subscriber.wants_newsletter.is_(True), not_paused(now))
+
+
+def matches(flt: Filter, last_step: str | None) -> ColumnElement[bool]:
+    """The filter as a SQL condition (every part set must hold)."""
+    conds: list[ColumnElement[bool]] = []
+    if flt.plan is not None:
+        finished = (
+            select(Delivery.id)
+            .where(Delivery.subscriber_id == Subscriber.id,
+                   Delivery.step_slug == (last_step or ""),
+                   Delivery.state.in_(DONE_STATES))
+            .exists()
+        )
+        if flt.plan == PLAN_FINISHED:
+            conds.append(finished)
+        elif flt.plan == PLAN_IN_PLAN:
+            conds.append(not_(finished))
+    if flt.signed_up_before is not None:
+        conds.append(Subscriber.created_at < _day(flt.signed_up_before))
+    if flt.signed_up_after is not None:
+        conds.append(Subscriber.created_at >= _day(flt.signed_up_after))
+    if flt.source is not None:
+        v = flt.source.lower()
+        conds.append(or_(func.lower(Subscriber.utm_source) == v,
+                         func.lower(Subscriber.referrer) == v))
+    if flt.campaign is not None:
+        conds.append(func.lower(Subscriber.utm_campaign) == flt.campaign.lower())
+    return and_(True, *conds)
+
+
+def _day(d) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=UTC)
+
+
+def audience_ids(flt: Filter, last_step: str | None, now: datetime):
+    return select(Subscriber.id).where(reachable(now), matches(flt, last_step))
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """How many would get it, and how many would not and why."""
+
+    would_get: int
+    outside_filter: int
+    wrong_topic: int
+    paused: int
+    not_confirmed: int
+    unsubscribed: int
+    bounced_or_complained: int
+
+    def lines(self) -> list[tuple[str, int]]:
+        return [
+            ("would get it", self.would_get),
+            ("outside the filter", self.outside_filter),
+            ("turned the newsletter off (wrong topic)", self.wrong_topic),
+            ("paused", self.paused),
+            ("not confirmed yet", self.not_confirmed),
+            ("unsubscribed", self.unsubscribed),
+            ("bounced or marked as spam", self.bounced_or_complained),
+        ]
+
+
+def breakdown(session: Session, flt: Filter, last_step: str | None, now: datetime) -> Breakdown:
+    confirmed = Subscriber.status == lifecycle.CONFIRMED
+    wants = Subscriber.wants_newsletter.is_(True)
+    paused = not_(not_paused(now))
+    match = matches(flt, last_step)
+
+    def count(*conds: ColumnElement[bool]) -> int:
+        return int(session.scalar(select(func.count()).select_from(Subscriber).where(*conds)) or 0)
+
+    return Breakdown(
+        would_get=count(confirmed, wants, not_(paused), match),
+        outside_filter=count(confirmed, wants, not_(paused), not_(match)),
+        wrong_topic=count(confirmed, not_(wants)),
+        paused=count(confirmed, wants, paused),
+        not_confirmed=count(Subscriber.status == lifecycle.PENDING),
+        unsubscribed=count(Subscriber.status == lifecycle.UNSUBSCRIBED),
+        bounced_or_complained=count(Subscriber.status.in_(lifecycle.SUPPRESSED)),
+    )
