@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import FileSystemLoader, nodes, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -84,9 +84,30 @@ class Renderer:
             template = self._compiled[text] = self._body_env.from_string(text)
         return template
 
+    def heading(self, source: EmailSource, variables: Mapping[str, Any]) -> tuple[str, str]:
+        """Subject and preheader, exactly as ``render`` makes them."""
+        return (self._compile(source.subject).render(variables).strip(),
+                self._compile(source.preheader).render(variables).strip())
+
+    def prints_only(self, source: EmailSource, names: set[str]) -> bool:
+        """True when the email and its layout use ``names`` only by printing them
+        (``{{ name }}``) or testing them whole (``{% if name %}``): then no value
+        can change the email's structure (see mail/shared_body.py)."""
+        derived = names | {"subject", "preheader", "content"}
+        checks = [(self._body_env, text, names)
+                  for text in (source.subject, source.preheader, source.body)]
+        loader = self._layout_env.loader
+        assert loader is not None
+        try:
+            for name in loader.list_templates():
+                text = loader.get_source(self._layout_env, name)[0]
+                checks.append((self._layout_env, text, derived))
+        except OSError:
+            return False
+        return all(_prints_only(env, text, used) for env, text, used in checks)
+
     def render(self, source: EmailSource, variables: Mapping[str, Any]) -> RenderedEmail:
-        subject = self._compile(source.subject).render(variables).strip()
-        preheader = self._compile(source.preheader).render(variables).strip()
+        subject, preheader = self.heading(source, variables)
         markdown = self._compile(source.body).render(variables)
         tokens = self._md.parse(markdown)
         self._place_pictures(tokens, for_email=True)
@@ -121,6 +142,19 @@ class Renderer:
                     child.attrSet("src", picture.url)
                     child.attrSet("width", str(picture.width))
                     child.attrSet("height", str(picture.height))
+
+
+def _prints_only(env: SandboxedEnvironment, text: str, names: set[str]) -> bool:
+    try:
+        ast = env.parse(text)
+    except Exception:  # noqa: BLE001  (the full render reports template errors)
+        return False
+    allowed: set[int] = set()
+    for out in ast.find_all(nodes.Output):
+        allowed.update(id(n) for n in out.nodes if isinstance(n, nodes.Name))
+    for cond in ast.find_all(nodes.If):
+        allowed.add(id(cond.test))
+    return all(id(n) in allowed for n in ast.find_all(nodes.Name) if n.name in names)
 
 
 def _tidy_text(text: str) -> str:

@@ -17,7 +17,7 @@ from funnel.mail.links import Links
 from funnel.mail.shared_body import SharedBodies
 from funnel.media import MediaLibrary
 from funnel.models import Subscriber
-from funnel.transports import Message
+from funnel.transports import Message, SharedBody
 
 LIST_ID = "Run Stronger free plan <free-plan.runstronger.example>"
 DEFAULT_FIRST_NAME = "there"
@@ -41,7 +41,8 @@ class Composer:
         self.renderer = Renderer(settings.emails_dir,
                                  self.media.resolver(lambda: self.links.base_url))
         self._coach: tuple[float, Coach] | None = None
-        self.shared = SharedBodies(self.renderer.render)
+        self.shared = SharedBodies(self.renderer.render, heading=self.renderer.heading,
+                                   printed_only=self.renderer.prints_only)
         self.domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
 
     def system_source(self, name: str) -> EmailSource:
@@ -118,11 +119,17 @@ class Composer:
         extra: dict[str, Any] | None = None,
     ) -> Message:
         variables = {**self.variables(sub, delivery_id), **(extra or {})}
-        rendered = self.renderer.render(source, variables)
         # Sequence mail goes to many people at once: offer the transport one body
         # for all of them (a provider like SendGrid then sends a step per request).
-        shared = (self.shared.split(source, variables, PERSONAL_VARIABLES, rendered)
-                  if delivery_id else None)
+        # Built from that body when it provably gives the same bytes, else rendered.
+        fast = self.shared.compose(source, variables, PERSONAL_VARIABLES) if delivery_id else None
+        if fast is not None:
+            rendered, shared_body, subs = fast
+            shared: tuple[SharedBody, dict[str, str]] | None = (shared_body, subs)
+        else:
+            rendered = self.renderer.render(source, variables)
+            shared = (self.shared.split(source, variables, PERSONAL_VARIABLES, rendered)
+                      if delivery_id else None)
         headers: dict[str, str] = {}
         if list_mail:
             unsub = self.links.unsubscribe(sub.public_id)
