@@ -25,23 +25,44 @@ class ExpiredToken(BadToken):
         self.payload = payload
 
 
+class _KeyCachingSigner(TimestampSigner):
+    """Derives its key once: a batch signs six links per email with the same key."""
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        cache = self.__dict__.setdefault("_derived", {})
+        k = self.secret_key if secret_key is None else secret_key
+        if k not in cache:
+            cache[k] = super().derive_key(secret_key)
+        return cache[k]  # type: ignore[no-any-return]
+
+
+class _SignerCachingSerializer(URLSafeTimedSerializer):
+    """The same tokens as URLSafeTimedSerializer, with one signer per salt kept."""
+
+    def make_signer(self, salt: str | bytes | None = None):  # type: ignore[no-untyped-def]
+        cache = self.__dict__.setdefault("_signers", {})
+        if salt not in cache:
+            cache[salt] = super().make_signer(salt)
+        return cache[salt]
+
+
 class Tokens:
     def __init__(self, secret_keys: Sequence[str],
                  clock: Callable[[], datetime] | None = None) -> None:
         # itsdangerous signs with the last key and verifies with all of them.
         keys = list(reversed([k for k in secret_keys if k]))
-        signer: type[TimestampSigner] = TimestampSigner
+        signer: type[TimestampSigner] = _KeyCachingSigner
         if clock is not None:
             now = clock
 
             # Token ages follow the caller's clock, like everything else in the core.
-            class ClockSigner(TimestampSigner):
+            class ClockSigner(_KeyCachingSigner):
                 def get_timestamp(self) -> int:
                     return int(now().timestamp())
 
             signer = ClockSigner
         self._serializers = {
-            p: URLSafeTimedSerializer(keys, salt=f"funnel.{p}", signer=signer) for p in PURPOSES
+            p: _SignerCachingSerializer(keys, salt=f"funnel.{p}", signer=signer) for p in PURPOSES
         }
 
     def make(self, purpose: str, payload: Any) -> str:
