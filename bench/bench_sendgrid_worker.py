@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import logging
 import statistics
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--postgres", default="")
     parser.add_argument("--profile", default="")
     args = parser.parse_args()
+    logging.getLogger("funnel").setLevel(logging.WARNING)  # one INFO line per request
     server = ThreadingHTTPServer(("127.0.0.1", 0), Accept)
     server.requests = server.bytes_in = 0  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, nodes, StrictUndefined, select_autoescape
+from jinja2 import FileSystemLoader, StrictUndefined, meta, nodes, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -74,6 +74,7 @@ class Renderer:
         )
         self._md = MarkdownIt("commonmark", {"html": False, "typographer": False})
         self._compiled: dict[str, Any] = {}
+        self._used: dict[tuple, frozenset[str]] = {}
 
     def _compile(self, text: str):
         # A batch renders the same step for hundreds of people: compile it once.
@@ -88,6 +89,35 @@ class Renderer:
         """Subject and preheader, exactly as ``render`` makes them."""
         return (self._compile(source.subject).render(variables).strip(),
                 self._compile(source.preheader).render(variables).strip())
+
+    def used_names(self, source: EmailSource) -> frozenset[str] | None:
+        """Every variable the email and its layout read, or None if unknown."""
+        texts = (source.subject, source.preheader, source.body)
+        try:
+            # The layout may be edited while a worker runs: its files' times are in the key.
+            stamps = tuple(sorted((p.name, p.stat().st_mtime_ns)
+                                  for p in (self.emails_dir / "layout").iterdir()))
+        except OSError:
+            return None
+        key = (texts, stamps)
+        cached = self._used.get(key)
+        if cached is not None:
+            return cached
+        try:
+            names: set[str] = set()
+            for text in texts:
+                names |= meta.find_undeclared_variables(self._body_env.parse(text))
+            loader = self._layout_env.loader
+            assert loader is not None
+            for name in loader.list_templates():
+                text = loader.get_source(self._layout_env, name)[0]
+                names |= meta.find_undeclared_variables(self._layout_env.parse(text))
+        except Exception:  # noqa: BLE001  (the render itself reports what is wrong)
+            return None
+        if len(self._used) > 256:
+            self._used.clear()
+        self._used[key] = result = frozenset(names)
+        return result
 
     def prints_only(self, source: EmailSource, names: set[str]) -> bool:
         """True when the email and its layout use ``names`` only by printing them

@@ -6,11 +6,15 @@ Tokens carry only an opaque public id. Verification accepts every configured key
 
 from __future__ import annotations
 
+import hmac
+import json
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, int_to_bytes
 
 PURPOSES = ("confirm", "unsubscribe", "preferences", "view", "plan")
 
@@ -66,6 +70,20 @@ class Tokens:
         }
 
     def make(self, purpose: str, payload: Any) -> str:
+        """Byte for byte what ``URLSafeTimedSerializer.dumps`` gives (tests compare
+        them), in a third of the time: a send signs six links per recipient."""
+        serializer = self._serializers[purpose]
+        signer = serializer.make_signer()
+        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        compressed = zlib.compress(raw)
+        body = (b"." + base64_encode(compressed)) if len(compressed) < len(raw) - 1 \
+            else base64_encode(raw)
+        value = body + b"." + base64_encode(int_to_bytes(signer.get_timestamp()))
+        signature = hmac.digest(signer.derive_key(), value, "sha1")
+        return (value + b"." + base64_encode(signature)).decode("ascii")
+
+    def make_slowly(self, purpose: str, payload: Any) -> str:
+        """itsdangerous itself: the reference ``make`` must agree with."""
         return self._serializers[purpose].dumps(payload)
 
     def load(self, purpose: str, token: str, max_age: int | None = None) -> Any:
