@@ -8,6 +8,7 @@ name like ``[click](http://x)`` shows as typed, never as a link.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,7 @@ class Renderer:
         self._md = MarkdownIt("commonmark", {"html": False, "typographer": False})
         self._compiled: dict[str, Any] = {}
         self._used: dict[tuple, frozenset[str]] = {}
+        self._stamps: tuple[float, tuple] | None = None
 
     def _compile(self, text: str):
         # A batch renders the same step for hundreds of people: compile it once.
@@ -93,12 +95,17 @@ class Renderer:
     def used_names(self, source: EmailSource) -> frozenset[str] | None:
         """Every variable the email and its layout read, or None if unknown."""
         texts = (source.subject, source.preheader, source.body)
-        try:
-            # The layout may be edited while a worker runs: its files' times are in the key.
-            stamps = tuple(sorted((p.name, p.stat().st_mtime_ns)
-                                  for p in (self.emails_dir / "layout").iterdir()))
-        except OSError:
-            return None
+        # The layout may be edited while a worker runs: its files' times are in the
+        # key, looked at every 2 s. A variable left out by a stale answer makes the
+        # render fail (strict undefined), which holds the email: never a wrong one.
+        now = time.monotonic()
+        if self._stamps is None or now - self._stamps[0] > 2.0:
+            try:
+                self._stamps = (now, tuple(sorted(
+                    (p.name, p.stat().st_mtime_ns) for p in (self.emails_dir / "layout").iterdir())))
+            except OSError:
+                return None
+        stamps = self._stamps[1]
         key = (texts, stamps)
         cached = self._used.get(key)
         if cached is not None:

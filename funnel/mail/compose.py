@@ -79,12 +79,14 @@ class Composer:
         return self.settings.reply_to or self.coach.reply_to
 
     def variables(self, sub: Subscriber, delivery_id: str | None = None,
-                  source: EmailSource | None = None) -> dict[str, Any]:
+                  source: EmailSource | None = None,
+                  used: frozenset[str] | None = None) -> dict[str, Any]:
         """Every variable an email may use (documented in emails/README.md).
         With ``source``, signed links it does not use are left out: signing is
         most of composing a batched email."""
         first = (sub.first_name or "").strip()
-        used = self.renderer.used_names(source) if source is not None else None
+        if used is None and source is not None:
+            used = self.renderer.used_names(source)
         plan = (self.links.plan(sub.public_id)
                 if used is None or used & {"my_plan_url", "my_plan_pdf_url"} else "")
         return {
@@ -124,12 +126,12 @@ class Composer:
         list_mail: bool = True,
         extra: dict[str, Any] | None = None,
     ) -> Message:
-        own = self.variables(sub, delivery_id, source)
+        used = self.renderer.used_names(source)
+        own = self.variables(sub, delivery_id, source, used)
         variables = {**own, **(extra or {})}
         # Sequence mail goes to many people at once: offer the transport one body
         # for all of them (a provider like SendGrid then sends a step per request).
         # Built from that body when it provably gives the same bytes, else rendered.
-        used = self.renderer.used_names(source)
         personal = [n for n in PERSONAL_VARIABLES if used is None or n in used]
         if used is not None:
             # What the email never reads must not make each recipient's template differ.
