@@ -53,7 +53,7 @@ def fast_templates(composer: Composer) -> list:
 def test_hostile_names_come_out_exactly_as_rendered(tmp_path):
     composer, source = composer_for(
         tmp_path, "Hi {{ first_name }}, **well done** {{ first_name }}.\n\n"
-                  "[Your plan]({{ my_plan_url }}) · {{ unsubscribe_url }}\n")
+                  "[Your plan]({{ my_plan_url }}) · [Leave]({{ unsubscribe_url }})\n")
     assert check_everyone(composer, source) > len(HOSTILE_NAMES)
     fast = fast_templates(composer)
     assert any(f.verified for f in fast) and not any(f.broken for f in fast)
