@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.config import ConfigError, Settings
-from funnel.core.sequence import load_sequence
+from funnel.core.sequence import SequenceFiles
 from funnel.db import make_engine, make_sessionmaker
 from funnel.drip.planner import Rules
 from funnel.drip.store import Store
@@ -94,7 +94,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     )
     # Its own composer: the web threads' one caches templates unsynchronised.
     return Worker(store, composer or Composer(settings, clock), transport, clock,
-                  sequence=lambda: load_sequence(settings.emails_dir), rules=rules)
+                  sequence=SequenceFiles(settings.emails_dir), rules=rules)
 
 
 def session() -> Session:
