@@ -58,7 +58,7 @@ def main() -> None:
         n = s.scalar(text("SELECT count(*) FROM subscriber")) or 0
         deliveries = s.scalar(text("SELECT count(*) FROM delivery")) or 0
         events = s.scalar(text("SELECT count(*) FROM delivery_event")) or 0
-    print(f"list: {n:,} subscribers, {deliveries:,} deliveries, {events:,} events")
+    print(f"list: {n:,} subscribers, {deliveries:,} deliveries, {events:,} events", flush=True)
 
     # -- the worker with nothing due ------------------------------------------
     worker = make_worker(rt)
@@ -80,7 +80,7 @@ def main() -> None:
         passes.append(time.perf_counter() - started)
         assert report.claimed == 0, report
     idle = statistics.median(passes) * 1000
-    print(f"idle worker pass, {n:,} subscribers: {idle:.2f} ms (median of 20; goal < 10)")
+    print(f"idle worker pass, {n:,} subscribers: {idle:.2f} ms (median of 20; goal < 10)", flush=True)
     print(f"worker RSS after idle passes: {rss_mb():.0f} MB (goal < 150)")
 
     # -- the dashboard ---------------------------------------------------------
@@ -100,14 +100,16 @@ def main() -> None:
         sess["admin_seen"] = rt.clock().isoformat()
 
     def timed(path: str) -> float:
-        times = []
+        times: list[float] = []
         for _ in range(args.loads):
+            if len(times) >= 3 and min(times) > 2.0:
+                break  # far past the goal: three loads tell enough
             started = time.perf_counter()
             r = client.get(path)
             body = r.get_data()
             times.append(time.perf_counter() - started)
             assert r.status_code == 200, (path, r.status_code, body[:200])
-        return p95(times) * 1000
+        return p95(times) * 1000  # of ``--loads`` loads (3 when each takes over 2 s)
 
     base = timed("/health") if "/health" in {r.rule for r in app.url_map.iter_rules()} else None
     pages = {
@@ -130,7 +132,7 @@ def main() -> None:
         ms = timed(path)
         goal = 100 if label in searches else 300
         ratio = f" ({ms / base:.1f} x /health)" if base else ""
-        print(f"admin {label}: {ms:.0f} ms p95 of {args.loads}{ratio} (goal < {goal})")
+        print(f"admin {label}: {ms:.0f} ms p95{ratio} (goal < {goal})", flush=True)
 
     # -- the CSV export streams ------------------------------------------------
     before = rss_mb()
