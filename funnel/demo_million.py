@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from funnel.demo import AlreadySeeded
@@ -115,9 +115,13 @@ def seed_million(session: Session, *, n: int, now: datetime, slugs: list[str],
     progress("VACUUM ANALYZE…")
     # Planner statistics, and the visibility map that lets counts use index-only
     # scans; VACUUM cannot run inside a transaction.
-    with session.get_bind().connect() as conn:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-    count = lambda model: session.scalar(select(func.count()).select_from(model))  # noqa: E731
+    def count(model: type) -> int:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
     return MillionReport(
         subscribers=count(Subscriber), deliveries=count(Delivery),
         events=count(DeliveryEvent), visits=count(Visit),

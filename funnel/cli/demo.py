@@ -47,7 +47,7 @@ def seed_command(days: int, scale: float, random_seed: int, subscribers: int | N
     click.echo("see it at /admin/ (make an account: flask --app funnel admin create EMAIL)")
 
 
-def _seed_million(rt, n: int) -> None:  # type: ignore[no-untyped-def]
+def _seed_million(rt, n: int) -> None:
     import time
 
     from funnel.demo_million import seed_million

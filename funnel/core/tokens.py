@@ -37,13 +37,13 @@ class _KeyCachingSigner(TimestampSigner):
         k = self.secret_key if secret_key is None else secret_key
         if k not in cache:
             cache[k] = super().derive_key(secret_key)
-        return cache[k]  # type: ignore[no-any-return]
+        return cache[k]
 
 
 class _SignerCachingSerializer(URLSafeTimedSerializer):
     """The same tokens as URLSafeTimedSerializer, with one signer per salt kept."""
 
-    def make_signer(self, salt: str | bytes | None = None):  # type: ignore[no-untyped-def]
+    def make_signer(self, salt: str | bytes | None = None):
         cache = self.__dict__.setdefault("_signers", {})
         if salt not in cache:
             cache[salt] = super().make_signer(salt)

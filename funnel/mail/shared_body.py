@@ -310,7 +310,7 @@ def learn(render: Callable[[EmailSource, Mapping[str, Any]], RenderedEmail], non
           source: EmailSource, variables: Mapping[str, Any], names: tuple[str, ...],
           html_vars: tuple[int, ...], text_vars: tuple[int, ...]) -> _Fast | None:
     """Learn each tag's character map from probe renderings (see above)."""
-    kinds = []
+    kinds: list[list[tuple[str, str, type[str]]]] = []
     for name in names:
         value = variables[name]
         if type(value) is UserText:
