@@ -43,10 +43,10 @@ def seed(url: str, tmp: Path, n: int) -> None:
         return
     import psycopg
 
-    from bench.seed_million import reset_postgres
-    reset_postgres(url)
     upgrade(url)
     with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        # A bench database: each run starts from an empty list.
+        conn.execute("TRUNCATE subscriber, app_state RESTART IDENTITY CASCADE")
         conn.execute(
             "INSERT INTO subscriber (public_id, email, status, timezone, created_at,"
             " confirmed_at, next_due_at) SELECT md5(g::text), 'r' || g || '@example.com',"
