@@ -14,7 +14,7 @@ export FUNNEL_BASE_URL
 # Root can install system packages directly; anyone else goes through sudo.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint lock worker bench system-deps pdf-deps clean
+.PHONY: run test lint lock worker bench bench-million system-deps pdf-deps clean
 
 # Installs come from the lock files, so every machine gets the same versions;
 # the project itself is installed on top without resolving anything again.
@@ -88,8 +88,25 @@ bench: $(BIN)/.installed
 		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk bc; }
 	$(BIN)/pytest bench/test_worker_bench.py --benchmark-only -p no:cacheprovider -q -s
 	$(BIN)/python bench/bench_sendgrid.py
+	$(BIN)/python bench/bench_sendgrid_worker.py --subscribers 20000 --repeat 3
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_pages.py
+
+# The list at a million, on PostgreSQL (about half an hour on 2 busy cores):
+# seed (goal C), the worker idle pass and memory (B), the dashboard (C), import (D).
+# BENCH_PG_URL is a server where these two databases may be dropped and made.
+BENCH_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
+BENCH_SUBSCRIBERS ?= 1000000
+bench-million: $(BIN)/.installed
+	psql "$(subst +psycopg,,$(BENCH_PG_URL))/postgres" -qc "DROP DATABASE IF EXISTS funnel_bench_million" -c "CREATE DATABASE funnel_bench_million"
+	psql "$(subst +psycopg,,$(BENCH_PG_URL))/postgres" -qc "DROP DATABASE IF EXISTS funnel_bench_import" -c "CREATE DATABASE funnel_bench_import"
+	DATABASE_URL=$(BENCH_PG_URL)/funnel_bench_million $(BIN)/flask --app funnel db upgrade
+	DATABASE_URL=$(BENCH_PG_URL)/funnel_bench_million SECRET_KEY=bench /usr/bin/time -f "seed: %e s, max RSS %M kB" \
+		$(BIN)/flask --app funnel demo seed --subscribers $(BENCH_SUBSCRIBERS)
+	$(BIN)/python bench/bench_million.py --database $(BENCH_PG_URL)/funnel_bench_million
+	DATABASE_URL=$(BENCH_PG_URL)/funnel_bench_import $(BIN)/flask --app funnel db upgrade
+	/usr/bin/time -f "import: max RSS %M kB" $(BIN)/python bench/bench_import.py \
+		--rows $(BENCH_SUBSCRIBERS) --database $(BENCH_PG_URL)/funnel_bench_import
 
 clean:
 	rm -rf $(VENV) instance/outbox

@@ -122,6 +122,7 @@ class MediaLibrary:
         self.images_dir = Path(images_dir)
         self._png: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._refs: dict[tuple, Picture | None] = {}
 
     # -- names -------------------------------------------------------------------
 
@@ -168,6 +169,26 @@ class MediaLibrary:
     def ref(self, base_url: str, name: str, *, for_email: bool) -> Picture | None:
         """The picture's absolute address and display size (None if it is missing
         or unreadable; ``emails check`` reports why)."""
+        # Every email of a batch asks for the same pictures: read each file once
+        # per version (one stat per call tells a saved file from the cached one).
+        if not _NAME.match(name):
+            return None
+        try:
+            st = (self.images_dir / name).stat()
+        except OSError:
+            return None
+        key = (base_url, name, for_email, st.st_mtime_ns, st.st_size)
+        cached = self._refs.get(key, _NO_REF)
+        if cached is not _NO_REF:
+            return cached  # type: ignore[return-value]
+        picture = self._ref(base_url, name, for_email=for_email)
+        with self._lock:
+            if len(self._refs) > 256:
+                self._refs.clear()
+            self._refs[key] = picture
+        return picture
+
+    def _ref(self, base_url: str, name: str, *, for_email: bool) -> Picture | None:
         hashed = self.hashed_name(name, for_email=for_email)
         path = self.path(name)
         if hashed is None or path is None:
@@ -223,3 +244,6 @@ class MediaLibrary:
                 self.png(path)
                 count += 1
         return count
+
+
+_NO_REF = object()

@@ -120,6 +120,12 @@ class Subscriber(Base):
         Index("ix_subscriber_due", "next_due_at"),
         # The dashboard's list growth and the admin list filter by status and time.
         Index("ix_subscriber_status_created", "status", "created_at"),
+        # The admin list, newest first, pages through this at any list size.
+        Index("ix_subscriber_created_id", "created_at", "id"),
+        # "Part of an address" search (LIKE '%x%') at a million: trigrams on
+        # PostgreSQL (migration 0004 adds pg_trgm); a plain index on SQLite.
+        Index("ix_subscriber_email_trgm", "email", postgresql_using="gin",
+              postgresql_ops={"email": "gin_trgm_ops"}),
         CheckConstraint(check_in("status", SubscriberStatus), name="status"),
         CheckConstraint(check_in("arrived_via", ArrivalPath), name="arrived_via"),
     )

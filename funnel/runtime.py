@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.config import ConfigError, Settings
-from funnel.core.sequence import load_sequence
+from funnel.core.sequence import SequenceFiles
 from funnel.db import make_engine, make_sessionmaker
 from funnel.drip.planner import Rules
 from funnel.drip.store import Store
@@ -110,7 +110,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     from funnel import chores
 
     return Worker(store, composer, transport, clock,
-                  sequence=lambda: load_sequence(settings.emails_dir), rules=rules,
+                  sequence=SequenceFiles(settings.emails_dir), rules=rules,
                   pending_retention=timedelta(days=settings.pending_retention_days),
                   after_pass=lambda now: chores.after_pass(runtime.sessions, settings, transport,
                                                            now),

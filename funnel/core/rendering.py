@@ -8,13 +8,14 @@ name like ``[click](http://x)`` shows as typed, never as a link.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import css_inline
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import FileSystemLoader, StrictUndefined, meta, nodes, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -74,6 +75,8 @@ class Renderer:
         )
         self._md = MarkdownIt("commonmark", {"html": False, "typographer": False})
         self._compiled: dict[str, Any] = {}
+        self._used: dict[tuple, frozenset[str]] = {}
+        self._stamps: tuple[float, tuple] | None = None
 
     def _compile(self, text: str):
         # A batch renders the same step for hundreds of people: compile it once.
@@ -84,9 +87,64 @@ class Renderer:
             template = self._compiled[text] = self._body_env.from_string(text)
         return template
 
+    def heading(self, source: EmailSource, variables: Mapping[str, Any]) -> tuple[str, str]:
+        """Subject and preheader, exactly as ``render`` makes them."""
+        return (self._compile(source.subject).render(variables).strip(),
+                self._compile(source.preheader).render(variables).strip())
+
+    def used_names(self, source: EmailSource) -> frozenset[str] | None:
+        """Every variable the email and its layout read, or None if unknown."""
+        texts = (source.subject, source.preheader, source.body)
+        # The layout may be edited while a worker runs: its files' times are in the
+        # key, looked at every 2 s. A variable left out by a stale answer makes the
+        # render fail (strict undefined), which holds the email: never a wrong one.
+        now = time.monotonic()
+        if self._stamps is None or now - self._stamps[0] > 2.0:
+            try:
+                self._stamps = (now, tuple(sorted(
+                    (p.name, p.stat().st_mtime_ns) for p in (self.emails_dir / "layout").iterdir())))
+            except OSError:
+                return None
+        stamps = self._stamps[1]
+        key = (texts, stamps)
+        cached = self._used.get(key)
+        if cached is not None:
+            return cached
+        try:
+            names: set[str] = set()
+            for text in texts:
+                names |= meta.find_undeclared_variables(self._body_env.parse(text))
+            loader = self._layout_env.loader
+            assert loader is not None
+            for name in loader.list_templates():
+                text = loader.get_source(self._layout_env, name)[0]
+                names |= meta.find_undeclared_variables(self._layout_env.parse(text))
+        except Exception:  # noqa: BLE001  (the render itself reports what is wrong)
+            return None
+        if len(self._used) > 256:
+            self._used.clear()
+        self._used[key] = result = frozenset(names)
+        return result
+
+    def prints_only(self, source: EmailSource, names: set[str]) -> bool:
+        """True when the email and its layout use ``names`` only by printing them
+        (``{{ name }}``) or testing them whole (``{% if name %}``): then no value
+        can change the email's structure (see mail/shared_body.py)."""
+        derived = names | {"subject", "preheader", "content"}
+        checks = [(self._body_env, text, names)
+                  for text in (source.subject, source.preheader, source.body)]
+        loader = self._layout_env.loader
+        assert loader is not None
+        try:
+            for name in loader.list_templates():
+                text = loader.get_source(self._layout_env, name)[0]
+                checks.append((self._layout_env, text, derived))
+        except OSError:
+            return False
+        return all(_prints_only(env, text, used) for env, text, used in checks)
+
     def render(self, source: EmailSource, variables: Mapping[str, Any]) -> RenderedEmail:
-        subject = self._compile(source.subject).render(variables).strip()
-        preheader = self._compile(source.preheader).render(variables).strip()
+        subject, preheader = self.heading(source, variables)
         markdown = self._compile(source.body).render(variables)
         tokens = self._md.parse(markdown)
         self._place_pictures(tokens, for_email=True)
@@ -121,6 +179,19 @@ class Renderer:
                     child.attrSet("src", picture.url)
                     child.attrSet("width", str(picture.width))
                     child.attrSet("height", str(picture.height))
+
+
+def _prints_only(env: SandboxedEnvironment, text: str, names: set[str]) -> bool:
+    try:
+        ast = env.parse(text)
+    except Exception:  # noqa: BLE001  (the full render reports template errors)
+        return False
+    allowed: set[int] = set()
+    for out in ast.find_all(nodes.Output):
+        allowed.update(id(n) for n in out.nodes if isinstance(n, nodes.Name))
+    for cond in ast.find_all(nodes.If):
+        allowed.add(id(cond.test))
+    return all(id(n) in allowed for n in ast.find_all(nodes.Name) if n.name in names)
 
 
 def _tidy_text(text: str) -> str:

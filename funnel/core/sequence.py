@@ -171,3 +171,24 @@ def sequence_files(emails_dir: str | Path) -> list[Path]:
 
 def load_sequence(emails_dir: str | Path) -> Sequence:
     return Sequence(tuple(step_from_source(read_email_file(p)) for p in sequence_files(emails_dir)))
+
+
+class SequenceFiles:
+    """``load_sequence``, read and parsed again only when a file in the folder is
+    added, removed or saved: the worker asks on every pass, and parsing every
+    step's front matter was most of a pass with nothing due."""
+
+    def __init__(self, emails_dir: str | Path) -> None:
+        self.emails_dir = emails_dir
+        self._cached: tuple[tuple, Sequence] | None = None
+
+    def __call__(self) -> Sequence:
+        files = sequence_files(self.emails_dir)
+        try:
+            stamp = tuple((str(p), st.st_mtime_ns, st.st_size) for p in files
+                          for st in (p.stat(),))
+        except OSError:  # removed meanwhile: read everything as it is now
+            return load_sequence(self.emails_dir)
+        if self._cached is None or self._cached[0] != stamp:
+            self._cached = (stamp, load_sequence(self.emails_dir))
+        return self._cached[1]

@@ -19,7 +19,7 @@ from funnel.mail.links import Links
 from funnel.mail.shared_body import SharedBodies
 from funnel.media import MediaLibrary
 from funnel.models import Subscriber
-from funnel.transports import Message
+from funnel.transports import Message, SharedBody
 
 LIST_ID = "Run Stronger free plan <free-plan.runstronger.example>"
 DEFAULT_FIRST_NAME = "there"
@@ -50,7 +50,8 @@ class Composer:
         self.renderer = Renderer(settings.emails_dir,
                                  self.media.resolver(lambda: self.links.base_url))
         self._coach: tuple[float, Coach] | None = None
-        self.shared = SharedBodies(self.renderer.render)
+        self.shared = SharedBodies(self.renderer.render, heading=self.renderer.heading,
+                                   printed_only=self.renderer.prints_only)
         self.domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
         self._next_step: tuple[int, str] | None = None
 
@@ -87,10 +88,17 @@ class Composer:
     def reply_to(self) -> str:
         return self.settings.reply_to or self.coach.reply_to
 
-    def variables(self, sub: Subscriber, delivery_id: str | None = None) -> dict[str, Any]:
-        """Every variable an email may use (documented in emails/README.md)."""
+    def variables(self, sub: Subscriber, delivery_id: str | None = None,
+                  source: EmailSource | None = None,
+                  used: frozenset[str] | None = None) -> dict[str, Any]:
+        """Every variable an email may use (documented in emails/README.md).
+        With ``source``, signed links it does not use are left out: signing is
+        most of composing a batched email."""
         first = (sub.first_name or "").strip()
-        plan = self.links.plan(sub.public_id)
+        if used is None and source is not None:
+            used = self.renderer.used_names(source)
+        plan = (self.links.plan(sub.public_id)
+                if used is None or used & {"my_plan_url", "my_plan_pdf_url"} else "")
         return {
             **self.coach_variables(),
             "my_plan_url": plan,
@@ -103,7 +111,8 @@ class Composer:
             "unsubscribe_url": self.links.unsubscribe(sub.public_id),
             "preferences_url": self.links.preferences(sub.public_id),
             "view_url": self.links.view(sub.public_id, delivery_id) if delivery_id else "",
-            "confirm_url": self.links.confirm(sub.public_id),
+            "confirm_url": (self.links.confirm(sub.public_id)
+                            if used is None or "confirm_url" in used else ""),
             "postal_address": self.settings.postal_address,
             "reason": (
                 "You are getting this because you signed up for the Run Stronger "
@@ -143,16 +152,29 @@ class Composer:
         list_mail: bool = True,
         extra: dict[str, Any] | None = None,
     ) -> Message:
-        variables = {**self.variables(sub, delivery_id), **(extra or {})}
         source = self.with_next_step(source)
-        rendered = self.renderer.render(source, variables)
+        used = self.renderer.used_names(source)
+        own = self.variables(sub, delivery_id, source, used)
+        variables = {**own, **(extra or {})}
         # Sequence mail goes to many people at once: offer the transport one body
         # for all of them (a provider like SendGrid then sends a step per request).
-        shared = (self.shared.split(source, variables, PERSONAL_VARIABLES, rendered)
-                  if delivery_id else None)
+        # Built from that body when it provably gives the same bytes, else rendered.
+        personal = [n for n in PERSONAL_VARIABLES if used is None or n in used]
+        if used is not None:
+            # What the email never reads must not make each recipient's template differ.
+            variables = {k: v for k, v in variables.items()
+                         if k in used or k not in PERSONAL_VARIABLES}
+        fast = self.shared.compose(source, variables, personal) if delivery_id else None
+        if fast is not None:
+            rendered, shared_body, subs = fast
+            shared: tuple[SharedBody, dict[str, str]] | None = (shared_body, subs)
+        else:
+            rendered = self.renderer.render(source, variables)
+            shared = (self.shared.split(source, variables, personal, rendered)
+                      if delivery_id else None)
         headers: dict[str, str] = {}
         if list_mail:
-            unsub = self.links.unsubscribe(sub.public_id)
+            unsub = own["unsubscribe_url"]
             headers = {
                 "List-Unsubscribe": f"<{unsub}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

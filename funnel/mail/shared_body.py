@@ -19,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import string
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from funnel.core.rendering import RenderedEmail
+from funnel.core.rendering import RenderedEmail, UserText
 from funnel.core.sequence import EmailSource
 from funnel.transports import SharedBody
 
@@ -41,6 +42,7 @@ class _Part:
 
     literals: tuple[str, ...]  # len(tags) + 1 pieces
     tags: tuple[str, ...]
+    variables: tuple[int, ...] = ()  # per tag, the index of its personal variable
 
     def body(self) -> str:
         out = [self.literals[0]]
@@ -83,14 +85,20 @@ class _Template:
     html: _Part
     text: _Part
     made_at: float
+    fast: _Fast | None = None
 
 
 class SharedBodies:
     """Makes and caches the shared rendering of each email source."""
 
     def __init__(self, render: Callable[[EmailSource, Mapping[str, Any]], RenderedEmail],
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 heading: Callable[[EmailSource, Mapping[str, Any]], tuple[str, str]] | None = None,
+                 printed_only: Callable[[EmailSource, set[str]], bool] | None = None) -> None:
         self._render = render
+        # Without these two, every recipient is rendered in full (``split``).
+        self._heading = heading
+        self._printed_only = printed_only
         self._monotonic = monotonic
         # Random per process, so no template text can contain a tag by accident.
         self.nonce = secrets.token_hex(4)
@@ -129,7 +137,9 @@ class SharedBodies:
     def _template(self, source: EmailSource, variables: Mapping[str, Any],
                   names: tuple[str, ...]) -> _Template | None:
         common = tuple(sorted((k, str(v)) for k, v in variables.items() if k not in names))
-        key = (source.subject, source.preheader, source.body, names, common)
+        # A name typed by the subscriber is escaped, "there" is not: two templates.
+        kinds = tuple(type(variables[n]).__name__ for n in names)
+        key = (source.subject, source.preheader, source.body, names, common, kinds)
         now = self._monotonic()
         cached = self._cache.get(key, _MISSING)
         if isinstance(cached, _Template) and now - cached.made_at < TEMPLATE_TTL_SECONDS:
@@ -156,7 +166,12 @@ class SharedBodies:
             return None
         digest = hashlib.sha256(f"{html.body()}\0{text.body()}".encode()).hexdigest()[:24]
         shared = SharedBody(key=digest, html=html.body(), text=text.body())
-        return _Template(shared, html, text, now)
+        fast = None
+        if (self._heading is not None and self._printed_only is not None
+                and self._printed_only(source, set(names))):
+            fast = learn(self._render, self.nonce, source, variables, names,
+                         html.variables, text.variables)
+        return _Template(shared, html, text, now, fast)
 
     def _part(self, rendered: str, kind: str) -> _Part | None:
         pieces = self._placeholder.split(rendered)
@@ -164,10 +179,61 @@ class SharedBodies:
         if any(self.nonce in lit for lit in literals):
             return None  # a placeholder came out mangled (e.g. upper-cased)
         tags = tuple(f"zq{self.nonce}{kind}{j}q" for j in range(len(literals) - 1))
-        return _Part(literals, tags)
+        return _Part(literals, tags, tuple(int(i) for i in pieces[1::2]))
+
+    def compose(self, source: EmailSource, variables: Mapping[str, Any],
+                personal: Iterable[str]
+                ) -> tuple[RenderedEmail, SharedBody, dict[str, str]] | None:
+        """The recipient's email, the shared body and their substitutions, built
+        from the shared body without rendering the recipient; None when that
+        cannot be shown to give exactly their full rendering (then render and
+        ``split``)."""
+        names = tuple(n for n in personal if n in variables)
+        template = self._template(source, variables, names)
+        if template is None or template.fast is None or template.fast.broken:
+            return None
+        fast = template.fast
+        values: list[str] = []
+        for i, name in enumerate(names):
+            v = variables[name]
+            if not v or not fast.alphabets[i].issuperset(v):
+                return None
+            if type(v) is UserText and (v != v.strip() or "  " in v):
+                return None  # Markdown would fold or strip the spaces
+            values.append(v)
+        html_values = [values[i].translate(t) for i, t in zip(fast.html_vars, fast.html_tables)]
+        text_values = [values[i].translate(t) for i, t in zip(fast.text_vars, fast.text_tables)]
+        subs = dict(zip(template.html.tags, html_values))
+        subs.update(zip(template.text.tags, text_values))
+        size = 0
+        for tag, value in subs.items():
+            if self.nonce in value:
+                return None
+            size += len(tag) + len(value.encode())
+        if size > MAX_SUBSTITUTION_BYTES:
+            return None
+        assert self._heading is not None
+        subject, preheader = self._heading(source, variables)
+        email = RenderedEmail(subject, preheader, _join(template.html.literals, html_values),
+                              _join(template.text.literals, text_values))
+        if not fast.verified:
+            # The first recipient of each template is also rendered in full: a
+            # mismatch turns the shortcut off for this template.
+            if self._render(source, variables) != email:
+                fast.broken = True
+                return None
+            fast.verified = True
+        return email, template.shared, subs
 
 
 _MISSING = object()
+
+
+def _join(literals: tuple[str, ...], values: list[str]) -> str:
+    out = [literals[0]]
+    for value, lit in zip(values, literals[1:]):
+        out += [value, lit]
+    return "".join(out)
 
 
 def _apply(body: str, substitutions: Mapping[str, str]) -> str:
@@ -181,3 +247,134 @@ def _apply(body: str, substitutions: Mapping[str, str]) -> str:
 def apply_substitutions(body: str, substitutions: Mapping[str, str]) -> str:
     """Public for tests and tools: the body a recipient receives."""
     return _apply(body, substitutions)
+
+
+# -- composing without rendering each recipient ------------------------------
+#
+# ``split`` needs the recipient's full rendering (Markdown, layout, CSS inlining:
+# most of the worker's time). ``compose`` gets the same bytes without it. Each
+# personal variable appears in the shared rendering at known places, and what
+# the pipeline does to a value at one place is learnt once per template, by
+# rendering it with probe values: a map from each character of an alphabet to
+# what comes out (``&`` → ``&amp;`` in HTML, ``\&amp;`` for a name in the subject…).
+# A recipient is composed this way only when
+# - the templates (body, subject, preheader, layout) use each personal variable
+#   only by printing it, or as the whole test of an ``{% if %}`` (and the value is
+#   non-empty, like every probe), so no value can change the structure;
+# - every character of each value is in the alphabet that was learnt, and an
+#   adversarial probe (Markdown emphasis runs, escapes, entities) came out exactly
+#   as the character map predicts at every place, so the value cannot interact
+#   with its neighbours (a URL inside Markdown text fails this: then the
+#   narrower letters-and-digits alphabet is tried, else every recipient is
+#   rendered in full as before);
+# - the first recipient of each template, rendered in full, matched byte for byte.
+
+_PUNCT = "!\"#$%&'()*+,-./:;<>?@[\\]^_`{|}~"
+# A subscriber's own text (UserText): Markdown specials are escaped before parsing.
+USER_ALPHABET = (string.ascii_letters + string.digits + _PUNCT + " " + "éëøñßÅœ")
+USER_ADVERSARIAL = ("O'Brien & <b>x</b> a*b*c _d_ **e** `f` [g](h) \\i &amp; &#65; "
+                    "-_x_- 1. # > ~~s~~ |t| {u} (v) +w! Zoë")
+# Links and other values we made ourselves: URL-safe characters.
+URL_ALPHABET = string.ascii_letters + string.digits + "-._~:/?&"
+URL_ADVERSARIAL = "https://a.b/c-_d_-e__f__g-_-_h.-_i_.j/k?l&m~n~~o"
+PLAIN_ALPHABET = string.ascii_letters + string.digits + " "
+PLAIN_ADVERSARIAL = "there Sam O 12 x"
+
+
+@dataclass
+class _Fast:
+    """What ``compose`` needs for one template: per tag, its variable and map."""
+
+    names: tuple[str, ...]
+    html_vars: tuple[int, ...]
+    text_vars: tuple[int, ...]
+    html_maps: tuple[dict[str, str], ...]
+    text_maps: tuple[dict[str, str], ...]
+    alphabets: tuple[frozenset[str], ...]
+    verified: bool = False
+    broken: bool = False
+
+    def __post_init__(self) -> None:
+        self.html_tables = tuple(str.maketrans(m) for m in self.html_maps)
+        self.text_tables = tuple(str.maketrans(m) for m in self.text_maps)
+
+
+def _occurrences(rendered: str, nonce: str) -> list[tuple[int, str]] | None:
+    pattern = re.compile(rf"zq{nonce}s(\d+)q(.*?)zq{nonce}e\1q", re.S)
+    found = [(int(m.group(1)), m.group(2)) for m in pattern.finditer(rendered)]
+    rest = pattern.sub("", rendered)
+    return None if nonce in rest else found
+
+
+def learn(render: Callable[[EmailSource, Mapping[str, Any]], RenderedEmail], nonce: str,
+          source: EmailSource, variables: Mapping[str, Any], names: tuple[str, ...],
+          html_vars: tuple[int, ...], text_vars: tuple[int, ...]) -> _Fast | None:
+    """Learn each tag's character map from probe renderings (see above)."""
+    kinds: list[list[tuple[str, str, type[str]]]] = []
+    for name in names:
+        value = variables[name]
+        if type(value) is UserText:
+            kinds.append([(USER_ALPHABET, USER_ADVERSARIAL, UserText)])
+        elif type(value) is str:
+            kinds.append([(URL_ALPHABET, URL_ADVERSARIAL, str),
+                          (PLAIN_ALPHABET, PLAIN_ADVERSARIAL, str)])
+        else:
+            return None
+    choice = [0] * len(names)
+    for _attempt in range(3):
+        try:
+            fast, failed = _probe(render, nonce, source, variables, names, html_vars, text_vars,
+                                  [kinds[i][choice[i]] for i in range(len(names))])
+        except Exception:  # noqa: BLE001
+            return None
+        if fast is not None:
+            return fast
+        # Narrow the alphabet of the variables that misbehaved and try again.
+        progressed = False
+        for i in failed:
+            if choice[i] + 1 < len(kinds[i]):
+                choice[i] += 1
+                progressed = True
+        if not progressed:
+            return None
+    return None
+
+
+def _probe(render, nonce, source, variables, names, html_vars, text_vars, kinds):
+    def wrap(i: int, inner: str, cls: type) -> str:
+        return cls(f"zq{nonce}s{i}q{inner}zq{nonce}e{i}q")
+
+    marked = {**variables}
+    adversarial = {**variables}
+    for i, name in enumerate(names):
+        alphabet, adv, cls = kinds[i]
+        marked[name] = wrap(i, "".join(f"zq{nonce}c{j}q{c}" for j, c in enumerate(alphabet)), cls)
+        adversarial[name] = wrap(i, adv, cls)
+    r_marked = render(source, marked)
+    r_adv = render(source, adversarial)
+    failed: set[int] = set()
+    maps: dict[str, list[dict[str, str]]] = {}
+    marker = re.compile(rf"zq{nonce}c\d+q")
+    for part, want in (("html", html_vars), ("text", text_vars)):
+        occ = _occurrences(getattr(r_marked, part), nonce)
+        adv = _occurrences(getattr(r_adv, part), nonce)
+        if occ is None or adv is None or [i for i, _ in occ] != list(want) \
+                or [i for i, _ in adv] != list(want):
+            return None, set()  # the structure depends on the value: never fast
+        part_maps = []
+        for (i, inner), (_i, adv_out) in zip(occ, adv):
+            alphabet = kinds[i][0]
+            pieces = marker.split(inner)
+            if len(pieces) != len(alphabet) + 1 or pieces[0]:
+                failed.add(i)
+                part_maps.append({})
+                continue
+            cmap = dict(zip(alphabet, pieces[1:]))
+            if "".join(cmap.get(c, "\0") for c in kinds[i][1]) != adv_out:
+                failed.add(i)
+            part_maps.append(cmap)
+        maps[part] = part_maps
+    if failed:
+        return None, failed
+    return _Fast(names, tuple(html_vars), tuple(text_vars), tuple(maps["html"]),
+                 tuple(maps["text"]), tuple(frozenset(k[0]) for k in kinds)), set()

@@ -1,0 +1,77 @@
+"""Batched mail composed from the shared body, without rendering each recipient,
+is byte for byte the recipient's own full rendering, or is rendered in full."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from funnel.config import Settings, defaults
+from funnel.core.sequence import read_email_file
+from funnel.mail.compose import Composer
+from funnel.mail.shared_body import apply_substitutions
+from funnel.models import Subscriber
+from tests.drip import make_emails_dir
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+HOSTILE_NAMES = ["Sam", None, "O'Brien", "Zoë", "Dev & Co", "a*b*_c_", "Łukasz", " x",
+                 "1. [x](y)", "<b>bold</b>", "Ann  Lee", "\\*", "=== ", "&amp;", "x" * 80]
+
+
+def composer_for(tmp_path: Path, body: str) -> tuple[Composer, object]:
+    emails = make_emails_dir(tmp_path / "emails")
+    path = emails / "sequence" / "09-test.md"
+    path.write_text(f"---\nslug: test\nsubject: \"Hi {{{{ first_name }}}}\"\n"
+                    f"preheader: \"For {{{{ first_name }}}}\"\ndelay: 1 day\n---\n{body}")
+    config = {**defaults("/nonexistent"), "SECRET_KEY": "s", "FUNNEL_BASE_URL": "https://x.example",
+              "EMAILS_DIR": str(emails)}
+    return Composer(Settings.from_config(config), lambda: NOW), read_email_file(path)
+
+
+def check_everyone(composer: Composer, source) -> int:
+    """Every recipient's message equals their full rendering; returns how many
+    were batched (had a shared body)."""
+    batched = 0
+    for i, name in enumerate(HOSTILE_NAMES * 2):
+        sub = Subscriber(public_id=f"p{i}-_a_-", email=f"r_{i}_@ex-_a_-.com", first_name=name)
+        msg = composer.message(source, sub, key=f"k{i}", now=NOW, delivery_id=f"d{i}")
+        full = composer.renderer.render(source, composer.variables(sub, f"d{i}"))
+        assert (msg.subject, msg.html, msg.text) == (full.subject, full.html, full.text), name
+        if msg.shared is not None:
+            batched += 1
+            assert apply_substitutions(msg.shared.html, msg.substitutions) == msg.html
+            assert apply_substitutions(msg.shared.text, msg.substitutions) == msg.text
+    return batched
+
+
+def fast_templates(composer: Composer) -> list:
+    return [t.fast for t in composer.shared._cache.values() if t is not None and t.fast]
+
+
+def test_hostile_names_come_out_exactly_as_rendered(tmp_path):
+    composer, source = composer_for(
+        tmp_path, "Hi {{ first_name }}, **well done** {{ first_name }}.\n\n"
+                  "[Your plan]({{ my_plan_url }}) · [Leave]({{ unsubscribe_url }})\n")
+    assert check_everyone(composer, source) > len(HOSTILE_NAMES)
+    fast = fast_templates(composer)
+    assert any(f.verified for f in fast) and not any(f.broken for f in fast)
+
+
+def test_a_template_that_looks_at_the_name_is_rendered_for_everyone(tmp_path):
+    # "there" gets other words: no shared body could give both, so no shortcut.
+    composer, source = composer_for(
+        tmp_path, "{% if first_name == 'there' %}Hello friend{% else %}Hi {{ first_name }}"
+                  "{% endif %}\n")
+    check_everyone(composer, source)
+    assert not fast_templates(composer)
+
+
+@pytest.mark.parametrize("body", [
+    "Copy this link: {{ unsubscribe_url }} _or_ not\n",  # a link in Markdown text
+    "{{ first_name|upper }} and {{ first_name }}\n",     # a filter on a personal value
+])
+def test_values_that_could_meet_their_neighbours_are_still_exact(tmp_path, body):
+    composer, source = composer_for(tmp_path, body)
+    check_everyone(composer, source)
