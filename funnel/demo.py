@@ -25,6 +25,7 @@ from funnel.config import Settings
 from funnel.core import lifecycle
 from funnel.core.schedule import due_at, zone
 from funnel.core.sequence import Sequence
+from funnel.core.states import ConsentAction
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Visit, new_public_id
 
 # (utm_source, utm_medium, utm_campaign, referrer host, share of visits, sign-up appetite)
@@ -143,12 +144,12 @@ def seed(session: Session, *, now: datetime, settings: Settings, sequence: Seque
     events: list[dict[str, Any]] = []
     consents: list[tuple[_Person, dict[str, Any]]] = []
     for person in people:
-        consents.append((person, {"action": "signup", "at": person.created_at,
+        consents.append((person, {"action": ConsentAction.SIGNUP, "at": person.created_at,
                                   "text_version": subscribers.CONSENT_VERSION,
                                   "text": subscribers.CONSENT_TEXT, "page": "/free-plan",
                                   "user_agent": "Mozilla/5.0 (demo data)"}))
         if person.confirmed_at is not None:
-            consents.append((person, {"action": "confirm", "at": person.confirmed_at,
+            consents.append((person, {"action": ConsentAction.CONFIRM, "at": person.confirmed_at,
                                       "text_version": subscribers.CONSENT_VERSION}))
             _send_sequence(rng, person, sequence, settings, now, events, consents)
 
@@ -280,7 +281,7 @@ def _send_sequence(rng: random.Random, person: _Person, sequence: Sequence, sett
                 person.status = lifecycle.UNSUBSCRIBED
                 person.status_reason = "one-click"
                 person.unsubscribed_at = unsub_at
-                consents.append((person, {"action": "withdraw", "at": unsub_at,
+                consents.append((person, {"action": ConsentAction.WITHDRAW, "at": unsub_at,
                                           "text": "one-click"}))
                 return
     person.next_due_at = None  # the whole sequence went out

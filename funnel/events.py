@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from funnel import metrics
 from funnel.core import lifecycle
+from funnel.core.states import ConsentAction
 from funnel.mail.links import PATHS
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
 
@@ -177,7 +178,7 @@ def _stop(session: Session, sub: Subscriber, e: ProviderEvent, now: datetime) ->
     sub.next_due_at = None
     if target == lifecycle.UNSUBSCRIBED:
         sub.unsubscribed_at = e.at
-        session.add(ConsentRecord(subscriber=sub, action="withdraw", at=now, text=reason[:500]))
+        session.add(ConsentRecord(subscriber=sub, action=ConsentAction.WITHDRAW, at=now, text=reason[:500]))
     log.info("subscriber %s is now %s (%s)", sub.public_id, target, e.kind)
     return True
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from funnel import importer
 from funnel.config import Settings
+from funnel.core.states import ConsentAction
 from funnel.models import ImportJob
 
 log = logging.getLogger(__name__)
@@ -290,7 +291,7 @@ def _waiting(job: ImportJob):
 
     return (select(Subscriber.id)
             .join(ConsentRecord, ConsentRecord.subscriber_id == Subscriber.id)
-            .where(ConsentRecord.action == "import", ConsentRecord.page == _origin_page(job),
+            .where(ConsentRecord.action == ConsentAction.IMPORT, ConsentRecord.page == _origin_page(job),
                    Subscriber.status == lifecycle.PENDING, Subscriber.confirm_sent_at.is_(None)))
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from funnel import queries
 from funnel.config import Settings
 from funnel.core import lifecycle
+from funnel.core.states import ConsentAction
 from funnel.hooks import events as hook_events
 from funnel.inputs import FunnelError, clean_first_name, normalise_email
 from funnel.models import AppState, ConsentRecord, Subscriber, Suppression, new_public_id
@@ -275,9 +276,9 @@ def _earlier_pending_imports(emails: list[str]):
     return (select(Subscriber.id).where(
         Subscriber.email.in_(emails), Subscriber.status == lifecycle.PENDING,
         exists().where(ConsentRecord.subscriber_id == Subscriber.id,
-                       ConsentRecord.action == "import"),
+                       ConsentRecord.action == ConsentAction.IMPORT),
         ~exists().where(ConsentRecord.subscriber_id == Subscriber.id,
-                        ConsentRecord.action == "signup")))
+                        ConsentRecord.action == ConsentAction.SIGNUP)))
 
 
 def _count_batch(session: Session, batch: list[_Candidate]) -> tuple[int, int, int, int]:
@@ -335,7 +336,7 @@ def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
         # RETURNING makes SQLAlchemy send multi-row INSERTs ("insertmanyvalues")
         # instead of one statement per row on PostgreSQL.
         session.execute(insert(ConsentRecord).returning(ConsentRecord.id), [
-            {"subscriber_id": ids[c.email], "action": "import", "at": now, "text_version": None,
+            {"subscriber_id": ids[c.email], "action": ConsentAction.IMPORT, "at": now, "text_version": None,
              "text": _consent_text(c.status, opts.consent_source), "page": page,
              "stated_by": opts.admin if c.status == lifecycle.CONFIRMED else None}
             for c in allowed if c.email in ids
@@ -359,7 +360,7 @@ def _confirm_earlier(session: Session, emails: list[str], now: datetime, page: s
     text = ("Confirmed by a later import: the marketer stated that this person consented."
             + (f" Where consent came from: {opts.consent_source}" if opts.consent_source else ""))
     session.execute(insert(ConsentRecord).returning(ConsentRecord.id), [
-        {"subscriber_id": sid, "action": "confirm", "at": now, "text": text[:2000],
+        {"subscriber_id": sid, "action": ConsentAction.CONFIRM, "at": now, "text": text[:2000],
          "page": page, "stated_by": opts.admin} for sid in targets
     ])
     return len(targets)

@@ -29,6 +29,7 @@ from datetime import date, datetime
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from funnel.core.states import ConsentAction
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Visit
 from funnel.stats import _day, _within, days_in, rate
 
@@ -85,7 +86,7 @@ def funnels(session: Session, start: datetime, end: datetime) -> tuple[PathFunne
             .join(who, who.c.subscriber_id == Subscriber.id)
             .where(who.c.subscriber_id.in_(
                 # Only people who signed up through the form: imports never came this way.
-                select(ConsentRecord.subscriber_id).where(ConsentRecord.action == "signup")))
+                select(ConsentRecord.subscriber_id).where(ConsentRecord.action == ConsentAction.SIGNUP)))
             .group_by(Subscriber.arrived_via)
         ).all():
             out[ARTICLE if via == ARTICLE else DIRECT] += n

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.config import ConfigError, Settings
@@ -53,9 +54,13 @@ def init_app(app: Flask) -> None:
     from funnel.ops import MeteredTransport
 
     try:
+        # DATABASE_NULL_POOL (tests): every session closes its connection, so the many
+        # short-lived apps of a test run never pile up idle server connections.
+        pool = {"poolclass": NullPool} if app.config.get("DATABASE_NULL_POOL") else {}
         engine = make_engine(app.config["DATABASE_URL"],
                              busy_timeout=float(app.config.get("SQLITE_BUSY_TIMEOUT", 5.0)),
-                             connect_timeout=float(app.config.get("DATABASE_CONNECT_TIMEOUT", 5.0)))
+                             connect_timeout=float(app.config.get("DATABASE_CONNECT_TIMEOUT", 5.0)),
+                             **pool)
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError(f"DATABASE_URL cannot be used: {str(exc).splitlines()[0]}") from exc
     clock = app.config.get("CLOCK") or utcnow

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from funnel import metrics, system_mail
 from funnel.core import lifecycle
 from funnel.core.lifecycle import UNTIL_RESUMED, is_paused
+from funnel.core.states import ConsentAction
 from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.inputs import FunnelError, clean_first_name, normalise_email, time_zones
 from funnel.mail.compose import Composer
@@ -123,7 +124,7 @@ def _subscribe_once(session, email, first_name, timezone, meta, now):
     utm = meta.utm or {}
     session.add(
         ConsentRecord(
-            subscriber=sub, action="signup", at=now, text_version=CONSENT_VERSION,
+            subscriber=sub, action=ConsentAction.SIGNUP, at=now, text_version=CONSENT_VERSION,
             text=CONSENT_TEXT, ip=meta.ip, user_agent=(meta.user_agent or "")[:500] or None,
             page=(meta.page or "")[:500] or None,
             utm=urlencode([(f"utm_{k}", v[:100]) for k, v in utm.items() if v])[:600] or None,
@@ -181,7 +182,7 @@ def confirm(
     sub.next_due_at = now  # the worker sends step 1 on its next pass
     meta = meta or SignupMeta()
     session.add(ConsentRecord(
-        subscriber=sub, action="confirm", at=now, text_version=CONSENT_VERSION,
+        subscriber=sub, action=ConsentAction.CONFIRM, at=now, text_version=CONSENT_VERSION,
         ip=meta.ip, user_agent=(meta.user_agent or "")[:500] or None,
     ))
     session.commit()
@@ -208,7 +209,7 @@ def confirm_by_hand(session: Session, sub: Subscriber, *, admin: str, reason: st
     sub.confirmed_at = now
     sub.next_due_at = now
     session.add(ConsentRecord(
-        subscriber=sub, action="confirm", at=now, text_version=CONSENT_VERSION,
+        subscriber=sub, action=ConsentAction.CONFIRM, at=now, text_version=CONSENT_VERSION,
         text=f"Confirmed by hand by {admin}: {reason}"[:2000], page="admin", stated_by=admin,
     ))
     session.commit()
@@ -240,7 +241,7 @@ def unsubscribe(session: Session, sub: Subscriber, *, now: datetime, reason: str
     sub.next_due_at = None
     meta = meta or SignupMeta()
     session.add(ConsentRecord(
-        subscriber=sub, action="withdraw", at=now, text=reason, ip=meta.ip,
+        subscriber=sub, action=ConsentAction.WITHDRAW, at=now, text=reason, ip=meta.ip,
         user_agent=(meta.user_agent or "")[:500] or None,
     ))
     session.commit()

@@ -157,6 +157,7 @@ def app_config(db_url, tmp_path, clock) -> dict:
         "OUTBOX_DIR": str(tmp_path / "outbox"),
         "FUNNEL_BASE_URL": "http://localhost",
         "CLOCK": clock,
+        "DATABASE_NULL_POOL": True,
         # Generous for tests; test_signup's flood test tightens it.
         "RATELIMIT_SIGNUP": "1000 per minute",
     }
@@ -166,6 +167,9 @@ def app_config(db_url, tmp_path, clock) -> dict:
 def app(app_config):
     app = create_app(app_config)
     yield app
+    visits = app.extensions.get("funnel_visits")
+    if visits is not None:
+        visits.close()  # its flush thread must not open connections after the test
     app.extensions["funnel"].engine.dispose()
 
 

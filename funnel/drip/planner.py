@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from funnel.core.schedule import due_at, into_window, next_step, zone
 from funnel.core.sequence import Step
+from funnel.core.states import DeliveryState
 
 DRIP = "drip"
 CONFIRMED = "confirmed"
@@ -103,10 +104,10 @@ def plan(view: SubscriberView, deliveries: Sequence[DeliveryView], steps: Sequen
     for d in drip:
         if d.state not in IN_FLIGHT or d.step_slug not in by_slug:
             continue  # an in-flight step deleted from the sequence is dropped by the store
-        if d.state == "sending" and not rules.resend_interrupted:
+        if d.state == DeliveryState.SENDING and not rules.resend_interrupted:
             return GiveUp(d.step_slug, "worker stopped mid-send; not resent so it cannot "
                           "arrive twice", "unknown")
-        if d.attempts >= rules.max_attempts and d.state == "retry":
+        if d.attempts >= rules.max_attempts and d.state == DeliveryState.RETRY:
             return GiveUp(d.step_slug, f"gave up after {d.attempts} tries")
         return _in_window(by_slug[d.step_slug], now, tz, rules, retry=True)
     done = [d for d in drip if d.state in DONE]

@@ -19,6 +19,7 @@ from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from funnel.core.states import SubscriberStatus
 from funnel.models import AppState, Delivery, Subscriber
 from funnel.sending import HELD, QUEUED, RETRY, SENDING, SYSTEM
 
@@ -94,7 +95,7 @@ class Store:
                          .where(Delivery.state.in_((SENDING, RETRY))).exists())
             s.execute(
                 update(Subscriber)
-                .where(Subscriber.status == "confirmed")
+                .where(Subscriber.status == SubscriberStatus.CONFIRMED)
                 .where(or_(Subscriber.next_due_at.is_(None), Subscriber.next_due_at > now))
                 .where(~in_flight)
                 .values(next_due_at=now)

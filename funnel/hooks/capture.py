@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import event, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from funnel.core.states import DeliveryKind
+from funnel.core.states import DeliveryKind, DeliveryState
 from funnel.hooks import events as ev
 from funnel.models import (
     MESSAGE_PENDING,
@@ -62,14 +62,14 @@ def collect(session: Session, now: datetime) -> None:
     for obj in session.new:
         if isinstance(obj, Subscriber):
             found.append((ev.SUBSCRIBER_CREATED, ev.subscriber_data(obj), obj.id))
-        elif isinstance(obj, Delivery) and obj.state == "sent":
+        elif isinstance(obj, Delivery) and obj.state == DeliveryState.SENT:
             sent.append(obj)
     for obj in session.dirty:
         if isinstance(obj, Subscriber) and obj not in session.deleted:
             kind = STATUS_EVENTS.get(_new_status(obj) or "")
             if kind:
                 found.append((kind, ev.subscriber_data(obj), obj.id))
-        elif isinstance(obj, Delivery) and _new_status_of_delivery(obj) == "sent":
+        elif isinstance(obj, Delivery) and _new_status_of_delivery(obj) == DeliveryState.SENT:
             sent.append(obj)
     for obj in session.deleted:
         if isinstance(obj, Subscriber):
