@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.pool import NullPool
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from funnel.config import ConfigError, Settings
 from funnel.core.sequence import SequenceFiles
