@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Engine
@@ -56,7 +57,7 @@ def init_app(app: Flask) -> None:
     try:
         # DATABASE_NULL_POOL (tests): every session closes its connection, so the many
         # short-lived apps of a test run never pile up idle server connections.
-        pool = {"poolclass": NullPool} if app.config.get("DATABASE_NULL_POOL") else {}
+        pool: dict[str, Any] = {"poolclass": NullPool} if app.config.get("DATABASE_NULL_POOL") else {}
         engine = make_engine(app.config["DATABASE_URL"],
                              busy_timeout=float(app.config.get("SQLITE_BUSY_TIMEOUT", 5.0)),
                              connect_timeout=float(app.config.get("DATABASE_CONNECT_TIMEOUT", 5.0)),
