@@ -31,6 +31,9 @@ BIN = Path(sys.executable).parent
 METRICS_TOKEN = "metrics-token-for-tests"
 
 
+PUBLIC_BASE = "https://runstronger.test"
+
+
 def postgres_url(suffix: str) -> str:
     base = os.environ.get("FUNNEL_TEST_POSTGRES_URL")
     if not base:
@@ -68,7 +71,9 @@ def production_env(tmp: Path, database_url: str, port: int, sendgrid_url: str,
         "FUNNEL_ENV": "production",
         "SECRET_KEY": "smoke-test-secret-key-0123456789abcdef",
         "DATABASE_URL": database_url,
-        "FUNNEL_BASE_URL": f"http://127.0.0.1:{port}",
+        # Production refuses a loopback or plain-http base: links name the public site,
+        # and the tests request their paths from the server on loopback, as nginx would.
+        "FUNNEL_BASE_URL": PUBLIC_BASE,
         "MAIL_TRANSPORT": "sendgrid",
         "SENDGRID_API_KEY": API_KEY,
         "SENDGRID_API_HOST": sendgrid_url,
@@ -185,6 +190,17 @@ class Browser:
         assert m, "no CSRF token on the sign-up page"
         form = urlencode({"email": email, "first_name": first_name, "csrf_token": m.group(1)})
         return self.request("POST", "/free-plan", body=form)
+
+
+    def confirm(self, path: str) -> Response:
+        """Open a confirmation link and press its button, as a person does."""
+        from urllib.parse import urlencode
+
+        page = self.get(path)
+        assert page.status == 200, page.body[:500]
+        m = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.body)
+        assert m, "no CSRF token on the confirmation page"
+        return self.request("POST", path, body=urlencode({"csrf_token": m.group(1)}))
 
 
 def wait_until(predicate, timeout: float, what: str, step: float = 0.1):  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, func, select
 from funnel.models import Delivery, Subscriber
 from tests.production_support import (
     METRICS_TOKEN,
+    PUBLIC_BASE,
     Browser,
     confirm_link,
     flask,
@@ -60,8 +61,8 @@ def test_production_smoke(tmp_path):
             wait_until(lambda: mail_to(fake, "smoke.runner@example.com"), 30,
                        "the confirmation email")
             text = confirm_link(fake, "smoke.runner@example.com")
-            assert f"http://127.0.0.1:{port}/confirm/" in text  # FUNNEL_BASE_URL, nothing else
-            resp = browser.get(link_path(text, "confirm"))
+            assert f"{PUBLIC_BASE}/confirm/" in text  # FUNNEL_BASE_URL, nothing else
+            resp = browser.confirm(link_path(text, "confirm"))
             assert resp.status == 200, resp.body[:500]
             slug = first_step_slug()
             wait_until(lambda: mail_to(fake, "smoke.runner@example.com", slug), 30,

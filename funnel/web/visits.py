@@ -68,9 +68,10 @@ class VisitBuffer:
             try:
                 with self.sessions() as s, s.begin():
                     s.execute(insert(Visit), rows)
-            except Exception:
-                log.exception("could not write %d visits; keeping them for the next flush",
-                              len(rows))
+            except Exception as exc:
+                # Usually the database being away: one line, not a traceback every 2 s.
+                log.warning("could not write %d visits (%s); keeping them for the next flush",
+                            len(rows), str(exc).splitlines()[0][:200])
                 with self._lock:
                     # Keep the newest rows if the database stays away for long.
                     self._rows = (rows + self._rows)[-self.max_rows * 10:]
