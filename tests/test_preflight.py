@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
 
 def _env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FUNNEL_", "DATABASE_"))}
-    env.update({"FUNNEL_ENV": "production", "SECRET_KEY": "preflight-secret-0123456789",
+    env.update({"FUNNEL_ENV": "production", "SECRET_KEY": "preflight-secret-0123456789-0123456789",
                 "FUNNEL_BASE_URL": "https://news.example.com", "MAIL_TRANSPORT": "sendgrid",
                 "SENDGRID_API_KEY": "SG.not-real"})
     env.update(overrides)
