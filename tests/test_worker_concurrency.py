@@ -63,12 +63,28 @@ def env(db_url, tmp_path):
     }
 
 
+_SPAWNED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_workers():
+    """A failed test must not leave worker processes (and their pipes) to the next."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 def spawn(env: dict, now: datetime) -> subprocess.Popen:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "funnel", "worker", "--once",
          "--now", now.isoformat()],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    _SPAWNED.append(proc)
+    return proc
 
 
 def finish(proc: subprocess.Popen) -> int:

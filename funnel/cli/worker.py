@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from sqlalchemy import Engine, event
 
 from funnel import queries
 from funnel.core.sequence import load_sequence
@@ -31,6 +33,23 @@ def parse_now(value: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+def _patient_on_sqlite(engine: Engine) -> None:
+    """A standalone worker waits up to WORKER_SQLITE_BUSY_TIMEOUT (120 s) for SQLite's one
+    write lock: other workers hold it in turn, and no visitor's request waits on it (web
+    processes keep SQLITE_BUSY_TIMEOUT, far below gunicorn's timeout)."""
+    if engine.dialect.name != "sqlite":
+        return
+    wait_ms = int(float(os.environ.get("WORKER_SQLITE_BUSY_TIMEOUT") or 120) * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _wait(dbapi_conn, _record):
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={wait_ms}")
+        cur.close()
+
+    engine.dispose()  # connections made from now on wait that long
+
+
 @click.command("worker")
 @with_appcontext
 @click.option("--once", is_flag=True, help="Do one pass, then exit.")
@@ -43,6 +62,7 @@ def worker_command(once: bool, now_text: str | None) -> None:
     problems = preflight.problems(current_app.config)
     if problems:
         raise click.ClickException("; ".join(problems))
+    _patient_on_sqlite(rt.engine)
     fixed = parse_now(now_text)
     clock = (lambda: fixed) if fixed else rt.clock
     worker = make_worker(rt, clock=clock)
