@@ -72,6 +72,7 @@ def test_a_reader_signs_up_through_the_form_on_the_blog(live_server, blog, page,
     assert consent.page.startswith(url.split("/lateral")[0])  # the blog's origin is on record
     [mail] = outbox.wait_for("blog.reader@example.com")  # the embedded worker sends it
     page.goto(live_server + outbox.link(mail, "confirm"))
+    page.get_by_role("button", name="Yes, confirm my address").click()
     assert "Welcome" in page.locator("h1").inner_text()
 
 
