@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from funnel import importer
 from funnel.config import Settings
 from funnel.core.states import ConsentAction
+from funnel.importer import csv_rows
 from funnel.models import ImportJob
 
 log = logging.getLogger(__name__)
@@ -146,24 +147,7 @@ def mapped_rows(text: str, mapping: list[str]) -> Iterator[tuple[int, dict[str, 
     """(line, {our field: value}) for each non-empty row; line numbers as in the file."""
     reader = csv.reader(io.StringIO(text))
     header = next(reader, [])
-    width = len(header)
-    line = reader.line_num + 1
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield line, {"__error__": f"unreadable CSV: {exc}"}
-            line = reader.line_num + 1
-            continue
-        if values and any(v.strip() for v in values):
-            row = {f: values[i] for i, f in enumerate(mapping) if f and i < len(values)}
-            if len(values) > width:
-                row["__error__"] = (f"{len(values)} cells but the header has {width} columns "
-                                    "(a comma inside a value needs quotes)")
-            yield line, row
-        line = reader.line_num + 1
+    return csv_rows(reader, mapping, len(header))
 
 
 # -- the report kept with the job --------------------------------------------------

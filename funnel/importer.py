@@ -116,26 +116,31 @@ def read_csv(fh: IO[str]) -> tuple[list[str], Iterator[tuple[int, dict[str, str]
             "no 'email' column in the header row (columns: email, first_name, "
             "and optionally status and source)")
 
-    def rows() -> Iterator[tuple[int, dict[str, str]]]:
-        line = reader.line_num + 1
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield line, {"__error__": f"unreadable CSV: {exc}"}
-                line = reader.line_num + 1
-                continue
-            if values and any(v.strip() for v in values):
-                row = dict(zip(names, values))
-                if len(values) > len(names):
-                    row["__error__"] = (f"{len(values)} cells but the header has {len(names)} "
-                                        "columns (a comma inside a value needs quotes)")
-                yield line, row
-            line = reader.line_num + 1
+    return names, csv_rows(reader, names, len(names))
 
-    return names, rows()
+
+def csv_rows(reader: Iterator[list[str]], fields: list[str], width: int
+             ) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, {field: value}) for each non-empty row after the header, with the file's own
+    line numbers; ``fields`` names each column ('' to leave it out). A row that cannot be
+    read, or has more cells than the header's ``width``, carries an ``__error__``."""
+    line = getattr(reader, "line_num", 0) + 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line, {"__error__": f"unreadable CSV: {exc}"}
+            line = getattr(reader, "line_num", 0) + 1
+            continue
+        if values and any(v.strip() for v in values):
+            row = {f: values[i] for i, f in enumerate(fields) if f and i < len(values)}
+            if len(values) > width:
+                row["__error__"] = (f"{len(values)} cells but the header has {width} columns "
+                                    "(a comma inside a value needs quotes)")
+            yield line, row
+        line = getattr(reader, "line_num", 0) + 1
 
 
 def _parse(line: int, row: dict[str, str], confirmed: bool) -> _Candidate | BadRow:
