@@ -24,29 +24,16 @@ from funnel.core import lifecycle
 from funnel.inputs import FunnelError, normalise_email
 from funnel.models import Subscriber, Suppression
 from funnel.web import charts
-from funnel.web.auth import current_admin
+from funnel.web.auth import admin_only, current_admin
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+admin_only(bp)
 
 PER_PAGE = 50
 DEFAULT_DAYS = 30
 PRESETS = (7, 30, 90)
 MAX_DAYS = 400
 CSV_REPORTS = ("daily", "funnel", "steps", "sources")
-
-
-@bp.before_request
-def _require_login():
-    if current_admin() is None:
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    return None
-
-
-@bp.after_request
-def _no_store(resp: Response) -> Response:
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Robots-Tag"] = "noindex"
-    return resp
 
 
 # -- the period ------------------------------------------------------------------

@@ -14,9 +14,10 @@ from sqlalchemy import select
 from funnel import import_jobs, runtime
 from funnel.import_jobs import ImportInputError
 from funnel.models import ImportJob
-from funnel.web.auth import current_admin
+from funnel.web.auth import admin_only, current_admin
 
 bp = Blueprint("admin_import", __name__, url_prefix="/admin/import")
+admin_only(bp)
 
 FIELD_LABELS = (("email", "email address"), ("first_name", "first name"),
                 ("status", "status (pending, confirmed, …)"), ("source", "source (kept as UTM source)"))
@@ -28,20 +29,6 @@ def _room_for_uploads(endpoint, _values):
     the app's CSRF check reads the body."""
     if endpoint == "admin_import.upload":
         request.max_content_length = import_jobs.MAX_BYTES + 64 * 1024
-
-
-@bp.before_request
-def _require_login():
-    if current_admin() is None:
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    return None
-
-
-@bp.after_request
-def _no_store(resp):
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Robots-Tag"] = "noindex"
-    return resp
 
 
 def _job(public_id: str) -> ImportJob:

@@ -11,16 +11,10 @@ from flask import Blueprint, flash, redirect, request, url_for
 
 from funnel import failures, runtime, subscribers
 from funnel.inputs import FunnelError
-from funnel.web.auth import current_admin
+from funnel.web.auth import admin_only, current_admin
 
 bp = Blueprint("admin_subscriber", __name__, url_prefix="/admin")
-
-
-@bp.before_request
-def _require_login():
-    if current_admin() is None:
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    return None
+admin_only(bp)
 
 
 def _sub(public_id: str):

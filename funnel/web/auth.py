@@ -8,6 +8,7 @@ from datetime import timedelta
 from flask import (
     Blueprint,
     Flask,
+    Response,
     current_app,
     flash,
     redirect,
@@ -85,3 +86,19 @@ def logout():
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+
+
+def admin_only(bp: Blueprint) -> None:
+    """Every page of ``bp`` needs the login, and no cache or search engine keeps it."""
+
+    @bp.before_request
+    def _require_login():
+        if current_admin() is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return None
+
+    @bp.after_request
+    def _no_store(resp: Response) -> Response:
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["X-Robots-Tag"] = "noindex"
+        return resp

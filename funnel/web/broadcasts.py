@@ -26,26 +26,13 @@ from funnel.core.sequence import EmailFileError, read_email_file
 from funnel.mail.check import run_check
 from funnel.newsletter import audience as aud
 from funnel.newsletter import scheduling
-from funnel.web.auth import current_admin
+from funnel.web.auth import admin_only
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")
+admin_only(bp)
 
 FIGURES = ("delivered", "opened", "clicked", "unsubscribed", "bounced", "complained")
 FIGURE_LABELS = {"complained": "spam"}
-
-
-@bp.before_request
-def _require_login():
-    if current_admin() is None:
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    return None
-
-
-@bp.after_request
-def _no_store(resp: Response) -> Response:
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Robots-Tag"] = "noindex"
-    return resp
 
 
 def _emails_dir() -> str:

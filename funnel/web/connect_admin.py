@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -21,22 +20,10 @@ from funnel import runtime
 from funnel.hooks import manage
 from funnel.hooks.events import EVENT_TYPES
 from funnel.web import embed
-from funnel.web.auth import current_admin
+from funnel.web.auth import admin_only
 
 bp = Blueprint("connect", __name__, url_prefix="/admin")
-
-
-@bp.before_request
-def _require_login():
-    if current_admin() is None:
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-    return None
-
-
-@bp.after_request
-def _no_store(resp: Response) -> Response:
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+admin_only(bp)
 
 
 @bp.get("/embed")
