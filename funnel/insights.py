@@ -29,6 +29,7 @@ from datetime import date, datetime
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from funnel import tallies
 from funnel.core.states import ConsentAction
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Visit
 from funnel.stats import _day, _within, days_in, rate
@@ -161,11 +162,14 @@ class Reach:
 
 
 def reach(session: Session, steps: Sequence[tuple[str, str]]) -> list[Reach]:
-    """How many people have been sent each step of the plan, ever, in plan order."""
-    got = dict(session.execute(
-        select(Delivery.step_slug, func.count(func.distinct(Delivery.subscriber_id)))
-        .where(Delivery.state == SENT).group_by(Delivery.step_slug)
-    ).all())
+    """How many people have been sent each step of the plan, ever, in plan order.
+
+    From the tallies: a person has at most one delivery per kind and step
+    (uq_delivery_subscriber_kind_step), so sent emails of a step are its people.
+    """
+    got: dict[str, int] = defaultdict(int)
+    for (_kind, slug), n in tallies.sent_ever(session).items():
+        got[slug] += n
     out = [Reach(slug, subject, got.pop(slug, 0)) for slug, subject in steps]
     out += [Reach(slug, "", n) for slug, n in sorted(got.items())]  # steps since removed
     return out

@@ -7,11 +7,12 @@ and the use cases in ``services``.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -126,6 +127,8 @@ class Subscriber(Base):
         # PostgreSQL (migration 0004 adds pg_trgm); a plain index on SQLite.
         Index("ix_subscriber_email_trgm", "email", postgresql_using="gin",
               postgresql_ops={"email": "gin_trgm_ops"}),
+        # Unsubscribes through our own link since a day: the dashboard's per-step figures.
+        Index("ix_subscriber_unsubscribed_at", "unsubscribed_at"),
         CheckConstraint(check_in("status", SubscriberStatus), name="status"),
         CheckConstraint(check_in("arrived_via", ArrivalPath), name="arrived_via"),
     )
@@ -184,6 +187,9 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When an unsettled row (queued, retry, held) is next tried; NULL once settled.
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # One bit per event group it has had (funnel.tallies.BITS), kept by a trigger
+    # on delivery_event: what step_tally counts.
+    engaged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="deliveries")
     events: Mapped[list[DeliveryEvent]] = relationship(
@@ -228,6 +234,40 @@ class DeliveryEvent(Base):
         Index("ix_delivery_event_kind_at", "kind", "at"),
         CheckConstraint(check_in("kind", EventKind), name="kind"),
     )
+
+
+class StatusTally(Base):
+    """Deltas of the number of subscribers per status, appended by triggers (funnel.tallies)."""
+
+    __tablename__ = "status_tally"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class StepTally(Base):
+    """Deltas of emails sent per UTC day and step, and of those with each event group.
+
+    Appended by triggers on delivery (funnel.tallies); the sums are the dashboard's
+    per-step figures without reading the deliveries.
+    """
+
+    __tablename__ = "step_tally"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    step_slug: Mapped[str] = mapped_column(String(100))
+    sent: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[int] = mapped_column(Integer)
+    opened: Mapped[int] = mapped_column(Integer)
+    clicked: Mapped[int] = mapped_column(Integer)
+    unsubscribed: Mapped[int] = mapped_column(Integer)
+    bounced: Mapped[int] = mapped_column(Integer)
+    complained: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_step_tally_day", "day"),)
 
 
 class Suppression(Base):

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import ColumnElement, and_, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from funnel import tallies
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Visit
 
 # Provider event kinds (funnel.events) grouped into what the marketer reads.
@@ -149,10 +150,14 @@ def funnel_counts(session: Session, start: datetime, end: datetime) -> FunnelCou
     visits = dict(session.execute(
         select(Visit.page, func.count()).where(_within(Visit.at, start, end)).group_by(Visit.page)
     ).all())
-    sent = session.scalar(
-        select(func.count()).select_from(Delivery)
-        .where(Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end))
-    ) or 0
+    days = tallies.whole_days(start, end)
+    if days is not None:
+        sent = sum(tallies.sent_by_day(session, *days).values())
+    else:
+        sent = session.scalar(
+            select(func.count()).select_from(Delivery)
+            .where(Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end))
+        ) or 0
     events = _events_by_group(session, start, end)
     return FunnelCounts(
         article_visits=visits.get("article", 0),
@@ -207,10 +212,15 @@ def daily(session: Session, start: datetime, end: datetime) -> list[DayRow]:
         collect(name, select(d, func.count(func.distinct(ConsentRecord.subscriber_id)))
                 .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
                 .group_by("day"))
-    d = _day(session, Delivery.sent_at).label("day")
-    collect("sent", select(d, func.count()).where(Delivery.state.in_(SENT_STATES),
-                                                  _within(Delivery.sent_at, start, end))
-            .group_by("day"))
+    whole = tallies.whole_days(start, end)
+    if whole is not None:
+        for day, count in tallies.sent_by_day(session, *whole).items():
+            table[day.isoformat()]["sent"] = count
+    else:
+        d = _day(session, Delivery.sent_at).label("day")
+        collect("sent", select(d, func.count()).where(Delivery.state.in_(SENT_STATES),
+                                                      _within(Delivery.sent_at, start, end))
+                .group_by("day"))
     for group in ("opened", "clicked"):
         d = _day(session, DeliveryEvent.at).label("day")
         collect(group, select(d, func.count(func.distinct(DeliveryEvent.delivery_id)))
@@ -371,14 +381,32 @@ def per_step(session: Session, start: datetime, end: datetime, *,
     ``steps`` is the current sequence as (slug, subject), in order: those rows
     come first even when nothing was sent; steps since removed follow.
     """
-    # Confirmation and other system mail is not one of "the emails" people follow.
-    sent_in_period = and_(Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end),
-                          Delivery.kind != "system")
     rows: dict[str, StepRow] = {slug: StepRow(slug, subject) for slug, subject in steps}
 
     def row(slug: str) -> StepRow:
         return rows.setdefault(slug, StepRow(slug))
 
+    days = tallies.whole_days(start, end)
+    if days is not None:
+        # Kept by triggers as mail is sent and events arrive (funnel.tallies); only
+        # unsubscribes through our own link are looked up, for those since ``start``.
+        for slug, sums in tallies.steps(session, *days).items():
+            r = row(slug)
+            r.sent = sums.sent
+            r.counts = {g: getattr(sums, g) for g in EVENT_GROUPS if getattr(sums, g)}
+        for slug, count in _unsubscribes_via_link(session, start, end):
+            r = row(slug)
+            r.counts["unsubscribed"] = r.counts.get("unsubscribed", 0) + count
+        return list(rows.values())
+    return _per_step_raw(session, start, end, rows, row)
+
+
+def _per_step_raw(session: Session, start: datetime, end: datetime, rows: dict[str, StepRow],
+                  row) -> list[StepRow]:
+    """per_step from the deliveries and events themselves (any period; the tallies' recount)."""
+    # Confirmation and other system mail is not one of "the emails" people follow.
+    sent_in_period = and_(Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end),
+                          Delivery.kind != "system")
     for slug, count in session.execute(
         select(Delivery.step_slug, func.count()).where(sent_in_period).group_by(Delivery.step_slug)
     ).all():
@@ -398,14 +426,9 @@ def per_step(session: Session, start: datetime, end: datetime, *,
     return list(rows.values())
 
 
-def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, int]]:
-    later = aliased(Delivery)
-    reported = exists().where(
-        DeliveryEvent.delivery_id == Delivery.id,
-        DeliveryEvent.kind.in_(EVENT_GROUPS["unsubscribed"]),
-    )
-    # Our own link: credited to the last email sent before the unsubscribe.
-    via_link = and_(
+def _via_link(later):
+    """The delivery is the last email sent before the person unsubscribed through our link."""
+    return and_(
         Subscriber.unsubscribed_at.is_not(None),
         Subscriber.unsubscribed_at >= Delivery.sent_at,
         ~exists().where(
@@ -415,6 +438,34 @@ def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, 
             later.sent_at <= Subscriber.unsubscribed_at,
         ),
     )
+
+
+def _unsubscribes_via_link(session: Session, start: datetime, end: datetime
+                           ) -> list[tuple[str, int]]:
+    """Emails of the period credited with an unsubscribe through our own link and not
+    already reported by the provider (those are in the tallies)."""
+    later = aliased(Delivery)
+    return [tuple(r) for r in session.execute(  # type: ignore[misc]
+        select(Delivery.step_slug, func.count(func.distinct(Delivery.id)))
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        # Whoever unsubscribed after an email of the period did so after ``start``.
+        .where(Subscriber.unsubscribed_at >= start,
+               Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end),
+               Delivery.kind != "system",
+               Delivery.engaged.op("&")(tallies.GROUP_BITS["unsubscribed"]) == 0,
+               _via_link(later))
+        .group_by(Delivery.step_slug)
+    ).all()]
+
+
+def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, int]]:
+    later = aliased(Delivery)
+    reported = exists().where(
+        DeliveryEvent.delivery_id == Delivery.id,
+        DeliveryEvent.kind.in_(EVENT_GROUPS["unsubscribed"]),
+    )
+    # Our own link: credited to the last email sent before the unsubscribe.
+    via_link = _via_link(later)
     return [tuple(r) for r in session.execute(  # type: ignore[misc]
         select(Delivery.step_slug, func.count(func.distinct(Delivery.id)))
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
@@ -426,7 +477,5 @@ def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, 
 # -- the list ---------------------------------------------------------------------
 
 def status_counts(session: Session) -> dict[str, int]:
-    """How many subscribers are in each status right now."""
-    return dict(session.execute(
-        select(Subscriber.status, func.count()).group_by(Subscriber.status)
-    ).all())
+    """How many subscribers are in each status right now (kept by triggers)."""
+    return tallies.status_counts(session)
