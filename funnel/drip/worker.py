@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from funnel import retention, sending, system_mail
+from funnel import retention, sending, system_mail, tallies
 from funnel.core.sequence import Sequence
 from funnel.drip import planner
 from funnel.drip.store import Store, unsent
@@ -100,6 +100,7 @@ class Worker:
         self.rng = rng or random.Random()
         self.pending_retention = pending_retention
         self._purged_at: float | None = None
+        self._compacted_at: float | None = None
         # Other work a worker does between passes (funnel/chores.py): imports, alerts.
         self.after_pass = after_pass
         # The webhook outbox's dispatcher (funnel/hooks): one more step of every pass.
@@ -118,6 +119,7 @@ class Worker:
         ``drip=False`` sends only queued system mail (no drip, chores or webhooks)."""
         now = now or self.clock()
         self.purge_unconfirmed(now)
+        self.compact_tallies()
         report = PassReport()
         self._batches(now, stop, report, self.store.claim_queued, self._system_batch)
         if drip:
@@ -143,6 +145,14 @@ class Worker:
             purged = retention.purge_unconfirmed(s, now, self.pending_retention)
         if purged:
             log.info("deleted %d sign-ups never confirmed", purged)
+
+    def compact_tallies(self) -> None:
+        """Fold the dashboard's delta rows at most once a minute, so reading them stays cheap."""
+        if self._compacted_at is not None and time.monotonic() - self._compacted_at < 60:
+            return
+        self._compacted_at = time.monotonic()
+        with self.store.transaction() as s:
+            tallies.compact(s)
 
     def _batches(self, now, stop, report, claim, process) -> None:
         started = time.monotonic()

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from funnel import failures, importer, insights, privacy, queries, runtime, stats, timezones
 from funnel import subscribers as cases
@@ -262,24 +262,55 @@ def _list_filters() -> tuple[str, str | None]:
 
 @bp.get("/subscribers")
 def subscribers():
+    """The list, newest first, a page at a time.
+
+    Pages are keyed by the subscriber they start after (``after``, older) or before
+    (``before``, newer), never by an offset: the thousandth page reads 50 rows from
+    the index like the first. The totals come from the tallies, or for a search
+    from its own count, never from counting the whole list.
+    """
     q, status = _list_filters()
-    page = request.args.get("page", "1")
-    page_no = int(page) if page.isdigit() and int(page) > 0 else 1
     s = runtime.session()
-    total = s.scalar(queries.subscriber_search(select(func.count()).select_from(Subscriber),
-                                       search=q, status=status)) or 0
-    pages = max(1, -(-total // PER_PAGE))
-    page_no = min(page_no, pages)
-    rows = s.scalars(
-        queries.subscriber_search(select(Subscriber), search=q, status=status)
-        .order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
-        .offset((page_no - 1) * PER_PAGE).limit(PER_PAGE)
-    ).all()
+    counts = stats.status_counts(s)
+    if q:
+        total = s.scalar(queries.subscriber_search(
+            select(func.count()).select_from(Subscriber), search=q, status=status)) or 0
+    else:
+        total = counts.get(status, 0) if status else sum(counts.values())
+    newest_first = (Subscriber.created_at.desc(), Subscriber.id.desc())
+    key = tuple_(Subscriber.created_at, Subscriber.id)
+    stmt = queries.subscriber_search(select(Subscriber), search=q, status=status)
+    cursor = _cursor(s, request.args.get("after") or request.args.get("before"))
+    if request.args.get("last"):
+        # The oldest page: the last rows, read from the other end of the index.
+        rows = list(reversed(s.scalars(
+            stmt.order_by(Subscriber.created_at, Subscriber.id).limit(PER_PAGE)).all()))
+        newer, older = total > len(rows), False
+    elif cursor is not None and request.args.get("before"):
+        got = s.scalars(stmt.where(key > cursor).order_by(Subscriber.created_at, Subscriber.id)
+                        .limit(PER_PAGE + 1)).all()
+        newer, older = len(got) > PER_PAGE, True
+        rows = list(reversed(got[:PER_PAGE]))
+    else:
+        if cursor is not None:
+            stmt = stmt.where(key < cursor)
+        got = s.scalars(stmt.order_by(*newest_first).limit(PER_PAGE + 1)).all()
+        newer, older = cursor is not None, len(got) > PER_PAGE
+        rows = list(got[:PER_PAGE])
     return render_template(
         "admin/subscribers.html", rows=rows, q=q, status=status, statuses=lifecycle.STATUSES,
-        total=total, page=page_no, pages=pages, status_counts=stats.status_counts(s),
+        total=total, newer=newer, older=older, status_counts=counts,
         source_of=lambda sub: stats.source_label(sub.utm_source, sub.referrer, _own_hosts()),
     )
+
+
+def _cursor(s, public_id: str | None) -> tuple[datetime, int] | None:
+    """(created_at, id) of the subscriber a page starts from; None if gone or not given."""
+    if not public_id:
+        return None
+    found = s.execute(select(Subscriber.created_at, Subscriber.id)
+                      .where(Subscriber.public_id == public_id[:64])).first()
+    return (found[0], found[1]) if found else None
 
 
 @bp.get("/subscribers.csv")
