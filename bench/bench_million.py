@@ -93,6 +93,10 @@ def main() -> None:
             s.commit()
         admin_id = admin.id
         some = s.scalar(select(Subscriber.public_id).order_by(Subscriber.id.desc()).limit(1))
+        # Where page 2,000 of the list starts (100,000 rows in, newest first).
+        deep = s.scalar(select(Subscriber.public_id)
+                        .order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
+                        .offset(100_000).limit(1))
         email = s.scalar(select(Subscriber.email).where(Subscriber.id == n // 2))
     client = app.test_client()
     with client.session_transaction() as sess:
@@ -101,22 +105,26 @@ def main() -> None:
 
     def timed(path: str) -> float:
         times: list[float] = []
+        cpu.clear()
         for _ in range(args.loads):
             if len(times) >= 3 and min(times) > 2.0:
                 break  # far past the goal: three loads tell enough
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             r = client.get(path)
             body = r.get_data()
             times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
             assert r.status_code == 200, (path, r.status_code, body[:200])
         return p95(times) * 1000  # of ``--loads`` loads (3 when each takes over 2 s)
 
-    base = timed("/health") if "/health" in {r.rule for r in app.url_map.iter_rules()} else None
+    cpu: list[float] = []  # this process's CPU per load (the app; PostgreSQL's is apart)
+    base = timed("/healthz")
     pages = {
         "dashboard (30 days)": "/admin/",
         "dashboard (90 days)": "/admin/?days=90",
         "subscribers, first page": "/admin/subscribers",
-        "subscribers, page 2,000": "/admin/subscribers?page=2000",
+        "subscribers, page 2,000 (100,000 rows in)": f"/admin/subscribers?after={deep}",
+        "subscribers, oldest page": "/admin/subscribers?last=1",
         "subscribers, confirmed": "/admin/subscribers?status=confirmed",
         "one subscriber": f"/admin/subscribers/{some}",
         "suppression list": "/admin/suppression",
@@ -128,11 +136,18 @@ def main() -> None:
         "search by name": "/admin/subscribers?q=Priya",
         "search by part of an address": "/admin/subscribers?q=runner4242",
     }
+    print(f"baseline /healthz: {base:.1f} ms p95", flush=True)
+    missed = []
     for label, path in {**pages, **searches}.items():
         ms = timed(path)
         goal = 100 if label in searches else 300
-        ratio = f" ({ms / base:.1f} x /health)" if base else ""
-        print(f"admin {label}: {ms:.0f} ms p95{ratio} (goal < {goal})", flush=True)
+        verdict = "met" if ms < goal else "NOT met"
+        if ms >= goal:
+            missed.append(label)
+        print(f"admin {label}: {ms:.0f} ms p95 ({ms / base:.0f} x /healthz); "
+              f"app CPU {statistics.median(cpu) * 1000:.0f} ms median; goal < {goal} ms: {verdict}",
+              flush=True)
+    print(f"pages over their goal: {', '.join(missed) if missed else 'none'}", flush=True)
 
     # -- the CSV export streams ------------------------------------------------
     before = rss_mb()

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from funnel import tallies
@@ -85,9 +85,11 @@ def funnels(session: Session, start: datetime, end: datetime) -> tuple[PathFunne
         for via, n in session.execute(
             select(Subscriber.arrived_via, func.count())
             .join(who, who.c.subscriber_id == Subscriber.id)
-            .where(who.c.subscriber_id.in_(
-                # Only people who signed up through the form: imports never came this way.
-                select(ConsentRecord.subscriber_id).where(ConsentRecord.action == ConsentAction.SIGNUP)))
+            .where(*(() if action == ConsentAction.SIGNUP else (exists().where(
+                # Only people who signed up through the form: imports never came this way
+                # (a sign-up record is its own proof; a confirmation is looked up).
+                ConsentRecord.subscriber_id == Subscriber.id,
+                ConsentRecord.action == ConsentAction.SIGNUP),)))
             .group_by(Subscriber.arrived_via)
         ).all():
             out[ARTICLE if via == ARTICLE else DIRECT] += n

@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
     TypeDecorator,
     UniqueConstraint,
     true,
@@ -204,6 +205,9 @@ class Delivery(Base):
         # Emails sent per period, per step: the dashboard's engagement table.
         Index("ix_delivery_sent_at", "sent_at"),
         Index("ix_delivery_retry_at", "retry_at"),
+        # The few failed or held sends among millions: the dashboard's problems panel.
+        Index("ix_delivery_problems", "state", postgresql_where=text("state IN ('failed', 'held')"),
+              sqlite_where=text("state IN ('failed', 'held')")),
         CheckConstraint(check_in("state", DeliveryState), name="state"),
     )
 

@@ -56,6 +56,10 @@ def upgrade() -> None:
                                       nullable=False))
     with op.batch_alter_table("subscriber", schema=None) as batch_op:
         batch_op.create_index("ix_subscriber_unsubscribed_at", ["unsubscribed_at"], unique=False)
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.create_index("ix_delivery_problems", ["state"], unique=False,
+                              postgresql_where=sa.text("state IN ('failed', 'held')"),
+                              sqlite_where=sa.text("state IN ('failed', 'held')"))
     # What is already there, counted once; the triggers keep it from here on.
     op.execute("""
         UPDATE delivery SET engaged = e.bits FROM (
@@ -268,6 +272,7 @@ def downgrade() -> None:
     with op.batch_alter_table("subscriber", schema=None) as batch_op:
         batch_op.drop_index("ix_subscriber_unsubscribed_at")
     with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.drop_index("ix_delivery_problems")
         batch_op.drop_column("engaged")
     op.drop_table("step_tally")
     op.drop_table("status_tally")
