@@ -91,7 +91,7 @@ def main() -> None:
                               created_at=rt.clock())
             s.add(admin)
             s.commit()
-        admin_id = admin.id
+        admin_id, admin_version = admin.id, admin.session_version
         some = s.scalar(select(Subscriber.public_id).order_by(Subscriber.id.desc()).limit(1))
         # Where page 2,000 of the list starts (100,000 rows in, newest first).
         deep = s.scalar(select(Subscriber.public_id)
@@ -100,8 +100,10 @@ def main() -> None:
         email = s.scalar(select(Subscriber.email).where(Subscriber.id == n // 2))
     client = app.test_client()
     with client.session_transaction() as sess:
+        # What funnel.web.sessions writes at a login.
         sess["admin_id"] = admin_id
-        sess["admin_seen"] = rt.clock().isoformat()
+        sess["admin_version"] = admin_version
+        sess["admin_login"] = sess["admin_seen"] = rt.clock().isoformat()
 
     def timed(path: str) -> float:
         times: list[float] = []

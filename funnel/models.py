@@ -20,9 +20,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    text,
     TypeDecorator,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship

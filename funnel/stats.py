@@ -443,18 +443,28 @@ def _via_link(later):
 def _unsubscribes_via_link(session: Session, start: datetime, end: datetime
                            ) -> list[tuple[str, int]]:
     """Emails of the period credited with an unsubscribe through our own link and not
-    already reported by the provider (those are in the tallies)."""
-    later = aliased(Delivery)
-    return [tuple(r) for r in session.execute(  # type: ignore[misc]
-        select(Delivery.step_slug, func.count(func.distinct(Delivery.id)))
+    already reported by the provider (those are in the tallies).
+
+    The credited email is the last one sent up to the unsubscribe (all of them if
+    several share that moment), ranked per person in one pass rather than asking,
+    for each email, whether a later one exists.
+    """
+    last = (
+        select(Delivery.id, Delivery.step_slug, Delivery.kind, Delivery.sent_at,
+               Delivery.engaged,
+               func.rank().over(partition_by=Delivery.subscriber_id,
+                                order_by=Delivery.sent_at.desc()).label("nth"))
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         # Whoever unsubscribed after an email of the period did so after ``start``.
-        .where(Subscriber.unsubscribed_at >= start,
-               Delivery.state.in_(SENT_STATES), _within(Delivery.sent_at, start, end),
-               Delivery.kind != "system",
-               Delivery.engaged.op("&")(tallies.GROUP_BITS["unsubscribed"]) == 0,
-               _via_link(later))
-        .group_by(Delivery.step_slug)
+        .where(Subscriber.unsubscribed_at >= start, Delivery.state.in_(SENT_STATES),
+               Delivery.sent_at <= Subscriber.unsubscribed_at)
+        .subquery()
+    )
+    return [(r[0], r[1]) for r in session.execute(
+        select(last.c.step_slug, func.count())
+        .where(last.c.nth == 1, last.c.kind != "system", _within(last.c.sent_at, start, end),
+               last.c.engaged.op("&")(tallies.GROUP_BITS["unsubscribed"]) == 0)
+        .group_by(last.c.step_slug)
     ).all()]
 
 

@@ -116,18 +116,18 @@ def compact(session: Session) -> int:
         session.execute(insert(StatusTally), rows)
     folded += len(gone)
     names = ("sent", *GROUPS)
-    gone = session.execute(delete(StepTally).returning(
+    deltas = session.execute(delete(StepTally).returning(
         StepTally.day, StepTally.kind, StepTally.step_slug,
         *(getattr(StepTally, n) for n in names))).all()
     by_key: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(names))
-    for day, kind, slug, *values in gone:
-        acc = by_key[(day, kind, slug)]
-        for i, v in enumerate(values):
+    for delta in deltas:
+        acc = by_key[(delta[0], delta[1], delta[2])]
+        for i, v in enumerate(delta[3:]):
             acc[i] += v
     if rows := [{"day": day, "kind": kind, "step_slug": slug, **dict(zip(names, acc, strict=True))}
                 for (day, kind, slug), acc in by_key.items() if any(acc)]:
         session.execute(insert(StepTally), rows)
-    return folded + len(gone)
+    return folded + len(deltas)
 
 
 def recount(session: Session) -> tuple[dict[str, int], dict[tuple[date, str, str], Sums]]:
@@ -137,7 +137,7 @@ def recount(session: Session) -> tuple[dict[str, int], dict[tuple[date, str, str
     statuses = {s: int(n) for s, n in session.execute(
         select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()}
     sums: dict[tuple[date, str, str], Sums] = defaultdict(Sums)
-    events: dict[int, set[str]] = defaultdict(set)
+    events: dict[int | None, set[str]] = defaultdict(set)
     for delivery_id, kind in session.execute(
             select(DeliveryEvent.delivery_id, DeliveryEvent.kind)
             .where(DeliveryEvent.delivery_id.is_not(None))).all():

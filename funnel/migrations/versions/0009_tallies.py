@@ -98,7 +98,7 @@ PG_TRIGGERS = [
 SQLITE_TRIGGERS = [name for _table, name in PG_TRIGGERS]
 
 
-def _contribution(row: str, sign: str, day: str, true: str) -> str:
+def _contribution(row: str, sign: str, day: str) -> str:
     """A delivery row's part of step_tally: (day, kind, step, sent, one per group)."""
     groups = ", ".join(f"{sign} * (CASE WHEN ({row}.engaged & {bit}) <> 0 THEN 1 ELSE 0 END)"
                        for bit in GROUP_BITS.values())
@@ -115,7 +115,7 @@ def postgres_ddl() -> list[str]:
 
     def part(table: str, sign: str) -> str:
         r = "r"
-        return (f"SELECT {_contribution(r, sign, day.format(r=r), 'true')} FROM {table} {r} "
+        return (f"SELECT {_contribution(r, sign, day.format(r=r))} FROM {table} {r} "
                 f"WHERE {qualifies.format(r=r)}")
 
     def tally(*parts: str) -> str:
@@ -218,7 +218,7 @@ def sqlite_ddl() -> list[str]:
 
     def row(r: str, sign: str) -> str:
         return (f"INSERT INTO step_tally ({TALLY_COLUMNS}) "
-                f"SELECT {_contribution(r, sign, day.format(r=r), '1')} "
+                f"SELECT {_contribution(r, sign, day.format(r=r))} "
                 f"WHERE {qualifies.format(r=r)};")
 
     bit = _bit_case("NEW.kind")
