@@ -244,6 +244,13 @@ def test_the_list_is_paged(logged_in, db, clock):
     newer = html.unescape(re.search(r'href="([^"]+)" rel="prev"', second).group(1))
     back = logged_in.get(newer).get_data(as_text=True)
     assert re.findall(r'<td><a href="/admin/subscribers/[^"]+">([^<]+)</a>', back) == shown
+    searched = logged_in.get("/admin/subscribers?q=%40example.com").get_data(as_text=True)
+    assert "60 subscribers" in searched
+    assert len(re.findall(r'<td><a href="/admin/subscribers/[^"]+">', searched)) == 50
+    older = html.unescape(re.search(r'href="([^"]+)" rel="next"', searched).group(1))
+    rest_searched = logged_in.get(older).get_data(as_text=True)
+    assert "60 subscribers" in rest_searched
+    assert len(re.findall(r'<td><a href="/admin/subscribers/[^"]+">', rest_searched)) == 10
     oldest = logged_in.get("/admin/subscribers?last=1").get_data(as_text=True)
     assert re.findall(r'<td><a href="/admin/subscribers/[^"]+">([^<]+)</a>', oldest)[-1] == (
         rest[-1])
