@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from funnel import tallies
 from funnel.core.states import ConsentAction
-from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Visit
+from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
 from funnel.stats import _day, _within, days_in, rate
 
 ARTICLE = "article"
@@ -67,15 +67,12 @@ def _stages(rows: Sequence[tuple[str, str, int]]) -> tuple[Stage, ...]:
 def funnels(session: Session, start: datetime, end: datetime) -> tuple[PathFunnel, PathFunnel]:
     """The article funnel and the direct funnel for the period."""
     visits: dict[str, int] = defaultdict(int)
-    for via, n in session.execute(
-        select(Visit.via, func.count())
-        .where(Visit.page == "landing", _within(Visit.at, start, end)).group_by(Visit.via)
-    ).all():
-        visits[ARTICLE if via == ARTICLE else DIRECT] += n
-    article_visits = session.scalar(
-        select(func.count()).select_from(Visit)
-        .where(Visit.page == "article", _within(Visit.at, start, end))
-    ) or 0
+    article_visits = 0
+    for page, via, n in tallies.visits(session, start, end, "page", "via"):
+        if page == "landing":
+            visits[ARTICLE if via == ARTICLE else DIRECT] += n
+        elif page == "article":
+            article_visits += n
 
     def people(action: str) -> dict[str, int]:
         who = (select(ConsentRecord.subscriber_id)

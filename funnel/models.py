@@ -235,7 +235,8 @@ class DeliveryEvent(Base):
     delivery: Mapped[Delivery | None] = relationship(back_populates="events")
 
     __table_args__ = (
-        Index("ix_delivery_event_kind_at", "kind", "at"),
+        # delivery_id included: "distinct emails opened this month" reads the index alone.
+        Index("ix_delivery_event_kind_at", "kind", "at", postgresql_include=["delivery_id"]),
         CheckConstraint(check_in("kind", EventKind), name="kind"),
     )
 
@@ -272,6 +273,24 @@ class StepTally(Base):
     complained: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_step_tally_day", "day"),)
+
+
+class VisitTally(Base):
+    """Deltas of page views per UTC day and what brought them, appended by triggers on visit."""
+
+    __tablename__ = "visit_tally"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    page: Mapped[str] = mapped_column(String(32))
+    via: Mapped[str | None] = mapped_column(String(16))
+    referrer_host: Mapped[str | None] = mapped_column(String(255))
+    utm_source: Mapped[str | None] = mapped_column(String(100))
+    utm_medium: Mapped[str | None] = mapped_column(String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(String(100))
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_visit_tally_day", "day"),)
 
 
 class Suppression(Base):

@@ -30,7 +30,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, literal_column, or_, s
 from sqlalchemy.orm import Session, aliased
 
 from funnel import tallies
-from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Visit
+from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
 
 # Provider event kinds (funnel.events) grouped into what the marketer reads.
 EVENT_GROUPS: dict[str, tuple[str, ...]] = {
@@ -147,9 +147,7 @@ def _events_by_group(session: Session, start: datetime, end: datetime) -> dict[s
 
 
 def funnel_counts(session: Session, start: datetime, end: datetime) -> FunnelCounts:
-    visits = dict(session.execute(
-        select(Visit.page, func.count()).where(_within(Visit.at, start, end)).group_by(Visit.page)
-    ).all())
+    visits = dict(tallies.visits(session, start, end, "page"))
     days = tallies.whole_days(start, end)
     if days is not None:
         sent = sum(tallies.sent_by_day(session, *days).values())
@@ -202,10 +200,10 @@ def daily(session: Session, start: datetime, end: datetime) -> list[DayRow]:
         for day, count in session.execute(stmt).all():
             table[str(day)][name] = count
 
-    for page, name in (("article", "article_visits"), ("landing", "landing_visits")):
-        d = _day(session, Visit.at).label("day")
-        collect(name, select(d, func.count()).where(Visit.page == page,
-                                                    _within(Visit.at, start, end)).group_by("day"))
+    names = {"article": "article_visits", "landing": "landing_visits"}
+    for day, page, count in tallies.visits(session, start, end, "day", "page"):
+        if page in names:
+            table[day][names[page]] = count
     for action, name in (("signup", "signups"), ("confirm", "confirmations"),
                          ("withdraw", "unsubscribes")):
         d = _day(session, ConsentRecord.at).label("day")
@@ -301,13 +299,8 @@ def by_source(session: Session, start: datetime, end: datetime, *, dimension: st
         value = medium if dimension == "medium" else campaign
         return value.strip().lower() if value and value.strip() else NONE_LABEL
 
-    visits = session.execute(
-        select(Visit.page, Visit.utm_source, Visit.referrer_host, Visit.utm_medium,
-               Visit.utm_campaign, func.count())
-        .where(_within(Visit.at, start, end))
-        .group_by(Visit.page, Visit.utm_source, Visit.referrer_host, Visit.utm_medium,
-                  Visit.utm_campaign)
-    ).all()
+    visits = tallies.visits(session, start, end, "page", "utm_source", "referrer_host",
+                            "utm_medium", "utm_campaign")
     for page, utm_source, referrer, medium, campaign, count in visits:
         r = row(label_for(utm_source, referrer, medium, campaign))
         if page == "article":

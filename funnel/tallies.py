@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from funnel.models import StatusTally, StepTally
+from funnel.models import StatusTally, StepTally, Visit, VisitTally
 
 # The provider's event kinds, as bits of ``delivery.engaged``; same groups as
 # funnel.stats.EVENT_GROUPS. "blocked" (a temporary bounce) is in no group.
@@ -101,6 +101,38 @@ def sent_ever(session: Session) -> dict[tuple[str, str], int]:
     return {(kind, slug): int(n) for kind, slug, n in rows if n}
 
 
+VISIT_KEYS = ("page", "via", "referrer_host", "utm_source", "utm_medium", "utm_campaign")
+
+
+def visits(session: Session, start: datetime, end: datetime, *keys: str) -> list[tuple]:
+    """Visits in the period grouped by ``keys`` (Visit columns, or "day" as 'YYYY-MM-DD'),
+    as (*values, count): from the tally for whole UTC days, else from the rows."""
+    days = whole_days(start, end)
+    if days is not None:
+        cols = [VisitTally.day if k == "day" else getattr(VisitTally, k) for k in keys]
+        rows = session.execute(
+            select(*cols, func.sum(VisitTally.n))
+            .where(VisitTally.day >= days[0], VisitTally.day <= days[1]).group_by(*cols)).all()
+    else:
+        from funnel.stats import _day
+
+        cols = [_day(session, Visit.at) if k == "day" else getattr(Visit, k) for k in keys]
+        rows = session.execute(
+            select(*cols, func.count()).where(Visit.at >= start, Visit.at < end)
+            .group_by(*cols)).all()
+    day_at = keys.index("day") if "day" in keys else None
+    out = []
+    for row in rows:
+        values = list(row)
+        if not values[-1]:
+            continue
+        if day_at is not None:
+            values[day_at] = str(values[day_at])
+        values[-1] = int(values[-1])
+        out.append(tuple(values))
+    return out
+
+
 def compact(session: Session) -> int:
     """Fold the delta rows into one per key; returns how many rows were folded.
 
@@ -127,7 +159,16 @@ def compact(session: Session) -> int:
     if rows := [{"day": day, "kind": kind, "step_slug": slug, **dict(zip(names, acc, strict=True))}
                 for (day, kind, slug), acc in by_key.items() if any(acc)]:
         session.execute(insert(StepTally), rows)
-    return folded + len(deltas)
+    folded += len(deltas)
+    visit_deltas = session.execute(delete(VisitTally).returning(
+        VisitTally.day, *(getattr(VisitTally, k) for k in VISIT_KEYS), VisitTally.n)).all()
+    by_visit: dict[tuple, int] = defaultdict(int)
+    for delta in visit_deltas:
+        by_visit[tuple(delta[:-1])] += delta[-1]
+    if rows := [{"day": key[0], **dict(zip(VISIT_KEYS, key[1:], strict=True)), "n": n}
+                for key, n in by_visit.items() if n]:
+        session.execute(insert(VisitTally), rows)
+    return folded + len(visit_deltas)
 
 
 def recount(session: Session) -> tuple[dict[str, int], dict[tuple[date, str, str], Sums]]:

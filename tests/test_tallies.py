@@ -142,3 +142,33 @@ def test_whole_days():
     start, end = stats.utc_day_bounds(date(2026, 11, 1), date(2026, 11, 30))
     assert tallies.whole_days(start, end) == (date(2026, 11, 1), date(2026, 11, 30))
     assert tallies.whole_days(start, datetime(2026, 11, 5, 9, tzinfo=UTC)) is None
+
+
+def test_visit_tallies_follow_inserts_changes_and_deletes(db, clock):
+    from sqlalchemy import insert
+
+    from funnel.models import Visit
+
+    day = clock.now.replace(hour=10, minute=0, second=0, microsecond=0)
+    db.execute(insert(Visit), [
+        {"page": "article", "at": day, "referrer_host": "www.google.com"},
+        {"page": "landing", "at": day + timedelta(minutes=1), "via": "article"},
+        {"page": "landing", "at": day + timedelta(days=1), "via": "direct",
+         "utm_source": "instagram", "utm_medium": "social"},
+        {"page": "landing", "at": day + timedelta(days=1, hours=1), "via": "direct",
+         "utm_source": "instagram", "utm_medium": "social"},
+    ])
+    db.add(Visit(page="article", at=day - timedelta(days=1), utm_campaign="spring"))
+    db.commit()
+    db.execute(update(Visit).where(Visit.via == "article").values(at=day + timedelta(days=1)))
+    db.execute(delete(Visit).where(Visit.referrer_host == "www.google.com"))
+    db.commit()
+    start, end = stats.utc_day_bounds(day.date() - timedelta(days=3), day.date() + timedelta(days=3))
+    keys = ("day", "page", "via", "referrer_host", "utm_source", "utm_medium", "utm_campaign")
+    rows = sorted(tallies.visits(db, start, end - timedelta(microseconds=1), *keys), key=str)
+    assert sorted(tallies.visits(db, start, end, *keys), key=str) == rows
+    assert sum(r[-1] for r in rows) == 4
+    tallies.compact(db)
+    db.commit()
+    assert sorted(tallies.visits(db, start, end, *keys), key=str) == rows
+    assert stats.funnel_counts(db, start, end).landing_visits == 3

@@ -51,6 +51,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("step_tally", schema=None) as batch_op:
         batch_op.create_index("ix_step_tally_day", ["day"], unique=False)
+    op.create_table(
+        "visit_tally",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("page", sa.String(length=32), nullable=False),
+        sa.Column("via", sa.String(length=16), nullable=True),
+        sa.Column("referrer_host", sa.String(length=255), nullable=True),
+        sa.Column("utm_source", sa.String(length=100), nullable=True),
+        sa.Column("utm_medium", sa.String(length=100), nullable=True),
+        sa.Column("utm_campaign", sa.String(length=100), nullable=True),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_visit_tally")),
+    )
+    with op.batch_alter_table("visit_tally", schema=None) as batch_op:
+        batch_op.create_index("ix_visit_tally_day", ["day"], unique=False)
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.add_column(sa.Column("engaged", sa.Integer(), server_default="0",
                                       nullable=False))
@@ -60,6 +75,10 @@ def upgrade() -> None:
         batch_op.create_index("ix_delivery_problems", ["state"], unique=False,
                               postgresql_where=sa.text("state IN ('failed', 'held')"),
                               sqlite_where=sa.text("state IN ('failed', 'held')"))
+    if postgres:
+        op.drop_index("ix_delivery_event_kind_at", table_name="delivery_event")
+        op.create_index("ix_delivery_event_kind_at", "delivery_event", ["kind", "at"],
+                        postgresql_include=["delivery_id"])
     # What is already there, counted once; the triggers keep it from here on.
     op.execute("""
         UPDATE delivery SET engaged = e.bits FROM (
@@ -77,6 +96,11 @@ def upgrade() -> None:
         FROM delivery WHERE state = 'sent' AND sent_at IS NOT NULL
         GROUP BY {day}, kind, step_slug
     """)
+    visit_day = ("CAST(timezone('UTC', at) AS date)" if postgres else "substr(at, 1, 10)")
+    op.execute(f"""
+        INSERT INTO visit_tally (day, {VISIT_KEYS}, n)
+        SELECT {visit_day}, {VISIT_KEYS}, COUNT(*) FROM visit GROUP BY {visit_day}, {VISIT_KEYS}
+    """)
     for statement in (postgres_ddl() if postgres else sqlite_ddl()):
         op.execute(statement)
 
@@ -88,12 +112,14 @@ BITS = {"delivered": 1, "open": 2, "click": 4, "unsubscribe": 8, "group_unsubscr
 GROUP_BITS = {"delivered": 1, "opened": 2, "clicked": 4, "unsubscribed": 8, "bounced": 16,
               "complained": 32}
 TALLY_COLUMNS = "day, kind, step_slug, sent, " + ", ".join(GROUP_BITS)
+VISIT_KEYS = "page, via, referrer_host, utm_source, utm_medium, utm_campaign"
 PG_TRIGGERS = [
     ("subscriber", "status_tally_insert"), ("subscriber", "status_tally_update"),
     ("subscriber", "status_tally_delete"), ("delivery", "step_tally_insert"),
     ("delivery", "step_tally_update"), ("delivery", "step_tally_delete"),
     ("delivery_event", "event_bits_insert"), ("delivery_event", "event_bits_update"),
     ("delivery_event", "event_bits_delete"),
+    ("visit", "visit_tally_insert"), ("visit", "visit_tally_update"), ("visit", "visit_tally_delete"),
 ]
 SQLITE_TRIGGERS = [name for _table, name in PG_TRIGGERS]
 
@@ -185,6 +211,36 @@ def postgres_ddl() -> list[str]:
             RETURN NULL;
         END $$
         """,
+        f"""
+        CREATE FUNCTION funnel_visit_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO visit_tally (day, {VISIT_KEYS}, n)
+                SELECT CAST(timezone('UTC', at) AS date), {VISIT_KEYS}, COUNT(*) FROM new_rows
+                GROUP BY 1, {VISIT_KEYS};
+            ELSIF TG_OP = 'DELETE' THEN
+                INSERT INTO visit_tally (day, {VISIT_KEYS}, n)
+                SELECT CAST(timezone('UTC', at) AS date), {VISIT_KEYS}, -COUNT(*) FROM old_rows
+                GROUP BY 1, {VISIT_KEYS};
+            ELSE
+                INSERT INTO visit_tally (day, {VISIT_KEYS}, n)
+                SELECT day, {VISIT_KEYS}, SUM(n) FROM (
+                    SELECT CAST(timezone('UTC', at) AS date) AS day, {VISIT_KEYS}, -1 AS n
+                    FROM old_rows
+                    UNION ALL SELECT CAST(timezone('UTC', at) AS date), {VISIT_KEYS}, 1
+                    FROM new_rows) AS c
+                GROUP BY day, {VISIT_KEYS} HAVING SUM(n) <> 0;
+            END IF;
+            RETURN NULL;
+        END $$
+        """,
+        "CREATE TRIGGER visit_tally_insert AFTER INSERT ON visit "
+        "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION funnel_visit_tally()",
+        "CREATE TRIGGER visit_tally_update AFTER UPDATE ON visit "
+        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION funnel_visit_tally()",
+        "CREATE TRIGGER visit_tally_delete AFTER DELETE ON visit "
+        "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION funnel_visit_tally()",
         "CREATE TRIGGER status_tally_insert AFTER INSERT ON subscriber "
         "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION funnel_status_tally()",
         "CREATE TRIGGER status_tally_update AFTER UPDATE ON subscriber "
@@ -224,7 +280,16 @@ def sqlite_ddl() -> list[str]:
     bit = _bit_case("NEW.kind")
     recount = ("COALESCE((SELECT SUM(DISTINCT " + _bit_case("e.kind") + ") FROM delivery_event e "
                "WHERE e.delivery_id = delivery.id), 0)")
+    def visit(r: str, sign: str) -> str:
+        keys = ", ".join(f"{r}.{k.strip()}" for k in VISIT_KEYS.split(","))
+        return (f"INSERT INTO visit_tally (day, {VISIT_KEYS}, n) "
+                f"VALUES (substr({r}.at, 1, 10), {keys}, {sign});")
+
     return [
+        f"CREATE TRIGGER visit_tally_insert AFTER INSERT ON visit BEGIN {visit('NEW', '1')} END",
+        f"CREATE TRIGGER visit_tally_update AFTER UPDATE ON visit BEGIN {visit('OLD', '-1')} "
+        f"{visit('NEW', '1')} END",
+        f"CREATE TRIGGER visit_tally_delete AFTER DELETE ON visit BEGIN {visit('OLD', '-1')} END",
         "CREATE TRIGGER status_tally_insert AFTER INSERT ON subscriber BEGIN "
         "INSERT INTO status_tally (status, n) VALUES (NEW.status, 1); END",
         "CREATE TRIGGER status_tally_update AFTER UPDATE OF status ON subscriber "
@@ -262,9 +327,12 @@ def _bit_sums() -> str:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("ix_delivery_event_kind_at", table_name="delivery_event")
+        op.create_index("ix_delivery_event_kind_at", "delivery_event", ["kind", "at"])
         for table, name in PG_TRIGGERS:
             op.execute(f"DROP TRIGGER {name} ON {table}")
-        for function in ("funnel_status_tally", "funnel_step_tally", "funnel_event_bits"):
+        for function in ("funnel_status_tally", "funnel_step_tally", "funnel_event_bits",
+                         "funnel_visit_tally"):
             op.execute(f"DROP FUNCTION {function}()")
     else:
         for name in SQLITE_TRIGGERS:
@@ -274,5 +342,6 @@ def downgrade() -> None:
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.drop_index("ix_delivery_problems")
         batch_op.drop_column("engaged")
+    op.drop_table("visit_tally")
     op.drop_table("step_tally")
     op.drop_table("status_tally")
