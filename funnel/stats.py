@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, literal_column, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from funnel import tallies
@@ -442,22 +442,28 @@ def _unsubscribes_via_link(session: Session, start: datetime, end: datetime
     several share that moment), ranked per person in one pass rather than asking,
     for each email, whether a later one exists.
     """
-    last = (
-        select(Delivery.id, Delivery.step_slug, Delivery.kind, Delivery.sent_at,
-               Delivery.engaged,
-               func.rank().over(partition_by=Delivery.subscriber_id,
-                                order_by=Delivery.sent_at.desc()).label("nth"))
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        # Whoever unsubscribed after an email of the period did so after ``start``.
-        .where(Subscriber.unsubscribed_at >= start, Delivery.state.in_(SENT_STATES),
-               Delivery.sent_at <= Subscriber.unsubscribed_at)
-        .subquery()
-    )
+    # Only emails since ``start`` are ranked: the latest of those is the latest of
+    # all whenever it falls in the period, and otherwise nothing is credited here.
+    ranked = [Delivery.subscriber_id == Subscriber.id, Delivery.state.in_(SENT_STATES),
+              Delivery.sent_at >= start, Delivery.sent_at <= Subscriber.unsubscribed_at]
+    columns = (Delivery.step_slug, Delivery.kind, Delivery.sent_at, Delivery.engaged)
+    if session.get_bind().dialect.name == "postgresql":
+        # Per person through the (subscriber_id, …) index: a plain join let the planner
+        # read all of ``delivery`` (1.5 s at a million subscribers).
+        last = (select(*columns, func.rank().over(order_by=Delivery.sent_at.desc()).label("nth"))
+                .where(*ranked).lateral())
+        source = select(last).select_from(Subscriber).join(last, true()).where(
+            Subscriber.unsubscribed_at >= start).subquery()
+    else:
+        source = (select(*columns, func.rank().over(partition_by=Delivery.subscriber_id,
+                                                    order_by=Delivery.sent_at.desc()).label("nth"))
+                  .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                  .where(Subscriber.unsubscribed_at >= start, *ranked[1:]).subquery())
     return [(r[0], r[1]) for r in session.execute(
-        select(last.c.step_slug, func.count())
-        .where(last.c.nth == 1, last.c.kind != "system", _within(last.c.sent_at, start, end),
-               last.c.engaged.op("&")(tallies.GROUP_BITS["unsubscribed"]) == 0)
-        .group_by(last.c.step_slug)
+        select(source.c.step_slug, func.count())
+        .where(source.c.nth == 1, source.c.kind != "system", source.c.sent_at < end,
+               source.c.engaged.op("&")(tallies.GROUP_BITS["unsubscribed"]) == 0)
+        .group_by(source.c.step_slug)
     ).all()]
 
 
