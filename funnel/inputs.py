@@ -6,10 +6,12 @@ refuse the same things with the same words. No Flask in here.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 
 MAX_FIRST_NAME = 80
 
@@ -57,6 +59,11 @@ def normalise_email(raw: str) -> str:
     raw = (raw or "").strip()
     if len(raw) > 254:
         raise FunnelError("That email address is too long.")
+    return _common_shape(raw) or _validated(raw)
+
+
+def _validated(raw: str) -> str:
+    """The address as email_validator normalises it, or its refusal in our words."""
     try:
         info = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
@@ -69,6 +76,38 @@ def normalise_email(raw: str) -> str:
     # IDN domains are kept in their IDNA (punycode) form: the same address however
     # it was typed, and a To: header every server can read.
     return (info.ascii_email or info.normalized).lower()
+
+
+# The shape nearly every real address has: ASCII, one @, an RFC 5322 dot-atom before
+# it (email_validator's own pattern) and letters, digits, dots and hyphens after it.
+# email_validator spends most of its time on the domain (IDNA and label rules), and
+# an import repeats the same few domains; so the domain's verdict is asked of
+# email_validator once and kept. Anything else takes the full path, so every refusal
+# is email_validator's own; tests/test_inputs_email.py checks with hypothesis that
+# both paths accept the same addresses and return the same form.
+_PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9.-]+\Z")
+
+
+def _common_shape(raw: str) -> str | None:
+    """``_validated(raw)`` for the common shape, or None to take the full path."""
+    local, at, domain = raw.partition("@")
+    if not at or not raw.isascii() or "@" in domain or not DOT_ATOM_TEXT.match(local) \
+            or not _PLAIN_DOMAIN.match(domain):
+        return None
+    ascii_domain = _plain_domain(domain)
+    if ascii_domain is None or len(local) + 1 + len(ascii_domain) > EMAIL_MAX_LENGTH:
+        return None
+    return f"{local}@{ascii_domain}".lower()
+
+
+@lru_cache(maxsize=4096)
+def _plain_domain(domain: str) -> str | None:
+    """The domain as email_validator normalises it, when it accepts it unchanged by IDNA."""
+    try:
+        info = validate_email("a@" + domain, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        return None
+    return info.ascii_domain if info.ascii_domain == info.domain else None
 
 
 @lru_cache(maxsize=1)
