@@ -82,6 +82,49 @@ def test_rerunning_adds_nothing_and_never_touches_existing_subscribers(
                      .where(ConsentRecord.action == "import")) == 1
 
 
+def test_batches_change_nothing_in_the_outcome(runner, db, tmp_path, app, clock,
+                                               make_subscriber, monkeypatch):
+    """Rows go in batches (each staged and committed on its own); with a batch of two
+    rows, repeats, suppressed and listed addresses still fall where they belong,
+    every new person gets exactly one consent record, and ids follow the file."""
+    monkeypatch.setattr(importer, "BATCH", 2)
+    make_subscriber("listed@example.com", status="pending", first_name="Lee")
+    db.add(Subscriber(email="gone@example.com", status="confirmed", timezone="UTC",
+                      created_at=clock.now))
+    db.commit()
+    privacy.erase(db, db.scalar(select(Subscriber).where(Subscriber.email == "gone@example.com")),
+                  clock.now)
+    path = write(tmp_path / "list.csv", "email,first_name\n"
+                 "a@example.com,A\n"        # 2  batch 1
+                 "b@example.com,B\n"        # 3  batch 1
+                 "listed@example.com,X\n"   # 4  batch 2: already there, untouched
+                 "gone@example.com,G\n"     # 5  batch 2: suppressed
+                 "nope,N\n"                 # 6  bad
+                 "A@Example.com,A again\n"  # 7  repeat of line 2, from an earlier batch
+                 "c@example.com,C\n"        # 8  batch 3
+                 "gone@example.com,G\n"     # 9  repeat of a suppressed row
+                 "d@example.com,D\n")       # 10 batch 3
+    result = run_import(runner, path, "--confirmed", "--consent-source", "Club sign-up sheet, 2026")
+    assert ("9 rows: 4 added, 1 already on the list, 2 repeated in the file, "
+            "1 refused (suppressed), 1 bad") in result.output
+    assert "line 6:" in result.output
+    people = listed(db)
+    assert set(people) == {"listed@example.com", "a@example.com", "b@example.com",
+                           "c@example.com", "d@example.com"}
+    assert (people["listed@example.com"].status, people["listed@example.com"].first_name) == (
+        "pending", "Lee")
+    assert people["a@example.com"].first_name == "A"
+    new = sorted((s.id, s.email) for s in people.values() if s.email != "listed@example.com")
+    assert [e for _id, e in new] == ["a@example.com", "b@example.com", "c@example.com",
+                                     "d@example.com"]
+    records = db.execute(select(ConsentRecord.subscriber_id, ConsentRecord.text)
+                         .where(ConsentRecord.action == "import")).all()
+    assert sorted(sid for sid, _t in records) == [i for i, _e in new]
+    assert all("Club sign-up sheet, 2026" in text for _sid, text in records)
+    again = run_import(runner, path, "--confirmed", "--consent-source", "Club sign-up sheet, 2026")
+    assert "9 rows: 0 added, 5 already on the list, 2 repeated in the file" in again.output
+
+
 def test_suppressed_addresses_are_refused(runner, db, tmp_path, app, clock):
     db.add(Subscriber(email="gone@example.com", status="confirmed", timezone="UTC",
                       created_at=clock.now))

@@ -1,18 +1,30 @@
-"""The fast path for common addresses decides exactly as email_validator does.
+"""The fast paths for common addresses and names decide exactly as the full rules do.
 
 ``normalise_email`` answers the common shape (ASCII dot-atom @ plain domain) itself
 and asks email_validator about each domain once; these properties compare it with
 the full email_validator path on generated, near-miss and hostile addresses: the
-same addresses accepted, the same stored form, the same refusal message.
+same addresses accepted, the same stored form, the same refusal message. A first
+name of printable ASCII skips the per-character look-ups; the same kind of property
+compares it with the character-by-character rule.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from funnel.inputs import FunnelError, _common_shape, _validated, normalise_email
+from funnel.inputs import (
+    BIDI_CONTROLS,
+    REFUSED_CATEGORIES,
+    FunnelError,
+    _common_shape,
+    _validated,
+    first_name_problem,
+    normalise_email,
+)
 
 ATEXT = "abcxyzABCXYZ0129_!#$%&'*+-/=?^`{|}~"
 # Characters that sit on the edge of the rules: dots, specials, quotes, brackets,
@@ -81,3 +93,30 @@ def test_fast_path_decides_exactly_as_email_validator(raw):
 def test_common_addresses_take_the_fast_path(raw):
     """A negative control for the property above: it does compare two paths."""
     assert _common_shape(raw) == raw.lower() == normalise_email(raw)
+
+
+def every_character_checked(name: str) -> str | None:
+    """The first-name rule without the shortcut, as it was written before it."""
+    if any(c in name for c in "\r\n"):
+        return "Please use a first name without line breaks."
+    for c in name:
+        if c in BIDI_CONTROLS or unicodedata.category(c) in REFUSED_CATEGORIES:
+            return ("Please use a first name with letters only: it has a hidden or control "
+                    f"character (U+{ord(c):04X}) that we can't put in an email.")
+    if len(name) > 80:
+        return "That first name is too long (80 characters at most)."
+    return None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.text(max_size=90),
+                 st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=90),
+                 st.text(alphabet=st.sampled_from(list("Ann O'Neil-Smith\t\r\n\x00\x1b\x7f\x85"
+                                                      "\u2028\u202e\u200f\ud800é")), max_size=90)))
+@example("Runner 1")
+@example("A" * 80)
+@example("A" * 81)
+@example("Ann\x7f")
+@example("Ann\tLee")
+def test_first_name_shortcut_decides_as_every_character_checked(name):
+    assert first_name_problem(name) == every_character_checked(name)
