@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from sqlalchemy import (
     Column,
@@ -408,10 +408,12 @@ def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
     refused = set(conn.execute(delete(STAGE).where(
         STAGE.c.email_hash.in_(select(Suppression.email_hash))).returning(STAGE.c.email)
     ).scalars())
-    new = set(conn.execute(_insert_subscribers(conn, now, opts.timezone)).scalars())
+    new: dict[str, int] = {email: sid for email, sid in conn.execute(
+        _insert_subscribers(conn, now, opts.timezone))}
     if new:
-        conn.execute(_insert_consents(now, opts.page))
-        _announce(conn, batch, staged, now, opts)
+        ids = (min(new.values()), max(new.values()))
+        conn.execute(_insert_consents(now, opts.page, ids))
+        _announce(conn, staged, ids, now, opts)
     STAGE.drop(conn)
     confirming = [c.email for c in batch if c.status == lifecycle.CONFIRMED
                   and c.email not in new and c.email not in refused]
@@ -442,33 +444,43 @@ def _insert_subscribers(conn: Connection, now: datetime, timezone_name: str):
     first, which stays fast however long the list, and a sign-up racing the
     import cannot make the batch fail. Rows go in file order (ids follow the file).
     """
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        raise RuntimeError(f"importing is not supported on {dialect}")
     columns = [*STAGED_SUBSCRIBER_COLUMNS, "timezone", "created_at"]
     rows = (select(*(STAGE.c[name] for name in STAGED_SUBSCRIBER_COLUMNS),
                    literal(timezone_name, String()), literal(now, UTCDateTime()))
             .where(true())  # SQLite needs a WHERE before ON CONFLICT after a SELECT
             .order_by(STAGE.c.line))
-    return (dialect_insert(Subscriber).from_select(columns, rows)
-            .on_conflict_do_nothing().returning(Subscriber.email))
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return (postgresql.insert(Subscriber).from_select(columns, rows)
+                .on_conflict_do_nothing().returning(Subscriber.email, Subscriber.id))
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return (sqlite.insert(Subscriber).from_select(columns, rows)
+                .on_conflict_do_nothing().returning(Subscriber.email, Subscriber.id))
+    raise RuntimeError(f"importing is not supported on {dialect}")
 
 
-def _insert_consents(now: datetime, page: str):
-    """One IMPORT consent record per subscriber this batch added (found by public id)."""
+def _added(ids: tuple[int, int]):
+    """The batch's rows joined to the subscribers it added: same public id, and an id in
+    the range the insert returned (which keeps the join to an index range however long
+    the list: without it PostgreSQL may hash the whole subscriber table per batch)."""
+    return (Subscriber.public_id == STAGE.c.public_id) & Subscriber.id.between(*ids)
+
+
+def _insert_consents(now: datetime, page: str, ids: tuple[int, int]):
+    """One IMPORT consent record per subscriber this batch added."""
     return insert(ConsentRecord).from_select(
         ["subscriber_id", "action", "at", "text", "page", "stated_by"],
         select(Subscriber.id, literal(ConsentAction.IMPORT, String()), literal(now, UTCDateTime()),
                STAGE.c.consent_text, literal(page, String()), STAGE.c.stated_by)
-        .join_from(STAGE, Subscriber, Subscriber.public_id == STAGE.c.public_id)
+        .join_from(STAGE, Subscriber, _added(ids))
         .order_by(STAGE.c.line))
 
 
-def _announce(conn: Connection, batch: list[_Candidate], staged: list[tuple], now: datetime,
+def _announce(conn: Connection, staged: list[tuple], ids: tuple[int, int], now: datetime,
               opts: _Options) -> None:
     """Queue subscriber.created for webhook endpoints that want it (a Core INSERT
     bypasses the ORM listener that does this for other ways in), in this batch's
@@ -477,16 +489,16 @@ def _announce(conn: Connection, batch: list[_Candidate], staged: list[tuple], no
                  if hook_events.SUBSCRIBER_CREATED in e[1]]
     if not endpoints:
         return
-    ids = dict(conn.execute(select(Subscriber.public_id, Subscriber.id).join_from(
-        STAGE, Subscriber, Subscriber.public_id == STAGE.c.public_id)).all())
+    added: dict[str, int] = {public_id: sid for public_id, sid in conn.execute(
+        select(Subscriber.public_id, Subscriber.id).join_from(STAGE, Subscriber, _added(ids)))}
     names = list(STAGE.c.keys())
-    events = []
+    events: list[tuple[str, dict[str, Any], int | None]] = []
     for row in staged:
         values = dict(zip(names, row))
-        if values["public_id"] in ids:
+        if values["public_id"] in added:
             events.append((hook_events.SUBSCRIBER_CREATED, hook_events.subscriber_row_data(
                 {**values, "timezone": opts.timezone, "created_at": now}),
-                ids[values["public_id"]]))
+                added[values["public_id"]]))
     hook_events.enqueue(conn, events, now, endpoints)
 
 
