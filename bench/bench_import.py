@@ -59,15 +59,27 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_import(url: str, path: Path) -> tuple[float, float, importer.ImportReport]:
-    """(wall seconds, CPU seconds of this process, report)."""
+def run_import(url: str, path: Path, rss_at: list[tuple[int, float]] | None = None
+               ) -> tuple[float, float, importer.ImportReport]:
+    """(wall seconds, CPU seconds of this process, report); ``rss_at`` collects
+    (rows done, peak RSS in MB) as the import goes, at each tenth of the file."""
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
+    with path.open(encoding="utf-8") as fh:
+        total = max(sum(1 for _ in fh) - 1, 1)
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        before, done = done, done + n
+        if rss_at is not None and done * 10 // total > before * 10 // total:
+            rss_at.append((done, rss_mb()))
+
     t, c = time.perf_counter(), time.process_time()
     with path.open(encoding="utf-8-sig", newline="") as fh, sessions() as s:
         _names, rows = importer.read_csv(fh)
         report = importer.import_rows(s, rows, confirmed=True, now=NOW, origin=path.name,
-                                      consent_source="bench list")
+                                      consent_source="bench list", progress=progress)
     elapsed, cpu = time.perf_counter() - t, time.process_time() - c
     engine.dispose()
     return elapsed, cpu, report
@@ -129,13 +141,15 @@ def main() -> None:
         first = args.database or sqlite_url(folder, "first.db")
         kind = "PostgreSQL" if first.startswith("postgresql") else "SQLite"
         rss_before = rss_mb()
-        t_import, cpu, report = run_import(first, source)
+        rss_at: list[tuple[int, float]] = []
+        t_import, cpu, report = run_import(first, source, rss_at)
         print(f"import {args.rows} rows into {kind}: {t_import:.1f} s wall, {cpu:.1f} s CPU "
               f"({report.summary()})")
         figure("import", args.rows / t_import, "rows/s", base)
         figure("import per CPU second", args.rows / cpu, "rows/CPU s", base)
-        print(f"max RSS: {rss_before:.0f} MB before the import, {rss_mb():.0f} MB after; "
-              f"load average now {os.getloadavg()[0]:.1f}")
+        print(f"max RSS: {rss_before:.0f} MB before the import; after "
+              + ", ".join(f"{n:,} rows {mb:.0f} MB" for n, mb in rss_at)
+              + f"; load average now {os.getloadavg()[0]:.1f}")
         t_rerun, cpu, rerun = run_import(first, source)
         print(f"re-run: {t_rerun:.1f} s wall, {cpu:.1f} s CPU ({rerun.summary()})")
         figure("re-run", args.rows / t_rerun, "rows/s", base)

@@ -5,8 +5,9 @@ suppression list, and reports each bad row by its line number without stopping.
 Each batch of rows is committed on its own, so an import cut short can simply be
 run again: what went in is skipped as "already on the list".
 
-Speed: rows go in batches of ``BATCH``; each batch costs two ``IN`` queries
-(existing addresses, suppressed hashes) and two multi-row inserts.
+Speed: rows go in batches of ``BATCH``, each staged in a temporary table and moved
+by a handful of set-based statements (``_insert_batch``), so a batch costs the same
+few round trips however many rows it holds, and memory holds one batch at a time.
 """
 
 from __future__ import annotations
