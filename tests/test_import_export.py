@@ -125,6 +125,23 @@ def test_batches_change_nothing_in_the_outcome(runner, db, tmp_path, app, clock,
     assert "9 rows: 0 added, 5 already on the list, 2 repeated in the file" in again.output
 
 
+def test_imported_times_are_stored_as_every_other_time_is(runner, db, tmp_path, clock,
+                                                          make_subscriber):
+    """The batch goes in through the driver, not the ORM; its times must still be stored
+    in the ORM's form, or SQLite's text comparisons (what is due, newest first) and
+    the date filters would misplace imported people."""
+    from sqlalchemy import text
+
+    make_subscriber("made@example.com", status="confirmed")
+    path = write(tmp_path / "list.csv", "email\nimported@example.com\n")
+    run_import(runner, path, "--confirmed", "--consent-source", "Club sign-up sheet, 2026")
+    db.rollback()
+    raw = {email: times for email, times in db.execute(text(
+        "SELECT email, CAST(created_at AS TEXT) || '|' || CAST(confirmed_at AS TEXT) || '|' "
+        "|| CAST(next_due_at AS TEXT) FROM subscriber"))}
+    assert raw["imported@example.com"] == raw["made@example.com"]
+
+
 def test_suppressed_addresses_are_refused(runner, db, tmp_path, app, clock):
     db.add(Subscriber(email="gone@example.com", status="confirmed", timezone="UTC",
                       created_at=clock.now))
