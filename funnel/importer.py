@@ -15,11 +15,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -57,6 +59,7 @@ from funnel.models import (
 from funnel.privacy import suppression_hash
 
 BATCH = 5000
+T = TypeVar("T")
 KNOWN_COLUMNS = ("email", "first_name", "status", "source")
 IMPORTABLE_STATUSES = (lifecycle.PENDING, lifecycle.CONFIRMED, lifecycle.UNSUBSCRIBED,
                        lifecycle.BOUNCED, lifecycle.COMPLAINED)
@@ -229,9 +232,20 @@ def import_rows(
     report = ImportReport()
     opts = _Options(settings.default_timezone if settings else "UTC", origin, consent_source,
                     admin, dry_run)
+    for batch, consumed in _read_ahead(_batches(rows, confirmed, report)):
+        if batch:
+            _store(session, batch, report, now, opts)
+        if progress and consumed:
+            progress(consumed)
+    return report
+
+
+def _batches(rows: Iterable[tuple[int, dict[str, str]]], confirmed: bool, report: ImportReport
+             ) -> Iterator[tuple[list[_Candidate], int]]:
+    """(up to ``BATCH`` new addresses, rows read for them); bad rows and repeats go
+    straight into ``report``."""
     batch: list[_Candidate] = []
     consumed = 0
-
     with _SeenAddresses() as seen:
         for line, row in rows:
             report.rows += 1
@@ -244,16 +258,63 @@ def import_rows(
             else:
                 batch.append(parsed)
             if len(batch) >= BATCH:
-                _store(session, batch, report, now, opts)
-                batch = []
-                if progress:
-                    progress(consumed)
-                    consumed = 0
-    if batch:
-        _store(session, batch, report, now, opts)
-    if progress and consumed:
-        progress(consumed)
-    return report
+                yield batch, consumed
+                batch, consumed = [], 0
+    if batch or consumed:
+        yield batch, consumed
+
+
+_END = object()
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, each made by a thread while the caller works on the one before.
+
+    Reading and checking the next batch then overlaps with the database writing
+    this one (the driver lets go of the GIL while it waits). One item waits at
+    most, so memory stays at a few batches; an error on either side stops both.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            handoff.put((_END, exc))
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if close:
+                close()  # in this thread: the generator's SQLite file was opened here
+        handoff.put((_END, None))
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # let it see the stop, even if it is blocked on put
+            try:
+                handoff.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
 
 
 class _SeenAddresses:
