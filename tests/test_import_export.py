@@ -6,6 +6,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -123,6 +124,29 @@ def test_batches_change_nothing_in_the_outcome(runner, db, tmp_path, app, clock,
     assert all("Club sign-up sheet, 2026" in text for _sid, text in records)
     again = run_import(runner, path, "--confirmed", "--consent-source", "Club sign-up sheet, 2026")
     assert "9 rows: 0 added, 5 already on the list, 2 repeated in the file" in again.output
+
+
+def test_an_import_cut_short_keeps_what_went_in_and_runs_again(app, db, clock, monkeypatch):
+    """The file is read a batch ahead, in a thread: a read failing halfway still
+    reaches the caller, the batches before it stay committed, and a second run
+    adds exactly the rest."""
+    monkeypatch.setattr(importer, "BATCH", 2)
+    emails = [f"r{i}@example.com" for i in range(5)]
+
+    def rows(fail_after: int | None):
+        for i, email in enumerate(emails):
+            if i == fail_after:
+                raise OSError("the disk went away")
+            yield i + 2, {"email": email}
+
+    sessions = app.extensions["funnel"].sessions
+    with sessions() as s, pytest.raises(OSError, match="disk went away"):
+        importer.import_rows(s, rows(fail_after=3), confirmed=False, now=clock.now)
+    assert set(listed(db)) == set(emails[:2])
+    with sessions() as s:
+        report = importer.import_rows(s, rows(fail_after=None), confirmed=False, now=clock.now)
+    assert (report.added, report.already_listed) == (3, 2)
+    assert set(listed(db)) == set(emails)
 
 
 def test_imported_times_are_stored_as_every_other_time_is(runner, db, tmp_path, clock,
