@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from funnel import importer
 from funnel.db import make_engine, make_sessionmaker, upgrade
@@ -59,9 +59,34 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class ServerCPU:
+    """CPU seconds of the PostgreSQL backend serving the import, when the server runs on
+    this machine (read from /proc): with the importer's own, what the import costs
+    whatever the load."""
+
+    def __init__(self, session) -> None:
+        self.stat = None
+        if session.get_bind().dialect.name == "postgresql":
+            pid = session.scalar(text("SELECT pg_backend_pid()"))
+            session.rollback()
+            path = Path(f"/proc/{pid}/stat")
+            self.stat = path if path.exists() else None
+        self.start = self.seconds()
+
+    def seconds(self) -> float:
+        if self.stat is None:
+            return 0.0
+        fields = self.stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    def used(self) -> float | None:
+        return self.seconds() - self.start if self.stat is not None else None
+
+
 def run_import(url: str, path: Path, rss_at: list[tuple[int, float]] | None = None
-               ) -> tuple[float, float, importer.ImportReport]:
-    """(wall seconds, CPU seconds of this process, report); ``rss_at`` collects
+               ) -> tuple[float, float, float | None, importer.ImportReport]:
+    """(wall seconds, CPU seconds of this process and of the database backend when
+    known, report); ``rss_at`` collects
     (rows done, peak RSS in MB) as the import goes, at each tenth of the file."""
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
@@ -77,12 +102,14 @@ def run_import(url: str, path: Path, rss_at: list[tuple[int, float]] | None = No
 
     t, c = time.perf_counter(), time.process_time()
     with path.open(encoding="utf-8-sig", newline="") as fh, sessions() as s:
+        server = ServerCPU(s)
         _names, rows = importer.read_csv(fh)
         report = importer.import_rows(s, rows, confirmed=True, now=NOW, origin=path.name,
                                       consent_source="bench list", progress=progress)
+        server_cpu = server.used()
     elapsed, cpu = time.perf_counter() - t, time.process_time() - c
     engine.dispose()
-    return elapsed, cpu, report
+    return elapsed, cpu, server_cpu, report
 
 
 def run_export(url: str, path: Path) -> tuple[float, int]:
@@ -142,16 +169,22 @@ def main() -> None:
         kind = "PostgreSQL" if first.startswith("postgresql") else "SQLite"
         rss_before = rss_mb()
         rss_at: list[tuple[int, float]] = []
-        t_import, cpu, report = run_import(first, source, rss_at)
+        t_import, cpu, server_cpu, report = run_import(first, source, rss_at)
         print(f"import {args.rows} rows into {kind}: {t_import:.1f} s wall, {cpu:.1f} s CPU "
-              f"({report.summary()})")
+              f"here ({report.summary()})")
         figure("import", args.rows / t_import, "rows/s", base)
-        figure("import per CPU second", args.rows / cpu, "rows/CPU s", base)
+        figure("import per CPU second of the importer", args.rows / cpu, "rows/CPU s", base)
+        if server_cpu is not None:
+            print(f"database backend: {server_cpu:.1f} s CPU")
+            figure("import per CPU second, importer and database backend",
+                   args.rows / (cpu + server_cpu), "rows/CPU s", base)
         print(f"max RSS: {rss_before:.0f} MB before the import; after "
               + ", ".join(f"{n:,} rows {mb:.0f} MB" for n, mb in rss_at)
               + f"; load average now {os.getloadavg()[0]:.1f}")
-        t_rerun, cpu, rerun = run_import(first, source)
-        print(f"re-run: {t_rerun:.1f} s wall, {cpu:.1f} s CPU ({rerun.summary()})")
+        t_rerun, cpu, server_cpu, rerun = run_import(first, source)
+        print(f"re-run: {t_rerun:.1f} s wall, {cpu:.1f} s CPU here"
+              + (f", {server_cpu:.1f} s database backend" if server_cpu is not None else "")
+              + f" ({rerun.summary()})")
         figure("re-run", args.rows / t_rerun, "rows/s", base)
         ok = report.added == args.rows and not rerun.added
         if not args.no_round_trip:
@@ -159,7 +192,7 @@ def main() -> None:
             t_export, count = run_export(first, exported)
             figure("export", count / t_export, "rows/s", base)
             second = sqlite_url(folder, "second.db")
-            t_back, cpu, back = run_import(second, exported)
+            t_back, cpu, _server, back = run_import(second, exported)
             print(f"re-import into SQLite: {t_back:.1f} s wall, {cpu:.1f} s CPU "
                   f"({back.summary()})")
             figure("re-import into SQLite", count / t_back, "rows/s", base)
