@@ -72,7 +72,7 @@ def test_cli_creates_a_key_once_lists_it_and_revokes_it(app, runner, client, db)
 
 def test_cli_refuses_bad_scopes_and_names(runner, db):
     assert "unknown scope" in runner.invoke(args=["api-key", "create", "x", "--scope", "root"]).output
-    assert "at least one --scope" in runner.invoke(args=["api-key", "create", "x"]).output
+    assert "choose at least one scope" in runner.invoke(args=["api-key", "create", "x"]).output
     assert "the name must be" in runner.invoke(args=["api-key", "create", "\n", "--scope", "all"]).output
     assert db.scalars(select(ApiKey)).all() == []
 
