@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
@@ -128,3 +129,20 @@ def time_zones() -> tuple[str, ...]:
     from funnel.timezones import accepted_zones
 
     return tuple(sorted(accepted_zones()))
+
+
+def pick_names(raw: Iterable[str], choices: Sequence[str], *, noun: str) -> list[str]:
+    """Names from a list of comma/space-separated texts, each one of ``choices``; "all"
+    means every one. In ``choices`` order, without repeats; ValueError says what to pick."""
+    picked: list[str] = []
+    for item in raw:
+        for name in item.replace(",", " ").split():
+            if name == "all":
+                picked.extend(choices)
+            elif name in choices:
+                picked.append(name)
+            else:
+                raise ValueError(f"unknown {noun} {name!r}; choose from: {', '.join(choices)}, all")
+    if not picked:
+        raise ValueError(f"choose at least one {noun}: {', '.join(choices)} or all")
+    return sorted(set(picked), key=list(choices).index)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from funnel import metrics, system_mail
+from funnel import system_mail
 from funnel.core import lifecycle
 from funnel.core.lifecycle import UNTIL_RESUMED, is_paused
 from funnel.core.states import ConsentAction
@@ -24,6 +24,7 @@ from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.inputs import FunnelError, clean_first_name, normalise_email, time_zones
 from funnel.mail.compose import Composer
 from funnel.models import ConsentRecord, Subscriber
+from funnel.operations import metrics
 from funnel.privacy import is_suppressed
 
 log = logging.getLogger(__name__)

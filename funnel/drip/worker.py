@@ -100,7 +100,7 @@ class Worker:
         self.rng = rng or random.Random()
         self.pending_retention = pending_retention
         self._purged_at: float | None = None
-        # Other work a worker does between passes (funnel/chores.py): imports, alerts.
+        # Other work a worker does between passes (funnel/control/chores.py): imports, alerts.
         self.after_pass = after_pass
         # The webhook outbox's dispatcher (funnel/hooks): one more step of every pass.
         self.hooks = hooks

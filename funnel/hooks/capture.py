@@ -110,7 +110,7 @@ def _sent_events(conn, sent: list[Delivery]) -> list[tuple[str, dict[str, Any], 
             "subscriber": {"id": person.public_id, "email": person.email},
             "email": d.step_slug,
             "delivery_id": d.public_id,
-            "sent_at": ev._iso(d.sent_at),
+            "sent_at": ev.iso(d.sent_at),
         }, d.subscriber_id))
     return out
 

@@ -10,15 +10,15 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from funnel.coach import Coach, CoachFileError, load_coach
 from funnel.config import Settings
 from funnel.core.rendering import RenderedEmail, Renderer, UserText
 from funnel.core.sequence import EmailSource, read_email_file
 from funnel.core.tokens import Tokens
 from funnel.mail.links import Links
 from funnel.mail.shared_body import SharedBodies
-from funnel.media import MediaLibrary
 from funnel.models import Subscriber
+from funnel.plan.coach import Coach, CoachFileError, load_coach
+from funnel.plan.media import MediaLibrary
 from funnel.transports import Message, SharedBody
 
 LIST_ID = "Run Stronger free plan <free-plan.runstronger.example>"
