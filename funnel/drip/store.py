@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import Select, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Select, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -76,7 +77,7 @@ class Store:
         q = select(*SUBSCRIBER_COLUMNS).where(Subscriber.id.in_(ids)).order_by(Subscriber.id)
         if lock and s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(of=Subscriber)
-        subs = [SubscriberRow(*row) for row in s.execute(q)]
+        subs = [SubscriberRow(*row) for row in s.execute(q)]  # type: ignore[call-arg]
         by_id = {sub.id: sub for sub in subs}
         if by_id:
             for row in s.execute(select(*DELIVERY_COLUMNS)
@@ -143,7 +144,8 @@ def unsent(sub: SubscriberRow, kind: str, *, now: datetime | None = None,
 
 @dataclass(slots=True, eq=False)
 class DeliveryRow:
-    """A ``delivery`` row; ``id`` is None until the batch writes it."""
+    """A ``delivery`` row. A batch writes rows by their ``public_id`` (unique, and
+    made before the insert), so a new row's ``id`` stays None until it is read."""
 
     id: int | None
     public_id: str
@@ -194,10 +196,10 @@ DELIVERY_COLUMNS = (
     Delivery.state, Delivery.attempts, Delivery.created_at, Delivery.error, Delivery.message_id,
     Delivery.provider_id, Delivery.sent_at, Delivery.retry_at,
 )
-_D = Delivery.__table__
-_S = Subscriber.__table__
-INSERT_DELIVERY = insert(_D).returning(_D.c.id, sort_by_parameter_order=True)
-UPDATE_DELIVERY = update(_D).where(_D.c.id == bindparam("_id")).values(
+_D = cast(Table, Delivery.__table__)
+_S = cast(Table, Subscriber.__table__)
+INSERT_DELIVERY = insert(_D)
+UPDATE_DELIVERY = update(_D).where(_D.c.public_id == bindparam("_public_id")).values(
     state=bindparam("state"), attempts=bindparam("attempts"), error=bindparam("error"),
     message_id=bindparam("message_id"), provider_id=bindparam("provider_id"),
     sent_at=bindparam("sent_at"), retry_at=bindparam("retry_at"))
@@ -226,35 +228,34 @@ class Batch:
 
     def _mark(self) -> None:
         self._cursors = {sub.id: (sub.next_due_at, sub.lease_until) for sub in self.subs}
-        self._rows = {d.id: d.changes() for sub in self.subs for d in sub.deliveries}
+        self._rows = {d.public_id: d.changes() for sub in self.subs for d in sub.deliveries}
 
     def delete(self, d: DeliveryRow) -> None:
         for sub in self.subs:
             if sub.id == d.subscriber_id and d in sub.deliveries:
                 sub.deliveries.remove(d)
-        if d.id is not None:
+        if d.public_id in self._rows:
             self._deleted.append(d)
 
     def flush(self) -> None:
         s = self.session
         if self._deleted:
-            s.execute(delete(_D).where(_D.c.id.in_([d.id for d in self._deleted])))
+            s.execute(delete(_D).where(_D.c.public_id.in_([d.public_id for d in self._deleted])))
             self._deleted = []
         rows = [d for sub in self.subs for d in sub.deliveries]
-        changed = [d for d in rows if d.id is not None and self._rows.get(d.id) != d.changes()]
-        new = [d for d in rows if d.id is None]
+        known = self._rows
+        changed = [d for d in rows if d.public_id in known and known[d.public_id] != d.changes()]
+        new = [d for d in rows if d.public_id not in known]
         if new:
-            ids = s.execute(INSERT_DELIVERY, [
+            s.execute(INSERT_DELIVERY, [
                 {"public_id": d.public_id, "subscriber_id": d.subscriber_id, "kind": d.kind,
                  "step_slug": d.step_slug, "state": d.state, "attempts": d.attempts,
                  "created_at": d.created_at, "error": d.error, "message_id": d.message_id,
                  "provider_id": d.provider_id, "sent_at": d.sent_at, "retry_at": d.retry_at}
-                for d in new]).scalars().all()
-            for d, id_ in zip(new, ids, strict=True):
-                d.id = id_
+                for d in new])
         if changed:
             s.execute(UPDATE_DELIVERY, [
-                {"_id": d.id, "state": d.state, "attempts": d.attempts, "error": d.error,
+                {"_public_id": d.public_id, "state": d.state, "attempts": d.attempts, "error": d.error,
                  "message_id": d.message_id, "provider_id": d.provider_id,
                  "sent_at": d.sent_at, "retry_at": d.retry_at} for d in changed])
         moved = [sub for sub in self.subs
@@ -264,7 +265,7 @@ class Batch:
                 {"_id": sub.id, "next_due_at": sub.next_due_at, "lease_until": sub.lease_until}
                 for sub in moved])
         sent = [d for d in new if d.state == SENT] + [
-            d for d in changed if d.state == SENT and self._rows[d.id][0] != SENT]
+            d for d in changed if d.state == SENT and known[d.public_id][0] != SENT]
         if sent:
             capture.sent(s.connection(), sent, max(d.sent_at or d.created_at for d in sent))
         self._mark()

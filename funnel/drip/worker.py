@@ -27,7 +27,7 @@ from funnel import retention, sending, system_mail
 from funnel.core.sequence import Sequence
 from funnel.drip import planner
 from funnel.drip.store import Batch, DeliveryRow, Store, SubscriberRow, unsent
-from funnel.models import new_public_id
+from funnel.models import Delivery, Subscriber, new_public_id
 from funnel.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
 from funnel.transports import AuthError, Message, Transport
 
@@ -65,13 +65,17 @@ class PassReport:
         self.sent_keys.extend(r.sent_keys)
 
 
-def view(sub: SubscriberRow) -> tuple[planner.SubscriberView, list[planner.DeliveryView]]:
+def view(sub: Subscriber | SubscriberRow
+         ) -> tuple[planner.SubscriberView, list[planner.DeliveryView]]:
     """The subscriber as the planner sees it: plain data, no session."""
+    deliveries: list[Delivery | DeliveryRow] = list(sub.deliveries)
+    # Rows not written yet (no id) are the newest.
+    deliveries.sort(key=lambda d: (d.id is None, d.id or 0))
     return (
         planner.SubscriberView(sub.status, sub.confirmed_at, sub.timezone, sub.paused_until,
                                sub.wants_plan),
         [planner.DeliveryView(d.step_slug, d.state, d.created_at, d.sent_at, d.attempts, d.kind)
-         for d in sorted(sub.deliveries, key=lambda d: d.id or 0)],
+         for d in deliveries],
     )
 
 
@@ -282,7 +286,7 @@ class Worker:
                 sub = subs.get(sub_id)
                 if sub is None or not self.store.still_ours(sub):
                     continue  # another worker took over: it decides now, not us
-                d = next((x for x in sub.deliveries if x.id == intent.id), None)
+                d = next((x for x in sub.deliveries if x.public_id == intent.public_id), None)
                 if d is None or d.state != SENDING:
                     continue
                 if isinstance(msg, Exception):

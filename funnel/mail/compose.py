@@ -59,6 +59,7 @@ class Composer:
         self._coach_path = os.path.join(settings.emails_dir, "coach.yml")
         self._next_step_path = os.path.join(settings.emails_dir, NEXT_STEP_FILE)
         self._coach_vars: tuple[tuple, dict[str, str]] | None = None
+        self._with_next_step: dict[int, tuple[EmailSource, EmailSource]] = {}
 
     def system_source(self, name: str) -> EmailSource:
         return read_email_file(Path(self.settings.emails_dir, "system", f"{name}.md"))
@@ -139,8 +140,19 @@ class Composer:
             return source
         if self._next_step is None or self._next_step[0] != stamp:
             self._next_step = (stamp, Path(self._next_step_path).read_text(encoding="utf-8"))
+            self._with_next_step.clear()
+        # The same object for every recipient of a step: the caches keyed by its
+        # text (templates, shared bodies) then hash and compare it only once.
+        # (EmailSource holds a dict, so it is kept by identity, with itself.)
+        cached = self._with_next_step.get(id(source))
+        if cached is not None and cached[0] is source:
+            return cached[1]
         text = self._next_step[1]
-        return dataclasses.replace(source, body=_NEXT_STEP.sub(lambda _m: text, source.body))
+        spliced = dataclasses.replace(source, body=_NEXT_STEP.sub(lambda _m: text, source.body))
+        if len(self._with_next_step) > 256:
+            self._with_next_step.clear()
+        self._with_next_step[id(source)] = (source, spliced)
+        return spliced
 
     def render(self, source: EmailSource, sub: Subscriber, delivery_id: str | None = None,
                extra: dict[str, Any] | None = None) -> RenderedEmail:
