@@ -18,11 +18,13 @@ import os
 import secrets
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
+from typing import Any
 
 from funnel.transports import Message, SendResult, TransientSendError
 
@@ -54,11 +56,18 @@ def eml_bytes(msg: Message) -> bytes:
     fields = [("From", msg.sender), ("To", msg.to)]
     if msg.reply_to:
         fields.append(("Reply-To", msg.reply_to))
-    fields += [("Subject", msg.subject), ("Date", format_datetime(msg.date)),
+    fields += [("Subject", msg.subject), ("Date", _date(msg.date)),
                ("Message-ID", msg.message_id), *msg.headers.items()]
     head = []
     for name, value in fields:
-        line = _header(name, value)
+        # A batch has one sender, Reply-To and date: each header line is made once.
+        line = _SAME.get((name, value), _MISSING) if name in _REPEATED else _MISSING
+        if line is _MISSING:
+            line = _header(name, value)
+            if name in _REPEATED:
+                if len(_SAME) > 64:
+                    _SAME.clear()
+                _SAME[(name, value)] = line
         if line is None:
             return to_email_message(msg).as_bytes()  # the careful path, or its error
         head.append(line)
@@ -86,6 +95,21 @@ def eml_bytes(msg: Message) -> bytes:
         "",
     ]
     return CRLF.join(out).encode("ascii")
+
+
+_REPEATED = frozenset({"From", "Reply-To", "List-Unsubscribe-Post", "List-Id"})
+_SAME: dict[tuple[str, str], str | None] = {}
+_MISSING: Any = object()
+_DATES: dict[datetime, str] = {}
+
+
+def _date(when: datetime) -> str:
+    text = _DATES.get(when)
+    if text is None:
+        if len(_DATES) > 64:
+            _DATES.clear()
+        text = _DATES[when] = format_datetime(when)
+    return text
 
 
 def _header(name: str, value: str) -> str | None:
