@@ -16,12 +16,13 @@ of a pass's time (README "Benchmarks").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Select, Table, Update, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -162,6 +163,7 @@ class DeliveryRow:
     retry_at: datetime | None = None
 
     def changes(self) -> tuple:
+        """The columns a batch may change (DELIVERY_FIELDS), in that order."""
         return (self.state, self.attempts, self.error, self.message_id, self.provider_id,
                 self.sent_at, self.retry_at)
 
@@ -199,20 +201,40 @@ DELIVERY_COLUMNS = (
 _D = cast(Table, Delivery.__table__)
 _S = cast(Table, Subscriber.__table__)
 INSERT_DELIVERY = insert(_D)
-UPDATE_DELIVERY = update(_D).where(_D.c.public_id == bindparam("_public_id")).values(
-    state=bindparam("state"), attempts=bindparam("attempts"), error=bindparam("error"),
-    message_id=bindparam("message_id"), provider_id=bindparam("provider_id"),
-    sent_at=bindparam("sent_at"), retry_at=bindparam("retry_at"))
-UPDATE_CURSOR = update(_S).where(_S.c.id == bindparam("_id")).values(
-    next_due_at=bindparam("next_due_at"), lease_until=bindparam("lease_until"))
+DELIVERY_FIELDS = ("state", "attempts", "error", "message_id", "provider_id", "sent_at",
+                   "retry_at")
+CURSOR_FIELDS = ("next_due_at", "lease_until")
 
+
+@functools.cache
+def _update(table: str, columns: tuple[str, ...]) -> Update:
+    """``UPDATE table SET <columns> WHERE <key> = :_key``, one per set of columns."""
+    if table == "delivery":
+        stmt = update(_D).where(_D.c.public_id == bindparam("_key"))
+    else:
+        stmt = update(_S).where(_S.c.id == bindparam("_key"))
+    return stmt.values({c: bindparam(c) for c in columns})
+
+
+def _changes(table: str, fields: tuple[str, ...],
+             rows: list[tuple[Any, tuple, Any]]) -> dict[Update, list[dict[str, Any]]]:
+    """Only the columns that changed, grouped by which: a column this batch did not
+    change is never written back (a concurrent writer's value stays)."""
+    out: dict[Update, list[dict[str, Any]]] = {}
+    for key, before, row in rows:
+        columns = tuple(f for f, old in zip(fields, before, strict=True)
+                        if getattr(row, f) != old)
+        if columns:
+            out.setdefault(_update(table, columns), []).append(
+                {"_key": key, **{c: getattr(row, c) for c in columns}})
+    return out
 
 class Batch:
     """The rows of one batch in one transaction, and what changed in them.
 
     The worker and the send step change the rows' attributes as they would ORM
     objects; ``commit`` writes every change with one statement per kind (an
-    executemany), then commits. ``delete`` and ``commit`` are all the send step
+    executemany of the columns that changed), then commits. ``delete`` and ``commit`` are all the send step
     asks of a session. Writing bypasses the ORM, so the ``email.sent`` webhook
     event is queued here (``hooks.capture.sent``), in the same transaction.
     """
@@ -253,17 +275,12 @@ class Batch:
                  "created_at": d.created_at, "error": d.error, "message_id": d.message_id,
                  "provider_id": d.provider_id, "sent_at": d.sent_at, "retry_at": d.retry_at}
                 for d in new])
-        if changed:
-            s.execute(UPDATE_DELIVERY, [
-                {"_public_id": d.public_id, "state": d.state, "attempts": d.attempts, "error": d.error,
-                 "message_id": d.message_id, "provider_id": d.provider_id,
-                 "sent_at": d.sent_at, "retry_at": d.retry_at} for d in changed])
-        moved = [sub for sub in self.subs
-                 if self._cursors[sub.id] != (sub.next_due_at, sub.lease_until)]
-        if moved:
-            s.execute(UPDATE_CURSOR, [
-                {"_id": sub.id, "next_due_at": sub.next_due_at, "lease_until": sub.lease_until}
-                for sub in moved])
+        updates = _changes("delivery", DELIVERY_FIELDS,
+                           [(d.public_id, known[d.public_id], d) for d in changed])
+        updates.update(_changes("subscriber", CURSOR_FIELDS,
+                                [(sub.id, self._cursors[sub.id], sub) for sub in self.subs]))
+        for stmt, params in updates.items():
+            s.execute(stmt, params)
         sent = [d for d in new if d.state == SENT] + [
             d for d in changed if d.state == SENT and known[d.public_id][0] != SENT]
         if sent:
