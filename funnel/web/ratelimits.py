@@ -111,8 +111,8 @@ class ProcessCounters(Storage):
 
 class SignupLimits:
     def __init__(self, storage_uri: str, prefix: str) -> None:
-        self.storage: Storage = (ProcessCounters() if storage_uri.startswith("memory://")
-                                 else storage_from_string(storage_uri))
+        self.storage = (ProcessCounters() if storage_uri.startswith("memory://")
+                        else storage_from_string(storage_uri))
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.prefix = prefix
 
