@@ -35,6 +35,16 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check funnel tests bench wsgi.py
 	$(BIN)/mypy
 
+# Shell fragments for the two targets below: which PDF packages are missing, and
+# installing whatever ended up in $$missing (one apt-get run, only when needed).
+PDF_MISSING := ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
+	[ -d /usr/share/fonts/truetype/dejavu ] || missing="$$missing fonts-dejavu-core";
+APT_INSTALL_MISSING := if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 # Debian packages: Chromium for browser tests, SpamAssassin for the email checks,
 # Pango and fonts for WeasyPrint (the plan's PDF). Installed only when missing.
 system-deps:
@@ -42,24 +52,14 @@ system-deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium chromium-driver"; \
 	command -v spamassassin >/dev/null || missing="$$missing spamassassin"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
-	ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
-	[ -d /usr/share/fonts/truetype/dejavu ] || missing="$$missing fonts-dejavu-core"; \
-	if [ -n "$$missing" ]; then \
-		echo "installing Debian packages:$$missing"; \
-		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(PDF_MISSING) \
+	$(APT_INSTALL_MISSING)
 
 # What `make run` needs beyond Python: Pango and fonts for the plan's PDF.
 pdf-deps:
 	@missing=""; \
-	ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
-	[ -d /usr/share/fonts/truetype/dejavu ] || missing="$$missing fonts-dejavu-core"; \
-	if [ -n "$$missing" ]; then \
-		echo "installing Debian packages:$$missing"; \
-		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(PDF_MISSING) \
+	$(APT_INSTALL_MISSING)
 
 run: $(BIN)/.installed pdf-deps
 	$(BIN)/flask --app funnel db upgrade

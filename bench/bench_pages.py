@@ -1,14 +1,20 @@
 """Requests per second for the public pages and the sign-up POST, under gunicorn
-(2 sync workers) and wrk (2 threads, 32 connections), against a bare Flask page
+(2 workers) and wrk (2 threads, 32 connections), against a bare Flask page
 returning a constant on the same settings. Runs alternate baseline and pages and
-each figure is the median of three, on SQLite and on PostgreSQL.
+each figure is the median of three, on SQLite and on PostgreSQL, for each worker
+class: ``sync`` (deploy/gunicorn.conf.py's) and ``gthread`` with 4 threads (keeps
+connections alive, and lets PostgreSQL write several sign-ups' commits at once).
 
     .venv/bin/python bench/bench_pages.py      (make bench runs it)
 
 BENCH_POSTGRES_URL names a PostgreSQL database it may drop and re-create
 (default postgresql+psycopg://postgres@127.0.0.1:5432/funnel_bench); when the
 server is not reachable the PostgreSQL half is skipped with one line.
-BENCH_SECONDS sets the length of each wrk run (default 5).
+BENCH_SECONDS sets the length of each wrk run (default 5); BENCH_WORKERS the
+worker classes (default "sync,gthread").
+
+wrk posts every sign-up from one address: the per-client limits are raised so
+that each POST is accepted, but each is still counted against them.
 """
 
 from __future__ import annotations
@@ -38,14 +44,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+WORKER_ARGS = {"sync": ["-k", "sync"], "gthread": ["-k", "gthread", "--threads", "4"]}
+
+
 class Server:
-    def __init__(self, app: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, app: str, env: dict[str, str], log: Path, workers: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w")
         self.proc = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", str(ROOT / "bench" / "gunicorn_bench.py"),
-             "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{self.port}", app],
+             "-w", "2", *WORKER_ARGS[workers], "-b", f"127.0.0.1:{self.port}", app],
             cwd=ROOT, env=env, stdout=self._log, stderr=self._log)
         deadline = time.monotonic() + 60
         while True:
@@ -106,14 +115,15 @@ def postgres_url() -> str | None:
     return url.render_as_string(hide_password=False)
 
 
-def run(label: str, db_url: str, tmp: Path) -> None:
+def run(label: str, db_url: str, tmp: Path, workers: str) -> None:
     env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "bench",
            "OUTBOX_DIR": str(tmp / "outbox"), "RATELIMIT_SIGNUP": "100000000 per minute",
+           "RATELIMIT_SIGNUP_ATTEMPTS": "100000000 per minute",
            "FUNNEL_BASE_URL": "http://127.0.0.1"}
     subprocess.run([str(BIN / "flask"), "--app", "funnel", "db", "upgrade"], cwd=ROOT, env=env,
                    check=True, capture_output=True)
-    bare = Server("bench.bare_app:app", env, tmp / f"bare-{label}.log")
-    app = Server("wsgi:app", env, tmp / f"app-{label}.log")
+    bare = Server("bench.bare_app:app", env, tmp / f"bare-{label}-{workers}.log", workers)
+    app = Server("wsgi:app", env, tmp / f"app-{label}-{workers}.log", workers)
     creds = signup_credentials(app.url)
     script = ROOT / "bench" / "signup.lua"
     figures: dict[str, list[float]] = {k: [] for k in ("bare", "article", "landing", "signup")}
@@ -127,6 +137,7 @@ def run(label: str, db_url: str, tmp: Path) -> None:
         bare.stop()
         app.stop()
     med = {k: statistics.median(v) for k, v in figures.items()}
+    label = f"{label}, {workers}"
     print(f"bare flask page ({label}): {med['bare']:.0f} req/s (1.00 x baseline)")
     for k, what in (("article", "article page"), ("landing", "landing page"),
                     ("signup", "sign-up POST")):
@@ -144,14 +155,17 @@ def run(label: str, db_url: str, tmp: Path) -> None:
 def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
-    print(f"pages: gunicorn 2 sync workers, wrk -t2 -c32 -d{SECONDS}s, median of {ROUNDS}, "
-          f"{os.cpu_count()} cores")
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        run("SQLite", f"sqlite:///{tmp}/bench.db", tmp)
-        pg = postgres_url()
-        if pg:
-            run("PostgreSQL", pg, tmp)
+    classes = os.environ.get("BENCH_WORKERS", "sync,gthread").split(",")
+    print(f"pages: gunicorn 2 workers ({', '.join(classes)}), wrk -t2 -c32 -d{SECONDS}s, "
+          f"median of {ROUNDS}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    for workers in classes:
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            run("SQLite", f"sqlite:///{tmp}/bench.db", tmp, workers)
+            pg = postgres_url()
+            if pg:
+                run("PostgreSQL", pg, tmp, workers)
+    print(f"  (load average at the end: {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -105,14 +106,16 @@ def main() -> None:
                                args.profile if i == 0 else None))
             single.append(run(url, tmp / f"s{i}", max(args.subscribers // 10, 100), 1, port))
         b, s = statistics.median(batched), statistics.median(single)
+        cpu_b, cpu_s = statistics.median(CPU[0::2]), statistics.median(CPU[1::2])
         print(f"sendgrid worker end to end, {args.subscribers:,} recipients ({where}): "
               f"{b:,.0f} recipients/s ({b / s:.1f} x one request per email)")
         print(f"sendgrid worker one request per email ({where}): {s:,.0f} recipients/s "
               f"(1.0 x baseline)")
-        print(f"  per CPU second of the worker (batched): "
-              f"{statistics.median(CPU[0::2]):,.0f} recipients/s")
+        print(f"sendgrid worker per CPU second ({where}): {cpu_b:,.0f} recipients/s "
+              f"({cpu_b / cpu_s:.1f} x one request per email, {cpu_s:,.0f}/s)")
         print(f"  runs batched: {', '.join(f'{r:,.0f}' for r in batched)}; "
-              f"per email: {', '.join(f'{r:,.0f}' for r in single)}")
+              f"per email: {', '.join(f'{r:,.0f}' for r in single)}; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     server.shutdown()
 
 

@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import sys
 
-from funnel.gunicorn_log import ACCESS_FORMAT
+from funnel.operations.gunicorn_log import ACCESS_FORMAT
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Sync workers: each request is short (no email is sent inside a request).
@@ -34,7 +34,7 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Redacts personal-link tokens, query strings and addresses; JSON with LOG_FORMAT=json.
-logger_class = "funnel.gunicorn_log.Logger"
+logger_class = "funnel.operations.gunicorn_log.Logger"
 access_log_format = ACCESS_FORMAT
 
 
@@ -43,8 +43,9 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if multiproc:
         os.makedirs(multiproc, exist_ok=True)
-    from funnel import create_app, preflight
+    from funnel import create_app
     from funnel.config import ConfigError
+    from funnel.operations import preflight
 
     try:
         app = create_app()
@@ -62,7 +63,7 @@ def _refuse(message: str) -> None:
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
-    from funnel.metrics import mark_process_dead
+    from funnel.operations.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
 

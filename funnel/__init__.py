@@ -19,7 +19,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(cfg.PROJECT_ROOT / "templates"),
         static_folder=None,
     )
-    from funnel import ops
+    from funnel.operations import wiring as ops
 
     app.config.update(cfg.defaults(app.instance_path))
     app.config.update(ops.from_environment(os.environ))
@@ -31,7 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")
         app.config["SECRET_KEY"] = cfg.development_secret(app.instance_path)
     if cfg.is_production(app.config):
-        from funnel import production
+        from funnel.operations import production
 
         problems = production.problems(app.config)
         if problems:

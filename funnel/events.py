@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from funnel import metrics
 from funnel.core import lifecycle
 from funnel.core.states import ConsentAction
 from funnel.mail.links import PATHS
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
+from funnel.operations import metrics
 
 log = logging.getLogger(__name__)
 

@@ -5,19 +5,40 @@ suppression list, and reports each bad row by its line number without stopping.
 Each batch of rows is committed on its own, so an import cut short can simply be
 run again: what went in is skipped as "already on the list".
 
-Speed: rows go in batches of ``BATCH``; each batch costs two ``IN`` queries
-(existing addresses, suppressed hashes) and two multi-row inserts.
+Speed: rows go in batches of ``BATCH``, each staged in a temporary table and moved
+by a handful of set-based statements (``_insert_batch``), so a batch costs the same
+few round trips however many rows it holds, and memory holds one batch at a time.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
+import queue
+import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO
+from typing import IO, Any, TypeVar
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    exists,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,10 +48,18 @@ from funnel.core import lifecycle
 from funnel.core.states import ConsentAction
 from funnel.hooks import events as hook_events
 from funnel.inputs import FunnelError, clean_first_name, normalise_email
-from funnel.models import AppState, ConsentRecord, Subscriber, Suppression, new_public_id
+from funnel.models import (
+    AppState,
+    ConsentRecord,
+    Subscriber,
+    Suppression,
+    UTCDateTime,
+    new_public_id,
+)
 from funnel.privacy import suppression_hash
 
-BATCH = 1000
+BATCH = 5000
+T = TypeVar("T")
 KNOWN_COLUMNS = ("email", "first_name", "status", "source")
 IMPORTABLE_STATUSES = (lifecycle.PENDING, lifecycle.CONFIRMED, lifecycle.UNSUBSCRIBED,
                        lifecycle.BOUNCED, lifecycle.COMPLAINED)
@@ -203,32 +232,116 @@ def import_rows(
     report = ImportReport()
     opts = _Options(settings.default_timezone if settings else "UTC", origin, consent_source,
                     admin, dry_run)
-    seen: dict[str, int] = {}
+    for batch, consumed in _read_ahead(_batches(rows, confirmed, report)):
+        if batch:
+            _store(session, batch, report, now, opts)
+        if progress and consumed:
+            progress(consumed)
+    return report
+
+
+def _batches(rows: Iterable[tuple[int, dict[str, str]]], confirmed: bool, report: ImportReport
+             ) -> Iterator[tuple[list[_Candidate], int]]:
+    """(up to ``BATCH`` new addresses, rows read for them); bad rows and repeats go
+    straight into ``report``."""
     batch: list[_Candidate] = []
     consumed = 0
+    with _SeenAddresses() as seen:
+        for line, row in rows:
+            report.rows += 1
+            consumed += 1
+            parsed = _parse(line, row, confirmed)
+            if isinstance(parsed, BadRow):
+                report.bad.append(parsed)
+            elif not seen.add(parsed.email):
+                report.duplicates += 1
+            else:
+                batch.append(parsed)
+            if len(batch) >= BATCH:
+                yield batch, consumed
+                batch, consumed = [], 0
+    if batch or consumed:
+        yield batch, consumed
 
-    for line, row in rows:
-        report.rows += 1
-        consumed += 1
-        parsed = _parse(line, row, confirmed)
-        if isinstance(parsed, BadRow):
-            report.bad.append(parsed)
-        elif parsed.email in seen:
-            report.duplicates += 1
-        else:
-            seen[parsed.email] = line
-            batch.append(parsed)
-        if len(batch) >= BATCH:
-            _store(session, batch, report, now, opts)
-            batch = []
-            if progress:
-                progress(consumed)
-                consumed = 0
-    if batch:
-        _store(session, batch, report, now, opts)
-    if progress and consumed:
-        progress(consumed)
-    return report
+
+_END = object()
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, each made by a thread while the caller works on the one before.
+
+    Reading and checking the next batch then overlaps with the database writing
+    this one (the driver lets go of the GIL while it waits). One item waits at
+    most, so memory stays at a few batches; an error on either side stops both.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            handoff.put((_END, exc))
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if close:
+                close()  # in this thread: the generator's SQLite file was opened here
+        handoff.put((_END, None))
+
+    thread = threading.Thread(target=produce, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # let it see the stop, even if it is blocked on put
+            try:
+                handoff.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+class _SeenAddresses:
+    """The addresses met so far in this file, to report repeats.
+
+    Kept in a private, temporary SQLite file rather than a Python set: a million
+    addresses would hold about 150 MB here, while SQLite keeps a few MB of its pages
+    in memory and the rest on disk, so memory stays flat however long the file.
+    """
+
+    def __enter__(self) -> _SeenAddresses:
+        # "" names a private temporary database, deleted when closed.
+        self._db = sqlite3.connect("", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("PRAGMA cache_size=-8000")  # KiB
+        self._db.execute("CREATE TABLE seen (email TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._db.execute("BEGIN")
+        return self
+
+    def add(self, email: str) -> bool:
+        """True the first time ``email`` is met."""
+        cur = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (email,))
+        return cur.rowcount == 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
 
 
 @dataclass(frozen=True)
@@ -238,6 +351,10 @@ class _Options:
     consent_source: str | None
     admin: str | None
     dry_run: bool
+
+    @property
+    def page(self) -> str:
+        return f"import: {self.origin}"[:500] if self.origin else "import"
 
 
 def _store(session: Session, batch: list[_Candidate], report: ImportReport, now: datetime,
@@ -263,17 +380,13 @@ def _store(session: Session, batch: list[_Candidate], report: ImportReport, now:
         return
 
 
-def _allowed(session: Session, batch: list[_Candidate]) -> list[_Candidate]:
-    """The candidates whose address is not on the suppression list."""
-    # Hold the salt row: the identity map is weak, and without a reference every
-    # suppression_hash call would read it from the database again.
-    suppression_hash(session, "")
-    salt_row = session.get(AppState, "suppression_salt")  # noqa: F841
-    hashes = {c.email: suppression_hash(session, c.email) for c in batch}
-    blocked = set(session.scalars(
-        select(Suppression.email_hash).where(Suppression.email_hash.in_(list(hashes.values())))
-    ))
-    return [c for c in batch if hashes[c.email] not in blocked]
+def _hasher(session: Session) -> Callable[[str], str]:
+    """``suppression_hash`` with the salt read once, for a whole batch."""
+    suppression_hash(session, "")  # creates the salt if this database has none yet
+    salt = session.get(AppState, "suppression_salt")
+    assert salt is not None
+    key = salt.value.encode()
+    return lambda email: hmac.new(key, email.encode(), hashlib.sha256).hexdigest()
 
 
 def _earlier_pending_imports(emails: list[str]):
@@ -288,7 +401,12 @@ def _earlier_pending_imports(emails: list[str]):
 
 def _count_batch(session: Session, batch: list[_Candidate]) -> tuple[int, int, int, int]:
     """What ``_insert_batch`` would do, read-only: (added, confirmed now, already, suppressed)."""
-    allowed = _allowed(session, batch)
+    hashed = _hasher(session)
+    hashes = {c.email: hashed(c.email) for c in batch}
+    blocked = set(session.scalars(
+        select(Suppression.email_hash).where(Suppression.email_hash.in_(list(hashes.values())))
+    ))
+    allowed = [c for c in batch if hashes[c.email] not in blocked]
     emails = [c.email for c in allowed]
     listed = set(session.scalars(select(Subscriber.email).where(Subscriber.email.in_(emails))))
     confirming = [c.email for c in allowed if c.email in listed
@@ -297,59 +415,161 @@ def _count_batch(session: Session, batch: list[_Candidate]) -> tuple[int, int, i
     return len(allowed) - len(listed), again, len(listed) - again, len(batch) - len(allowed)
 
 
+# One batch on its way in, with every value its subscriber row and consent record need.
+# Created and dropped inside the batch's transaction (so a failed batch leaves none).
+STAGE = Table(
+    "import_stage", MetaData(),
+    Column("line", Integer), Column("public_id", String), Column("email", String),
+    Column("first_name", String), Column("status", String), Column("status_reason", String),
+    Column("utm_source", String), Column("confirmed_at", UTCDateTime()),
+    Column("unsubscribed_at", UTCDateTime()), Column("next_due_at", UTCDateTime()),
+    Column("email_hash", String), Column("consent_text", Text), Column("stated_by", String),
+    prefixes=["TEMPORARY"],
+)
+# Staged as they are into the subscriber table (timezone and created_at are the batch's).
+STAGED_SUBSCRIBER_COLUMNS = ("public_id", "email", "first_name", "status", "status_reason",
+                             "utm_source", "confirmed_at", "unsubscribed_at", "next_due_at")
+
+
+def _stage_row(c: _Candidate, hashed: Callable[[str], str], now: datetime,
+               opts: _Options) -> tuple:
+    """The batch table's row for a candidate, in ``STAGE``'s column order."""
+    is_confirmed = c.status == lifecycle.CONFIRMED
+    return (
+        c.line, new_public_id(), c.email, c.first_name, c.status,
+        None if c.status in (lifecycle.PENDING, lifecycle.CONFIRMED)
+        else f"imported as {c.status}",
+        c.source,
+        now if is_confirmed else None,
+        now if c.status == lifecycle.UNSUBSCRIBED else None,
+        # The worker picks them up on its next pass and plans step 1.
+        now if is_confirmed else None,
+        hashed(c.email),
+        _consent_text(c.status, opts.consent_source),
+        opts.admin if is_confirmed else None,
+    )
+
+
 def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
                   opts: _Options) -> tuple[int, int, int, int]:
     """Insert what is new and confirm earlier pending imports when this one is
-    confirmed; returns (added, confirmed now, already on the list, suppressed)."""
-    timezone_name, origin = opts.timezone, opts.origin
-    allowed = _allowed(session, batch)
-    suppressed = len(batch) - len(allowed)
-    if not allowed:
-        return 0, 0, 0, suppressed
-    values = []
-    for c in allowed:
-        is_confirmed = c.status == lifecycle.CONFIRMED
-        values.append({
-            "public_id": new_public_id(),
-            "email": c.email,
-            "first_name": c.first_name,
-            "status": c.status,
-            "status_reason": None if c.status in (lifecycle.PENDING, lifecycle.CONFIRMED)
-            else f"imported as {c.status}",
-            "timezone": timezone_name,
-            "utm_source": c.source,
-            "created_at": now,
-            "confirmed_at": now if is_confirmed else None,
-            "unsubscribed_at": now if c.status == lifecycle.UNSUBSCRIBED else None,
-            # The worker picks them up on its next pass and plans step 1.
-            "next_due_at": now if is_confirmed else None,
-        })
-    # An address already on the list is skipped by the database itself (ON CONFLICT
-    # DO NOTHING): no look-up first, which stays fast however long the list, and a
-    # sign-up racing the import cannot make the batch fail.
-    ids = dict(session.execute(
-        _insert_new(session).returning(Subscriber.email, Subscriber.id), values
-    ).all())
-    page = f"import: {origin}"[:500] if origin else "import"
-    if ids:
-        # A Core INSERT bypasses the webhook capture listener: queue the events here,
-        # in this batch's transaction like any other event.
-        hook_events.enqueue(session.connection(), [
-            (hook_events.SUBSCRIBER_CREATED, hook_events.subscriber_row_data(v), ids[v["email"]])
-            for v in values if v["email"] in ids
-        ], now)
-        # RETURNING makes SQLAlchemy send multi-row INSERTs ("insertmanyvalues")
-        # instead of one statement per row on PostgreSQL.
-        session.execute(insert(ConsentRecord).returning(ConsentRecord.id), [
-            {"subscriber_id": ids[c.email], "action": ConsentAction.IMPORT, "at": now, "text_version": None,
-             "text": _consent_text(c.status, opts.consent_source), "page": page,
-             "stated_by": opts.admin if c.status == lifecycle.CONFIRMED else None}
-            for c in allowed if c.email in ids
-        ])
-    confirming = [c.email for c in allowed
-                  if c.email not in ids and c.status == lifecycle.CONFIRMED]
-    again = _confirm_earlier(session, confirming, now, page, opts) if confirming else 0
-    return len(ids), again, len(allowed) - len(ids) - again, suppressed
+    confirmed; returns (added, confirmed now, already on the list, suppressed).
+
+    Set-based: the batch goes into a temporary table (COPY on PostgreSQL), then a
+    few statements move it: suppressed addresses out, new subscribers in, and one
+    consent record per new subscriber. The statements that write subscribers and
+    consent records are ``_insert_subscribers`` and ``_insert_consents`` (and
+    ``_confirm_earlier`` for earlier pending imports).
+    """
+    hashed = _hasher(session)
+    staged = [_stage_row(c, hashed, now, opts) for c in batch]
+    conn = session.connection()
+    STAGE.drop(conn, checkfirst=True)  # SQLite keeps temporary tables per connection
+    STAGE.create(conn)
+    _fill_stage(conn, staged)
+    refused = set(conn.execute(delete(STAGE).where(
+        STAGE.c.email_hash.in_(select(Suppression.email_hash))).returning(STAGE.c.email)
+    ).scalars())
+    new: dict[str, int] = {email: sid for email, sid in conn.execute(
+        _insert_subscribers(conn, now, opts.timezone))}
+    if new:
+        ids = (min(new.values()), max(new.values()))
+        conn.execute(_insert_consents(now, opts.page, ids))
+        _announce(conn, staged, ids, now, opts)
+    STAGE.drop(conn)
+    confirming = [c.email for c in batch if c.status == lifecycle.CONFIRMED
+                  and c.email not in new and c.email not in refused]
+    again = _confirm_earlier(session, confirming, now, opts.page, opts) if confirming else 0
+    allowed = len(batch) - len(refused)
+    return len(new), again, allowed - len(new) - again, len(refused)
+
+
+def _fill_stage(conn: Connection, staged: list[tuple]) -> None:
+    names = list(STAGE.c.keys())
+    if conn.dialect.name == "postgresql":
+        # COPY: one stream, no statement to parse per row (multi-row INSERTs spent
+        # more time in the driver's placeholder parsing than in the database).
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None
+        with dbapi.cursor() as cur, cur.copy(
+                f"COPY {STAGE.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in staged:
+                copy.write_row(row)
+    else:
+        # The driver's own executemany: SQLAlchemy's per-row parameter handling cost
+        # more than SQLite's insert. Its only conversion here, datetimes, done by hand.
+        to_db = UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        assert to_db is not None
+        when = {i for i, column in enumerate(STAGE.c) if isinstance(column.type, UTCDateTime)}
+        conn.exec_driver_sql(
+            f"INSERT INTO {STAGE.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            [tuple(to_db(v) if i in when and v is not None else v for i, v in enumerate(row))
+             for row in staged])
+
+
+def _insert_subscribers(conn: Connection, now: datetime, timezone_name: str):
+    """INSERT … SELECT from the batch, ON CONFLICT DO NOTHING, RETURNING the new emails.
+
+    An address already on the list is skipped by the database itself: no look-up
+    first, which stays fast however long the list, and a sign-up racing the
+    import cannot make the batch fail. Rows go in file order (ids follow the file).
+    """
+    columns = [*STAGED_SUBSCRIBER_COLUMNS, "timezone", "created_at"]
+    rows = (select(*(STAGE.c[name] for name in STAGED_SUBSCRIBER_COLUMNS),
+                   literal(timezone_name, String()), literal(now, UTCDateTime()))
+            .where(true())  # SQLite needs a WHERE before ON CONFLICT after a SELECT
+            .order_by(STAGE.c.line))
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return (postgresql.insert(Subscriber).from_select(columns, rows)
+                .on_conflict_do_nothing().returning(Subscriber.email, Subscriber.id))
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return (sqlite.insert(Subscriber).from_select(columns, rows)
+                .on_conflict_do_nothing().returning(Subscriber.email, Subscriber.id))
+    raise RuntimeError(f"importing is not supported on {dialect}")
+
+
+def _added(ids: tuple[int, int]):
+    """The batch's rows joined to the subscribers it added: same public id, and an id in
+    the range the insert returned (which keeps the join to an index range however long
+    the list: without it PostgreSQL may hash the whole subscriber table per batch)."""
+    return (Subscriber.public_id == STAGE.c.public_id) & Subscriber.id.between(*ids)
+
+
+def _insert_consents(now: datetime, page: str, ids: tuple[int, int]):
+    """One IMPORT consent record per subscriber this batch added."""
+    return insert(ConsentRecord).from_select(
+        ["subscriber_id", "action", "at", "text", "page", "stated_by"],
+        select(Subscriber.id, literal(ConsentAction.IMPORT, String()), literal(now, UTCDateTime()),
+               STAGE.c.consent_text, literal(page, String()), STAGE.c.stated_by)
+        .join_from(STAGE, Subscriber, _added(ids))
+        .order_by(STAGE.c.line))
+
+
+def _announce(conn: Connection, staged: list[tuple], ids: tuple[int, int], now: datetime,
+              opts: _Options) -> None:
+    """Queue subscriber.created for webhook endpoints that want it (a Core INSERT
+    bypasses the ORM listener that does this for other ways in), in this batch's
+    transaction like any other event."""
+    endpoints = [e for e in hook_events.active_endpoints(conn)
+                 if hook_events.SUBSCRIBER_CREATED in e[1]]
+    if not endpoints:
+        return
+    added: dict[str, int] = {public_id: sid for public_id, sid in conn.execute(
+        select(Subscriber.public_id, Subscriber.id).join_from(STAGE, Subscriber, _added(ids)))}
+    names = list(STAGE.c.keys())
+    events: list[tuple[str, dict[str, Any], int | None]] = []
+    for row in staged:
+        values = dict(zip(names, row))
+        if values["public_id"] in added:
+            events.append((hook_events.SUBSCRIBER_CREATED, hook_events.subscriber_row_data(
+                {**values, "timezone": opts.timezone, "created_at": now}),
+                added[values["public_id"]]))
+    hook_events.enqueue(conn, events, now, endpoints)
 
 
 def _confirm_earlier(session: Session, emails: list[str], now: datetime, page: str,
@@ -369,20 +589,6 @@ def _confirm_earlier(session: Session, emails: list[str], now: datetime, page: s
          "page": page, "stated_by": opts.admin} for sid in targets
     ])
     return len(targets)
-
-
-def _insert_new(session: Session):
-    """INSERT … ON CONFLICT DO NOTHING for subscribers, in the database's dialect."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(Subscriber).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        from sqlalchemy.dialects import sqlite
-
-        return sqlite.insert(Subscriber).on_conflict_do_nothing()
-    raise RuntimeError(f"importing is not supported on {dialect}")
 
 
 def _consent_text(status: str, consent_source: str | None = None) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import weakref
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from funnel import queries
@@ -26,14 +27,27 @@ from funnel.models import AppState, ConsentRecord, DeliveryEvent, Subscriber, Su
 EXPORT_FORMAT = "run-stronger-subscriber-data/1"
 
 
+# The salt of each database, once read: it is made once and never changes, and
+# reading it was one of a sign-up's round trips to the database.
+_SALTS: weakref.WeakKeyDictionary[Engine, bytes] = weakref.WeakKeyDictionary()
+
+
 def suppression_hash(session: Session, email: str) -> str:
     """Salted hash of an address; the salt lives in the database, not the key."""
-    salt = session.get(AppState, "suppression_salt")
+    engine = session.get_bind()
+    salt = _SALTS.get(engine) if isinstance(engine, Engine) else None
     if salt is None:
-        salt = AppState(key="suppression_salt", value=secrets.token_hex(32))
-        session.add(salt)
-        session.flush()
-    return hmac.new(salt.value.encode(), email.encode(), hashlib.sha256).hexdigest()
+        row = session.get(AppState, "suppression_salt")
+        if row is None:
+            row = AppState(key="suppression_salt", value=secrets.token_hex(32))
+            session.add(row)
+            session.flush()
+            # Not remembered yet: a rollback would leave a salt nobody stored.
+            session.info["suppression_salt_made"] = True
+        elif isinstance(engine, Engine) and not session.info.get("suppression_salt_made"):
+            _SALTS[engine] = row.value.encode()
+        salt = row.value.encode()
+    return hmac.new(salt, email.encode(), hashlib.sha256).hexdigest()
 
 
 def is_suppressed(session: Session, email: str) -> bool:

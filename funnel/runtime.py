@@ -52,7 +52,7 @@ class Runtime:
 
 def init_app(app: Flask) -> None:
     settings = Settings.from_config(app.config)
-    from funnel.ops import MeteredTransport
+    from funnel.operations.wiring import MeteredTransport
 
     try:
         # DATABASE_NULL_POOL (tests): every session closes its connection, so the many
@@ -113,7 +113,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     broadcasts = BroadcastWork(runtime.sessions, composer, transport, owner=store.owner,
                                emails_dir=settings.emails_dir, batch_size=settings.batch_size,
                                lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS)
-    from funnel import chores
+    from funnel.control import chores
 
     return Worker(store, composer, transport, clock,
                   sequence=SequenceFiles(settings.emails_dir), rules=rules,

@@ -7,7 +7,9 @@ system mail (confirmations) share it. The caller:
    (the intent: a crash then leaves a trace instead of a silent duplicate);
 2. renders each ``Message`` (outside any lock);
 3. loads the recipients again under a row lock, in the session it passes here,
-   and calls ``send(session, transport, items, now=...)``.
+   and calls ``send(session, transport, items, now=...)``. The session is an ORM
+   ``Session`` or anything else with ``delete(row)`` and ``commit()`` (the drip
+   worker's ``Batch`` of plain rows, written set-based).
 
 ``send`` then, for each ``Outgoing(recipient, delivery, message)``:
 
@@ -39,12 +41,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import Any, Protocol
 
 from funnel.core.states import DeliveryKind, DeliveryState
-from funnel.models import Delivery
 from funnel.transports import AuthError, Message, SendResult, TransientSendError, Transport
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ BACKOFF_CAP = timedelta(hours=2)
 @dataclass(frozen=True)
 class Outgoing:
     recipient: Any  # a Subscriber (anything the hooks understand)
-    delivery: Delivery
+    delivery: Any  # a Delivery, or the worker's DeliveryRow
     message: Message
 
 
@@ -87,8 +86,16 @@ class SendReport:
     sent_keys: list[str] = field(default_factory=list)
 
 
-Hold = Callable[[Any, Delivery], bool]
-After = Callable[[Any, "Delivery | None"], None]
+Hold = Callable[[Any, Any], bool]
+After = Callable[[Any, Any], None]
+
+
+class Ledger(Protocol):
+    """Where the outcomes are written: a Session, or the worker's Batch of rows."""
+
+    def delete(self, instance: Any) -> None: ...
+
+    def commit(self) -> None: ...
 
 
 def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> timedelta:
@@ -101,7 +108,7 @@ def backoff(attempts: int, retry_after: float | None, rng: random.Random) -> tim
 
 
 def send(
-    session: Session,
+    session: Ledger,
     transport: Transport,
     items: Sequence[Outgoing],
     *,
@@ -136,7 +143,7 @@ def send(
 
 
 class _Run:
-    def __init__(self, session: Session, now: datetime, after: After, max_attempts: int,
+    def __init__(self, session: Ledger, now: datetime, after: After, max_attempts: int,
                  rng: random.Random) -> None:
         self.session, self.now, self.after = session, now, after
         self.max_attempts, self.rng = max_attempts, rng

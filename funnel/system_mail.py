@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,9 @@ from funnel.core import lifecycle
 from funnel.models import Delivery, Subscriber, new_public_id
 from funnel.sending import HELD, QUEUED, RETRY, SENDING, SYSTEM
 from funnel.transports import Message
+
+if TYPE_CHECKING:  # the worker passes its plain rows
+    from funnel.drip.store import DeliveryRow, SubscriberRow
 
 CONFIRM = "confirm"
 ALREADY = "already-subscribed"
@@ -36,7 +40,7 @@ REASONS = {
 STATUS_FOR = {CONFIRM: lifecycle.PENDING, ALREADY: lifecycle.CONFIRMED}
 
 
-def name_of(d: Delivery) -> str:
+def name_of(d: Delivery | DeliveryRow) -> str:
     return d.step_slug.rsplit("-", 1)[0]
 
 
@@ -72,7 +76,8 @@ def queue(session: Session, sub: Subscriber, name: str, now: datetime) -> bool:
     return True
 
 
-def render(composer, sub: Subscriber, d: Delivery, key: str, now: datetime) -> Message:
+def render(composer, sub: Subscriber | SubscriberRow, d: Delivery | DeliveryRow, key: str,
+           now: datetime) -> Message:
     """The email, addressed without any name typed into the form: until someone
     confirms, what a stranger typed must not land in the inbox."""
     name = name_of(d)
@@ -83,7 +88,7 @@ def render(composer, sub: Subscriber, d: Delivery, key: str, now: datetime) -> M
     return replace(msg, to_name=None)
 
 
-def hold(sub: Subscriber, d: Delivery) -> bool:
+def hold(sub: Subscriber | SubscriberRow, d: Delivery | DeliveryRow) -> bool:
     """Re-checked under the row lock: a confirmation only to someone still pending,
     "already on the list" only to someone still confirmed."""
     return sub.status != STATUS_FOR.get(name_of(d))

@@ -72,7 +72,7 @@ def test_cli_creates_a_key_once_lists_it_and_revokes_it(app, runner, client, db)
 
 def test_cli_refuses_bad_scopes_and_names(runner, db):
     assert "unknown scope" in runner.invoke(args=["api-key", "create", "x", "--scope", "root"]).output
-    assert "at least one --scope" in runner.invoke(args=["api-key", "create", "x"]).output
+    assert "choose at least one scope" in runner.invoke(args=["api-key", "create", "x"]).output
     assert "the name must be" in runner.invoke(args=["api-key", "create", "\n", "--scope", "all"]).output
     assert db.scalars(select(ApiKey)).all() == []
 
@@ -276,3 +276,41 @@ def test_openapi_document_is_served_without_a_key(client):
     assert doc["openapi"] == "3.1.0"
     assert {"/subscribers", "/subscribers/import", "/subscribers/{id}",
             "/subscribers/{id}/unsubscribe", "/stats"} <= set(doc["paths"])
+
+
+def test_topics_read_and_changed_like_the_preference_page(client, key, db, clock, run_worker, outbox):
+    imported(client, key, "topics@example.com", confirmed=True)
+    signup(client, key, email="pending.topics@example.com")
+    sid = sub_id(db, "topics@example.com")
+    url = f"/api/v1/subscribers/{sid}"
+    assert client.get(url, headers=auth(key)).get_json()["topics"] == {"plan": True, "newsletter": True}
+
+    off = client.patch(url, headers=auth(key), json={"topics": {"plan": False}})
+    assert off.status_code == 200, off.get_data(as_text=True)
+    assert off.get_json()["topics"] == {"plan": False, "newsletter": True}
+    assert off.get_json()["status"] == "confirmed"
+    clock.advance(days=1)
+    run_worker()
+    assert outbox.to("topics@example.com") == []  # the plan is off: no plan email
+
+    on = client.patch(url, headers=auth(key), json={"topics": {"plan": True}})
+    assert on.get_json()["topics"] == {"plan": True, "newsletter": True}
+    clock.advance(days=1)
+    run_worker()
+    assert [m["Subject"][:6] for m in outbox.to("topics@example.com")] == ["Part 1"]
+
+    unknown = client.patch(url, headers=auth(key), json={"topics": {"podcast": True}})
+    assert unknown.status_code == 422 and unknown.mimetype == PROBLEM
+    pending = client.patch(f"/api/v1/subscribers/{sub_id(db, 'pending.topics@example.com')}",
+                           headers=auth(key), json={"topics": {"plan": False}, "first_name": "Pat"})
+    assert pending.status_code == 409 and pending.mimetype == PROBLEM
+    db.rollback()
+    pat = db.scalar(select(Subscriber).where(Subscriber.email == "pending.topics@example.com"))
+    assert pat.first_name != "Pat" and pat.wants_plan  # nothing changed
+
+    both = client.patch(url, headers=auth(key), json={"topics": {"plan": False, "newsletter": False}})
+    assert both.get_json()["status"] == "unsubscribed"
+    db.rollback()
+    withdrawn = db.scalars(select(ConsentRecord.action).join(Subscriber)
+                           .where(Subscriber.email == "topics@example.com")).all()
+    assert "withdraw" in withdrawn

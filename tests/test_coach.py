@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from funnel.coach import load_coach
 from funnel.config import PROJECT_ROOT
 from funnel.mail.check import sample_subscriber
+from funnel.plan.coach import load_coach
 from tests.test_emails import composer, run_cli, source
 
 EMAILS = PROJECT_ROOT / "emails"

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from funnel.health import HEARTBEAT_KEY
 from funnel.models import AppState
+from funnel.operations.health import HEARTBEAT_KEY
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from funnel.config import PROJECT_ROOT
 from funnel.core.sequence import load_sequence
-from funnel.media import MediaLibrary, image_size
+from funnel.plan.media import MediaLibrary, image_size
 from tests.test_emails import composer, run_cli, source
 
 EMAILS = PROJECT_ROOT / "emails"

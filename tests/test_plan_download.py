@@ -13,7 +13,7 @@ from sqlalchemy import select
 from funnel.config import PROJECT_ROOT
 from funnel.core.sequence import load_sequence
 from funnel.models import Subscriber
-from funnel.plan_document import exercise_names
+from funnel.plan.document import exercise_names
 from funnel.runtime import make_worker
 from tests.artefacts import artefact_dir
 from tests.conftest import sign_up, sign_up_and_confirm

@@ -42,13 +42,13 @@ def test_idn_domains_are_stored_and_sent_as_punycode(app, client, db, outbox):
 
 def test_an_idn_address_gets_a_valid_to_header(app, client, db, outbox):
     from funnel.transports import Message
-    from funnel.transports.outbox import to_email_message
+    from funnel.transports.outbox import eml_bytes
 
     sign_up(client, "anna@bücher.example")
     sub = subscriber(db, "anna@xn--bcher-kva.example")
     msg = Message(key="k", to=sub.email, subject="s", html="<p>x</p>", text="x",
                   sender="a@example.com", date=sub.created_at, message_id="<m@example.com>")
-    header = to_email_message(msg).as_bytes().split(b"\r\n\r\n")[0]
+    header = eml_bytes(msg).split(b"\r\n\r\n")[0]
     assert b"To: anna@xn--bcher-kva.example" in header
     assert b"=?utf-8?" not in header.split(b"To:")[1].split(b"\r\n")[0]
 

@@ -80,3 +80,17 @@ def test_ipv6_addresses_count_per_64(app, client, db):
     assert same_net == [303, 303, 303, 429, 429]
     # The neighbouring /64 is someone else.
     assert post(client, "other@example.com", ip="2001:db8:1:3::1").status_code == 303
+
+
+def test_a_stopped_room_gets_in_again_once_the_minute_is_over(app, client, db, monkeypatch):
+    from funnel.web import ratelimits
+
+    now = [1_000_000.0]  # the limits' own clock (wall time), moved by hand
+    monkeypatch.setattr(ratelimits, "time", type("Clock", (), {"time": staticmethod(lambda: now[0])}))
+    app.config["RATELIMIT_SIGNUP"] = "2 per minute"
+    assert [post(client, f"r{i}@example.com").status_code for i in range(3)] == [303, 303, 429]
+    now[0] += 59
+    assert post(client, "still@example.com").status_code == 429
+    now[0] += 2
+    assert post(client, "again@example.com").status_code == 303
+    assert count(db) == 3

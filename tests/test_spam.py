@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from funnel.mail.check import sample_subscriber
-from funnel.transports.outbox import to_email_message
+from funnel.transports.outbox import eml_bytes
 from tests.test_emails import ALL_SLUGS, EMAILS, composer, source
 
 SPAMASSASSIN = "/usr/bin/spamassassin"
@@ -29,7 +29,7 @@ def raw_message(slug: str, emails_dir: Path = EMAILS) -> bytes:
     msg = c.message(source(slug, emails_dir), sample_subscriber(), key=f"20261201T0900-{slug}",
                     now=datetime(2026, 12, 1, 9, tzinfo=UTC),
                     delivery_id=None if system else "d-1", list_mail=not system)
-    return to_email_message(msg).as_bytes()
+    return eml_bytes(msg)
 
 
 def spam_score(raw: bytes, home: Path) -> tuple[float, str]:

@@ -292,3 +292,27 @@ def test_the_worker_pass_delivers_webhooks(app, runner, db, receiver):
     assert result.exit_code == 0, result.output
     assert len(receiver.wait_for(1)) == 1
     assert messages(db)[0].state == "delivered"
+
+
+def test_a_finished_broadcast_is_announced_once_with_its_figures(app, runner, db, receiver, clock):
+    from funnel.models import Broadcast
+    from tests.newsletter_support import add as add_reader
+    from tests.newsletter_support import quiet_plan, run_worker
+
+    endpoint = add(app, receiver.url, ["broadcast.finished"])
+    quiet_plan(db, __import__("pathlib").Path(app.config["EMAILS_DIR"]))
+    for name in ("ann", "bob", "cy"):
+        add_reader(db, f"{name}@example.com", now=clock.now)
+    assert runner.invoke(args=["broadcast", "send", "first-issue"]).exit_code == 0
+    assert messages(db) == []  # scheduled is not finished
+    run_worker(runner)
+    run_worker(runner)  # a second pass finds it finished already: no second event
+    db.rollback()
+    assert db.scalar(select(Broadcast.status)) == "sent"
+    [msg] = messages(db)
+    assert msg.event_type == "broadcast.finished" and msg.subscriber_id is None
+    deliver(app)
+    [got] = receiver.wait_for(1)
+    data = got.verify(endpoint.secret)["data"]
+    assert (data["slug"], data["audience"], data["sent"], data["failed"]) == ("first-issue", 3, 3, 0)
+    assert data["finished_at"] and data["subject"]

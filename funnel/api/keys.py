@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from funnel.inputs import pick_names
 from funnel.models import API_SCOPES, ApiKey
 
 KEY_RE = re.compile(r"^fk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
@@ -32,18 +33,10 @@ def _hash(secret: str) -> str:
 
 
 def parse_scopes(raw: list[str] | tuple[str, ...]) -> list[str]:
-    scopes: list[str] = []
-    for item in raw:
-        for name in item.replace(",", " ").split():
-            if name == "all":
-                scopes.extend(API_SCOPES)
-            elif name in API_SCOPES:
-                scopes.append(name)
-            else:
-                raise ApiKeyError(f"unknown scope {name!r}; choose from: {', '.join(API_SCOPES)}, all")
-    if not scopes:
-        raise ApiKeyError("give at least one --scope: " + ", ".join(API_SCOPES) + " or all")
-    return sorted(set(scopes), key=API_SCOPES.index)
+    try:
+        return pick_names(raw, API_SCOPES, noun="scope")
+    except ValueError as exc:
+        raise ApiKeyError(str(exc)) from None
 
 
 def create_key(session: Session, name: str, scopes: list[str], *, now: datetime

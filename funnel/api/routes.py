@@ -160,7 +160,9 @@ def show(sub: Subscriber) -> dict[str, Any]:
         "id": sub.public_id, "email": sub.email, "first_name": sub.first_name,
         "status": sub.status, "time_zone": sub.timezone, "created_at": _iso(sub.created_at),
         "confirmed_at": _iso(sub.confirmed_at), "unsubscribed_at": _iso(sub.unsubscribed_at),
-        "paused_until": paused, "source": sub.utm_source or sub.referrer,
+        "paused_until": paused,
+        "topics": {"plan": bool(sub.wants_plan), "newsletter": bool(sub.wants_newsletter)},
+        "source": sub.utm_source or sub.referrer,
     }
 
 
@@ -290,6 +292,9 @@ def update_subscriber(public_id: str) -> Response:
         until = lifecycle.UNTIL_RESUMED if raw == "indefinite" else _when(raw, "paused_until")
         if until <= now:
             raise _domain(FunnelError("A pause has to end in the future.", "pause"))
+    topics: dict[str, bool] = data.get("topics") or {}
+    if topics and sub.status != lifecycle.CONFIRMED:
+        raise Problem(409, "Only a confirmed subscriber has topics to change.")
     if "first_name" in data or "time_zone" in data:
         try:
             subscribers.update_profile(
@@ -303,6 +308,14 @@ def update_subscriber(public_id: str) -> Response:
             subscribers.resume(s, sub, now)
         else:
             subscribers.pause(s, sub, until, now)
+    key = current_key()
+    meta = subscribers.SignupMeta(ip=request.remote_addr,
+                                  user_agent=f"API key {key.name}"[:500] if key else None)
+    # Plan first: turning both off then ends with the newsletter, whose set_topic
+    # sees the plan already off and unsubscribes, exactly as the preference page does.
+    for topic in (subscribers.PLAN, subscribers.NEWSLETTER):
+        if topic in topics and sub.status == lifecycle.CONFIRMED:
+            subscribers.set_topic(s, sub, topic, topics[topic], now=now, meta=meta)
     return jsonify(show(sub))
 
 

@@ -77,13 +77,22 @@ UPDATE = {
                       {"type": "string", "enum": ["indefinite"]},
                       {"type": "null"}],
         },
+        "topics": {
+            "description": "Turn the plan (the drip sequence) or the newsletter on or off. "
+                           "Only for confirmed subscribers; turning off the last topic left "
+                           "unsubscribes, as on the preference page.",
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {"plan": {"type": "boolean"}, "newsletter": {"type": "boolean"}},
+        },
     },
 }
 
 SUBSCRIBER = {
     "type": "object",
     "required": ["id", "email", "first_name", "status", "time_zone", "created_at",
-                 "confirmed_at", "unsubscribed_at", "paused_until"],
+                 "confirmed_at", "unsubscribed_at", "paused_until", "topics"],
     "properties": {
         "id": PUBLIC_ID,
         "email": {"type": "string"},
@@ -95,6 +104,12 @@ SUBSCRIBER = {
         "unsubscribed_at": DATETIME_OR_NULL,
         "paused_until": {"type": ["string", "null"],
                          "description": "A date-time, \"indefinite\", or null."},
+        "topics": {
+            "type": "object",
+            "description": "What the subscriber receives once confirmed.",
+            "required": ["plan", "newsletter"],
+            "properties": {"plan": {"type": "boolean"}, "newsletter": {"type": "boolean"}},
+        },
         "source": {"type": ["string", "null"]},
     },
 }
@@ -208,7 +223,7 @@ def document(server_url: str = "/api/v1") -> dict[str, Any]:
                 "parameters": [ID_PARAM],
                 "get": _op("getSubscriber", "Read one subscriber.", "subscribers:read",
                            {"200": _json(_ref("Subscriber"), "The subscriber."), **NOT_FOUND}),
-                "patch": _op("updateSubscriber", "Change name, time zone or pause.",
+                "patch": _op("updateSubscriber", "Change name, time zone, topics or pause.",
                              "subscribers:write",
                              {"200": _json(_ref("Subscriber"), "The subscriber as now stored."),
                               "409": _problem("The change does not apply to this subscriber "

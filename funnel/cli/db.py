@@ -8,8 +8,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from funnel import backup
 from funnel import db as database
+from funnel.operations import backup
 
 db_cli = AppGroup("db", help="Database migrations.")
 

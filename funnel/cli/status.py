@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
-from funnel import health
+from funnel.operations import health
 from funnel.runtime import rt
 
 

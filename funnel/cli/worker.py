@@ -16,8 +16,8 @@ from funnel import queries
 from funnel.core.sequence import load_sequence
 from funnel.drip import planner
 from funnel.drip.worker import view
-from funnel.health import Heartbeat
 from funnel.inputs import FunnelError, normalise_email
+from funnel.operations.health import Heartbeat
 from funnel.runtime import make_worker
 from funnel.runtime import rt as _rt
 from funnel.transports import AuthError
@@ -56,7 +56,7 @@ def _patient_on_sqlite(engine: Engine) -> None:
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if it were this time.")
 def worker_command(once: bool, now_text: str | None) -> None:
     """Send what is due; runs until SIGTERM (finishing its batch first)."""
-    from funnel import preflight
+    from funnel.operations import preflight
 
     rt = _rt()
     problems = preflight.problems(current_app.config)

@@ -75,6 +75,8 @@ class Renderer:
         )
         self._md = MarkdownIt("commonmark", {"html": False, "typographer": False})
         self._compiled: dict[str, Any] = {}
+        self._heading_names: dict[tuple[str, str], frozenset[str]] = {}
+        self._headings: dict[tuple, tuple[str, str]] = {}
         self._used: dict[tuple, frozenset[str]] = {}
         self._stamps: tuple[float, tuple] | None = None
 
@@ -88,9 +90,38 @@ class Renderer:
         return template
 
     def heading(self, source: EmailSource, variables: Mapping[str, Any]) -> tuple[str, str]:
-        """Subject and preheader, exactly as ``render`` makes them."""
-        return (self._compile(source.subject).render(variables).strip(),
-                self._compile(source.preheader).render(variables).strip())
+        """Subject and preheader, exactly as ``render`` makes them.
+
+        A batch asks this for every recipient of a step, and the heading rarely
+        reads more than their first name: remembered by the values it reads."""
+        names = self._heading_names.get((source.subject, source.preheader))
+        if names is None:
+            try:
+                names = frozenset(meta.find_undeclared_variables(self._body_env.parse(
+                    source.subject)) | meta.find_undeclared_variables(
+                    self._body_env.parse(source.preheader)))
+            except Exception:  # noqa: BLE001  (rendering below says what is wrong)
+                names = frozenset({"\0"})
+            if len(self._heading_names) > 256:
+                self._heading_names.clear()
+            self._heading_names[(source.subject, source.preheader)] = names
+        try:
+            # The type too: a name the subscriber typed is escaped, "there" is not.
+            key = (source.subject, source.preheader,
+                   tuple(sorted((n, type(variables[n]), variables[n]) for n in names)))
+            hash(key)
+        except (KeyError, TypeError):
+            key = None  # unknown or unhashable: rendered (and StrictUndefined says why)
+        cached = self._headings.get(key) if key is not None else None
+        if cached is not None:
+            return cached
+        heading = (self._compile(source.subject).render(variables).strip(),
+                   self._compile(source.preheader).render(variables).strip())
+        if key is not None:
+            if len(self._headings) > 4096:
+                self._headings.clear()
+            self._headings[key] = heading
+        return heading
 
     def used_names(self, source: EmailSource) -> frozenset[str] | None:
         """Every variable the email and its layout read, or None if unknown."""

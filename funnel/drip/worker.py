@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from funnel import retention, sending, system_mail, tallies
 from funnel.core.sequence import Sequence
 from funnel.drip import planner
-from funnel.drip.store import Store, unsent
+from funnel.drip.store import Batch, DeliveryRow, Store, SubscriberRow, unsent
 from funnel.models import Delivery, Subscriber, new_public_id
 from funnel.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
 from funnel.transports import AuthError, Message, Transport
@@ -65,17 +65,21 @@ class PassReport:
         self.sent_keys.extend(r.sent_keys)
 
 
-def view(sub: Subscriber) -> tuple[planner.SubscriberView, list[planner.DeliveryView]]:
+def view(sub: Subscriber | SubscriberRow
+         ) -> tuple[planner.SubscriberView, list[planner.DeliveryView]]:
     """The subscriber as the planner sees it: plain data, no session."""
+    deliveries: list[Delivery | DeliveryRow] = list(sub.deliveries)
+    # Rows not written yet (no id) are the newest.
+    deliveries.sort(key=lambda d: (d.id is None, d.id or 0))
     return (
         planner.SubscriberView(sub.status, sub.confirmed_at, sub.timezone, sub.paused_until,
                                sub.wants_plan),
         [planner.DeliveryView(d.step_slug, d.state, d.created_at, d.sent_at, d.attempts, d.kind)
-         for d in sorted(sub.deliveries, key=lambda d: d.id or 0)],
+         for d in deliveries],
     )
 
 
-def delivery_key(d: Delivery) -> str:
+def delivery_key(d: DeliveryRow) -> str:
     """Outbox file name and provider key: stable, so a resend replaces, never adds."""
     return f"{d.created_at:%Y%m%dT%H%M%S}-{d.step_slug}-{d.public_id}"
 
@@ -101,7 +105,7 @@ class Worker:
         self.pending_retention = pending_retention
         self._purged_at: float | None = None
         self._compacted_at: float | None = None
-        # Other work a worker does between passes (funnel/chores.py): imports, alerts.
+        # Other work a worker does between passes (funnel/control/chores.py): imports, alerts.
         self.after_pass = after_pass
         # The webhook outbox's dispatcher (funnel/hooks): one more step of every pass.
         self.hooks = hooks
@@ -168,12 +172,13 @@ class Worker:
 
     # -- the drip ------------------------------------------------------------
 
-    def _decide(self, sub: Subscriber, sequence: Sequence, now: datetime) -> planner.Decision:
+    def _decide(self, batch: Batch, sub: SubscriberRow, sequence: Sequence,
+                now: datetime) -> planner.Decision:
         """The planner's decision, after settling whatever it gives up on."""
         for _ in range(len(sub.deliveries) + 1):
             for d in unsent(sub, DRIP):
                 if sequence.get(d.step_slug) is None:
-                    sub.deliveries.remove(d)  # its step was deleted while in flight
+                    batch.delete(d)  # its step was deleted while in flight
             decision = planner.plan(*view(sub), sequence.steps, now, self.rules)
             if not isinstance(decision, planner.GiveUp):
                 return decision
@@ -184,9 +189,10 @@ class Worker:
     def _drip_batch(self, ids: list[int], sequence: Sequence, now: datetime,
                     report: PassReport) -> None:
         with self.store.transaction() as s:
-            intents: list[tuple[Subscriber, Delivery]] = []
-            for sub in self.store.load(s, ids, lock=False):
-                decision = self._decide(sub, sequence, now)
+            intents: list[tuple[SubscriberRow, DeliveryRow]] = []
+            batch = self.store.load(s, ids, lock=False)
+            for sub in batch:
+                decision = self._decide(batch, sub, sequence, now)
                 if not isinstance(decision, planner.Send):
                     self.store.release(sub, planner.next_due(decision))
                     report.skipped += isinstance(decision, planner.Hold)
@@ -194,7 +200,7 @@ class Worker:
                     continue
                 intents.append((sub, self._intent(sub, DRIP, decision.step.slug, now)))
             try:
-                s.commit()  # the intents are durable before anything is sent
+                batch.commit()  # the intents are durable before anything is sent
             except IntegrityError:
                 # The unique constraint is the last line of defence: the batch is
                 # left to its leases and looked at again later, never sent twice.
@@ -204,14 +210,14 @@ class Worker:
         prepared = [(sub.id, d, self._render(partial(self._compose_step, sequence, sub, d, now)))
                     for sub, d in intents]
 
-        def hold(sub: Subscriber, _d: Delivery) -> bool:
+        def hold(sub: SubscriberRow, _d: DeliveryRow) -> bool:
             decision = planner.blocked(view(sub)[0], now)
             if decision is None:
                 return False
             self.store.release(sub, planner.next_due(decision))
             return True
 
-        def after(sub: Subscriber, d: Delivery | None) -> None:
+        def after(sub: SubscriberRow, d: DeliveryRow | None) -> None:
             if d is None:
                 sub.lease_until = None  # withdrawn: the cursor stays where hold put it
             elif d.state in (sending.RETRY, HELD):
@@ -224,18 +230,18 @@ class Worker:
         self._send(prepared, now, report, hold, after)
 
     @staticmethod
-    def _intent(sub: Subscriber, kind: str, slug: str, now: datetime) -> Delivery:
+    def _intent(sub: SubscriberRow, kind: str, slug: str, now: datetime) -> DeliveryRow:
         """The delivery row to send, created or resumed, committed before sending."""
         d = next((d for d in unsent(sub, kind) if d.step_slug == slug), None)
         if d is None:
-            d = Delivery(public_id=new_public_id(), kind=kind, step_slug=slug, attempts=0,
-                         created_at=now)
+            d = DeliveryRow(id=None, public_id=new_public_id(), subscriber_id=sub.id, kind=kind,
+                            step_slug=slug, state=SENDING, attempts=0, created_at=now)
             sub.deliveries.append(d)
         d.state = SENDING
         d.attempts += 1
         return d
 
-    def _compose_step(self, sequence: Sequence, sub: Subscriber, d: Delivery,
+    def _compose_step(self, sequence: Sequence, sub: SubscriberRow, d: DeliveryRow,
                       now: datetime) -> Message:
         step = sequence.get(d.step_slug)
         if step is None:
@@ -254,8 +260,9 @@ class Worker:
 
     def _system_batch(self, ids: list[int], now: datetime, report: PassReport) -> None:
         with self.store.transaction() as s:
-            intents: list[tuple[Subscriber, Delivery]] = []
-            for sub in self.store.load(s, ids, lock=False):
+            intents: list[tuple[SubscriberRow, DeliveryRow]] = []
+            batch = self.store.load(s, ids, lock=False)
+            for sub in batch:
                 mine = 0
                 for d in unsent(sub, SYSTEM, now=now):
                     if d.state == SENDING and not self.transport.idempotent:
@@ -266,7 +273,7 @@ class Worker:
                         mine += 1
                 if not mine:
                     sub.lease_until = None  # the send step's ``after`` releases the rest
-            s.commit()
+            batch.commit()
         prepared = [(sub.id, d, self._render(
             partial(system_mail.render, self.composer, sub, d, delivery_key(d), now)))
             for sub, d in intents]
@@ -275,20 +282,21 @@ class Worker:
 
     # -- sending (shared) ------------------------------------------------------
 
-    def _send(self, prepared: list[tuple[int, Delivery, Message | Exception]], now: datetime,
+    def _send(self, prepared: list[tuple[int, DeliveryRow, Message | Exception]], now: datetime,
               report: PassReport, hold: sending.Hold, after: sending.After) -> None:
         """Hand what was rendered to the send step, under the subscribers' row locks."""
         if not prepared:
             return
         with self.store.transaction() as s:
             # The row lock makes a concurrent unsubscribe wait for us or win outright.
-            subs = {sub.id: sub for sub in self.store.load(s, [p[0] for p in prepared], lock=True)}
+            batch = self.store.load(s, [p[0] for p in prepared], lock=True)
+            subs = {sub.id: sub for sub in batch}
             items: list[Outgoing] = []
             for sub_id, intent, msg in prepared:
                 sub = subs.get(sub_id)
                 if sub is None or not self.store.still_ours(sub):
                     continue  # another worker took over: it decides now, not us
-                d = next((x for x in sub.deliveries if x.id == intent.id), None)
+                d = next((x for x in sub.deliveries if x.public_id == intent.public_id), None)
                 if d is None or d.state != SENDING:
                     continue
                 if isinstance(msg, Exception):
@@ -296,11 +304,11 @@ class Worker:
                     report.held += 1
                     continue
                 items.append(Outgoing(sub, d, msg))
-            report.add(sending.send(s, self.transport, items, now=now, hold=hold, after=after,
+            report.add(sending.send(batch, self.transport, items, now=now, hold=hold, after=after,
                                     max_attempts=self.rules.max_attempts, rng=self.rng))
 
     @staticmethod
-    def _hold_render(sub: Subscriber, d: Delivery, exc: Exception, now: datetime,
+    def _hold_render(sub: SubscriberRow, d: DeliveryRow, exc: Exception, now: datetime,
                      after: sending.After) -> None:
         """Never skipped, never followed by the next step: tried again until fixed."""
         # The opaque id, never the address: logs travel further than the database.

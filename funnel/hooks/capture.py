@@ -8,7 +8,8 @@ commit together or not at all: nothing is lost if the process dies, and nothing
 is announced that was rolled back.
 
 Core ``INSERT``/``UPDATE`` statements bypass the ORM and so this listener; code
-that changes subscribers that way calls ``events.enqueue`` itself (the CSV import).
+that changes subscribers that way calls ``events.enqueue`` itself (the CSV import),
+and the worker's batches call ``sent``.
 """
 
 from __future__ import annotations
@@ -91,12 +92,23 @@ def collect(session: Session, now: datetime) -> None:
     ev.enqueue(conn, [f for f in found if f[2] is None or f[2] not in erased], now, endpoints)
 
 
+def sent(conn, deliveries: list[Any], now: datetime) -> None:
+    """``email.sent`` for deliveries written with Core statements (the worker's
+    batches), like ``collect`` does for those flushed through the ORM."""
+    deliveries = [d for d in deliveries if d.kind != DeliveryKind.SYSTEM]
+    if not deliveries:
+        return
+    endpoints = ev.active_endpoints(conn)
+    if any(ev.EMAIL_SENT in wanted for _id, wanted in endpoints):
+        ev.enqueue(conn, _sent_events(conn, deliveries), now, endpoints)
+
+
 def _new_status_of_delivery(d: Delivery) -> str | None:
     hist = inspect(d).attrs.state.history
     return hist.added[0] if hist.added else None
 
 
-def _sent_events(conn, sent: list[Delivery]) -> list[tuple[str, dict[str, Any], int | None]]:
+def _sent_events(conn, sent: list[Any]) -> list[tuple[str, dict[str, Any], int | None]]:
     ids = {d.subscriber_id for d in sent}
     people = {row.id: row for row in conn.execute(
         select(Subscriber.id, Subscriber.public_id, Subscriber.email).where(Subscriber.id.in_(ids))
@@ -110,7 +122,7 @@ def _sent_events(conn, sent: list[Delivery]) -> list[tuple[str, dict[str, Any], 
             "subscriber": {"id": person.public_id, "email": person.email},
             "email": d.step_slug,
             "delivery_id": d.public_id,
-            "sent_at": ev._iso(d.sent_at),
+            "sent_at": ev.iso(d.sent_at),
         }, d.subscriber_id))
     return out
 

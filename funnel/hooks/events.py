@@ -43,7 +43,7 @@ def new_msg_id() -> str:
     return "msg_" + secrets.token_urlsafe(18)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
@@ -55,9 +55,9 @@ def subscriber_data(sub: Subscriber) -> dict[str, Any]:
         "first_name": sub.first_name,
         "status": sub.status,
         "time_zone": sub.timezone,
-        "created_at": _iso(sub.created_at),
-        "confirmed_at": _iso(sub.confirmed_at),
-        "unsubscribed_at": _iso(sub.unsubscribed_at),
+        "created_at": iso(sub.created_at),
+        "confirmed_at": iso(sub.confirmed_at),
+        "unsubscribed_at": iso(sub.unsubscribed_at),
         "source": sub.utm_source or sub.referrer,
     }
 
@@ -67,14 +67,14 @@ def subscriber_row_data(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["public_id"], "email": row["email"], "first_name": row.get("first_name"),
         "status": row["status"], "time_zone": row["timezone"],
-        "created_at": _iso(row["created_at"]), "confirmed_at": _iso(row.get("confirmed_at")),
-        "unsubscribed_at": _iso(row.get("unsubscribed_at")), "source": row.get("utm_source"),
+        "created_at": iso(row["created_at"]), "confirmed_at": iso(row.get("confirmed_at")),
+        "unsubscribed_at": iso(row.get("unsubscribed_at")), "source": row.get("utm_source"),
     }
 
 
 def envelope(event_type: str, data: dict[str, Any], now: datetime) -> str:
     """The body as sent: the Standard Webhooks shape {type, timestamp, data}."""
-    return json.dumps({"type": event_type, "timestamp": _iso(now), "data": data},
+    return json.dumps({"type": event_type, "timestamp": iso(now), "data": data},
                       separators=(",", ":"), ensure_ascii=False)
 
 

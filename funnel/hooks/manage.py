@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from funnel.hooks.addresses import UnsafeURL, check
 from funnel.hooks.events import EVENT_TYPES, RETRY_FOR
+from funnel.inputs import pick_names
 from funnel.models import (
     ENDPOINT_ACTIVE,
     ENDPOINT_DISABLED,
@@ -35,18 +36,10 @@ def new_secret() -> str:
 
 def parse_events(raw: Iterable[str]) -> list[str]:
     """Event types from a list or comma/space-separated text; "all" means every one."""
-    wanted: list[str] = []
-    for item in raw:
-        for name in item.replace(",", " ").split():
-            if name == "all":
-                wanted.extend(EVENT_TYPES)
-            elif name in EVENT_TYPES:
-                wanted.append(name)
-            else:
-                raise EndpointError(f"unknown event {name!r}; choose from: {', '.join(EVENT_TYPES)}")
-    if not wanted:
-        raise EndpointError("choose at least one event: " + ", ".join(EVENT_TYPES))
-    return sorted(set(wanted), key=EVENT_TYPES.index)
+    try:
+        return pick_names(raw, EVENT_TYPES, noun="event")
+    except ValueError as exc:
+        raise EndpointError(str(exc)) from None
 
 
 def add_endpoint(session: Session, url: str, events: Iterable[str], *, now: datetime,

@@ -27,7 +27,6 @@ from markdown_it import MarkdownIt
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
-from funnel.coach import CoachFileError, load_coach
 from funnel.core.broadcast import BROADCAST_KEYS, parse_archive, parse_filter
 from funnel.core.rendering import Renderer
 from funnel.core.sequence import (
@@ -37,8 +36,9 @@ from funnel.core.sequence import (
     parse_window,
     read_email_file,
 )
-from funnel.media import CONTENT_TYPES, ImageError, MediaLibrary, image_size, svg_to_png
 from funnel.models import Subscriber
+from funnel.plan.coach import CoachFileError, load_coach
+from funnel.plan.media import CONTENT_TYPES, ImageError, MediaLibrary, image_size, svg_to_png
 
 if TYPE_CHECKING:
     from flask import Flask

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -10,15 +11,15 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from funnel.coach import Coach, CoachFileError, load_coach
 from funnel.config import Settings
 from funnel.core.rendering import RenderedEmail, Renderer, UserText
 from funnel.core.sequence import EmailSource, read_email_file
 from funnel.core.tokens import Tokens
 from funnel.mail.links import Links
 from funnel.mail.shared_body import SharedBodies
-from funnel.media import MediaLibrary
 from funnel.models import Subscriber
+from funnel.plan.coach import Coach, CoachFileError, load_coach
+from funnel.plan.media import MediaLibrary
 from funnel.transports import Message, SharedBody
 
 LIST_ID = "Run Stronger free plan <free-plan.runstronger.example>"
@@ -54,6 +55,11 @@ class Composer:
                                    printed_only=self.renderer.prints_only)
         self.domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
         self._next_step: tuple[int, str] | None = None
+        # Plain strings: building a Path costs more than the stat that checks the file.
+        self._coach_path = os.path.join(settings.emails_dir, "coach.yml")
+        self._next_step_path = os.path.join(settings.emails_dir, NEXT_STEP_FILE)
+        self._coach_vars: tuple[tuple, dict[str, str]] | None = None
+        self._with_next_step: dict[int, tuple[EmailSource, EmailSource]] = {}
 
     def system_source(self, name: str) -> EmailSource:
         return read_email_file(Path(self.settings.emails_dir, "system", f"{name}.md"))
@@ -61,9 +67,8 @@ class Composer:
     @property
     def coach(self) -> Coach:
         """emails/coach.yml, read again whenever the marketer saves it."""
-        path = Path(self.settings.emails_dir, "coach.yml")
         try:
-            mtime = path.stat().st_mtime
+            mtime = os.stat(self._coach_path).st_mtime
         except OSError:
             return FALLBACK_COACH
         if self._coach is None or self._coach[0] != mtime:
@@ -77,12 +82,16 @@ class Composer:
         coach = self.coach
         photo = (self.media.ref(self.links.base_url, coach.photo_name, for_email=True)
                  if coach.photo else None)
-        return {
+        if self._coach_vars is not None and self._coach_vars[0] == (coach, photo):
+            return self._coach_vars[1]
+        made = {
             "coach_name": coach.name, "coach_role": coach.role,
             "coach_sign_off": coach.sign_off, "coach_reply_to": coach.reply_to,
             "coach_reply_invite": coach.reply_invite,
             "coach_photo_url": photo.url if photo else "", "coach_photo_alt": coach.photo_alt,
         }
+        self._coach_vars = ((coach, photo), made)
+        return made
 
     @property
     def reply_to(self) -> str:
@@ -125,15 +134,25 @@ class Composer:
         """``source`` with ``{{ next_step }}`` replaced by the text of emails/next-step.md."""
         if "next_step" not in source.body:
             return source
-        path = Path(self.settings.emails_dir, NEXT_STEP_FILE)
         try:
-            stamp = path.stat().st_mtime_ns
+            stamp = os.stat(self._next_step_path).st_mtime_ns
         except OSError:
             return source
         if self._next_step is None or self._next_step[0] != stamp:
-            self._next_step = (stamp, path.read_text(encoding="utf-8"))
+            self._next_step = (stamp, Path(self._next_step_path).read_text(encoding="utf-8"))
+            self._with_next_step.clear()
+        # The same object for every recipient of a step: the caches keyed by its
+        # text (templates, shared bodies) then hash and compare it only once.
+        # (EmailSource holds a dict, so it is kept by identity, with itself.)
+        cached = self._with_next_step.get(id(source))
+        if cached is not None and cached[0] is source:
+            return cached[1]
         text = self._next_step[1]
-        return dataclasses.replace(source, body=_NEXT_STEP.sub(lambda _m: text, source.body))
+        spliced = dataclasses.replace(source, body=_NEXT_STEP.sub(lambda _m: text, source.body))
+        if len(self._with_next_step) > 256:
+            self._with_next_step.clear()
+        self._with_next_step[id(source)] = (source, spliced)
+        return spliced
 
     def render(self, source: EmailSource, sub: Subscriber, delivery_id: str | None = None,
                extra: dict[str, Any] | None = None) -> RenderedEmail:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from funnel.core.broadcast import Broadcast, Filter, local_due, parse_filter, source_text
 from funnel.core.schedule import zone
 from funnel.core.sequence import EmailSource, parse_email_text
+from funnel.hooks import events as hook_events
 from funnel.models import (
     BROADCAST_CANCELLED,
     BROADCAST_SCHEDULED,
@@ -208,16 +209,32 @@ def cancel(session: Session, slug: str, now: datetime) -> Cancelled:
     return Cancelled(sent=p.sent, in_flight=in_flight, stopped=stopped)
 
 
-def mark_finished(session: Session, row_id: int, now: datetime) -> None:
-    """A broadcast with nobody left to do is sent (called by the worker after a batch)."""
+def mark_finished(session: Session, row_id: int, now: datetime) -> bool:
+    """A broadcast with nobody left to do is sent (called by the worker after a batch).
+
+    The ``broadcast.finished`` webhook is written in the same transaction as the
+    status, and only by the one worker whose update found the broadcast unfinished,
+    so endpoints hear of it exactly once. Returns True for that worker."""
     left = select(BroadcastRecipient.id).where(
         BroadcastRecipient.broadcast_id == row_id,
         BroadcastRecipient.outcome.is_(None)).exists()
-    session.execute(
+    finished = session.execute(
         update(BroadcastRow)
         .where(BroadcastRow.id == row_id,
                BroadcastRow.status.in_((BROADCAST_SCHEDULED, BROADCAST_SENDING)), ~left)
-        .values(status=BROADCAST_SENT, finished_at=now))
+        .values(status=BROADCAST_SENT, finished_at=now)
+        .returning(BroadcastRow.id)).first()
+    if finished is None:
+        return False
+    row = session.get(BroadcastRow, row_id, populate_existing=True)
+    assert row is not None  # just updated under this transaction
+    p = progress(session, row)
+    hook_events.enqueue(session.connection(), [(hook_events.BROADCAST_FINISHED, {
+        "slug": row.slug, "subject": row.subject,
+        "send_at": hook_events.iso(row.send_at), "finished_at": hook_events.iso(now),
+        "audience": p.audience, "sent": p.sent, "failed": p.failed, "skipped": p.skipped,
+    }, None)], now)
+    return True
 
 
 def select_all():

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select, tuple_
 
-from funnel import failures, importer, insights, privacy, queries, runtime, stats, timezones
+from funnel import importer, insights, privacy, queries, runtime, stats, timezones
 from funnel import subscribers as cases
+from funnel.control import failures
 from funnel.core import lifecycle
 from funnel.inputs import FunnelError, normalise_email
 from funnel.models import Subscriber, Suppression

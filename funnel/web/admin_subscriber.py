@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, request, url_for
 
-from funnel import failures, runtime, subscribers
+from funnel import runtime, subscribers
+from funnel.control import failures
 from funnel.inputs import FunnelError
 from funnel.web.auth import admin_only, current_admin
 

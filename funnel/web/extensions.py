@@ -5,8 +5,10 @@ Response headers are set in ``web.headers``."""
 from __future__ import annotations
 
 from flask import Flask, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
+from itsdangerous import URLSafeTimedSerializer
 
 from funnel.web.ratelimits import remote_key
 
@@ -15,8 +17,23 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=remote_key, default_limits=[])
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signer built once per set of keys
+    instead of on every request (every page opens the session)."""
+
+    _made: tuple[tuple, URLSafeTimedSerializer | None] | None = None
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        made = self._made
+        if made is None or made[0] != keys:
+            made = self._made = (keys, super().get_signing_serializer(app))
+        return made[1]
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    app.session_interface = CookieSessions()
     csrf.init_app(app)
     limiter.init_app(app)
     # The limits here are all on decorated views, which check them in their own

@@ -14,7 +14,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from funnel import health, metrics
+from funnel.operations import health, metrics
 from funnel.runtime import rt
 
 bp = Blueprint("ops", __name__)

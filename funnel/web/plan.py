@@ -14,7 +14,7 @@ from funnel import runtime, subscribers
 from funnel.core import lifecycle
 from funnel.core.sequence import load_sequence
 from funnel.core.tokens import BadToken
-from funnel.plan_document import build_weeks, pdf_bytes
+from funnel.plan.document import build_weeks, pdf_bytes
 from funnel.web.errors import render_error
 
 bp = Blueprint("plan", __name__)

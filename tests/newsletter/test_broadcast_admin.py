@@ -13,34 +13,7 @@ from sqlalchemy import select
 
 from funnel.models import Broadcast, Delivery, DeliveryEvent
 from tests.conftest import csrf_token
-from tests.newsletter_support import add, copy_emails, quiet_plan, run_worker, write_broadcast
-from tests.test_admin import ADMIN, PASSWORD, log_in
-
-
-@pytest.fixture
-def emails_dir(tmp_path):
-    return copy_emails(tmp_path / "emails")
-
-
-@pytest.fixture
-def app_config(app_config, emails_dir):
-    return {**app_config, "EMAILS_DIR": str(emails_dir)}
-
-
-@pytest.fixture(autouse=True)
-def _only_broadcasts(db, emails_dir):
-    quiet_plan(db, emails_dir)
-
-
-@pytest.fixture
-def logged_in(client, db, clock):
-    from funnel.models import AdminUser
-    from funnel.passwords import hash_password
-
-    db.add(AdminUser(email=ADMIN, password_hash=hash_password(PASSWORD), created_at=clock.now))
-    db.commit()
-    assert log_in(client).status_code == 302
-    return client
+from tests.newsletter_support import add, run_worker, write_broadcast
 
 
 @pytest.fixture

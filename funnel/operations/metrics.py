@@ -46,7 +46,7 @@ class _BacklogCollector:
         self.now = now
 
     def collect(self):
-        from funnel.health import backlog
+        from funnel.operations.health import backlog
 
         with self.sessions() as s:
             count, age = backlog(s, self.now)

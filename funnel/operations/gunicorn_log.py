@@ -14,7 +14,7 @@ import os
 
 from gunicorn.glogging import Logger as _Logger
 
-from funnel.logs import formatter, redact
+from funnel.operations.logs import formatter, redact
 
 ACCESS_FORMAT = '%(m)s %(U)s %(s)s %(B)s bytes %(M)sms req=%({x-request-id}o)s ua="%(a)s"'
 

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from funnel import logs, metrics
+from funnel.operations import logs, metrics
 from funnel.transports import AuthError, Message, SendResult, TransientSendError, Transport
 
 log = logging.getLogger(__name__)

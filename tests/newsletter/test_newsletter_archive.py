@@ -8,24 +8,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.newsletter_support import add, copy_emails, quiet_plan, run_worker, write_broadcast
+from tests.newsletter_support import add, run_worker, write_broadcast
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-
-
-@pytest.fixture
-def emails_dir(tmp_path):
-    return copy_emails(tmp_path / "emails")
-
-
-@pytest.fixture
-def app_config(app_config, emails_dir):
-    return {**app_config, "EMAILS_DIR": str(emails_dir)}
-
-
-@pytest.fixture(autouse=True)
-def _only_broadcasts(db, emails_dir):
-    quiet_plan(db, emails_dir)
 
 
 @pytest.fixture

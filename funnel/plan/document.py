@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from funnel.core.sequence import Sequence
-from funnel.media import MEDIA_PREFIX, MediaLibrary
+from funnel.plan.media import MEDIA_PREFIX, MediaLibrary
 
 _GREETING = re.compile(r"\A\s*<h1>.*?</h1>\s*<p>Hi [^<]*,</p>\s*", re.DOTALL)
 _H1 = re.compile(r"<h1>(.*?)</h1>", re.DOTALL)

@@ -10,22 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from funnel.models import Broadcast, BroadcastRecipient, Delivery, Subscriber
-from tests.newsletter_support import add, copy_emails, quiet_plan, run_worker, write_broadcast
-
-
-@pytest.fixture
-def emails_dir(tmp_path):
-    return copy_emails(tmp_path / "emails")
-
-
-@pytest.fixture
-def app_config(app_config, emails_dir):
-    return {**app_config, "EMAILS_DIR": str(emails_dir)}
-
-
-@pytest.fixture(autouse=True)
-def _only_broadcasts(db, emails_dir):
-    quiet_plan(db, emails_dir)
+from tests.newsletter_support import add, run_worker, write_broadcast
 
 
 @pytest.fixture

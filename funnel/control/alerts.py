@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.config import Settings
-from funnel.failures import PROBLEM_STATES
+from funnel.control.failures import PROBLEM_STATES
 from funnel.models import AdminUser, AppState, Delivery
 from funnel.transports import Message, Transport
 
