@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from funnel import tallies
 from funnel.core.states import ConsentAction
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
-from funnel.stats import _day, _within, days_in, rate
+from funnel.stats import _day, _within, days_in, people_by_day, rate
 
 ARTICLE = "article"
 DIRECT = "direct"
@@ -130,23 +130,20 @@ class GrowthDay:
 def growth(session: Session, start: datetime, end: datetime) -> list[GrowthDay]:
     """One row per UTC day of the period: who joined the list and who left it."""
     table: dict[str, dict[str, int]] = defaultdict(dict)
-    for action, name in (("confirm", "confirmations"), ("withdraw", "unsubscribes"),
-                         ("import", "imported")):
-        d = _day(session, ConsentRecord.at).label("day")
-        for day, n in session.execute(
-            select(d, func.count(func.distinct(ConsentRecord.subscriber_id)))
-            .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
-            .group_by("day")
-        ).all():
-            table[str(day)][name] = n
-    for name, kinds in LOSS_KINDS.items():
-        d = _day(session, DeliveryEvent.at).label("day")
-        for day, n in session.execute(
-            select(d, func.count(func.distinct(Delivery.subscriber_id)))
-            .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
-            .where(DeliveryEvent.kind.in_(kinds), _within(DeliveryEvent.at, start, end))
-            .group_by("day")
-        ).all():
+    consents = {"confirm": "confirmations", "withdraw": "unsubscribes", "import": "imported"}
+    for day, *counts in people_by_day(session, tuple(consents), start, end):
+        for name, n in zip(consents.values(), counts, strict=True):
+            table[day][name] = n
+    d = _day(session, DeliveryEvent.at).label("day")
+    for day, *counts in session.execute(
+        select(d, *(func.count(func.distinct(Delivery.subscriber_id))
+                    .filter(DeliveryEvent.kind.in_(kinds)) for kinds in LOSS_KINDS.values()))
+        .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
+        .where(DeliveryEvent.kind.in_([k for kinds in LOSS_KINDS.values() for k in kinds]),
+               _within(DeliveryEvent.at, start, end))
+        .group_by("day")
+    ).all():
+        for name, n in zip(LOSS_KINDS, counts, strict=True):
             table[str(day)][name] = n
     return [GrowthDay(day=day, **table.get(day.isoformat(), {})) for day in days_in(start, end)]
 
