@@ -139,3 +139,20 @@ def test_admins_are_emailed_about_failures_when_the_setting_is_on(app, db, clock
     clock.advance(minutes=5)
     make_worker(rt).run_pass(clock.now)
     assert len(outbox.to(admin)) == 1  # at most one alert per interval
+
+
+def test_the_retry_button_follows_the_email_file_as_it_is_broken_and_fixed(
+        app, db, clock, logged_in):
+    """The check of the email files is kept between loads: it must not outlive an edit."""
+    failed_delivery(db, clock, a_subscriber(db, clock, "a@example.com"))
+
+    def row() -> str:
+        page = logged_in.get("/admin/").get_data(as_text=True)
+        rest = page[page.index('data-failing-step="welcome"'):]
+        return rest[:rest.index("</tr>")]
+
+    assert "Retry 1" in row()
+    path, good = break_step(app)
+    assert "fix it first" in row() and "Retry 1" not in row()
+    path.write_text(good)
+    assert "Retry 1" in row()
