@@ -26,13 +26,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from funnel import tallies
-from funnel.core.states import ConsentAction
-from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
-from funnel.stats import _day, _within, days_in, people_by_day, rate
+from funnel.models import Delivery, DeliveryEvent
+from funnel.stats import Origin, _day, _within, days_in, people_by_day, people_by_origin, rate
 
 ARTICLE = "article"
 DIRECT = "direct"
@@ -64,8 +63,10 @@ def _stages(rows: Sequence[tuple[str, str, int]]) -> tuple[Stage, ...]:
     return tuple(out)
 
 
-def funnels(session: Session, start: datetime, end: datetime) -> tuple[PathFunnel, PathFunnel]:
-    """The article funnel and the direct funnel for the period."""
+def funnels(session: Session, start: datetime, end: datetime,
+            origins: Sequence[Origin] | None = None) -> tuple[PathFunnel, PathFunnel]:
+    """The article funnel and the direct funnel for the period (``origins``:
+    ``funnel.stats.people_by_origin`` for the same period, when already read)."""
     visits: dict[str, int] = defaultdict(int)
     article_visits = 0
     for page, via, n in tallies.visits(session, start, end, "page", "via"):
@@ -74,25 +75,13 @@ def funnels(session: Session, start: datetime, end: datetime) -> tuple[PathFunne
         elif page == "article":
             article_visits += n
 
-    def people(action: str) -> dict[str, int]:
-        who = (select(ConsentRecord.subscriber_id)
-               .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
-               .distinct().subquery())
-        out: dict[str, int] = defaultdict(int)
-        for via, n in session.execute(
-            select(Subscriber.arrived_via, func.count())
-            .join(who, who.c.subscriber_id == Subscriber.id)
-            .where(*(() if action == ConsentAction.SIGNUP else (exists().where(
-                # Only people who signed up through the form: imports never came this way
-                # (a sign-up record is its own proof; a confirmation is looked up).
-                ConsentRecord.subscriber_id == Subscriber.id,
-                ConsentRecord.action == ConsentAction.SIGNUP),)))
-            .group_by(Subscriber.arrived_via)
-        ).all():
-            out[ARTICLE if via == ARTICLE else DIRECT] += n
-        return out
-
-    signups, confirmations = people("signup"), people("confirm")
+    signups: dict[str, int] = defaultdict(int)
+    confirmations: dict[str, int] = defaultdict(int)
+    for o in people_by_origin(session, start, end) if origins is None else origins:
+        path = ARTICLE if o.arrived_via == ARTICLE else DIRECT
+        signups[path] += o.signups
+        # Only people who signed up through the form: imports never came this way.
+        confirmations[path] += o.confirmations_signed_up
     article = PathFunnel(ARTICLE, "From the article", _stages([
         ("article_visits", "Article visits", article_visits),
         ("landing_visits", "Went on to the landing page", visits.get(ARTICLE, 0)),

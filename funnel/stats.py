@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal_column, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from funnel import tallies
@@ -302,11 +302,54 @@ def source_label(utm_source: str | None, referrer: str | None,
     return host
 
 
+@dataclass(frozen=True)
+class Origin:
+    """The period's people who signed up or confirmed, who came the same way."""
+
+    utm_source: str | None
+    referrer: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+    arrived_via: str | None
+    signups: int
+    confirmations: int
+    # Of those confirmations, the people with a sign-up record at all (imports have none).
+    confirmations_signed_up: int
+
+
+def people_by_origin(session: Session, start: datetime, end: datetime) -> list[Origin]:
+    """Sign-ups and confirmations of the period, once per person, by where people came from.
+
+    One join of the period's people with their subscriber rows serves both "by source"
+    and the two funnels: each of the four joins it replaces read the whole subscriber
+    table (a quarter to half a second at a million)."""
+    def did(action: str):
+        return func.max(case((ConsentRecord.action == action, 1), else_=0)).label(action)
+
+    people = (select(ConsentRecord.subscriber_id, did("signup"), did("confirm"))
+              .where(ConsentRecord.action.in_(("signup", "confirm")),
+                     _within(ConsentRecord.at, start, end))
+              .group_by(ConsentRecord.subscriber_id).subquery())
+    ever = aliased(ConsentRecord)
+    signed_up = or_(people.c.signup == 1, exists().where(ever.subscriber_id == Subscriber.id,
+                                                         ever.action == "signup"))
+    origin = (Subscriber.utm_source, Subscriber.referrer, Subscriber.utm_medium,
+              Subscriber.utm_campaign, Subscriber.arrived_via)
+    return [Origin(*row[:5], *(int(n or 0) for n in row[5:])) for row in session.execute(
+        select(*origin, func.sum(people.c.signup), func.sum(people.c.confirm),
+               func.sum(case((and_(people.c.confirm == 1, signed_up), 1), else_=0)))
+        .join(people, people.c.subscriber_id == Subscriber.id)
+        .group_by(*origin)
+    ).all()]
+
+
 def by_source(session: Session, start: datetime, end: datetime, *, dimension: str = "source",
-              own_hosts: Iterable[str] = ()) -> list[SourceRow]:
+              own_hosts: Iterable[str] = (), origins: Sequence[Origin] | None = None
+              ) -> list[SourceRow]:
     """Visits, sign-ups and confirmations grouped by source, medium or campaign.
 
-    Ordered by sign-ups, then visits, most first.
+    Ordered by sign-ups, then visits, most first. ``origins``: ``people_by_origin``
+    for the same period when the caller already has it.
     """
     if dimension not in DIMENSIONS:
         raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
@@ -330,23 +373,10 @@ def by_source(session: Session, start: datetime, end: datetime, *, dimension: st
             r.article_visits += count
         elif page == "landing":
             r.landing_visits += count
-    for action, attr in (("signup", "signups"), ("confirm", "confirmations")):
-        people = (
-            select(ConsentRecord.subscriber_id)
-            .where(ConsentRecord.action == action, _within(ConsentRecord.at, start, end))
-            .distinct()
-            .subquery()
-        )
-        grouped = session.execute(
-            select(Subscriber.utm_source, Subscriber.referrer, Subscriber.utm_medium,
-                   Subscriber.utm_campaign, func.count())
-            .join(people, people.c.subscriber_id == Subscriber.id)
-            .group_by(Subscriber.utm_source, Subscriber.referrer, Subscriber.utm_medium,
-                      Subscriber.utm_campaign)
-        ).all()
-        for utm_source, referrer, medium, campaign, count in grouped:
-            r = row(label_for(utm_source, referrer, medium, campaign))
-            setattr(r, attr, getattr(r, attr) + count)
+    for o in people_by_origin(session, start, end) if origins is None else origins:
+        r = row(label_for(o.utm_source, o.referrer, o.utm_medium, o.utm_campaign))
+        r.signups += o.signups
+        r.confirmations += o.confirmations
     return sorted(rows.values(), key=lambda r: (-r.signups, -r.visits, r.label))
 
 

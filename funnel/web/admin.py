@@ -199,9 +199,7 @@ def dashboard():
     # snapshot (funnel.together), so the page takes its slowest part, not their sum.
     got = read_together(runtime.session(), runtime.rt().sessions, {
         "problems": lambda s: failures.by_step(s, subjects),
-        "funnels": lambda s: insights.funnels(s, start, end),
-        "sources": lambda s: stats.by_source(s, start, end, dimension=dimension,
-                                             own_hosts=own_hosts),
+        "origins": lambda s: _sources_and_funnels(s, start, end, dimension, own_hosts),
         "steps": lambda s: stats.per_step(s, start, end, steps=steps),
         "days": lambda s: stats.daily(s, start, end),
         "counts": lambda s: stats.funnel_counts(s, start, end),
@@ -210,7 +208,8 @@ def dashboard():
         "small": lambda s: (insights.reach(s, steps), stats.status_counts(s),
                             failures.counts(s)),
     })
-    problems, funnels, growth, days = got["problems"], got["funnels"], got["growth"], got["days"]
+    problems, growth, days = got["problems"], got["growth"], got["days"]
+    sources, funnels = got["origins"]
     reach, status_counts, failure_counts = got["small"]
     step_rows = got["steps"]
     return render_template(
@@ -221,12 +220,21 @@ def dashboard():
         growth=growth, chart_growth=charts.growth(growth), chart_reach=charts.reach(reach),
         clicks=got["clicks"],
         period=period, presets=PRESETS, counts=got["counts"], days=days, steps=step_rows,
-        steps_problem=steps_problem, sources=got["sources"], dimension=dimension,
+        steps_problem=steps_problem, sources=sources, dimension=dimension,
         dimensions=stats.DIMENSIONS, status_counts=status_counts,
         statuses=lifecycle.STATUSES, percent=charts.percent,
         chart_daily=charts.signups_per_day(days),
         chart_steps=charts.engagement([r for r in step_rows if r.sent] or step_rows),
     ), status
+
+
+def _sources_and_funnels(s, start: datetime, end: datetime, dimension: str,
+                         own_hosts: list[str]) -> tuple[list[stats.SourceRow], tuple]:
+    """Both from one read of the period's people and where they came from."""
+    origins = stats.people_by_origin(s, start, end)
+    return (stats.by_source(s, start, end, dimension=dimension, own_hosts=own_hosts,
+                            origins=origins),
+            insights.funnels(s, start, end, origins))
 
 
 def _csv_response(rows: Iterable[list[str]], filename: str) -> Response:
