@@ -49,6 +49,23 @@ def test_no_stage_exceeds_the_one_before(db):
         assert all(s.conversion is None or s.conversion <= 1 for s in f.stages)
 
 
+def test_a_confirmation_counts_in_the_funnel_only_for_someone_who_signed_up(db):
+    """By source counts every confirmation of the period; the funnels only those of
+    people who came through the form, even when they signed up before the period."""
+    b = Builder(db)
+    b.person("october@example.com", t(10, 30, 9), confirmed=t(11, 2, 9), status="confirmed",
+             arrived_via="article", utm_source="newsletter")
+    imp = b.person("imp@example.com", t(11, 3, 9), confirmed=t(11, 3, 10), status="confirmed",
+                   action="import", utm_source="newsletter")
+    assert [c.action for c in imp.consents] == ["import", "confirm"]
+    db.commit()
+    article, direct = insights.funnels(db, *NOV)
+    assert [s.count for s in article.stages][2:] == [0, 1]
+    assert [s.count for s in direct.stages][1:] == [0, 0]
+    (row,) = stats.by_source(db, *NOV)
+    assert (row.label, row.signups, row.confirmations) == ("newsletter", 0, 2)
+
+
 def test_net_growth_per_day(db):
     arrange(db)
     days = {d.day: d for d in insights.growth(db, *NOV)}
