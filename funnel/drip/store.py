@@ -239,7 +239,7 @@ def sqlite_time(value: datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S.%f}"
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # a few statements per engine; tests make many engines
 def _driver_sql(stmt: Insert | Update, dialect: Any, keys: tuple[str, ...]
                 ) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
     """The statement in the driver's own SQL, for a positional driver the
