@@ -67,21 +67,23 @@ def run(url: str, tmp: Path, n: int, max_batch: int, port: int,
     with rt.sessions() as s:  # as if the workers had already seen this sequence
         s.add(AppState(key="sequence_fingerprint", value=worker.load_sequence().fingerprint))
         s.commit()
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu = time.perf_counter(), time.thread_time()
     if profile:
         prof = cProfile.Profile()
         report = prof.runcall(worker.run_pass, NOW)
         prof.dump_stats(profile)
     else:
         report = worker.run_pass(NOW)
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu
     assert report.sent == n, report
     rt.engine.dispose()
     CPU.append(n / cpu)
     return n / elapsed
 
 
-CPU: list[float] = []  # recipients per CPU second of this process (the machine is shared)
+# Recipients per CPU second of the worker's thread: the machine is shared, and
+# the fake SendGrid's threads in this process are not the worker's work.
+CPU: list[float] = []
 
 
 def main() -> None:

@@ -75,3 +75,20 @@ def test_a_template_that_looks_at_the_name_is_rendered_for_everyone(tmp_path):
 def test_values_that_could_meet_their_neighbours_are_still_exact(tmp_path, body):
     composer, source = composer_for(tmp_path, body)
     check_everyone(composer, source)
+
+
+def test_a_link_printed_many_times_goes_once_per_recipient(tmp_path):
+    # The substitutions are most of a batched request's JSON: a link the email
+    # and its layout print in several places, HTML and text, is sent once.
+    composer, source = composer_for(
+        tmp_path, "[Leave]({{ unsubscribe_url }}) or paste {{ unsubscribe_url }}\n\n"
+                  "[Plan]({{ my_plan_url }}), [again]({{ my_plan_url }})\n")
+    assert check_everyone(composer, source) > len(HOSTILE_NAMES)
+    sub = Subscriber(public_id="p-once", email="once@example.com", first_name="Sam")
+    msg = composer.message(source, sub, key="k", now=NOW, delivery_id="d")
+    links = composer.variables(sub, "d")
+    assert msg.shared is not None and msg.substitutions is not None
+    assert msg.html.count(links["unsubscribe_url"]) + msg.text.count(links["unsubscribe_url"]) > 2
+    values = list(msg.substitutions.values())
+    assert values.count(links["unsubscribe_url"]) == 1
+    assert values.count(links["my_plan_url"]) == 1

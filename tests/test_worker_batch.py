@@ -3,12 +3,15 @@ only what it changed, so a change someone else commits meanwhile is kept."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.dialects import sqlite
 
-from funnel.models import Subscriber
+from funnel.drip.store import sqlite_time
+from funnel.models import Subscriber, UTCDateTime
 from funnel.runtime import make_worker
 
 
@@ -62,3 +65,29 @@ def test_an_intent_is_written_before_the_send_and_its_outcome_after(app, db, mak
     assert [state for _id, state in seen] == ["sending"]
     db.rollback()
     assert db.scalars(select(Delivery.state)).all() == ["sent"]
+
+
+@pytest.mark.parametrize("when", [
+    datetime(2026, 12, 1, 9, 0, tzinfo=UTC),                    # no microseconds
+    datetime(2026, 12, 1, 9, 0, 0, 5, tzinfo=UTC),
+    datetime(2026, 12, 1, 10, 30, 15, 250000, tzinfo=ZoneInfo("Europe/Paris")),
+])
+def test_a_batch_writes_times_in_the_form_the_orm_reads_and_compares(when):
+    # SQLite compares the stored text: a cursor written in another form would
+    # be claimed too early or too late against the ORM's ``next_due_at <= now``.
+    dialect = sqlite.dialect()
+    orm = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert orm is not None
+    assert sqlite_time(when) == orm(when)
+
+
+def test_a_cursor_the_batch_writes_is_due_exactly_at_its_time(app, make_subscriber, clock):
+    sub = make_subscriber("cursor@example.com")
+    store = make_worker(app.extensions["funnel"]).store
+    due = clock.now.replace(microsecond=0) + timedelta(days=2)
+    with store.transaction() as s:
+        batch = store.load(s, [sub.id], lock=False)
+        store.release(batch.subs[0], due)
+        batch.commit()
+    assert store.claim_due(due - timedelta(microseconds=1), clock.now) == []
+    assert store.claim_due(due, clock.now) == [sub.id]

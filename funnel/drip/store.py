@@ -19,10 +19,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, Update, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Insert, Select, Table, Update, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -229,6 +229,64 @@ def _changes(table: str, fields: tuple[str, ...],
                 {"_key": key, **{c: getattr(row, c) for c in columns}})
     return out
 
+
+def sqlite_time(value: datetime) -> str:
+    """A datetime as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text,
+    always with microseconds): the cursor compares these strings, so the form
+    must be exactly that (tests/test_worker_batch.py checks it against SQLAlchemy)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S.%f}"
+
+
+@functools.lru_cache(maxsize=64)  # a few statements per engine; tests make many engines
+def _driver_sql(stmt: Insert | Update, dialect: Any, keys: tuple[str, ...]
+                ) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+    """The statement in the driver's own SQL, for a positional driver the
+    parameter names in order, and the scalar column defaults an INSERT adds
+    (``engaged = 0``) that the rows leave out."""
+    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+    order = compiled.positiontup
+    defaults: dict[str, Any] = {}
+    for name in compiled.binds:
+        if name in keys:
+            continue
+        table = getattr(stmt, "table", None)
+        column = table.c.get(name) if table is not None else None
+        default = column.default if column is not None else None
+        if default is None or not default.is_scalar:
+            raise ValueError(f"no value for {name!r} in {stmt}")
+        defaults[name] = default.arg
+    return compiled.string, tuple(order) if order is not None else None, defaults
+
+
+def executemany(s: Session, stmt: Insert | Update, rows: list[dict[str, Any]]) -> None:
+    """``s.execute(stmt, rows)`` for the worker's hot statements, straight to the
+    driver: SQLAlchemy's per-row parameter and type handling was most of what a
+    batch's writes cost. Every row has the same keys; on SQLite, datetimes are
+    turned into their stored text here (PostgreSQL takes aware datetimes)."""
+    conn = s.connection()
+    sql, order, defaults = _driver_sql(stmt, conn.dialect, tuple(rows[0]))
+    if defaults:
+        rows = [{**defaults, **r} for r in rows]
+    if conn.dialect.name == "sqlite":
+        seen: dict[datetime, str] = {}  # a batch's times are mostly its one ``now``
+
+        def text(v: Any) -> Any:
+            if not isinstance(v, datetime):
+                return v
+            out = seen.get(v)
+            if out is None:
+                out = seen[v] = sqlite_time(v)
+            return out
+        params: list[Any] = [tuple(text(r[n]) for n in order or ()) for r in rows]
+    elif order is not None:
+        params = [tuple(r[n] for n in order) for r in rows]
+    else:
+        params = rows
+    conn.exec_driver_sql(sql, params)
+
+
 class Batch:
     """The rows of one batch in one transaction, and what changed in them.
 
@@ -269,7 +327,7 @@ class Batch:
         changed = [d for d in rows if d.public_id in known and known[d.public_id] != d.changes()]
         new = [d for d in rows if d.public_id not in known]
         if new:
-            s.execute(INSERT_DELIVERY, [
+            executemany(s, INSERT_DELIVERY, [
                 {"public_id": d.public_id, "subscriber_id": d.subscriber_id, "kind": d.kind,
                  "step_slug": d.step_slug, "state": d.state, "attempts": d.attempts,
                  "created_at": d.created_at, "error": d.error, "message_id": d.message_id,
@@ -280,7 +338,7 @@ class Batch:
         updates.update(_changes("subscriber", CURSOR_FIELDS,
                                 [(sub.id, self._cursors[sub.id], sub) for sub in self.subs]))
         for stmt, params in updates.items():
-            s.execute(stmt, params)
+            executemany(s, stmt, params)
         sent = [d for d in new if d.state == SENT] + [
             d for d in changed if d.state == SENT and known[d.public_id][0] != SENT]
         if sent:

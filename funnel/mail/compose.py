@@ -29,6 +29,10 @@ PERSONAL_VARIABLES = (
     "first_name", "email", "unsubscribe_url", "preferences_url", "view_url", "confirm_url",
     "my_plan_url", "my_plan_pdf_url",
 )
+# Links we make ourselves: a str for everyone, so the occurrences that may share a
+# substitution tag are the same in every recipient's template (a name is a str
+# "there" for some and the subscriber's text for others, so it never shares).
+LINK_VARIABLES = frozenset(PERSONAL_VARIABLES) - {"first_name", "email"}
 # Used only while emails/coach.yml is missing or broken (`emails check` says which).
 FALLBACK_COACH = Coach(name="The Run Stronger team", role="Run Stronger", bio="", photo="",
                        photo_alt="", sign_off="Run well,", reply_to="",
@@ -52,7 +56,8 @@ class Composer:
                                  self.media.resolver(lambda: self.links.base_url))
         self._coach: tuple[float, Coach] | None = None
         self.shared = SharedBodies(self.renderer.render, heading=self.renderer.heading,
-                                   printed_only=self.renderer.prints_only)
+                                   printed_only=self.renderer.prints_only,
+                                   shareable=LINK_VARIABLES)
         self.domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
         self._next_step: tuple[int, str] | None = None
         # Plain strings: building a Path costs more than the stat that checks the file.

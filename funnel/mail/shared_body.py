@@ -11,11 +11,15 @@ rendered (and what the outbox would write); when a template makes that impossibl
 body and nothing is batched for them.
 
 Every occurrence gets its own tag, because one value is escaped differently in
-different places (``O'Brien`` in the HTML layout vs. in Markdown vs. plain text).
+different places (``O'Brien`` in the HTML layout vs. in Markdown vs. plain text),
+except where the probes of ``compose`` showed two occurrences of one of our own
+links come out alike for every character: those share a tag, so a link printed five
+times is sent once per recipient (the substitutions are most of a request's JSON).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -94,8 +98,11 @@ class SharedBodies:
     def __init__(self, render: Callable[[EmailSource, Mapping[str, Any]], RenderedEmail],
                  monotonic: Callable[[], float] = time.monotonic,
                  heading: Callable[[EmailSource, Mapping[str, Any]], tuple[str, str]] | None = None,
-                 printed_only: Callable[[EmailSource, set[str]], bool] | None = None) -> None:
+                 printed_only: Callable[[EmailSource, set[str]], bool] | None = None,
+                 shareable: frozenset[str] = frozenset()) -> None:
         self._render = render
+        # Variables whose occurrences may share one tag (see ``_merge_alike``).
+        self._shareable = shareable
         # Without these two, every recipient is rendered in full (``split``).
         self._heading = heading
         self._printed_only = printed_only
@@ -164,13 +171,16 @@ class SharedBodies:
         text = self._part(rendered.text, "t")
         if html is None or text is None:
             return None
-        digest = hashlib.sha256(f"{html.body()}\0{text.body()}".encode()).hexdigest()[:24]
-        shared = SharedBody(key=digest, html=html.body(), text=text.body())
         fast = None
         if (self._heading is not None and self._printed_only is not None
                 and self._printed_only(source, set(names))):
             fast = learn(self._render, self.nonce, source, variables, names,
                          html.variables, text.variables)
+            if fast is not None:
+                html, text = _merge_alike(html, text, fast,
+                                          {i for i, n in enumerate(names) if n in self._shareable})
+        digest = hashlib.sha256(f"{html.body()}\0{text.body()}".encode()).hexdigest()[:24]
+        shared = SharedBody(key=digest, html=html.body(), text=text.body())
         return _Template(shared, html, text, now, fast)
 
     def _part(self, rendered: str, kind: str) -> _Part | None:
@@ -229,6 +239,28 @@ class SharedBodies:
 _MISSING = object()
 
 
+def _merge_alike(html: _Part, text: _Part, fast: _Fast,
+                 shareable: set[int]) -> tuple[_Part, _Part]:
+    """One tag for the occurrences of a ``shareable`` variable whose learnt maps
+    agree on ``LINK_ALPHABET`` (in the HTML and the text alike: a link's ``&``
+    differs, its other characters do not), so one substitution serves them all.
+    ``compose`` then takes such a variable only when its value is in that
+    alphabet; any other recipient goes through ``split``, whose exact check
+    refuses a shared tag that would need two values. The maps are the same in
+    every recipient's template, so recipients keep sharing one body."""
+    first: dict[tuple, str] = {}
+
+    def tags(part: _Part, maps: tuple[dict[str, str], ...]) -> _Part:
+        merged = tuple(first.setdefault((var, tuple(cmap.get(c) for c in LINK_ALPHABET)), tag)
+                       if var in shareable else tag
+                       for tag, var, cmap in zip(part.tags, part.variables, maps, strict=True))
+        return dataclasses.replace(part, tags=merged)
+
+    fast.alphabets = tuple(a & _LINK_CHARS if i in shareable else a
+                           for i, a in enumerate(fast.alphabets))
+    return tags(html, fast.html_maps), tags(text, fast.text_maps)
+
+
 def _join(literals: tuple[str, ...], values: list[str]) -> str:
     out = [literals[0]]
     for value, lit in zip(values, literals[1:]):
@@ -276,6 +308,10 @@ USER_ADVERSARIAL = ("O'Brien & <b>x</b> a*b*c _d_ **e** `f` [g](h) \\i &amp; &#6
                     "-_x_- 1. # > ~~s~~ |t| {u} (v) +w! Zoë")
 # Links and other values we made ourselves: URL-safe characters.
 URL_ALPHABET = string.ascii_letters + string.digits + "-._~:/?&"
+# What our signed links are made of (base64url tokens, dots, slashes): the part
+# of URL_ALPHABET that HTML and plain text print alike.
+LINK_ALPHABET = string.ascii_letters + string.digits + "-._~:/"
+_LINK_CHARS = frozenset(LINK_ALPHABET)
 URL_ADVERSARIAL = "https://a.b/c-_d_-e__f__g-_-_h.-_i_.j/k?l&m~n~~o"
 PLAIN_ALPHABET = string.ascii_letters + string.digits + " "
 PLAIN_ADVERSARIAL = "there Sam O 12 x"
