@@ -13,6 +13,9 @@ server is not reachable the PostgreSQL half is skipped with one line.
 BENCH_SECONDS sets the length of each wrk run (default 5); BENCH_WORKERS the
 worker classes (default "sync,gthread").
 
+A second baseline is the bare page sending as many bytes as the article, to show
+how much of the gap is the body's size alone.
+
 wrk posts every sign-up from one address: the per-client limits are raised so
 that each POST is accepted, but each is still counted against them.
 """
@@ -126,10 +129,14 @@ def run(label: str, db_url: str, tmp: Path, workers: str) -> None:
     app = Server("wsgi:app", env, tmp / f"app-{label}-{workers}.log", workers)
     creds = signup_credentials(app.url)
     script = ROOT / "bench" / "signup.lua"
-    figures: dict[str, list[float]] = {k: [] for k in ("bare", "article", "landing", "signup")}
+    # How much of the gap is the article's size alone: the bare page sending as many bytes.
+    size = len(urllib.request.urlopen(app.url + "/?utm_source=bench").read())
+    figures: dict[str, list[float]] = {
+        k: [] for k in ("bare", "bare_sized", "article", "landing", "signup")}
     try:
         for _ in range(ROUNDS):  # alternating, so a noisy neighbour hits every figure alike
             figures["bare"].append(wrk(bare.url + "/"))
+            figures["bare_sized"].append(wrk(f"{bare.url}/bytes/{size}"))
             figures["article"].append(wrk(app.url + "/?utm_source=bench"))
             figures["landing"].append(wrk(app.url + "/free-plan?utm_source=bench"))
             figures["signup"].append(wrk(app.url + "/free-plan", script, creds))
@@ -139,6 +146,9 @@ def run(label: str, db_url: str, tmp: Path, workers: str) -> None:
     med = {k: statistics.median(v) for k, v in figures.items()}
     label = f"{label}, {workers}"
     print(f"bare flask page ({label}): {med['bare']:.0f} req/s (1.00 x baseline)")
+    print(f"bare flask page of the article's {size:,} bytes ({label}): {med['bare_sized']:.0f} req/s "
+          f"({med['bare_sized'] / med['bare']:.2f} x baseline; the article is "
+          f"{med['article'] / med['bare_sized']:.2f} x this one)")
     for k, what in (("article", "article page"), ("landing", "landing page"),
                     ("signup", "sign-up POST")):
         print(f"{what} ({label}): {med[k]:.0f} req/s ({med[k] / med['bare']:.2f} x baseline)")

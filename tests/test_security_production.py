@@ -82,6 +82,17 @@ def test_content_security_policy_with_a_nonce_per_response(prod_app):
     assert "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
     second = client.get("/free-plan", base_url="https://runstronger.example")
     assert second.headers["Content-Security-Policy"] != csp  # a new nonce each time
+    # The page comes from the rendered-page cache now: its script must carry the
+    # new nonce too, or the browser blocks the time-zone script.
+    nonce = re.search(r"'nonce-([^']+)'", second.headers["Content-Security-Policy"]).group(1)
+    assert f'<script nonce="{nonce}">' in second.get_data(as_text=True)
+
+
+def test_a_page_without_inline_scripts_allows_none(prod_app):
+    resp = prod_app.test_client().get("/", base_url="https://runstronger.example")
+    assert "<script" not in resp.get_data(as_text=True)
+    script_src = resp.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    assert script_src.strip() == "'self'"
 
 
 def test_permissions_policy(prod_app):

@@ -4,8 +4,8 @@ Response headers are set in ``web.headers``."""
 
 from __future__ import annotations
 
-from flask import Flask, request
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import URLSafeTimedSerializer
@@ -29,6 +29,12 @@ class CookieSessions(SecureCookieSessionInterface):
         if made is None or made[0] != keys:
             made = self._made = (keys, super().get_signing_serializer(app))
         return made[1]
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        # A first visit has no cookie at all: nothing to parse or verify.
+        if "HTTP_COOKIE" not in request.environ and self.get_signing_serializer(app) is not None:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def init_app(app: Flask) -> None:

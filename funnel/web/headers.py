@@ -56,9 +56,15 @@ _CSP_BEFORE, _CSP_AFTER = "; ".join((
 )).split("{}")
 
 
-def content_security_policy(nonce: str) -> str:
+def content_security_policy(nonce: str | None) -> str:
     # Put together once; each response only adds its nonce (every page pays for it).
+    # A page with no inline script (the article) needs none: scripts from this site only.
+    if nonce is None:
+        return _CSP_NO_INLINE
     return _CSP_BEFORE + nonce + _CSP_AFTER
+
+
+_CSP_NO_INLINE = (_CSP_BEFORE + _CSP_AFTER).replace(" 'nonce-'", "")
 
 
 def init_app(app: Flask) -> None:
@@ -70,19 +76,30 @@ def init_app(app: Flask) -> None:
     if production:
         app.config["SESSION_COOKIE_SECURE"] = True
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+    # The same on every page unless the view set its own; one pass over the
+    # response's headers instead of a lookup per name (every page pays for it).
+    fixed = [
+        ("Permissions-Policy", PERMISSIONS_POLICY),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if production:
+        fixed.append(("Strict-Transport-Security", HSTS))
 
     @app.after_request
     def _headers(resp: Response) -> Response:
         h = resp.headers
-        h.setdefault("Content-Security-Policy", content_security_policy(csp_nonce()))
-        h.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if "frame-ancestors 'none'" in h.get("Content-Security-Policy", ""):
-            h.setdefault("X-Frame-Options", "DENY")  # for browsers without CSP
-        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if production:
-            h.setdefault("Strict-Transport-Security", HSTS)
+        present = {name.lower() for name in h.keys()}
+        missing = [(k, v) for k, v in fixed if k.lower() not in present]
+        if "content-security-policy" not in present:
+            csp = content_security_policy(g.get("csp_nonce"))
+            missing.append(("Content-Security-Policy", csp))
+        else:
+            csp = h["Content-Security-Policy"]
+        if "frame-ancestors 'none'" in csp and "x-frame-options" not in present:
+            missing.append(("X-Frame-Options", "DENY"))  # for browsers without CSP
+        h.extend(missing)
         if request.blueprint in PERSONAL_BLUEPRINTS:
             h["Cache-Control"] = "no-store"
             h.setdefault("X-Robots-Tag", "noindex")

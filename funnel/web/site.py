@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,11 +17,14 @@ from funnel import runtime, subscribers
 from funnel.inputs import FunnelError
 from funnel.web import ratelimits
 from funnel.web.forms import SignupForm
+from funnel.web.headers import csp_nonce
 from funnel.web.visits import VisitBuffer
 
 bp = Blueprint("site", __name__)
 
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+UTM_ARGS = tuple(f"utm_{k}" for k in UTM_KEYS)
+
 @functools.cache
 def _zones() -> frozenset[str]:
     return frozenset(available_timezones())  # reads the tz database: once per process
@@ -34,7 +38,7 @@ def source_host() -> str | None:
     """The site that sent the visitor: the Referer's host, or, when they came
     through our own article, the host the article passed along as ``ref``.
     Only the host is kept: a full referring URL can carry personal data."""
-    ref = request.referrer or ""
+    ref = request.environ.get("HTTP_REFERER")  # most page views have none: skip the parsing
     host = urlsplit(ref).hostname if ref else None
     if host and host == request.host.split(":")[0]:
         host = request.args.get("ref") or None  # moving around our own site is not a source
@@ -64,13 +68,12 @@ def arrived_via() -> str:
     return "article" if request.args.get("via") == "article" else "direct"
 
 
-def count_visit(page: str, host: str | None) -> None:
+def count_visit(page: str, host: str | None, via: str | None = None) -> None:
     """Count a page view with no personal data: the referring site and UTM only.
     Buffered: written with others a few seconds later (see funnel/web/visits.py)."""
     args = request.args
     visits().add({
-        "page": page, "at": runtime.now(), "referrer_host": host,
-        "via": arrived_via() if page == "landing" else None,
+        "page": page, "at": runtime.now(), "referrer_host": host, "via": via,
         "utm_source": args.get("utm_source", "")[:100] or None,
         "utm_medium": args.get("utm_medium", "")[:100] or None,
         "utm_campaign": args.get("utm_campaign", "")[:100] or None,
@@ -108,8 +111,20 @@ def pages() -> PageCache:
 
 
 def _utm_query() -> dict[str, str]:
-    return {f"utm_{k}": request.args[f"utm_{k}"][:100] for k in UTM_KEYS
-            if request.args.get(f"utm_{k}")}
+    args = request.args
+    return {key: value[:100] for key in UTM_ARGS if (value := args.get(key))}
+
+
+def cut(html: str, values: dict[str, str]) -> tuple[str, ...]:
+    """``html`` cut around each of ``values``: text, name, text, name, ..., text."""
+    names = {v: k for k, v in values.items()}
+    pieces = re.split("(" + "|".join(map(re.escape, names)) + ")", html)
+    return tuple(names[p] if i % 2 else p for i, p in enumerate(pieces))
+
+
+def fill(pieces: tuple[str, ...], values: dict[str, str]) -> str:
+    """What ``cut`` took apart, with this response's ``values`` put in."""
+    return "".join(values[p] if i % 2 else p for i, p in enumerate(pieces))
 
 
 @bp.get("/")
@@ -129,9 +144,10 @@ def article():
 @bp.get("/free-plan")
 def landing():
     host = source_host() or ""
-    count_visit("landing", host or None)
-    utm = tuple(request.args.get(f"utm_{k}", "")[:100] for k in UTM_KEYS)
     via = arrived_via()
+    count_visit("landing", host or None, via)
+    args = request.args
+    utm = tuple(args.get(f"utm_{k}", "")[:100] for k in UTM_KEYS)
 
     def render() -> tuple[str, ...]:
         form = SignupForm(formdata=None)
@@ -139,17 +155,16 @@ def landing():
         form.via.data = via
         for k, v in zip(UTM_KEYS, utm, strict=True):
             getattr(form, f"utm_{k}").data = v
-        token = generate_csrf()
         html = render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT)
-        # The page is the same for everyone but for the form's token: keep the
-        # text around it and put each visitor's own token in between.
-        before, found, after = html.partition(token)
-        if not found or token in after:
+        # The page is the same for everyone but for the form's token and the
+        # script's nonce: keep the text around them and fill in each response's own.
+        pieces = cut(html, {"token": generate_csrf(), "nonce": csp_nonce()})
+        if pieces[1::2].count("token") != 1:
             raise RuntimeError("the landing page must show its CSRF token exactly once")
-        return before, after
+        return pieces
 
-    before, after = pages().get(("landing", host, via, utm), render)
-    return before + generate_csrf() + after
+    pieces = pages().get(("landing", host, via, utm), render)
+    return fill(pieces, {"token": generate_csrf(), "nonce": csp_nonce()})
 
 
 SLOW_DOWN = ("Slow down a little: there have been a lot of sign-ups from your connection "
