@@ -10,18 +10,15 @@ compares it with the character-by-character rule.
 
 from __future__ import annotations
 
-import unicodedata
-
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from funnel.inputs import (
-    BIDI_CONTROLS,
-    REFUSED_CATEGORIES,
     FunnelError,
     _common_shape,
     _validated,
+    every_character_checked,
     first_name_problem,
     normalise_email,
 )
@@ -93,19 +90,6 @@ def test_fast_path_decides_exactly_as_email_validator(raw):
 def test_common_addresses_take_the_fast_path(raw):
     """A negative control for the property above: it does compare two paths."""
     assert _common_shape(raw) == raw.lower() == normalise_email(raw)
-
-
-def every_character_checked(name: str) -> str | None:
-    """The first-name rule without the shortcut, as it was written before it."""
-    if any(c in name for c in "\r\n"):
-        return "Please use a first name without line breaks."
-    for c in name:
-        if c in BIDI_CONTROLS or unicodedata.category(c) in REFUSED_CATEGORIES:
-            return ("Please use a first name with letters only: it has a hidden or control "
-                    f"character (U+{ord(c):04X}) that we can't put in an email.")
-    if len(name) > 80:
-        return "That first name is too long (80 characters at most)."
-    return None
 
 
 @settings(max_examples=2000, deadline=None)
