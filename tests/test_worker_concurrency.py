@@ -138,7 +138,9 @@ def test_four_workers_send_each_due_step_exactly_once(db_url, env, n):
     elapsed = time.monotonic() - started
     print(f"\n{n} emails by {WORKERS} workers in {elapsed:.1f}s: {counts}")
     assert sum(counts) == n  # no worker sent what another had sent
-    assert all(c > 0 for c in counts)  # the work really was shared
+    # The work really was shared. Not "all four": on an idle machine the batched worker
+    # can finish 5,000 before the last process has even started (seen: 400, 1600, 0, 3000).
+    assert sum(c > 0 for c in counts) >= 2, counts
     assert totals(db_url) == (n, 0, n)
     assert {f.name for f in outbox_files(env)} == expected_files(db_url)
 
@@ -150,16 +152,18 @@ def test_sigkilled_worker_loses_nothing_and_rerun_sends_nothing_twice(db_url, en
     procs = [spawn(env, NOW) for _ in range(WORKERS)]
     victim = procs[0]
     deadline = time.monotonic() + 300
-    while len(outbox_files(env)) < n // 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # Watch from the first file: waiting for a fifth of them gave the batched worker
+    # time to finish its whole share before the first look.
+    while not outbox_files(env) and time.monotonic() < deadline:
+        time.sleep(0.01)
     # Freeze the victim, and kill it only once it is caught holding a batch.
     while True:
         victim.send_signal(signal.SIGSTOP)
         if held_by(db_url, victim.pid) > 0:
             break
         victim.send_signal(signal.SIGCONT)
-        assert time.monotonic() < deadline and victim.poll() is None
-        time.sleep(0.01)
+        assert time.monotonic() < deadline and victim.poll() is None, "victim never held work"
+        time.sleep(0.002)
     victim.send_signal(signal.SIGKILL)
     # A lease runs from when it was taken: at most this long into the victim's pass.
     killed_after = timedelta(seconds=time.monotonic() - spawned)
