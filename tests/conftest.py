@@ -11,6 +11,8 @@ import email
 import os
 import re
 import shutil
+import signal
+import time
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
@@ -396,3 +398,18 @@ def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("FUNNEL_REQUIRE_POSTGRES") == "1" and exitstatus == 0 and not _postgres_passed:
         print("\nFUNNEL_REQUIRE_POSTGRES=1 but no PostgreSQL test passed")
         session.exitstatus = 1
+
+
+
+def catch_holding(procs, held, deadline):
+    """Freeze each running worker in turn; return the first caught holding a batch,
+    still frozen. Any of them will do: a fixed one may already have finished its share."""
+    while True:
+        running = [p for p in procs if p.poll() is None]
+        assert running and time.monotonic() < deadline, "no worker was caught holding work"
+        for p in running:
+            p.send_signal(signal.SIGSTOP)
+            if held(p.pid) > 0:
+                return p
+            p.send_signal(signal.SIGCONT)
+        time.sleep(0.002)

@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select
 from funnel.core.sequence import load_sequence
 from funnel.db import make_engine
 from funnel.models import AppState, BroadcastRecipient, Delivery, Subscriber
+from tests.conftest import catch_holding
 from tests.newsletter_support import copy_emails
 
 # Enough batches that the victim is still at work when it is caught: since the worker
@@ -96,23 +97,17 @@ def test_four_workers_one_killed_everyone_exactly_once(db_url, tmp_path):
     at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     spawned = time.monotonic()
     procs = [flask(env, "worker", "--once", "--now", at) for _ in range(WORKERS)]
-    victim = procs[0]
     try:
         deadline = time.monotonic() + 120
         while not sent_files(env) and time.monotonic() < deadline:
             time.sleep(0.01)
-        while True:  # freeze the victim; kill it once it is caught holding a batch
-            victim.send_signal(signal.SIGSTOP)
-            if held_by(db_url, victim.pid) > 0:
-                break
-            victim.send_signal(signal.SIGCONT)
-            assert time.monotonic() < deadline and victim.poll() is None, "victim never held work"
-            time.sleep(0.002)
+        victim = catch_holding(procs, lambda pid: held_by(db_url, pid), deadline)
         victim.send_signal(signal.SIGKILL)
         killed_after = timedelta(seconds=time.monotonic() - spawned)
         victim.communicate()
-        for p in procs[1:]:
-            finish(p)
+        for p in procs:
+            if p is not victim:
+                finish(p)
     finally:
         for p in procs:  # on a failure above: no worker left running, no pipe left open
             if p.poll() is None:

@@ -19,6 +19,7 @@ from sqlalchemy import func, insert, select
 
 from funnel.db import make_engine
 from funnel.models import Delivery, Subscriber
+from tests.conftest import catch_holding
 from tests.drip import make_emails_dir
 
 N = 20_000
@@ -129,6 +130,7 @@ def outbox_files(env: dict) -> list[Path]:
     return list(Path(env["OUTBOX_DIR"]).glob("*.eml"))
 
 
+
 @pytest.mark.timeout(1200)
 def test_four_workers_send_each_due_step_exactly_once(db_url, env, n):
     seed(db_url, n)
@@ -150,25 +152,17 @@ def test_sigkilled_worker_loses_nothing_and_rerun_sends_nothing_twice(db_url, en
     seed(db_url, n)
     spawned = time.monotonic()
     procs = [spawn(env, NOW) for _ in range(WORKERS)]
-    victim = procs[0]
     deadline = time.monotonic() + 300
     # Watch from the first file: waiting for a fifth of them gave the batched worker
     # time to finish its whole share before the first look.
     while not outbox_files(env) and time.monotonic() < deadline:
         time.sleep(0.01)
-    # Freeze the victim, and kill it only once it is caught holding a batch.
-    while True:
-        victim.send_signal(signal.SIGSTOP)
-        if held_by(db_url, victim.pid) > 0:
-            break
-        victim.send_signal(signal.SIGCONT)
-        assert time.monotonic() < deadline and victim.poll() is None, "victim never held work"
-        time.sleep(0.002)
+    victim = catch_holding(procs, lambda pid: held_by(db_url, pid), deadline)
     victim.send_signal(signal.SIGKILL)
     # A lease runs from when it was taken: at most this long into the victim's pass.
     killed_after = timedelta(seconds=time.monotonic() - spawned)
     victim.communicate()  # reaps it and closes its pipes
-    survivors = [finish(p) for p in procs[1:]]
+    survivors = [finish(p) for p in procs if p is not victim]
     sent_before_rerun, in_flight, _ = totals(db_url)
     assert sent_before_rerun < n  # the victim's claimed work is still waiting
 

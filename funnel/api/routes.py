@@ -208,6 +208,9 @@ def list_subscribers() -> Response:
     if text:
         if len(text) > 254:
             raise Problem(400, "email_contains is too long.")
+        if not text.isprintable():
+            # No address holds a control character, and PostgreSQL refuses NUL outright.
+            raise Problem(400, "email_contains must not hold control characters.")
         q = q.where(Subscriber.email.contains(text.lower(), autoescape=True))
     if args.get("created_after"):
         q = q.where(Subscriber.created_at > _when(args["created_after"], "created_after"))
