@@ -126,6 +126,17 @@ class SharedBodies:
         text_values = template.text.values(rendered.text)
         if html_values is None or text_values is None:
             return None
+        subs = self._substitutions(template, html_values, text_values)
+        if subs is None:
+            return None
+        if (_apply(template.shared.html, subs) != rendered.html
+                or _apply(template.shared.text, subs) != rendered.text):
+            return None  # belt and braces: the invariant SendResult relies on
+        return template.shared, subs
+
+    def _substitutions(self, template: _Template, html_values: list[str],
+                       text_values: list[str]) -> dict[str, str] | None:
+        """Tag -> value for one recipient, or None when batching cannot be trusted."""
         subs = dict(zip(template.html.tags, html_values))
         subs.update(zip(template.text.tags, text_values))
         size = 0
@@ -134,12 +145,7 @@ class SharedBodies:
             if self.nonce in value:
                 return None
             size += len(tag.encode()) + len(value.encode())
-        if size > MAX_SUBSTITUTION_BYTES:
-            return None
-        if (_apply(template.shared.html, subs) != rendered.html
-                or _apply(template.shared.text, subs) != rendered.text):
-            return None  # belt and braces: the invariant SendResult relies on
-        return template.shared, subs
+        return subs if size <= MAX_SUBSTITUTION_BYTES else None
 
     def _template(self, source: EmailSource, variables: Mapping[str, Any],
                   names: tuple[str, ...]) -> _Template | None:
@@ -213,14 +219,8 @@ class SharedBodies:
             values.append(v)
         html_values = [values[i].translate(t) for i, t in zip(fast.html_vars, fast.html_tables)]
         text_values = [values[i].translate(t) for i, t in zip(fast.text_vars, fast.text_tables)]
-        subs = dict(zip(template.html.tags, html_values))
-        subs.update(zip(template.text.tags, text_values))
-        size = 0
-        for tag, value in subs.items():
-            if self.nonce in value:
-                return None
-            size += len(tag) + len(value.encode())
-        if size > MAX_SUBSTITUTION_BYTES:
+        subs = self._substitutions(template, html_values, text_values)
+        if subs is None:
             return None
         assert self._heading is not None
         subject, preheader = self._heading(source, variables)
