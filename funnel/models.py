@@ -293,6 +293,46 @@ class VisitTally(Base):
     __table_args__ = (Index("ix_visit_tally_day", "day"),)
 
 
+class ProblemTally(Base):
+    """Deltas of failed and held sends per email, kind, state and error, appended by
+    triggers on delivery and subscriber (migration 0010); the dashboard's problems panel.
+
+    ``retryable``: of those, failed steps of the plan whose subscriber is confirmed.
+    """
+
+    __tablename__ = "problem_tally"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    step_slug: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    n: Mapped[int] = mapped_column(Integer)
+    retryable: Mapped[int] = mapped_column(Integer)
+
+
+class ConsentTally(Base):
+    """Deltas of consent records per UTC day and action, with the day of the same
+    person's previous record of that action and where the person came from
+    (migration 0010; read by funnel.people_tally)."""
+
+    __tablename__ = "consent_tally"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    action: Mapped[str] = mapped_column(String(16))
+    prev_day: Mapped[date | None] = mapped_column(Date)
+    utm_source: Mapped[str | None] = mapped_column(String(100))
+    referrer: Mapped[str | None] = mapped_column(String(500))
+    utm_medium: Mapped[str | None] = mapped_column(String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(String(100))
+    arrived_via: Mapped[str | None] = mapped_column(String(16))
+    signed_up: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_consent_tally_day", "day"),)
+
+
 class Suppression(Base):
     """Addresses we must never mail again, kept as a salted hash after erasure."""
 

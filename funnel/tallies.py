@@ -14,11 +14,20 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from funnel.models import StatusTally, StepTally, Visit, VisitTally
+from funnel import people_tally
+from funnel.models import (
+    ConsentTally,
+    ProblemTally,
+    StatusTally,
+    StepTally,
+    Visit,
+    VisitTally,
+)
 
 # The provider's event kinds, as bits of ``delivery.engaged``; same groups as
 # funnel.stats.EVENT_GROUPS. "blocked" (a temporary bounce) is in no group.
@@ -168,7 +177,26 @@ def compact(session: Session) -> int:
     if rows := [{"day": key[0], **dict(zip(VISIT_KEYS, key[1:], strict=True)), "n": n}
                 for key, n in by_visit.items() if n]:
         session.execute(insert(VisitTally), rows)
-    return folded + len(visit_deltas)
+    folded += len(visit_deltas)
+    folded += _fold(session, ProblemTally, ("step_slug", "kind", "state", "error"),
+                    ("n", "retryable"))
+    return folded + _fold(session, ConsentTally, ("day", "action", "prev_day", *people_tally.ORIGIN,
+                                                  "signed_up"), ("n",))
+
+
+def _fold(session: Session, model: Any, keys: tuple[str, ...], values: tuple[str, ...]) -> int:
+    """Fold ``model``'s delta rows into one per key; returns how many were folded."""
+    deltas = session.execute(delete(model).returning(
+        *(getattr(model, k) for k in keys), *(getattr(model, v) for v in values))).all()
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(values))
+    for delta in deltas:
+        acc = sums[tuple(delta[:len(keys)])]
+        for i, v in enumerate(delta[len(keys):]):
+            acc[i] += v
+    if rows := [{**dict(zip(keys, key, strict=True)), **dict(zip(values, acc, strict=True))}
+                for key, acc in sums.items() if any(acc)]:
+        session.execute(insert(model), rows)
+    return len(deltas)
 
 
 def recount(session: Session) -> tuple[dict[str, int], dict[tuple[date, str, str], Sums]]:

@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from funnel.core import lifecycle
-from funnel.models import Delivery, Subscriber
+from funnel.models import Delivery, ProblemTally, Subscriber
 
 FAILED = "failed"
 HELD = "held"
@@ -43,7 +43,6 @@ class StepProblems:
     failed: int = 0
     held: int = 0
     reasons: list[tuple[str, int]] = field(default_factory=list)
-    latest: datetime | None = None
     retryable: int = 0  # failed sends whose subscriber may still be mailed
 
     @property
@@ -57,13 +56,41 @@ def _reason(error: str | None) -> str:
 
 
 def by_step(session: Session, subjects: dict[str, str] | None = None) -> list[StepProblems]:
-    """Every email with failed or held sends, most problems first."""
+    """Every email with failed or held sends, most problems first.
+
+    From ``problem_tally``, kept by triggers (migration 0010): at a million
+    subscribers the sends themselves are tens of thousands of rows on scattered
+    pages, each to be joined with its subscriber for the retryable count."""
     subjects = subjects or {}
-    # Grouped in the database: at a million subscribers a few tenths of a percent
-    # failed is tens of thousands of rows, but only a handful of distinct reasons.
     rows = session.execute(
-        select(Delivery.step_slug, Delivery.state, Delivery.error,
-               func.max(func.coalesce(Delivery.sent_at, Delivery.created_at)), Subscriber.status,
+        select(ProblemTally.step_slug, ProblemTally.state, ProblemTally.error,
+               func.sum(ProblemTally.n), func.sum(ProblemTally.retryable))
+        .group_by(ProblemTally.step_slug, ProblemTally.kind, ProblemTally.state,
+                  ProblemTally.error)
+    ).all()
+    steps: dict[str, StepProblems] = {}
+    reasons: dict[str, Counter[str]] = {}
+    for slug, state, error, n, retryable in rows:
+        if not n:
+            continue
+        p = steps.setdefault(slug, StepProblems(slug, subjects.get(slug, "")))
+        if state == FAILED:
+            p.failed += n
+            p.retryable += retryable
+        else:
+            p.held += n
+        reasons.setdefault(slug, Counter())[_reason(error)] += n
+    for slug, p in steps.items():
+        p.reasons = reasons[slug].most_common(MAX_REASONS)
+    return sorted(steps.values(), key=lambda p: (-p.total, p.slug))
+
+
+def by_step_from_rows(session: Session, subjects: dict[str, str] | None = None
+                      ) -> list[StepProblems]:
+    """``by_step`` counted from the sends and their subscribers: the tally's recount."""
+    subjects = subjects or {}
+    rows = session.execute(
+        select(Delivery.step_slug, Delivery.state, Delivery.error, Subscriber.status,
                Delivery.kind, func.count())
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.state.in_(PROBLEM_STATES))
@@ -72,7 +99,7 @@ def by_step(session: Session, subjects: dict[str, str] | None = None) -> list[St
     ).all()
     steps: dict[str, StepProblems] = {}
     reasons: dict[str, Counter[str]] = {}
-    for slug, state, error, at, status, kind, n in rows:
+    for slug, state, error, status, kind, n in rows:
         if kind != DRIP:  # system mail carries a per-send suffix: group by the email
             slug = slug.rsplit("-", 1)[0]
         p = steps.setdefault(slug, StepProblems(slug, subjects.get(slug, "")))
@@ -83,20 +110,17 @@ def by_step(session: Session, subjects: dict[str, str] | None = None) -> list[St
         else:
             p.held += n
         reasons.setdefault(slug, Counter())[_reason(error)] += n
-        if at is not None and (p.latest is None or at > p.latest):
-            p.latest = at
     for slug, p in steps.items():
         p.reasons = reasons[slug].most_common(MAX_REASONS)
     return sorted(steps.values(), key=lambda p: (-p.total, p.slug))
 
 
 def counts(session: Session) -> dict[str, int]:
-    """{"failed": n, "held": n} over the whole list."""
+    """{"failed": n, "held": n} over the whole list (kept by triggers)."""
     got = dict(session.execute(
-        select(Delivery.state, func.count()).where(Delivery.state.in_(PROBLEM_STATES))
-        .group_by(Delivery.state)
+        select(ProblemTally.state, func.sum(ProblemTally.n)).group_by(ProblemTally.state)
     ).all())
-    return {FAILED: got.get(FAILED, 0), HELD: got.get(HELD, 0)}
+    return {FAILED: int(got.get(FAILED) or 0), HELD: int(got.get(HELD) or 0)}
 
 
 def retry(session: Session, *, now: datetime, step_slug: str | None = None,

@@ -1,0 +1,375 @@
+"""Kept figures for the dashboard's slowest parts: failed sends, and people once per period.
+
+At a million subscribers the problems panel read tens of thousands of failed sends
+from scattered heap pages and joined them with the whole list for their status, and
+"sign-ups once per person per period" joined the period's people with their
+subscriber rows. Triggers now keep both as delta rows (like the tallies of 0009),
+in the transaction of each change, on SQLite and PostgreSQL:
+
+- ``problem_tally``: failed and held sends per email (system mail grouped without
+  its per-send suffix), kind, state and error, and how many of them are failed
+  steps of the plan whose subscriber is confirmed (the panel's "Retry n"). The
+  subscriber's status can change after the failure, so status changes and
+  deletions of subscribers move that count too.
+- ``consent_tally``: consent records per UTC day and action, with the day of the
+  same person's previous record of that action (then "once per person in
+  [first, last]" is the sum of the cells whose previous day is before ``first``),
+  where the person came from (their subscriber row: a new sign-up after an
+  unsubscribe replaces it, so those changes move the cells) and, for a
+  confirmation, whether the person has a sign-up record at all.
+
+A subscriber's deletion cascades to their sends and consent records after the
+subscriber row is gone, when its status and origin can no longer be read: a
+BEFORE DELETE trigger on subscriber takes their part out first, and the child
+triggers count nothing for rows whose subscriber is gone.
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+# Frozen here rather than imported: a migration must keep doing what it did.
+PROBLEM_KEYS = "step_slug, kind, state, error"
+ORIGIN = ("utm_source", "referrer", "utm_medium", "utm_campaign", "arrived_via")
+CONSENT_KEYS = "day, action, prev_day, " + ", ".join(ORIGIN) + ", signed_up"
+PG_TRIGGERS = [
+    ("delivery", "problem_tally_insert"), ("delivery", "problem_tally_update"),
+    ("delivery", "problem_tally_delete"),
+    ("consent_record", "consent_tally_insert"), ("consent_record", "consent_tally_update"),
+    ("consent_record", "consent_tally_delete"),
+    ("subscriber", "kept_subscriber_update"), ("subscriber", "kept_subscriber_delete"),
+]
+SQLITE_TRIGGERS = [
+    "problem_tally_insert", "problem_tally_update", "problem_tally_delete",
+    "consent_tally_insert", "consent_tally_update", "consent_tally_delete",
+    "problem_tally_status", "consent_tally_origin", "kept_subscriber_delete",
+]
+PG_FUNCTIONS = ("funnel_problem_tally", "funnel_consent_tally", "funnel_kept_subscriber_update",
+                "funnel_kept_subscriber_delete")
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    postgres = bind.dialect.name == "postgresql"
+    op.create_table(
+        "problem_tally",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("step_slug", sa.String(length=100), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("retryable", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_problem_tally")),
+    )
+    op.create_table(
+        "consent_tally",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("prev_day", sa.Date(), nullable=True),
+        sa.Column("utm_source", sa.String(length=100), nullable=True),
+        sa.Column("referrer", sa.String(length=500), nullable=True),
+        sa.Column("utm_medium", sa.String(length=100), nullable=True),
+        sa.Column("utm_campaign", sa.String(length=100), nullable=True),
+        sa.Column("arrived_via", sa.String(length=16), nullable=True),
+        sa.Column("signed_up", sa.Integer(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_tally")),
+    )
+    with op.batch_alter_table("consent_tally", schema=None) as batch_op:
+        batch_op.create_index("ix_consent_tally_day", ["day"], unique=False)
+    sql = Pg() if postgres else Lite()
+    # What is already there, counted once; the triggers keep it from here on.
+    op.execute(f"INSERT INTO problem_tally ({PROBLEM_KEYS}, n, retryable) "
+               + sql.problem_sums([sql.problems("delivery", "1")]))
+    op.execute(f"INSERT INTO consent_tally ({CONSENT_KEYS}, n) "
+               + sql.consent_sums([sql.cells("consent_record", "subscriber", "1")]))
+    for statement in sql.ddl():
+        op.execute(statement)
+
+
+class Pg:
+    day = "CAST(timezone('UTC', {}) AS date)"
+
+    def group(self, r: str) -> str:
+        # System mail carries a per-send suffix ("confirm-3f9a"): grouped by the email.
+        return (f"CASE WHEN {r}.kind = 'drip' THEN {r}.step_slug "
+                f"ELSE regexp_replace({r}.step_slug, '-[^-]*$', '') END")
+
+    def problems(self, rows: str, sign: str) -> str:
+        """A problem send's part of problem_tally. ``retryable`` is what
+        funnel.core.lifecycle.can_receive_sequence allows (confirmed); a send whose
+        subscriber is gone (a cascade) has had that part taken out already."""
+        return (f"SELECT {self.group('r')} AS step_slug, r.kind AS kind, r.state AS state, "
+                f"r.error AS error, {sign} AS n, "
+                f"{sign} * (CASE WHEN r.state = 'failed' AND r.kind = 'drip' "
+                f"AND s.status = 'confirmed' THEN 1 ELSE 0 END) AS retryable "
+                f"FROM {rows} r LEFT JOIN subscriber s ON s.id = r.subscriber_id "
+                f"WHERE r.state IN ('failed', 'held')")
+
+    def problem_sums(self, parts: list[str]) -> str:
+        return (f"SELECT {PROBLEM_KEYS}, SUM(n), SUM(retryable) FROM ("
+                + " UNION ALL ".join(parts)
+                + f") AS c GROUP BY {PROBLEM_KEYS} "
+                "HAVING SUM(n) <> 0 OR SUM(retryable) <> 0")
+
+    def cells(self, rows: str, people: str, sign: str) -> str:
+        """Each consent record of ``rows`` (id, subscriber_id, action, at) as a cell,
+        with where its person came from (``people``: rows shaped like subscriber).
+        Records ordered by (at, id): several at one moment still have one first."""
+        origin = ", ".join(f"CASE WHEN r.action IN ('signup', 'confirm') THEN p.{c} END AS {c}"
+                           for c in ORIGIN)
+        prev = "lag(r.at) OVER (PARTITION BY r.subscriber_id, r.action ORDER BY r.at, r.id)"
+        signed_up = ("CASE WHEN r.action = 'confirm' AND MAX(CASE WHEN r.action = 'signup' "
+                     "THEN 1 ELSE 0 END) OVER (PARTITION BY r.subscriber_id) = 1 THEN 1 ELSE 0 END AS signed_up")
+        return (f"SELECT {self.day.format('r.at')} AS day, r.action AS action, "
+                f"{self.day.format(prev)} AS prev_day, {origin}, {signed_up}, {sign} AS n "
+                f"FROM {rows} r JOIN {people} p ON p.id = r.subscriber_id")
+
+    def consent_sums(self, parts: list[str]) -> str:
+        keys = CONSENT_KEYS
+        return (f"SELECT {keys}, SUM(n) FROM (" + " UNION ALL ".join(parts)
+                + f") AS c GROUP BY {keys} HAVING SUM(n) <> 0")
+
+    def ddl(self) -> list[str]:
+        # A row this transaction wrote is already locked by it (and taking the lock
+        # again would rewrite every row of a bulk insert).
+        not_ours = "xmin::text <> (txid_current() % 4294967296)::text"
+        records = "(SELECT id, subscriber_id, action, at FROM consent_record WHERE subscriber_id IN ({}))"
+        current = records.format("SELECT subscriber_id FROM {t}")
+
+        def without(t: str) -> str:
+            return (f"(SELECT c.id, c.subscriber_id, c.action, c.at FROM consent_record c "
+                    f"WHERE c.subscriber_id IN (SELECT subscriber_id FROM {t}) "
+                    f"AND NOT EXISTS (SELECT 1 FROM {t} x WHERE x.id = c.id))")
+
+        def lock(people: str, mode: str) -> str:
+            return (f"PERFORM 1 FROM subscriber WHERE id IN ({people}) AND {not_ours} "
+                    f"ORDER BY id FOR {mode};")
+
+        failing = "SELECT subscriber_id FROM {t} WHERE state = 'failed' AND kind = 'drip'"
+        both = "(SELECT * FROM old_rows UNION ALL SELECT * FROM new_rows) AS b"
+        either = "SELECT subscriber_id FROM old_rows UNION SELECT subscriber_id FROM new_rows"
+        before_update = (f"(SELECT c.id, c.subscriber_id, c.action, c.at FROM consent_record c "
+                         f"WHERE c.subscriber_id IN ({either}) "
+                         f"AND NOT EXISTS (SELECT 1 FROM new_rows x WHERE x.id = c.id) "
+                         f"UNION ALL SELECT id, subscriber_id, action, at FROM old_rows)")
+        before_delete = (f"({current.format(t='old_rows')[1:-1]} "
+                         "UNION ALL SELECT id, subscriber_id, action, at FROM old_rows)")
+        insert_problems = f"INSERT INTO problem_tally ({PROBLEM_KEYS}, n, retryable) "
+        insert_cells = f"INSERT INTO consent_tally ({CONSENT_KEYS}, n) "
+        moved = ("SELECT n.* FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE "
+                 + " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in ORIGIN))
+        moved_old = moved.replace("SELECT n.*", "SELECT o.*")
+        status_moves = (
+            f"SELECT {self.group('d')}, d.kind, d.state, d.error, 0, "
+            "SUM(CASE WHEN n.status = 'confirmed' THEN 1 ELSE 0 END "
+            "- CASE WHEN o.status = 'confirmed' THEN 1 ELSE 0 END) "
+            "FROM old_rows o JOIN new_rows n ON n.id = o.id "
+            "JOIN delivery d ON d.subscriber_id = n.id "
+            "WHERE o.status IS DISTINCT FROM n.status AND d.state = 'failed' AND d.kind = 'drip' "
+            f"GROUP BY 1, 2, 3, 4")
+        signed = "(SELECT * FROM {} AS s WHERE action IN ('signup', 'confirm'))"
+        origin_records = records.format(f"SELECT id FROM ({moved}) AS m")
+        return [
+            f"""
+            CREATE FUNCTION funnel_problem_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                -- Held against a concurrent change of the subscriber's status, which
+                -- reads these sends: one of the two waits for the other's commit.
+                IF TG_OP = 'INSERT' THEN
+                    {lock(failing.format(t='new_rows'), 'SHARE')}
+                    {insert_problems}{self.problem_sums([self.problems('new_rows', '1')])};
+                ELSIF TG_OP = 'DELETE' THEN
+                    {lock(failing.format(t='old_rows'), 'SHARE')}
+                    {insert_problems}{self.problem_sums([self.problems('old_rows', '-1')])};
+                ELSE
+                    {lock(failing.format(t=both), 'SHARE')}
+                    {insert_problems}{self.problem_sums([self.problems('old_rows', '-1'),
+                                                         self.problems('new_rows', '1')])};
+                END IF;
+                RETURN NULL;
+            END $$
+            """,
+            # The person's records are counted again, before and after the change:
+            # a record added or removed changes the "previous record" of the next one.
+            f"""
+            CREATE FUNCTION funnel_consent_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                -- Two transactions adding records for one person must not both find
+                -- no earlier record: the second waits for the first's commit.
+                IF TG_OP = 'INSERT' THEN
+                    {lock('SELECT subscriber_id FROM new_rows', 'NO KEY UPDATE')}
+                    {insert_cells}{self.consent_sums([
+                        self.cells(current.format(t='new_rows'), 'subscriber', '1'),
+                        self.cells(without('new_rows'), 'subscriber', '-1')])};
+                ELSIF TG_OP = 'DELETE' THEN
+                    {lock('SELECT subscriber_id FROM old_rows', 'NO KEY UPDATE')}
+                    {insert_cells}{self.consent_sums([
+                        self.cells(current.format(t='old_rows'), 'subscriber', '1'),
+                        self.cells(before_delete, 'subscriber', '-1')])};
+                ELSE
+                    {lock(either, 'NO KEY UPDATE')}
+                    {insert_cells}{self.consent_sums([
+                        self.cells(records.format(either), 'subscriber', '1'),
+                        self.cells(before_update, 'subscriber', '-1')])};
+                END IF;
+                RETURN NULL;
+            END $$
+            """,
+            f"""
+            CREATE FUNCTION funnel_kept_subscriber_update() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                {insert_problems}SELECT {PROBLEM_KEYS}, 0, SUM(r) FROM ({status_moves})
+                    AS c ({PROBLEM_KEYS}, n, r) GROUP BY {PROBLEM_KEYS} HAVING SUM(r) <> 0;
+                {insert_cells}{self.consent_sums([
+                    self.cells(signed.format(origin_records), f'({moved_old})', '-1'),
+                    self.cells(signed.format(origin_records), f'({moved})', '1')])};
+                RETURN NULL;
+            END $$
+            """,
+            f"""
+            CREATE FUNCTION funnel_kept_subscriber_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF OLD.status = 'confirmed' THEN
+                    {insert_problems}SELECT {self.group('d')}, d.kind, d.state, d.error, 0, -COUNT(*)
+                    FROM delivery d WHERE d.subscriber_id = OLD.id AND d.state = 'failed'
+                    AND d.kind = 'drip' GROUP BY 1, 2, 3, 4;
+                END IF;
+                {insert_cells}{self.consent_sums([self.cells(
+                    "(SELECT id, subscriber_id, action, at FROM consent_record "
+                    "WHERE subscriber_id = OLD.id)",
+                    "(SELECT OLD.id AS id, " + ", ".join(f"OLD.{c} AS {c}" for c in ORIGIN) + ")",
+                    '-1')])};
+                RETURN OLD;
+            END $$
+            """,
+            "CREATE TRIGGER problem_tally_insert AFTER INSERT ON delivery "
+            "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_problem_tally()",
+            "CREATE TRIGGER problem_tally_update AFTER UPDATE ON delivery "
+            "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_problem_tally()",
+            "CREATE TRIGGER problem_tally_delete AFTER DELETE ON delivery "
+            "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_problem_tally()",
+            "CREATE TRIGGER consent_tally_insert AFTER INSERT ON consent_record "
+            "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_consent_tally()",
+            "CREATE TRIGGER consent_tally_update AFTER UPDATE ON consent_record "
+            "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_consent_tally()",
+            "CREATE TRIGGER consent_tally_delete AFTER DELETE ON consent_record "
+            "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_consent_tally()",
+            "CREATE TRIGGER kept_subscriber_update AFTER UPDATE ON subscriber "
+            "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_kept_subscriber_update()",
+            "CREATE TRIGGER kept_subscriber_delete BEFORE DELETE ON subscriber "
+            "FOR EACH ROW EXECUTE FUNCTION funnel_kept_subscriber_delete()",
+        ]
+
+
+class Lite(Pg):
+    # SQLite keeps UTC text ('2026-12-01 09:00:00.000000'): the day is its prefix.
+    day = "substr({}, 1, 10)"
+
+    def group(self, r: str) -> str:
+        # What is left of the slug up to its last '-' (rtrim drops every other character).
+        cut = f"rtrim({r}.step_slug, replace({r}.step_slug, '-', ''))"
+        return (f"CASE WHEN {r}.kind = 'drip' OR instr({r}.step_slug, '-') = 0 THEN {r}.step_slug "
+                f"ELSE substr({cut}, 1, length({cut}) - 1) END")
+
+    def problem_row(self, r: str, sign: str) -> str:
+        return (f"INSERT INTO problem_tally ({PROBLEM_KEYS}, n, retryable) "
+                f"SELECT {self.group(r)}, {r}.kind, {r}.state, {r}.error, {sign}, "
+                f"{sign} * (CASE WHEN {r}.state = 'failed' AND {r}.kind = 'drip' AND "
+                f"(SELECT status FROM subscriber WHERE id = {r}.subscriber_id) = 'confirmed' "
+                f"THEN 1 ELSE 0 END) WHERE {r}.state IN ('failed', 'held');")
+
+    def ddl(self) -> list[str]:
+        # SQLite has row triggers only; its single writer orders concurrent changes.
+        # Alembic's batch mode copies a table on SQLite and loses its triggers: a later
+        # migration that rebuilds subscriber, delivery or consent_record must make them again.
+        cols = "id, subscriber_id, action, at"
+        person = f"SELECT {cols} FROM consent_record WHERE subscriber_id IN ({{}})"
+        insert_cells = f"INSERT INTO consent_tally ({CONSENT_KEYS}, n) "
+
+        def recount(people: str, before: str) -> str:
+            return insert_cells + self.consent_sums([
+                self.cells(f"({person.format(people)})", "subscriber", "1"),
+                self.cells(f"({before})", "subscriber", "-1")]) + ";"
+
+        def origin_of(r: str) -> str:
+            return (f"(SELECT {r}.id AS id, "
+                    + ", ".join(f"{r}.{c} AS {c}" for c in ORIGIN) + ")")
+
+        signed = (f"(SELECT {cols} FROM consent_record WHERE subscriber_id = NEW.id "
+                  "AND action IN ('signup', 'confirm'))")
+        failed_drip = ("FROM delivery d WHERE d.subscriber_id = {r}.id AND d.state = 'failed' "
+                       "AND d.kind = 'drip' GROUP BY 1, 2, 3, 4")
+        problems = f"INSERT INTO problem_tally ({PROBLEM_KEYS}, n, retryable) "
+        states = "('failed', 'held')"
+        return [
+            f"CREATE TRIGGER problem_tally_insert AFTER INSERT ON delivery "
+            f"WHEN NEW.state IN {states} BEGIN {self.problem_row('NEW', '1')} END",
+            "CREATE TRIGGER problem_tally_update AFTER UPDATE OF state, error, kind, step_slug, "
+            f"subscriber_id ON delivery WHEN OLD.state IN {states} OR NEW.state IN {states} "
+            f"BEGIN {self.problem_row('OLD', '-1')} {self.problem_row('NEW', '1')} END",
+            f"CREATE TRIGGER problem_tally_delete AFTER DELETE ON delivery "
+            f"WHEN OLD.state IN {states} BEGIN {self.problem_row('OLD', '-1')} END",
+            "CREATE TRIGGER consent_tally_insert AFTER INSERT ON consent_record BEGIN "
+            + recount("NEW.subscriber_id",
+                      person.format("NEW.subscriber_id") + " AND id <> NEW.id") + " END",
+            "CREATE TRIGGER consent_tally_update AFTER UPDATE OF subscriber_id, action, at "
+            "ON consent_record BEGIN "
+            + recount("OLD.subscriber_id, NEW.subscriber_id",
+                      person.format("OLD.subscriber_id, NEW.subscriber_id")
+                      + f" AND id <> NEW.id UNION ALL SELECT OLD.id, OLD.subscriber_id, "
+                      "OLD.action, OLD.at") + " END",
+            "CREATE TRIGGER consent_tally_delete AFTER DELETE ON consent_record BEGIN "
+            + recount("OLD.subscriber_id",
+                      person.format("OLD.subscriber_id") + " UNION ALL SELECT OLD.id, "
+                      "OLD.subscriber_id, OLD.action, OLD.at") + " END",
+            "CREATE TRIGGER problem_tally_status AFTER UPDATE OF status ON subscriber "
+            "WHEN OLD.status IS NOT NEW.status AND 'confirmed' IN (OLD.status, NEW.status) BEGIN "
+            f"{problems}SELECT {self.group('d')}, d.kind, d.state, d.error, 0, "
+            "(CASE WHEN NEW.status = 'confirmed' THEN 1 ELSE -1 END) * COUNT(*) "
+            f"{failed_drip.format(r='NEW')}; END",
+            "CREATE TRIGGER consent_tally_origin AFTER UPDATE OF " + ", ".join(ORIGIN)
+            + " ON subscriber WHEN "
+            + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in ORIGIN) + " BEGIN "
+            + insert_cells + self.consent_sums([self.cells(signed, origin_of("OLD"), "-1"),
+                                                self.cells(signed, origin_of("NEW"), "1")])
+            + "; END",
+            "CREATE TRIGGER kept_subscriber_delete BEFORE DELETE ON subscriber BEGIN "
+            f"{problems}SELECT {self.group('d')}, d.kind, d.state, d.error, 0, -COUNT(*) "
+            f"{failed_drip.format(r='OLD')} HAVING OLD.status = 'confirmed'; "
+            + insert_cells + self.consent_sums([self.cells(
+                f"(SELECT {cols} FROM consent_record WHERE subscriber_id = OLD.id)",
+                origin_of("OLD"), "-1")]) + "; END",
+        ]
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table, name in PG_TRIGGERS:
+            op.execute(f"DROP TRIGGER {name} ON {table}")
+        for function in PG_FUNCTIONS:
+            op.execute(f"DROP FUNCTION {function}()")
+    else:
+        for name in SQLITE_TRIGGERS:
+            op.execute(f"DROP TRIGGER {name}")
+    with op.batch_alter_table("consent_tally", schema=None) as batch_op:
+        batch_op.drop_index("ix_consent_tally_day")
+    op.drop_table("consent_tally")
+    op.drop_table("problem_tally")
