@@ -333,6 +333,38 @@ class ConsentTally(Base):
     __table_args__ = (Index("ix_consent_tally_day", "day"),)
 
 
+class EventTally(Base):
+    """Deltas of provider events per UTC day and group, with the day of the same
+    email's previous event of that group (migration 0010): "emails opened in a period"
+    without a distinct count over the period's events."""
+
+    __tablename__ = "event_tally"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    event_group: Mapped[str] = mapped_column(String(16))
+    prev_day: Mapped[date | None] = mapped_column(Date)
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_event_tally_day", "day"),)
+
+
+class LinkTally(Base):
+    """Deltas of clicks per UTC day, email and link, with the day of the same email's
+    previous click on that link (its own day for a click with no email; migration 0010)."""
+
+    __tablename__ = "link_tally"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    step_slug: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text)
+    prev_day: Mapped[date | None] = mapped_column(Date)
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_link_tally_day", "day"),)
+
+
 class Suppression(Base):
     """Addresses we must never mail again, kept as a salted hash after erasure."""
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from funnel import people_tally, tallies
+from funnel import email_tally, people_tally, tallies
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
 
 # Provider event kinds (funnel.events) grouped into what the marketer reads.
@@ -145,8 +145,13 @@ def _events_by_group(session: Session, start: datetime, end: datetime) -> dict[s
 
     Events for the confirmation email have no delivery and are left out here: the
     funnel counts them as confirmations, and a bounce shows in the list's statuses.
-    One pass over the period's events (an aggregate per group) rather than one per group.
+    Whole UTC days from the cells kept by triggers (funnel.email_tally); other periods
+    in one pass over the period's events (an aggregate per group).
     """
+    days = tallies.whole_days(start, end)
+    if days is not None:
+        kept = email_tally.by_group(session, *days)
+        return {group: kept.get(group, 0) for group in EVENT_GROUPS}
     kinds = [k for group in EVENT_GROUPS.values() for k in group]
     row = session.execute(
         select(*(func.count(func.distinct(DeliveryEvent.delivery_id))
@@ -229,6 +234,10 @@ def daily(session: Session, start: datetime, end: datetime) -> list[DayRow]:
         collect("sent", select(d, func.count()).where(Delivery.state.in_(SENT_STATES),
                                                       _within(Delivery.sent_at, start, end))
                 .group_by("day"))
+    if whole is not None:
+        for day, groups in email_tally.by_day(session, ("opened", "clicked"), *whole).items():
+            table[day].update(groups)
+        return [DayRow(day=day, **table.get(day.isoformat(), {})) for day in days_in(start, end)]
     d = _day(session, DeliveryEvent.at).label("day")
     for day, opened, clicked in session.execute(
         select(d, *(func.count(func.distinct(DeliveryEvent.delivery_id))

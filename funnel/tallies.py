@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from funnel import people_tally
 from funnel.models import (
     ConsentTally,
+    EventTally,
+    LinkTally,
     ProblemTally,
     StatusTally,
     StepTally,
@@ -180,6 +182,8 @@ def compact(session: Session) -> int:
     folded += len(visit_deltas)
     folded += _fold(session, ProblemTally, ("step_slug", "kind", "state", "error"),
                     ("n", "retryable"))
+    folded += _fold(session, EventTally, ("day", "event_group", "prev_day"), ("n",))
+    folded += _fold(session, LinkTally, ("day", "step_slug", "url", "prev_day"), ("n",))
     return folded + _fold(session, ConsentTally, ("day", "action", "prev_day", *people_tally.ORIGIN,
                                                   "signed_up"), ("n",))
 

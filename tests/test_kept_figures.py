@@ -227,3 +227,86 @@ def test_the_sources_report_is_what_the_records_say(app, client, logged_in, db, 
     assert {r[0]: (int(r[3]), int(r[4])) for r in rows} == {
         r.label: (r.signups, r.confirmations) for r in expected}
     assert {r[0]: int(r[3]) for r in rows}["instagram"] == 2
+
+
+# -- emails with each kind of event, once per period -------------------------------------
+
+def email_figures(db, start, end) -> tuple:
+    return (stats._events_by_group(db, start, end), stats.daily(db, start, end),
+            insights.clicks_per_link(db, start, end))
+
+
+def assert_emails_match(db, first, last) -> None:
+    db.rollback()
+    for a, b in windows(first, last):
+        start, end = stats.utc_day_bounds(a, b)
+        kept = email_figures(db, start, end)
+        rows = email_figures(db, start, end - timedelta(microseconds=1))
+        assert kept == rows, (a, b)
+    db.rollback()  # the test writes next: not from this read's snapshot
+
+
+def webhook(app, delivery: Delivery, kind: str, event_id: str, at, **extra) -> None:
+    from funnel import events as provider_events
+
+    with app.extensions["funnel"].sessions() as s:
+        provider_events.record_events(s, [{
+            "event": kind, "sg_event_id": event_id, "timestamp": int(at.timestamp()),
+            "email": "x@example.com", "delivery_id": delivery.public_id, **extra}], at)
+
+
+def test_emails_opened_and_clicked_per_period_follow_every_event(app, db, clock,
+                                                                  make_subscriber):
+    first = clock.now.date() - timedelta(days=1)
+    last = first + timedelta(days=6)
+    people = [make_subscriber(f"{n}@example.com") for n in ("ann", "bob", "cat")]
+    sent = [send(db, p, "lateral-hip-stretch", "sent") for p in people]
+    for d in sent:
+        d.sent_at = clock.now
+    db.commit()
+    ann, bob, cat = sent
+    webhook(app, ann, "open", "o1", clock.now)
+    webhook(app, ann, "open", "o2", clock.now + timedelta(hours=2))  # the same day: one email
+    webhook(app, ann, "click", "c1", clock.now, url="https://runstronger.example/a")
+    webhook(app, bob, "delivered", "d1", clock.now)
+    assert_emails_match(db, first, last)
+    clock.advance(days=1)
+    webhook(app, ann, "open", "o3", clock.now)  # the next day: once per period, once per day
+    webhook(app, ann, "click", "c2", clock.now, url="https://runstronger.example/a")
+    webhook(app, bob, "click", "c3", clock.now, url="https://runstronger.example/b")
+    webhook(app, cat, "bounce", "b1", clock.now)
+    webhook(app, cat, "spamreport", "s1", clock.now)
+    webhook(app, bob, "unsubscribe", "u1", clock.now)
+    assert_emails_match(db, first, last)
+    # Written late, before the email's others; a click with no email we know.
+    from funnel.models import DeliveryEvent
+
+    db.add(DeliveryEvent(delivery_id=ann.id, kind="open", at=clock.now - timedelta(days=3)))
+    db.add(DeliveryEvent(delivery_id=None, kind="click", step_slug="lateral-hip-stretch",
+                         at=clock.now, detail="https://runstronger.example/a"))
+    db.commit()
+    assert_emails_match(db, first, last)
+    # Events removed, moved and changed by plain statements; an email deleted with its
+    # events; a subscriber erased with everything.
+    db.execute(delete(DeliveryEvent).where(DeliveryEvent.provider_event_id == "o1"))
+    db.execute(update(DeliveryEvent).where(DeliveryEvent.provider_event_id == "c3")
+               .values(at=clock.now + timedelta(days=2)))
+    db.execute(update(DeliveryEvent).where(DeliveryEvent.provider_event_id == "d1")
+               .values(kind="open"))
+    db.execute(update(DeliveryEvent).where(DeliveryEvent.delivery_id.is_(None))
+               .values(at=clock.now + timedelta(days=1)))
+    db.commit()
+    assert_emails_match(db, first, last)
+    db.execute(delete(Delivery).where(Delivery.id == cat.id))
+    db.commit()
+    db.rollback()
+    privacy.erase(db, db.get(Subscriber, people[0].id), clock.now)
+    assert_emails_match(db, first, last)
+    db.rollback()
+    tallies.compact(db)
+    db.commit()
+    assert_emails_match(db, first, last)
+    start, end = stats.utc_day_bounds(first, last)
+    clicks = insights.clicks_per_link(db, start, end)["lateral-hip-stretch"]
+    assert [(c.url, c.clicks, c.people) for c in clicks] == [
+        ("https://runstronger.example/a", 1, 0), ("https://runstronger.example/b", 1, 1)]

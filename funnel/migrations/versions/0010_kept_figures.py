@@ -40,20 +40,30 @@ depends_on = None
 PROBLEM_KEYS = "step_slug, kind, state, error"
 ORIGIN = ("utm_source", "referrer", "utm_medium", "utm_campaign", "arrived_via")
 CONSENT_KEYS = "day, action, prev_day, " + ", ".join(ORIGIN) + ", signed_up"
+EVENT_KEYS = "day, event_group, prev_day"
+LINK_KEYS = "day, step_slug, url, prev_day"
+# Same groups as funnel.stats.EVENT_GROUPS; "blocked" (a temporary bounce) is in none.
+EVENT_GROUPS = {"delivered": "delivered", "open": "opened", "click": "clicked",
+                "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed",
+                "bounce": "bounced", "dropped": "bounced", "spamreport": "complained"}
+UNREPORTED_LINK = "(link not reported)"
 PG_TRIGGERS = [
     ("delivery", "problem_tally_insert"), ("delivery", "problem_tally_update"),
     ("delivery", "problem_tally_delete"),
     ("consent_record", "consent_tally_insert"), ("consent_record", "consent_tally_update"),
     ("consent_record", "consent_tally_delete"),
     ("subscriber", "kept_subscriber_update"), ("subscriber", "kept_subscriber_delete"),
+    ("delivery_event", "event_tally_insert"), ("delivery_event", "event_tally_update"),
+    ("delivery_event", "event_tally_delete"),
 ]
 SQLITE_TRIGGERS = [
     "problem_tally_insert", "problem_tally_update", "problem_tally_delete",
     "consent_tally_insert", "consent_tally_update", "consent_tally_delete",
     "problem_tally_status", "consent_tally_origin", "kept_subscriber_delete",
+    "event_tally_insert", "event_tally_update", "event_tally_delete",
 ]
 PG_FUNCTIONS = ("funnel_problem_tally", "funnel_consent_tally", "funnel_kept_subscriber_update",
-                "funnel_kept_subscriber_delete")
+                "funnel_kept_subscriber_delete", "funnel_event_tally")
 
 
 def upgrade() -> None:
@@ -87,12 +97,39 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("consent_tally", schema=None) as batch_op:
         batch_op.create_index("ix_consent_tally_day", ["day"], unique=False)
+    op.create_table(
+        "event_tally",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("event_group", sa.String(length=16), nullable=False),
+        sa.Column("prev_day", sa.Date(), nullable=True),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_event_tally")),
+    )
+    with op.batch_alter_table("event_tally", schema=None) as batch_op:
+        batch_op.create_index("ix_event_tally_day", ["day"], unique=False)
+    op.create_table(
+        "link_tally",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("step_slug", sa.String(length=100), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("prev_day", sa.Date(), nullable=True),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_link_tally")),
+    )
+    with op.batch_alter_table("link_tally", schema=None) as batch_op:
+        batch_op.create_index("ix_link_tally_day", ["day"], unique=False)
     sql = Pg() if postgres else Lite()
     # What is already there, counted once; the triggers keep it from here on.
     op.execute(f"INSERT INTO problem_tally ({PROBLEM_KEYS}, n, retryable) "
                + sql.problem_sums([sql.problems("delivery", "1")]))
     op.execute(f"INSERT INTO consent_tally ({CONSENT_KEYS}, n) "
                + sql.consent_sums([sql.cells("consent_record", "subscriber", "1")]))
+    op.execute(f"INSERT INTO event_tally ({EVENT_KEYS}, n) "
+               + sql.sums(EVENT_KEYS, [sql.event_cells("delivery_event", "1")]))
+    op.execute(f"INSERT INTO link_tally ({LINK_KEYS}, n) "
+               + sql.sums(LINK_KEYS, [sql.link_cells("delivery_event", "1")]))
     for statement in sql.ddl():
         op.execute(statement)
 
@@ -139,6 +176,46 @@ class Pg:
         keys = CONSENT_KEYS
         return (f"SELECT {keys}, SUM(n) FROM (" + " UNION ALL ".join(parts)
                 + f") AS c GROUP BY {keys} HAVING SUM(n) <> 0")
+
+    def sums(self, keys: str, parts: list[str]) -> str:
+        return (f"SELECT {keys}, SUM(n) FROM (" + " UNION ALL ".join(parts)
+                + f") AS c GROUP BY {keys} HAVING SUM(n) <> 0")
+
+    def event_cells(self, rows: str, sign: str) -> str:
+        """Each provider event of ``rows`` (id, delivery_id, kind, at) in a group, with the
+        day of the same email's previous event of that group: then "emails opened in
+        first..last" counts the cells whose previous day is before ``first``."""
+        group = "CASE r.kind " + " ".join(f"WHEN '{k}' THEN '{g}'" for k, g in EVENT_GROUPS.items()) + " END"
+        prev = (f"lag(r.at) OVER (PARTITION BY r.delivery_id, {group} ORDER BY r.at, r.id)")
+        kinds = ", ".join(f"'{k}'" for k in EVENT_GROUPS)
+        return (f"SELECT {self.day.format('r.at')} AS day, {group} AS event_group, "
+                f"{self.day.format(prev)} AS prev_day, {sign} AS n FROM {rows} r "
+                f"WHERE r.delivery_id IS NOT NULL AND r.kind IN ({kinds})")
+
+    def link_cells(self, rows: str, sign: str) -> str:
+        """Each click of ``rows`` (id, delivery_id, kind, step_slug, at, detail) by email and
+        link, with the day of the same delivery's previous click on that link. A click
+        with no delivery counts as a click but never as a person: its previous day is
+        its own, never before a period it falls in."""
+        url = f"COALESCE(r.detail, '{UNREPORTED_LINK}')"
+        prev = f"lag(r.at) OVER (PARTITION BY r.delivery_id, {url} ORDER BY r.at, r.id)"
+        return (f"SELECT {self.day.format('r.at')} AS day, r.step_slug AS step_slug, {url} AS url, "
+                f"CASE WHEN r.delivery_id IS NULL THEN {self.day.format('r.at')} "
+                f"ELSE {self.day.format(prev)} END AS prev_day, {sign} AS n FROM {rows} r "
+                f"WHERE r.kind = 'click' AND r.step_slug IS NOT NULL")
+
+    def event_recounts(self, after: str, before: str, loose: list[tuple[str, str]]) -> list[str]:
+        """Both event tallies: the affected emails' events ``after`` the change counted
+        in, ``before`` it counted out; ``loose`` (rows, sign): clicks with no email."""
+        cols = "{p}id, {p}delivery_id, {p}kind, {p}step_slug, {p}at, {p}detail"
+        free = [self.link_cells(f"(SELECT {cols.format(p='')} FROM {t} "
+                                "WHERE delivery_id IS NULL)", sign) for t, sign in loose]
+        return [
+            f"INSERT INTO event_tally ({EVENT_KEYS}, n) " + self.sums(EVENT_KEYS, [
+                self.event_cells(after, "1"), self.event_cells(before, "-1")]),
+            f"INSERT INTO link_tally ({LINK_KEYS}, n) " + self.sums(LINK_KEYS, [
+                self.link_cells(after, "1"), self.link_cells(before, "-1"), *free]),
+        ]
 
     def ddl(self) -> list[str]:
         # A row this transaction wrote is already locked by it (and taking the lock
@@ -253,6 +330,16 @@ class Pg:
                 RETURN OLD;
             END $$
             """,
+            self.event_function(),
+            "CREATE TRIGGER event_tally_insert AFTER INSERT ON delivery_event "
+            "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_event_tally()",
+            "CREATE TRIGGER event_tally_update AFTER UPDATE ON delivery_event "
+            "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_event_tally()",
+            "CREATE TRIGGER event_tally_delete AFTER DELETE ON delivery_event "
+            "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION funnel_event_tally()",
             "CREATE TRIGGER problem_tally_insert AFTER INSERT ON delivery "
             "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
             "EXECUTE FUNCTION funnel_problem_tally()",
@@ -277,6 +364,43 @@ class Pg:
             "CREATE TRIGGER kept_subscriber_delete BEFORE DELETE ON subscriber "
             "FOR EACH ROW EXECUTE FUNCTION funnel_kept_subscriber_delete()",
         ]
+
+
+    def event_function(self) -> str:
+        cols = "e.id, e.delivery_id, e.kind, e.step_slug, e.at, e.detail"
+        emails = "SELECT delivery_id FROM {t} WHERE delivery_id IS NOT NULL"
+        current = f"(SELECT {cols} FROM delivery_event e WHERE e.delivery_id IN ({emails}))"
+        either = ("SELECT delivery_id FROM old_rows WHERE delivery_id IS NOT NULL "
+                  "UNION SELECT delivery_id FROM new_rows WHERE delivery_id IS NOT NULL")
+        # Clicks with no email are counted in and out on their own (``loose``).
+        old = ("SELECT id, delivery_id, kind, step_slug, at, detail FROM old_rows "
+               "WHERE delivery_id IS NOT NULL")
+
+        def body(after: str, before: str, loose: list[tuple[str, str]]) -> str:
+            return ";\n".join(self.event_recounts(after, before, loose)) + ";"
+
+        without_new = current[:-1] + " AND NOT EXISTS (SELECT 1 FROM new_rows x WHERE x.id = e.id))"
+        # Events of one email are ordered by event_bits_*, which locks the email's
+        # delivery row first (trigger names fire in order): a concurrent batch for the
+        # same email waits for this one's commit and then reads its events.
+        return f"""
+            CREATE FUNCTION funnel_event_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    {body(current.format(t='new_rows'), without_new.format(t='new_rows'),
+                          [('new_rows', '1')])}
+                ELSIF TG_OP = 'DELETE' THEN
+                    {body(current.format(t='old_rows'),
+                          f"({current.format(t='old_rows')[1:-1]} UNION ALL {old})",
+                          [('old_rows', '-1')])}
+                ELSE
+                    {body(current.replace(emails, either),
+                          f"({without_new.replace(emails, either)[1:-1]} UNION ALL {old})",
+                          [('old_rows', '-1'), ('new_rows', '1')])}
+                END IF;
+                RETURN NULL;
+            END $$
+            """
 
 
 class Lite(Pg):
@@ -351,12 +475,41 @@ class Lite(Pg):
             + insert_cells + self.consent_sums([self.cells(signed, origin_of("OLD"), "-1"),
                                                 self.cells(signed, origin_of("NEW"), "1")])
             + "; END",
+            *self.lite_event_triggers(),
             "CREATE TRIGGER kept_subscriber_delete BEFORE DELETE ON subscriber BEGIN "
             f"{problems}SELECT {self.group('d')}, d.kind, d.state, d.error, 0, -COUNT(*) "
             f"{failed_drip.format(r='OLD')} HAVING OLD.status = 'confirmed'; "
             + insert_cells + self.consent_sums([self.cells(
                 f"(SELECT {cols} FROM consent_record WHERE subscriber_id = OLD.id)",
                 origin_of("OLD"), "-1")]) + "; END",
+        ]
+
+
+    def lite_event_triggers(self) -> list[str]:
+        cols = "id, delivery_id, kind, step_slug, at, detail"
+        current = f"SELECT {cols} FROM delivery_event WHERE delivery_id IN ({{}})"
+
+        def row(r: str) -> str:
+            return f"SELECT {', '.join(f'{r}.{c} AS {c}' for c in cols.split(', '))}"
+
+        def body(emails: str, before: str, loose: list[tuple[str, str]]) -> str:
+            return " ".join(s + ";" for s in self.event_recounts(
+                f"({current.format(emails)})", f"({before})",
+                [(f"({row(r)}) AS {r.lower()}_row", sign) for r, sign in loose]))
+
+        return [
+            "CREATE TRIGGER event_tally_insert AFTER INSERT ON delivery_event BEGIN "
+            + body("NEW.delivery_id", current.format("NEW.delivery_id") + " AND id <> NEW.id",
+                   [("NEW", "1")]) + " END",
+            "CREATE TRIGGER event_tally_update AFTER UPDATE ON delivery_event BEGIN "
+            + body("OLD.delivery_id, NEW.delivery_id",
+                   current.format("OLD.delivery_id, NEW.delivery_id") + " AND id <> NEW.id "
+                   f"UNION ALL {row('OLD')} WHERE OLD.delivery_id IS NOT NULL",
+                   [("OLD", "-1"), ("NEW", "1")]) + " END",
+            "CREATE TRIGGER event_tally_delete AFTER DELETE ON delivery_event BEGIN "
+            + body("OLD.delivery_id", current.format("OLD.delivery_id")
+                   + f" UNION ALL {row('OLD')} WHERE OLD.delivery_id IS NOT NULL",
+                   [("OLD", "-1")]) + " END",
         ]
 
 
@@ -371,5 +524,9 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER {name}")
     with op.batch_alter_table("consent_tally", schema=None) as batch_op:
         batch_op.drop_index("ix_consent_tally_day")
+    for table in ("link_tally", "event_tally"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(f"ix_{table}_day")
+        op.drop_table(table)
     op.drop_table("consent_tally")
     op.drop_table("problem_tally")
