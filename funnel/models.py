@@ -365,6 +365,21 @@ class LinkTally(Base):
     __table_args__ = (Index("ix_link_tally_day", "day"),)
 
 
+class LinkUnsubscribeTally(Base):
+    """Deltas of the emails credited with an unsubscribe through our own link, per UTC
+    day sent and step (the last email before the unsubscribe, when the provider did
+    not report one for it; migration 0010)."""
+
+    __tablename__ = "link_unsubscribe_tally"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    step_slug: Mapped[str] = mapped_column(String(100))
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_link_unsubscribe_tally_day", "day"),)
+
+
 class Suppression(Base):
     """Addresses we must never mail again, kept as a salted hash after erasure."""
 

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from funnel import email_tally, people_tally, tallies
@@ -458,13 +458,13 @@ def per_step(session: Session, start: datetime, end: datetime, *,
 
     days = tallies.whole_days(start, end)
     if days is not None:
-        # Kept by triggers as mail is sent and events arrive (funnel.tallies); only
-        # unsubscribes through our own link are looked up, for those since ``start``.
+        # Kept by triggers as mail is sent, events arrive and people unsubscribe
+        # (funnel.tallies), for emails sent on those days.
         for slug, sums in tallies.steps(session, *days).items():
             r = row(slug)
             r.sent = sums.sent
             r.counts = {g: getattr(sums, g) for g in EVENT_GROUPS if getattr(sums, g)}
-        for slug, count in _unsubscribes_via_link(session, start, end):
+        for slug, count in tallies.unsubscribed_via_link(session, *days).items():
             r = row(slug)
             r.counts["unsubscribed"] = r.counts.get("unsubscribed", 0) + count
         return list(rows.values())
@@ -508,40 +508,6 @@ def _via_link(later):
             later.sent_at <= Subscriber.unsubscribed_at,
         ),
     )
-
-
-def _unsubscribes_via_link(session: Session, start: datetime, end: datetime
-                           ) -> list[tuple[str, int]]:
-    """Emails of the period credited with an unsubscribe through our own link and not
-    already reported by the provider (those are in the tallies).
-
-    The credited email is the last one sent up to the unsubscribe (all of them if
-    several share that moment), ranked per person in one pass rather than asking,
-    for each email, whether a later one exists.
-    """
-    # Only emails since ``start`` are ranked: the latest of those is the latest of
-    # all whenever it falls in the period, and otherwise nothing is credited here.
-    ranked = [Delivery.subscriber_id == Subscriber.id, Delivery.state.in_(SENT_STATES),
-              Delivery.sent_at >= start, Delivery.sent_at <= Subscriber.unsubscribed_at]
-    columns = (Delivery.step_slug, Delivery.kind, Delivery.sent_at, Delivery.engaged)
-    if session.get_bind().dialect.name == "postgresql":
-        # Per person through the (subscriber_id, …) index: a plain join let the planner
-        # read all of ``delivery`` (1.5 s at a million subscribers).
-        last = (select(*columns, func.rank().over(order_by=Delivery.sent_at.desc()).label("nth"))
-                .where(*ranked).lateral())
-        source = select(last).select_from(Subscriber).join(last, true()).where(
-            Subscriber.unsubscribed_at >= start).subquery()
-    else:
-        source = (select(*columns, func.rank().over(partition_by=Delivery.subscriber_id,
-                                                    order_by=Delivery.sent_at.desc()).label("nth"))
-                  .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                  .where(Subscriber.unsubscribed_at >= start, *ranked[1:]).subquery())
-    return [(r[0], r[1]) for r in session.execute(
-        select(source.c.step_slug, func.count())
-        .where(source.c.nth == 1, source.c.kind != "system", source.c.sent_at < end,
-               source.c.engaged.op("&")(tallies.GROUP_BITS["unsubscribed"]) == 0)
-        .group_by(source.c.step_slug)
-    ).all()]
 
 
 def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, int]]:

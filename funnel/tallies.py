@@ -24,6 +24,7 @@ from funnel.models import (
     ConsentTally,
     EventTally,
     LinkTally,
+    LinkUnsubscribeTally,
     ProblemTally,
     StatusTally,
     StepTally,
@@ -92,6 +93,15 @@ def steps(session: Session, first: date, last: date, *, system: bool = False
     for row in session.execute(stmt).all():
         out[row.step_slug].add(row)
     return {slug: sums for slug, sums in out.items() if sums.sent}
+
+
+def unsubscribed_via_link(session: Session, first: date, last: date) -> dict[str, int]:
+    """Emails sent on days first..last credited with an unsubscribe through our own link
+    (and not reported by the provider, which ``steps`` counts), by step."""
+    return {slug: int(n) for slug, n in session.execute(
+        select(LinkUnsubscribeTally.step_slug, func.sum(LinkUnsubscribeTally.n))
+        .where(LinkUnsubscribeTally.day >= first, LinkUnsubscribeTally.day <= last)
+        .group_by(LinkUnsubscribeTally.step_slug)).all() if n}
 
 
 def sent_by_day(session: Session, first: date, last: date) -> dict[date, int]:
@@ -183,6 +193,7 @@ def compact(session: Session) -> int:
     folded += _fold(session, ProblemTally, ("step_slug", "kind", "state", "error"),
                     ("n", "retryable"))
     folded += _fold(session, EventTally, ("day", "event_group", "prev_day"), ("n",))
+    folded += _fold(session, LinkUnsubscribeTally, ("day", "step_slug"), ("n",))
     folded += _fold(session, LinkTally, ("day", "step_slug", "url", "prev_day"), ("n",))
     return folded + _fold(session, ConsentTally, ("day", "action", "prev_day", *people_tally.ORIGIN,
                                                   "signed_up"), ("n",))

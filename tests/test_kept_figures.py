@@ -310,3 +310,84 @@ def test_emails_opened_and_clicked_per_period_follow_every_event(app, db, clock,
     clicks = insights.clicks_per_link(db, start, end)["lateral-hip-stretch"]
     assert [(c.url, c.clicks, c.people) for c in clicks] == [
         ("https://runstronger.example/a", 1, 0), ("https://runstronger.example/b", 1, 1)]
+
+
+# -- unsubscribes through our own link, credited to the last email -----------------------
+
+STEPS = [("lateral-hip-stretch", "Day 1"), ("hip-mobility", "Day 4")]
+
+
+def assert_steps_match(db, first, last) -> None:
+    db.rollback()
+    for a, b in windows(first, last):
+        start, end = stats.utc_day_bounds(a, b)
+        kept = [(r.slug, r.sent, r.counts) for r in stats.per_step(db, start, end, steps=STEPS)]
+        rows = [(r.slug, r.sent, r.counts) for r in stats.per_step(
+            db, start, end - timedelta(microseconds=1), steps=STEPS)]
+        assert kept == rows, (a, b)
+    db.rollback()  # the test writes next: not from this read's snapshot
+
+
+def test_unsubscribes_through_our_link_follow_sends_events_and_people(app, db, clock,
+                                                                      make_subscriber):
+    first = clock.now.date() - timedelta(days=1)
+    last = first + timedelta(days=6)
+    ann, bob, cat, dee = (make_subscriber(f"{n}@example.com") for n in ("ann", "bob", "cat", "dee"))
+
+    def sent(sub, slug, at, kind="drip"):
+        d = send(db, sub, slug, "sent", kind=kind)
+        d.sent_at = at
+        db.commit()
+        return d
+
+    day1, day2 = clock.now, clock.now + timedelta(days=2)
+    for sub in (ann, bob, cat, dee):
+        sent(sub, "lateral-hip-stretch", day1)
+    ann_second = sent(ann, "hip-mobility", day2)
+    sent(bob, "hip-mobility", day2)
+    sent(bob, "step-three", day2)  # two emails at one moment: both credited
+    sent(cat, "confirm-1a2b", day2, kind="system")  # system mail last: none credited
+    assert_steps_match(db, first, last)
+
+    def unsubscribe(sub, at):
+        with app.extensions["funnel"].sessions() as s:
+            cases.unsubscribe(s, s.get(Subscriber, sub.id), now=at, reason="link")
+
+    for sub in (ann, bob, cat):
+        unsubscribe(sub, day2 + timedelta(hours=1))
+    unsubscribe(dee, day1 - timedelta(hours=1))  # before any email: nothing credited
+    assert_steps_match(db, first, last)
+    start, end = stats.utc_day_bounds(first, last)
+    shown = {r.slug: r.unsubscribed for r in stats.per_step(db, start, end, steps=STEPS)}
+    assert shown["hip-mobility"] == 2 and shown["lateral-hip-stretch"] == 0
+
+    # The provider reports the unsubscribe for the credited email: counted once.
+    webhook(app, ann_second, "unsubscribe", "u1", day2 + timedelta(hours=2))
+    assert_steps_match(db, first, last)
+    # A later email (sent after the unsubscribe) changes nothing; moving one before it does.
+    late = sent(ann, "step-three", day2 + timedelta(days=1))
+    assert_steps_match(db, first, last)
+    db.execute(update(Delivery).where(Delivery.id == late.id).values(sent_at=day2))
+    db.commit()
+    assert_steps_match(db, first, last)
+    db.execute(update(Delivery).where(Delivery.id == ann_second.id).values(state="failed"))
+    db.execute(delete(Delivery).where(Delivery.subscriber_id == bob.id,
+                                      Delivery.step_slug == "step-three"))
+    db.commit()
+    assert_steps_match(db, first, last)
+    # Back on the list, a new unsubscribe time set by hand; then gone altogether.
+    db.execute(update(Subscriber).where(Subscriber.id == bob.id)
+               .values(unsubscribed_at=None, status="pending"))
+    db.execute(update(Subscriber).where(Subscriber.id == cat.id)
+               .values(unsubscribed_at=day1 + timedelta(hours=1)))
+    db.commit()
+    assert_steps_match(db, first, last)
+    db.execute(delete(Subscriber).where(Subscriber.id == cat.id))
+    db.commit()
+    db.rollback()
+    privacy.erase(db, db.get(Subscriber, ann.id), clock.now)
+    assert_steps_match(db, first, last)
+    db.rollback()
+    tallies.compact(db)
+    db.commit()
+    assert_steps_match(db, first, last)

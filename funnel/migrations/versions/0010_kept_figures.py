@@ -42,11 +42,15 @@ ORIGIN = ("utm_source", "referrer", "utm_medium", "utm_campaign", "arrived_via")
 CONSENT_KEYS = "day, action, prev_day, " + ", ".join(ORIGIN) + ", signed_up"
 EVENT_KEYS = "day, event_group, prev_day"
 LINK_KEYS = "day, step_slug, url, prev_day"
+CREDIT_KEYS = "day, step_slug"
+UNSUBSCRIBED_BIT = 8  # funnel.tallies.GROUP_BITS["unsubscribed"]
 # Same groups as funnel.stats.EVENT_GROUPS; "blocked" (a temporary bounce) is in none.
 EVENT_GROUPS = {"delivered": "delivered", "open": "opened", "click": "clicked",
                 "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed",
                 "bounce": "bounced", "dropped": "bounced", "spamreport": "complained"}
 UNREPORTED_LINK = "(link not reported)"
+# What the credited-email recount reads of a delivery (SQLite's OLD row spelt out).
+DELIVERY_COLUMNS = "id, subscriber_id, kind, step_slug, state, sent_at, engaged"
 PG_TRIGGERS = [
     ("delivery", "problem_tally_insert"), ("delivery", "problem_tally_update"),
     ("delivery", "problem_tally_delete"),
@@ -55,15 +59,19 @@ PG_TRIGGERS = [
     ("subscriber", "kept_subscriber_update"), ("subscriber", "kept_subscriber_delete"),
     ("delivery_event", "event_tally_insert"), ("delivery_event", "event_tally_update"),
     ("delivery_event", "event_tally_delete"),
+    ("delivery", "link_unsubscribe_insert"), ("delivery", "link_unsubscribe_update"),
+    ("delivery", "link_unsubscribe_delete"),
 ]
 SQLITE_TRIGGERS = [
     "problem_tally_insert", "problem_tally_update", "problem_tally_delete",
     "consent_tally_insert", "consent_tally_update", "consent_tally_delete",
     "problem_tally_status", "consent_tally_origin", "kept_subscriber_delete",
     "event_tally_insert", "event_tally_update", "event_tally_delete",
+    "link_unsubscribe_insert", "link_unsubscribe_update", "link_unsubscribe_delete",
+    "link_unsubscribe_subscriber",
 ]
 PG_FUNCTIONS = ("funnel_problem_tally", "funnel_consent_tally", "funnel_kept_subscriber_update",
-                "funnel_kept_subscriber_delete", "funnel_event_tally")
+                "funnel_kept_subscriber_delete", "funnel_event_tally", "funnel_link_unsubscribe")
 
 
 def upgrade() -> None:
@@ -120,6 +128,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("link_tally", schema=None) as batch_op:
         batch_op.create_index("ix_link_tally_day", ["day"], unique=False)
+    op.create_table(
+        "link_unsubscribe_tally",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("step_slug", sa.String(length=100), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_link_unsubscribe_tally")),
+    )
+    with op.batch_alter_table("link_unsubscribe_tally", schema=None) as batch_op:
+        batch_op.create_index("ix_link_unsubscribe_tally_day", ["day"], unique=False)
     sql = Pg() if postgres else Lite()
     # What is already there, counted once; the triggers keep it from here on.
     op.execute(f"INSERT INTO problem_tally ({PROBLEM_KEYS}, n, retryable) "
@@ -130,6 +148,8 @@ def upgrade() -> None:
                + sql.sums(EVENT_KEYS, [sql.event_cells("delivery_event", "1")]))
     op.execute(f"INSERT INTO link_tally ({LINK_KEYS}, n) "
                + sql.sums(LINK_KEYS, [sql.link_cells("delivery_event", "1")]))
+    op.execute(f"INSERT INTO link_unsubscribe_tally ({CREDIT_KEYS}, n) "
+               + sql.sums(CREDIT_KEYS, [sql.credited("delivery", "subscriber", "1")]))
     for statement in sql.ddl():
         op.execute(statement)
 
@@ -204,6 +224,19 @@ class Pg:
                 f"ELSE {self.day.format(prev)} END AS prev_day, {sign} AS n FROM {rows} r "
                 f"WHERE r.kind = 'click' AND r.step_slug IS NOT NULL")
 
+    def credited(self, deliveries: str, people: str, sign: str) -> str:
+        """The emails credited with an unsubscribe through our own link, as in
+        funnel.stats: for each person of ``people`` who unsubscribed, the last email
+        sent up to that moment (all of them if several share it), unless it is system
+        mail or the provider already reported the unsubscribe for it."""
+        return (f"SELECT {self.day.format('d.sent_at')} AS day, d.step_slug AS step_slug, "
+                f"{sign} AS n FROM (SELECT d.step_slug, d.kind, d.engaged, d.sent_at, "
+                "rank() OVER (PARTITION BY d.subscriber_id ORDER BY d.sent_at DESC) AS nth "
+                f"FROM {deliveries} d JOIN {people} p ON p.id = d.subscriber_id "
+                "WHERE p.unsubscribed_at IS NOT NULL AND d.state = 'sent' "
+                "AND d.sent_at <= p.unsubscribed_at) AS d "
+                f"WHERE d.nth = 1 AND d.kind <> 'system' AND (d.engaged & {UNSUBSCRIBED_BIT}) = 0")
+
     def event_recounts(self, after: str, before: str, loose: list[tuple[str, str]]) -> list[str]:
         """Both event tallies: the affected emails' events ``after`` the change counted
         in, ``before`` it counted out; ``loose`` (rows, sign): clicks with no email."""
@@ -256,6 +289,11 @@ class Pg:
             "WHERE o.status IS DISTINCT FROM n.status AND d.state = 'failed' AND d.kind = 'drip' "
             f"GROUP BY 1, 2, 3, 4")
         signed = "(SELECT * FROM {} AS s WHERE action IN ('signup', 'confirm'))"
+        insert_credits = f"INSERT INTO link_unsubscribe_tally ({CREDIT_KEYS}, n) "
+        left = ("SELECT n.* FROM old_rows o JOIN new_rows n ON n.id = o.id "
+                "WHERE o.unsubscribed_at IS DISTINCT FROM n.unsubscribed_at")
+        left_old = left.replace("SELECT n.*", "SELECT o.*")
+        left_deliveries = f"(SELECT * FROM delivery WHERE subscriber_id IN (SELECT id FROM ({left}) AS l))"
         origin_records = records.format(f"SELECT id FROM ({moved}) AS m")
         return [
             f"""
@@ -311,6 +349,9 @@ class Pg:
                 {insert_cells}{self.consent_sums([
                     self.cells(signed.format(origin_records), f'({moved_old})', '-1'),
                     self.cells(signed.format(origin_records), f'({moved})', '1')])};
+                {insert_credits}{self.sums(CREDIT_KEYS, [
+                    self.credited(left_deliveries, f'({left_old})', '-1'),
+                    self.credited(left_deliveries, f'({left})', '1')])};
                 RETURN NULL;
             END $$
             """,
@@ -327,10 +368,19 @@ class Pg:
                     "WHERE subscriber_id = OLD.id)",
                     "(SELECT OLD.id AS id, " + ", ".join(f"OLD.{c} AS {c}" for c in ORIGIN) + ")",
                     '-1')])};
+                {insert_credits}{self.sums(CREDIT_KEYS, [self.credited(
+                    "(SELECT * FROM delivery WHERE subscriber_id = OLD.id)",
+                    "(SELECT OLD.id AS id, OLD.unsubscribed_at AS unsubscribed_at)", '-1')])};
                 RETURN OLD;
             END $$
             """,
             self.event_function(),
+            self.credit_function(not_ours),
+            *(f"CREATE TRIGGER link_unsubscribe_{op} AFTER {op.upper()} ON delivery "
+              f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION funnel_link_unsubscribe()"
+              for op, tables in (("insert", "NEW TABLE AS new_rows"),
+                                 ("update", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+                                 ("delete", "OLD TABLE AS old_rows"))),
             "CREATE TRIGGER event_tally_insert AFTER INSERT ON delivery_event "
             "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT "
             "EXECUTE FUNCTION funnel_event_tally()",
@@ -397,6 +447,47 @@ class Pg:
                     {body(current.replace(emails, either),
                           f"({without_new.replace(emails, either)[1:-1]} UNION ALL {old})",
                           [('old_rows', '-1'), ('new_rows', '1')])}
+                END IF;
+                RETURN NULL;
+            END $$
+            """
+
+
+    def credit_function(self, not_ours: str) -> str:
+        # Only people who unsubscribed have credited emails: the worker's sends to
+        # everyone else cost one lookup by key per row and nothing more.
+        gone = ("SELECT s.id FROM subscriber s WHERE s.unsubscribed_at IS NOT NULL "
+                "AND s.id IN (SELECT subscriber_id FROM {t})")
+        either = "(SELECT subscriber_id FROM old_rows UNION SELECT subscriber_id FROM new_rows) AS e"
+        insert = f"INSERT INTO link_unsubscribe_tally ({CREDIT_KEYS}, n) "
+
+        def recount(t: str, before: str) -> str:
+            return insert + self.sums(CREDIT_KEYS, [
+                self.credited(f"(SELECT * FROM delivery WHERE subscriber_id IN ({gone.format(t=t)}))",
+                              "subscriber", "1"),
+                self.credited(before, "subscriber", "-1")]) + ";"
+
+        def without(t: str, plus_old: bool) -> str:
+            old = " UNION ALL SELECT * FROM old_rows" if plus_old else ""
+            return (f"(SELECT d.* FROM delivery d WHERE d.subscriber_id IN ({gone.format(t=t)}) "
+                    f"AND NOT EXISTS (SELECT 1 FROM new_rows x WHERE x.id = d.id){old})")
+
+        # Held against a concurrent unsubscribe, whose trigger reads these emails:
+        # one of the two waits for the other's commit.
+        lock = ("PERFORM 1 FROM subscriber WHERE id IN (SELECT subscriber_id FROM {t} "
+                f"WHERE state = 'sent') AND {not_ours} ORDER BY id FOR SHARE;")
+        return f"""
+            CREATE FUNCTION funnel_link_unsubscribe() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    {lock.format(t='new_rows')}
+                    {recount('new_rows', without('new_rows', False))}
+                ELSIF TG_OP = 'DELETE' THEN
+                    {lock.format(t='old_rows')}
+                    {recount('old_rows', f"(SELECT d.* FROM delivery d WHERE d.subscriber_id IN ({gone.format(t='old_rows')}) UNION ALL SELECT * FROM old_rows)")}
+                ELSE
+                    {lock.format(t='(SELECT * FROM old_rows UNION ALL SELECT * FROM new_rows) AS b')}
+                    {recount(either, without(either, True))}
                 END IF;
                 RETURN NULL;
             END $$
@@ -476,12 +567,17 @@ class Lite(Pg):
                                                 self.cells(signed, origin_of("NEW"), "1")])
             + "; END",
             *self.lite_event_triggers(),
+            *self.lite_credit_triggers(),
             "CREATE TRIGGER kept_subscriber_delete BEFORE DELETE ON subscriber BEGIN "
             f"{problems}SELECT {self.group('d')}, d.kind, d.state, d.error, 0, -COUNT(*) "
             f"{failed_drip.format(r='OLD')} HAVING OLD.status = 'confirmed'; "
             + insert_cells + self.consent_sums([self.cells(
                 f"(SELECT {cols} FROM consent_record WHERE subscriber_id = OLD.id)",
-                origin_of("OLD"), "-1")]) + "; END",
+                origin_of("OLD"), "-1")]) + "; "
+            + f"INSERT INTO link_unsubscribe_tally ({CREDIT_KEYS}, n) " + self.sums(CREDIT_KEYS, [
+                self.credited("(SELECT * FROM delivery WHERE subscriber_id = OLD.id)",
+                              "(SELECT OLD.id AS id, OLD.unsubscribed_at AS unsubscribed_at)",
+                              "-1")]) + "; END",
         ]
 
 
@@ -513,6 +609,46 @@ class Lite(Pg):
         ]
 
 
+    def lite_credit_triggers(self) -> list[str]:
+        insert = f"INSERT INTO link_unsubscribe_tally ({CREDIT_KEYS}, n) "
+        cols = [c for c in DELIVERY_COLUMNS.split(", ")]
+        person = "SELECT * FROM delivery WHERE subscriber_id IN ({})"
+
+        def row(r: str) -> str:
+            return "SELECT " + ", ".join(f"{r}.{c} AS {c}" for c in cols)
+
+        def recount(people: str, before: str) -> str:
+            return insert + self.sums(CREDIT_KEYS, [
+                self.credited(f"({person.format(people)})", "subscriber", "1"),
+                self.credited(f"({before})", "subscriber", "-1")]) + ";"
+
+        def gone(r: str) -> str:
+            return f"(SELECT unsubscribed_at FROM subscriber WHERE id = {r}.subscriber_id) IS NOT NULL"
+
+        every = "SELECT " + ", ".join(cols) + " FROM delivery WHERE subscriber_id IN ({})"
+        return [
+            f"CREATE TRIGGER link_unsubscribe_insert AFTER INSERT ON delivery WHEN {gone('NEW')} "
+            "BEGIN " + recount("NEW.subscriber_id", every.format("NEW.subscriber_id")
+                               + " AND id <> NEW.id") + " END",
+            "CREATE TRIGGER link_unsubscribe_update AFTER UPDATE OF state, sent_at, engaged, kind, "
+            f"step_slug, subscriber_id ON delivery WHEN {gone('NEW')} OR {gone('OLD')} BEGIN "
+            + recount("OLD.subscriber_id, NEW.subscriber_id",
+                      every.format("OLD.subscriber_id, NEW.subscriber_id")
+                      + f" AND id <> NEW.id UNION ALL {row('OLD')}") + " END",
+            f"CREATE TRIGGER link_unsubscribe_delete AFTER DELETE ON delivery WHEN {gone('OLD')} "
+            "BEGIN " + recount("OLD.subscriber_id", every.format("OLD.subscriber_id")
+                               + f" UNION ALL {row('OLD')}") + " END",
+            "CREATE TRIGGER link_unsubscribe_subscriber AFTER UPDATE OF unsubscribed_at ON subscriber "
+            "WHEN OLD.unsubscribed_at IS NOT NEW.unsubscribed_at BEGIN "
+            + insert + self.sums(CREDIT_KEYS, [
+                self.credited(f"({person.format('NEW.id')})",
+                              "(SELECT OLD.id AS id, OLD.unsubscribed_at AS unsubscribed_at)", "-1"),
+                self.credited(f"({person.format('NEW.id')})",
+                              "(SELECT NEW.id AS id, NEW.unsubscribed_at AS unsubscribed_at)", "1")])
+            + "; END",
+        ]
+
+
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table, name in PG_TRIGGERS:
@@ -524,7 +660,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER {name}")
     with op.batch_alter_table("consent_tally", schema=None) as batch_op:
         batch_op.drop_index("ix_consent_tally_day")
-    for table in ("link_tally", "event_tally"):
+    for table in ("link_unsubscribe_tally", "link_tally", "event_tally"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_index(f"ix_{table}_day")
         op.drop_table(table)
