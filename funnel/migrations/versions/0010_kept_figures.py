@@ -44,6 +44,10 @@ EVENT_KEYS = "day, event_group, prev_day"
 LINK_KEYS = "day, step_slug, url, prev_day"
 CREDIT_KEYS = "day, step_slug"
 UNSUBSCRIBED_BIT = 8  # funnel.tallies.GROUP_BITS["unsubscribed"]
+# A change of a delivery that can move the credit for an unsubscribe through our link.
+CREDIT_CHANGE = (" OR ".join(f"{{o}}.{c} IS DISTINCT FROM {{n}}.{c}"
+                             for c in ("state", "sent_at", "kind", "step_slug", "subscriber_id"))
+                 + f" OR ({{o}}.engaged & {UNSUBSCRIBED_BIT}) <> ({{n}}.engaged & {UNSUBSCRIBED_BIT})")
 # Same groups as funnel.stats.EVENT_GROUPS; "blocked" (a temporary bounce) is in none.
 EVENT_GROUPS = {"delivered": "delivered", "open": "opened", "click": "clicked",
                 "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed",
@@ -472,6 +476,7 @@ class Pg:
             return (f"(SELECT d.* FROM delivery d WHERE d.subscriber_id IN ({gone.format(t=t)}) "
                     f"AND NOT EXISTS (SELECT 1 FROM new_rows x WHERE x.id = d.id){old})")
 
+        changed = CREDIT_CHANGE
         # Held against a concurrent unsubscribe, whose trigger reads these emails:
         # one of the two waits for the other's commit.
         lock = ("PERFORM 1 FROM subscriber WHERE id IN (SELECT subscriber_id FROM {t} "
@@ -486,6 +491,11 @@ class Pg:
                     {lock.format(t='old_rows')}
                     {recount('old_rows', f"(SELECT d.* FROM delivery d WHERE d.subscriber_id IN ({gone.format(t='old_rows')}) UNION ALL SELECT * FROM old_rows)")}
                 ELSE
+                    -- Opens, clicks and deliveries set other bits: nothing to recount.
+                    IF NOT EXISTS (SELECT 1 FROM old_rows o JOIN new_rows n ON n.id = o.id
+                                   WHERE {changed.format(o='o', n='n')}) THEN
+                        RETURN NULL;
+                    END IF;
                     {lock.format(t='(SELECT * FROM old_rows UNION ALL SELECT * FROM new_rows) AS b')}
                     {recount(either, without(either, True))}
                 END IF;
@@ -631,7 +641,8 @@ class Lite(Pg):
             "BEGIN " + recount("NEW.subscriber_id", every.format("NEW.subscriber_id")
                                + " AND id <> NEW.id") + " END",
             "CREATE TRIGGER link_unsubscribe_update AFTER UPDATE OF state, sent_at, engaged, kind, "
-            f"step_slug, subscriber_id ON delivery WHEN {gone('NEW')} OR {gone('OLD')} BEGIN "
+            f"step_slug, subscriber_id ON delivery WHEN ({CREDIT_CHANGE.format(o='OLD', n='NEW')}) "
+            f"AND ({gone('NEW')} OR {gone('OLD')}) BEGIN "
             + recount("OLD.subscriber_id, NEW.subscriber_id",
                       every.format("OLD.subscriber_id, NEW.subscriber_id")
                       + f" AND id <> NEW.id UNION ALL {row('OLD')}") + " END",
