@@ -100,11 +100,20 @@ def _period() -> Period:
 
 
 def _sequence_steps() -> tuple[list[tuple[str, str]], str | None]:
-    """The sequence as (slug, subject), and a problem to show if it cannot be read."""
-    from funnel.core.sequence import load_sequence
+    """The sequence as (slug, subject), and a problem to show if it cannot be read.
 
+    Parsed again only when a sequence file changes (as the worker does): once the
+    figures came from kept cells, parsing the files was a fifth of a load's CPU."""
+    from flask import current_app
+
+    from funnel.core.sequence import SequenceFiles
+
+    emails_dir = runtime.rt().settings.emails_dir
+    files = current_app.extensions.get("funnel_sequence_files")
+    if not isinstance(files, SequenceFiles) or files.emails_dir != emails_dir:
+        files = current_app.extensions["funnel_sequence_files"] = SequenceFiles(emails_dir)
     try:
-        seq = load_sequence(runtime.rt().settings.emails_dir)
+        seq = files()
     except (OSError, ValueError) as exc:  # a broken email file must not take the dashboard down
         return [], f"The email files could not be read ({exc}); steps are listed by name."
     return [(s.slug, s.subject) for s in seq], None
