@@ -101,27 +101,29 @@ class FastPages:
         self._off = (serializer is None or not secret or not config.get("WTF_CSRF_ENABLED", True)
                      or bool(config.get("TRUSTED_HOSTS")) or bool(config.get("SERVER_NAME"))
                      or app.url_map.host_matching or int(config["PAGE_CACHE_SIZE"]) <= 0)
+        if self._off or serializer is None or not isinstance(si, SecureCookieSessionInterface):
+            self._ready = True
+            return
         self.cache: site.PageCache = app.extensions["funnel_pages"]
         self.visits = app.extensions["funnel_visits"]
         self.clock = app.extensions["funnel"].clock
         self.size = max(int(config["PAGE_CACHE_SIZE"]), 1)
         self.fixed = headers.fixed_headers(is_production(config))
         self.frame = [("X-Frame-Options", "DENY")]  # the CSP says frame-ancestors 'none'
-        self.sessions = serializer
+        self.sessions: URLSafeTimedSerializer = serializer
         self.session_age = int(app.permanent_session_lifetime.total_seconds())
-        self.csrf = URLSafeTimedSerializer(secret or "", salt="wtf-csrf-token")  # Flask-WTF's salt
+        self.csrf = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")  # Flask-WTF's salt
         self.csrf_field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-        if isinstance(si, SecureCookieSessionInterface):
-            self.cookie_name = si.get_cookie_name(app)
-            # A new visitor's session is not permanent: no expiry, as Flask sends it.
-            cookie = dump_cookie(
-                self.cookie_name, _MARK, expires=None, path=si.get_cookie_path(app),
-                domain=si.get_cookie_domain(app), secure=si.get_cookie_secure(app),
-                httponly=si.get_cookie_httponly(app), samesite=si.get_cookie_samesite(app),
-                partitioned=si.get_cookie_partitioned(app),
-                max_size=int(config.get("MAX_COOKIE_SIZE", 4093)))
-            self.cookie_before, self.cookie_after = cookie.split(_MARK)
-        self._ready = True
+        self.cookie_name = si.get_cookie_name(app)
+        # A new visitor's session is not permanent: no expiry, as Flask sends it.
+        cookie = dump_cookie(
+            self.cookie_name, _MARK, expires=None, path=si.get_cookie_path(app),
+            domain=si.get_cookie_domain(app), secure=si.get_cookie_secure(app),
+            httponly=si.get_cookie_httponly(app), samesite=si.get_cookie_samesite(app),
+            partitioned=si.get_cookie_partitioned(app),
+            max_size=int(config.get("MAX_COOKIE_SIZE", 4093)))
+        self.cookie_before, self.cookie_after = cookie.split(_MARK)
+        self._ready = True  # last: a second thread (gthread) may be reading by now
 
     def _page(self, key: tuple) -> Page | None:
         page = self._pages.get(key)
