@@ -112,7 +112,7 @@ class FastPages:
         self.frame = [("X-Frame-Options", "DENY")]  # the CSP says frame-ancestors 'none'
         self.sessions: URLSafeTimedSerializer = serializer
         self.session_age = int(app.permanent_session_lifetime.total_seconds())
-        self.csrf = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")  # Flask-WTF's salt
+        self.csrf = URLSafeTimedSerializer(secret or "", salt="wtf-csrf-token")  # Flask-WTF's salt
         self.csrf_field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
         self.cookie_name = si.get_cookie_name(app)
         # A new visitor's session is not permanent: no expiry, as Flask sends it.
