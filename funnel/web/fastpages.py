@@ -28,6 +28,7 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -76,6 +77,7 @@ class FastPages:
         self.app = app
         self.wsgi_app = wsgi_app  # Flask's own handling: everything not answered here
         self._pages: dict[tuple, Page] = {}
+        self._lock = threading.Lock()
         self._ready = False
         self._off = False
 
@@ -131,9 +133,11 @@ class FastPages:
             pieces = self.cache.peek(key)
             if pieces is None:
                 return None  # Flask renders it this time
-            page = self._pages[key] = Page(pieces)
-            if len(self._pages) > self.size:  # as bounded as the page cache
-                self._pages.pop(next(iter(self._pages)))
+            page = Page(pieces)
+            with self._lock:  # gthread: two misses must not evict the same page
+                self._pages[key] = page
+                while len(self._pages) > self.size:  # as bounded as the page cache
+                    self._pages.pop(next(iter(self._pages)))
         return page
 
     def _answer(self, path: str, environ: dict[str, Any]) -> tuple[list, bytes] | None:
