@@ -91,6 +91,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_sendgrid_worker.py --subscribers 20000 --repeat 3
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_pages.py
+	$(BIN)/python bench/bench_pages_cpu.py
 
 # The list at a million, on PostgreSQL (about half an hour on 2 busy cores):
 # seed (goal C), the worker idle pass and memory (B), the dashboard (C), import (D).

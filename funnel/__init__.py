@@ -52,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         embed,
         errors,
         extensions,
+        fastpages,
         headers,
         links,
         newsletter,
@@ -65,6 +66,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     runtime.init_app(app)
     extensions.init_app(app)
+    # The article and landing page from the page cache without Flask's request
+    # handling; wrapped before ProxyFix so it sees the client and host ProxyFix sets.
+    fastpages.init_app(app)
     headers.init_app(app)
     ratelimits.init_app(app)
     errors.init_app(app)

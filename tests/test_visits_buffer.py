@@ -180,3 +180,35 @@ def test_cached_pages_keep_what_each_query_string_carries(client):
     assert again == a
     hostile = client.get("/free-plan?utm_source=%22%3E%3Cscript%3E").get_data(as_text=True)
     assert '"><script>' not in hostile and "&#34;&gt;&lt;script&gt;" in hostile
+
+
+def test_a_flood_is_written_in_the_background_not_in_a_visitors_request(slow_flush, db_url, db):
+    from sqlalchemy import create_engine, text
+
+    buffer = slow_flush.extensions["funnel_visits"]
+    buffer.max_rows = 5  # a flood, in small
+    client = slow_flush.test_client()
+    client.get("/")  # the page rendered and the flusher started
+    engine = create_engine(db_url)
+    blocker = engine.connect()
+    try:
+        # Another process in the middle of a long write: the batch has to wait for it.
+        if db_url.startswith("sqlite"):
+            blocker.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            blocker.begin()
+            blocker.execute(text("LOCK TABLE visit IN SHARE ROW EXCLUSIVE MODE"))
+        started = time.monotonic()
+        for _ in range(12):
+            assert client.get("/?utm_source=flood").status_code == 200
+        assert time.monotonic() - started < 2  # nobody waited for the lock
+    finally:
+        blocker.rollback()
+        blocker.close()
+        engine.dispose()
+    deadline = time.monotonic() + 15
+    while len(visit_rows(db)) < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(visit_rows(db)) >= 10  # written without waiting for the hour's flush
+    buffer.close()
+    assert len(visit_rows(db)) == 13

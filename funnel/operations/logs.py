@@ -121,6 +121,15 @@ def configure(fmt: str = "text", level: str = "INFO") -> None:
         werkzeug.addFilter(ContextFilter())
 
 
+def request_id(environ: dict[str, Any]) -> str:
+    """The proxy's X-Request-ID when it looks like one, else a new id."""
+    incoming = environ.get("HTTP_X_REQUEST_ID", "")
+    # Unique, not secret: random's generator instead of a getrandom() system
+    # call per request (uuid4 cost up to 80 µs on a busy machine). Python
+    # reseeds it in each forked worker, so workers do not repeat each other.
+    return incoming if _REQUEST_ID.match(incoming) else f"{random.getrandbits(128):032x}"
+
+
 def init_app(app: Flask) -> None:
     """A request id for every request (taken from the proxy's X-Request-ID when it
     looks like one), echoed in the response so access log and app log line up."""
@@ -128,11 +137,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _request_id() -> None:
-        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
-        # Unique, not secret: random's generator instead of a getrandom() system
-        # call per request (uuid4 cost up to 80 µs on a busy machine). Python
-        # reseeds it in each forked worker, so workers do not repeat each other.
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else f"{random.getrandbits(128):032x}"
+        g.request_id = request_id(request.environ)
 
     @app.after_request
     def _echo(resp):

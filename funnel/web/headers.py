@@ -67,6 +67,19 @@ def content_security_policy(nonce: str | None) -> str:
 _CSP_NO_INLINE = (_CSP_BEFORE + _CSP_AFTER).replace(" 'nonce-'", "")
 
 
+def fixed_headers(production: bool) -> list[tuple[str, str]]:
+    """The headers every page gets whatever it is (funnel.web.fastpages sends them too)."""
+    fixed = [
+        ("Permissions-Policy", PERMISSIONS_POLICY),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if production:
+        fixed.append(("Strict-Transport-Security", HSTS))
+    return fixed
+
+
 def init_app(app: Flask) -> None:
     hops = int(app.config.get("TRUSTED_PROXIES") or 0)
     if hops:
@@ -78,14 +91,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["csp_nonce"] = csp_nonce
     # The same on every page unless the view set its own; one pass over the
     # response's headers instead of a lookup per name (every page pays for it).
-    fixed = [
-        ("Permissions-Policy", PERMISSIONS_POLICY),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "strict-origin-when-cross-origin"),
-        ("Cross-Origin-Opener-Policy", "same-origin"),
-    ]
-    if production:
-        fixed.append(("Strict-Transport-Security", HSTS))
+    fixed = fixed_headers(production)
 
     @app.after_request
     def _headers(resp: Response) -> Response:

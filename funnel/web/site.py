@@ -6,11 +6,13 @@ import functools
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 
 from funnel import runtime, subscribers
@@ -38,10 +40,15 @@ def source_host() -> str | None:
     """The site that sent the visitor: the Referer's host, or, when they came
     through our own article, the host the article passed along as ``ref``.
     Only the host is kept: a full referring URL can carry personal data."""
-    ref = request.environ.get("HTTP_REFERER")  # most page views have none: skip the parsing
-    host = urlsplit(ref).hostname if ref else None
-    if host and host == request.host.split(":")[0]:
-        host = request.args.get("ref") or None  # moving around our own site is not a source
+    return referring_host(request.environ.get("HTTP_REFERER"), lambda: request.host, request.args)
+
+
+def referring_host(referer: str | None, own_host: Callable[[], str],
+                   args: Mapping[str, str]) -> str | None:
+    """``source_host`` from its parts (funnel.web.fastpages answers without a request)."""
+    host = urlsplit(referer).hostname if referer else None  # most views have none: no parsing
+    if host and host == own_host().split(":")[0]:
+        host = args.get("ref") or None  # moving around our own site is not a source
     return host[:255] if host else None
 
 
@@ -63,21 +70,25 @@ def visits() -> VisitBuffer:
     return current_app.extensions["funnel_visits"]
 
 
-def arrived_via() -> str:
+def arrived_via(args: Mapping[str, str] | None = None) -> str:
     """"article" when the visitor followed the article's link to the landing page."""
-    return "article" if request.args.get("via") == "article" else "direct"
+    return "article" if (request.args if args is None else args).get("via") == "article" else "direct"
 
 
 def count_visit(page: str, host: str | None, via: str | None = None) -> None:
     """Count a page view with no personal data: the referring site and UTM only.
     Buffered: written with others a few seconds later (see funnel/web/visits.py)."""
-    args = request.args
-    visits().add({
-        "page": page, "at": runtime.now(), "referrer_host": host, "via": via,
+    visits().add(visit_row(page, runtime.now(), host, via, request.args))
+
+
+def visit_row(page: str, at: datetime, host: str | None, via: str | None,
+              args: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "page": page, "at": at, "referrer_host": host, "via": via,
         "utm_source": args.get("utm_source", "")[:100] or None,
         "utm_medium": args.get("utm_medium", "")[:100] or None,
         "utm_campaign": args.get("utm_campaign", "")[:100] or None,
-    })
+    }
 
 
 class PageCache:
@@ -105,14 +116,31 @@ class PageCache:
                 self._pages.popitem(last=False)
         return parts
 
+    def peek(self, key: tuple) -> tuple[str, ...] | None:
+        """The page if it is kept, without rendering it (no app context needed)."""
+        with self._lock:
+            return self._pages.get(key)
+
 
 def pages() -> PageCache:
     return current_app.extensions["funnel_pages"]
 
 
-def _utm_query() -> dict[str, str]:
-    args = request.args
-    return {key: value[:100] for key in UTM_ARGS if (value := args.get(key))}
+def article_carry(args: Mapping[str, str], host: str | None) -> dict[str, str]:
+    """What the article's link to the landing page passes along: UTM, via and ``ref``."""
+    carry = {key: value[:100] for key in UTM_ARGS if (value := args.get(key))}
+    carry["via"] = "article"
+    if host:
+        carry["ref"] = host  # so a sign-up is credited to where the reader came from
+    return carry
+
+
+def article_key(carry: dict[str, str]) -> tuple:
+    return ("article", tuple(carry.items()))
+
+
+def landing_key(args: Mapping[str, str], host: str, via: str) -> tuple:
+    return ("landing", host, via, tuple(args.get(f"utm_{k}", "")[:100] for k in UTM_KEYS))
 
 
 def cut(html: str, values: dict[str, str]) -> tuple[str, ...]:
@@ -131,14 +159,16 @@ def fill(pieces: tuple[str, ...], values: dict[str, str]) -> str:
 def article():
     host = source_host()
     count_visit("article", host)
-    carry = {**_utm_query(), "via": "article"}
-    if host:
-        carry["ref"] = host  # so a sign-up is credited to where the reader came from
+    carry = article_carry(request.args, host)
 
     def render() -> tuple[str, ...]:
-        return (render_template("article.html", plan_url=url_for("site.landing", **carry)),)
+        html = render_template("article.html", plan_url=url_for("site.landing", **carry))
+        # Should the article ever get an inline script, its nonce must be this
+        # response's, not the first reader's: cut around it as the landing page does.
+        return cut(html, {"nonce": g.csp_nonce}) if "csp_nonce" in g else (html,)
 
-    return pages().get(("article", tuple(carry.items())), render)[0]
+    pieces = pages().get(article_key(carry), render)
+    return pieces[0] if len(pieces) == 1 else fill(pieces, {"nonce": csp_nonce()})
 
 
 @bp.get("/free-plan")
@@ -146,8 +176,8 @@ def landing():
     host = source_host() or ""
     via = arrived_via()
     count_visit("landing", host or None, via)
-    args = request.args
-    utm = tuple(args.get(f"utm_{k}", "")[:100] for k in UTM_KEYS)
+    key = landing_key(request.args, host, via)
+    utm = key[3]
 
     def render() -> tuple[str, ...]:
         form = SignupForm(formdata=None)
@@ -163,7 +193,7 @@ def landing():
             raise RuntimeError("the landing page must show its CSRF token exactly once")
         return pieces
 
-    pieces = pages().get(("landing", host, via, utm), render)
+    pieces = pages().get(key, render)
     return fill(pieces, {"token": generate_csrf(), "nonce": csp_nonce()})
 
 

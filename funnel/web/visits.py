@@ -42,6 +42,7 @@ class VisitBuffer:
         self._flush_lock = threading.Lock()
         self._pid: int | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         _BUFFERS.add(self)
 
     def add(self, row: dict[str, Any]) -> None:
@@ -49,9 +50,17 @@ class VisitBuffer:
             self._start()
         with self._lock:
             self._rows.append(row)
-            full = len(self._rows) >= self.max_rows
-        if full or self.interval <= 0:
-            self.flush()  # bounded memory under a flood; interval 0 writes at once
+            waiting = len(self._rows)
+            if waiting > self.max_rows * 10:
+                del self._rows[:-self.max_rows * 10]  # the database away for long: newest kept
+        if self.interval <= 0:
+            self.flush()  # interval 0 writes at once
+        elif waiting >= self.max_rows:
+            # A flood: the flusher writes now rather than at its interval. Not in this
+            # request: a batch of thousands (and, on SQLite, waiting for the other
+            # process's write lock) would hold up this visitor and, on a sync worker,
+            # every connection waiting behind it.
+            self._wake.set()
 
     def pending(self) -> int:
         with self._lock:
@@ -87,18 +96,24 @@ class VisitBuffer:
             self._pid = os.getpid()
             self._rows = []  # a forked child must not write its parent's views again
             self._stop = threading.Event()
+            self._wake = threading.Event()
         if self.interval > 0:
-            threading.Thread(target=self._run, args=(self._stop,), daemon=True,
+            threading.Thread(target=self._run, args=(self._stop, self._wake), daemon=True,
                              name="visit-flusher").start()
         atexit.register(self.close)
 
-    def _run(self, stop: threading.Event) -> None:
-        while not stop.wait(self.interval):
+    def _run(self, stop: threading.Event, wake: threading.Event) -> None:
+        while True:
+            wake.wait(self.interval)
+            wake.clear()
+            if stop.is_set():
+                return
             self.flush()
 
     def close(self) -> None:
         """Stop the flusher and write what is left: the graceful-shutdown path."""
         self._stop.set()
+        self._wake.set()
         self.flush()
 
 
