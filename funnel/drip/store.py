@@ -17,6 +17,7 @@ of a pass's time (README "Benchmarks").
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -233,16 +234,27 @@ def _update(table: str, columns: tuple[str, ...]) -> Update:
 
 
 def _changes(table: str, fields: tuple[str, ...],
-             rows: list[tuple[Any, tuple, Any]]) -> dict[Update, list[dict[str, Any]]]:
+             rows: list[tuple[Any, tuple, tuple]]) -> dict[Update, list[dict[str, Any]]]:
     """Only the columns that changed, grouped by which: a column this batch did not
-    change is never written back (a concurrent writer's value stays)."""
+    change is never written back (a concurrent writer's value stays). ``rows``:
+    (key, values before, values now) in the order of ``fields``."""
     out: dict[Update, list[dict[str, Any]]] = {}
-    for key, before, row in rows:
-        columns = tuple(f for f, old in zip(fields, before, strict=True)
-                        if getattr(row, f) != old)
-        if columns:
-            out.setdefault(_update(table, columns), []).append(
-                {"_key": key, **{c: getattr(row, c) for c in columns}})
+    # Most rows of a batch change the same columns: one lookup per such set.
+    groups: dict[tuple[bool, ...], tuple[tuple[str, ...], tuple[int, ...], list]] = {}
+    for key, before, now in rows:
+        if before == now:
+            continue
+        mask = tuple(map(operator.ne, before, now))
+        group = groups.get(mask)
+        if group is None:
+            which = tuple(i for i, changed in enumerate(mask) if changed)
+            columns = tuple(fields[i] for i in which)
+            group = groups[mask] = (columns, which, out.setdefault(_update(table, columns), []))
+        columns, which, params = group
+        row = {"_key": key}
+        for c, i in zip(columns, which):
+            row[c] = now[i]
+        params.append(row)
     return out
 
 
@@ -310,49 +322,59 @@ def _utc(value: str | datetime) -> datetime:
 
 @functools.lru_cache(maxsize=64)  # a few statements per engine; tests make many engines
 def _driver_sql(stmt: Insert | Update, dialect: Any, keys: tuple[str, ...]
-                ) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+                ) -> tuple[str, tuple[str, ...] | None, dict[str, Any], tuple[int, ...]]:
     """The statement in the driver's own SQL, for a positional driver the
-    parameter names in order, and the scalar column defaults an INSERT adds
-    (``engaged = 0``) that the rows leave out."""
+    parameter names in order, the scalar column defaults an INSERT adds
+    (``engaged = 0``) that the rows leave out, and which parameters (by position)
+    are times."""
     compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
     order = compiled.positiontup
+    table = getattr(stmt, "table", None)
     defaults: dict[str, Any] = {}
     for name in compiled.binds:
         if name in keys:
             continue
-        table = getattr(stmt, "table", None)
         column = table.c.get(name) if table is not None else None
         default = column.default if column is not None else None
         if default is None or not default.is_scalar:
             raise ValueError(f"no value for {name!r} in {stmt}")
         defaults[name] = default.arg
-    return compiled.string, tuple(order) if order is not None else None, defaults
+    times = tuple(i for i, name in enumerate(order or ())
+                  if table is not None and (column := table.c.get(name)) is not None
+                  and isinstance(column.type, UTCDateTime))
+    return compiled.string, tuple(order) if order is not None else None, defaults, times
 
 
 def executemany(s: Session, stmt: Insert | Update, rows: list[dict[str, Any]]) -> None:
     """``s.execute(stmt, rows)`` for the worker's hot statements, straight to the
     driver: SQLAlchemy's per-row parameter and type handling was most of what a
-    batch's writes cost. Every row has the same keys; on SQLite, datetimes are
+    batch's writes cost. Every row has the same keys; on SQLite, times are
     turned into their stored text here (PostgreSQL takes aware datetimes)."""
     conn = s.connection()
-    sql, order, defaults = _driver_sql(stmt, conn.dialect, tuple(rows[0]))
+    sql, order, defaults, times = _driver_sql(stmt, conn.dialect, tuple(rows[0]))
     if defaults:
         rows = [{**defaults, **r} for r in rows]
-    if conn.dialect.name == "sqlite":
-        seen: dict[datetime, str] = {}  # a batch's times are mostly its one ``now``
-
-        def text(v: Any) -> Any:
-            if not isinstance(v, datetime):
-                return v
-            out = seen.get(v)
-            if out is None:
-                out = seen[v] = sqlite_time(v)
-            return out
-        params: list[Any] = [tuple(text(r[n]) for n in order or ()) for r in rows]
-    elif order is not None:
-        params = [tuple(r[n] for n in order) for r in rows]
-    else:
+    params: list[Any]
+    if order is None:
         params = rows
+    else:
+        values = operator.itemgetter(*order) if len(order) > 1 else (lambda r: (r[order[0]],))
+        params = list(map(values, rows))
+    if times and conn.dialect.name == "sqlite":
+        seen: dict[datetime, str] = {}  # a batch's times are mostly its one ``now``
+        for k, row in enumerate(params):
+            converted = None
+            for i in times:
+                v = row[i]
+                if v is not None:
+                    if converted is None:
+                        converted = list(row)
+                    text = seen.get(v)
+                    if text is None:
+                        text = seen[v] = sqlite_time(v)
+                    converted[i] = text
+            if converted is not None:
+                params[k] = tuple(converted)
     conn.exec_driver_sql(sql, params)
 
 
@@ -391,10 +413,16 @@ class Batch:
         if self._deleted:
             s.execute(delete(_D).where(_D.c.public_id.in_([d.public_id for d in self._deleted])))
             self._deleted = []
-        rows = [d for sub in self.subs for d in sub.deliveries]
         known = self._rows
-        changed = [d for d in rows if d.public_id in known and known[d.public_id] != d.changes()]
-        new = [d for d in rows if d.public_id not in known]
+        changed: list[tuple[DeliveryRow, tuple, tuple]] = []
+        new: list[DeliveryRow] = []
+        for sub in self.subs:
+            for d in sub.deliveries:
+                before = known.get(d.public_id)
+                if before is None:
+                    new.append(d)
+                elif before != (now := d.changes()):
+                    changed.append((d, before, now))
         if new:
             executemany(s, INSERT_DELIVERY, [
                 {"public_id": d.public_id, "subscriber_id": d.subscriber_id, "kind": d.kind,
@@ -403,13 +431,15 @@ class Batch:
                  "provider_id": d.provider_id, "sent_at": d.sent_at, "retry_at": d.retry_at}
                 for d in new])
         updates = _changes("delivery", DELIVERY_FIELDS,
-                           [(d.public_id, known[d.public_id], d) for d in changed])
+                           [(d.public_id, before, now) for d, before, now in changed])
+        cursors = self._cursors
         updates.update(_changes("subscriber", CURSOR_FIELDS,
-                                [(sub.id, self._cursors[sub.id], sub) for sub in self.subs]))
+                                [(sub.id, cursors[sub.id], (sub.next_due_at, sub.lease_until))
+                                 for sub in self.subs]))
         for stmt, params in updates.items():
             executemany(s, stmt, params)
         sent = [d for d in new if d.state == SENT] + [
-            d for d in changed if d.state == SENT and known[d.public_id][0] != SENT]
+            d for d, before, _now in changed if d.state == SENT and before[0] != SENT]
         if sent:
             capture.sent(s.connection(), sent, max(d.sent_at or d.created_at for d in sent))
         self._mark()
