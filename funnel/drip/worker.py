@@ -10,12 +10,14 @@ skipped, never followed by the next step.
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from collections.abc import Sequence as Sequence_
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -82,6 +84,24 @@ def view(sub: Subscriber | SubscriberRow
 def delivery_key(d: DeliveryRow) -> str:
     """Outbox file name and provider key: stable, so a resend replaces, never adds."""
     return f"{d.created_at:%Y%m%dT%H%M%S}-{d.step_slug}-{d.public_id}"
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch runs. A batch makes tens of
+    thousands of objects (rows, emails, parameters) that all live until it ends,
+    so the collector's passes over them, and over everything the app keeps, freed
+    nothing and took a quarter of a batch's time. Cycles made meanwhile are
+    collected once it is back on. (Process-wide: a web thread's cycles wait too,
+    for one batch.)"""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class Worker:
@@ -168,7 +188,8 @@ class Worker:
             if not ids:
                 return
             report.claimed += len(ids)
-            process(ids, now, report)
+            with collector_paused():
+                process(ids, now, report)
 
     # -- the drip ------------------------------------------------------------
 
