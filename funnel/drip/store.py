@@ -228,6 +228,8 @@ def _update(table: str, columns: tuple[str, ...]) -> Update:
     """``UPDATE table SET <columns> WHERE <key> = :_key``, one per set of columns."""
     if table == "delivery":
         stmt = update(_D).where(_D.c.public_id == bindparam("_key"))
+    elif table == "delivery_by_id":  # rows read back: the row id, one index lookup less
+        stmt = update(_D).where(_D.c.id == bindparam("_key"))
     else:
         stmt = update(_S).where(_S.c.id == bindparam("_key"))
     return stmt.values({c: bindparam(c) for c in columns})
@@ -431,7 +433,11 @@ class Batch:
                  "provider_id": d.provider_id, "sent_at": d.sent_at, "retry_at": d.retry_at}
                 for d in new])
         updates = _changes("delivery", DELIVERY_FIELDS,
-                           [(d.public_id, before, now) for d, before, now in changed])
+                           [(d.public_id, before, now) for d, before, now in changed
+                            if d.id is None])
+        updates.update(_changes("delivery_by_id", DELIVERY_FIELDS,
+                                [(d.id, before, now) for d, before, now in changed
+                                 if d.id is not None]))
         cursors = self._cursors
         updates.update(_changes("subscriber", CURSOR_FIELDS,
                                 [(sub.id, cursors[sub.id], (sub.next_due_at, sub.lease_until))
