@@ -96,8 +96,7 @@ class Store:
         (on SQLite the session already holds the single write lock)."""
         conn = s.connection()
         lock = lock and conn.dialect.name == "postgresql"
-        subs = [SubscriberRow(*row)  # type: ignore[call-arg]
-                for row in _read(conn, "subscriber", ids, lock)]
+        subs = [SubscriberRow(*row) for row in _read(conn, "subscriber", ids, lock)]
         by_id = {sub.id: sub for sub in subs}
         if by_id:
             for row in _read(conn, "delivery", list(by_id), False):
@@ -276,6 +275,7 @@ _IDS = "__ids__"
 def _select_sql(table: str, dialect: Any, lock: bool) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
     """``load``'s SELECT in the driver's SQL with ``__ids__`` where the ids go,
     and which columns hold times and which booleans."""
+    columns: tuple[Any, ...]
     if table == "subscriber":
         columns, key, order = SUBSCRIBER_COLUMNS, Subscriber.id, Subscriber.id
     else:
@@ -356,12 +356,11 @@ def executemany(s: Session, stmt: Insert | Update, rows: list[dict[str, Any]]) -
     sql, order, defaults, times = _driver_sql(stmt, conn.dialect, tuple(rows[0]))
     if defaults:
         rows = [{**defaults, **r} for r in rows]
-    params: list[Any]
-    if order is None:
-        params = rows
-    else:
-        values = operator.itemgetter(*order) if len(order) > 1 else (lambda r: (r[order[0]],))
-        params = list(map(values, rows))
+    if order is None:  # a driver with named parameters (psycopg) takes the rows
+        conn.exec_driver_sql(sql, rows)
+        return
+    values = operator.itemgetter(*order) if len(order) > 1 else (lambda r: (r[order[0]],))
+    params: list[tuple] = list(map(values, rows))
     if times and conn.dialect.name == "sqlite":
         seen: dict[datetime, str] = {}  # a batch's times are mostly its one ``now``
         for k, row in enumerate(params):
