@@ -295,6 +295,8 @@ def _read(conn: Connection, table: str, ids: list[int], lock: bool) -> list[list
     aware UTC datetimes (as UTCDateTime gives them): SQLAlchemy's per-value
     result processing was most of what loading a batch cost. The ids are our
     own integers, written into the statement (one statement for any count)."""
+    if not ids:
+        return []  # "IN ()" is not SQL everywhere
     sql, times, flags = _select_sql(table, conn.dialect, lock)
     sql = sql.replace(_IDS, ",".join(str(int(i)) for i in ids))
     seen: dict[Any, datetime] = {}  # a batch's times are mostly a few values
