@@ -55,11 +55,18 @@ class InterruptingComposer:
         self.inner = inner
         self.during = during
 
-    def message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _first(self) -> None:
         if self.during is not None:
             during, self.during = self.during, None
             during()
+
+    def message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._first()
         return self.inner.message(*args, **kwargs)
+
+    def messages(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._first()
+        return self.inner.messages(*args, **kwargs)
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self.inner, name)

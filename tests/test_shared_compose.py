@@ -92,3 +92,32 @@ def test_a_link_printed_many_times_goes_once_per_recipient(tmp_path):
     values = list(msg.substitutions.values())
     assert values.count(links["unsubscribe_url"]) == 1
     assert values.count(links["my_plan_url"]) == 1
+
+
+def test_a_step_composed_for_many_at_once_is_each_recipients_own_email(tmp_path):
+    """What the worker does with a batch (``Composer.messages``): every email is
+    the one composed alone, and so byte for byte its full rendering; a recipient
+    that cannot be composed is reported in its place and the others still go."""
+    composer, source = composer_for(
+        tmp_path, "Hi {{ first_name }}. [Plan]({{ my_plan_url }}) · [View]({{ view_url }}) · "
+                  "[Leave]({{ unsubscribe_url }})\n")
+    subs = [Subscriber(public_id=f"p{i}-_a_-", email=f"r_{i}_@ex.com", first_name=name)
+            for i, name in enumerate(HOSTILE_NAMES)]
+
+    class Broken:
+        public_id, email = "p-broken", "broken@example.com"  # and no first_name
+
+    recipients = [(sub, f"k{i}", f"d{i}") for i, sub in enumerate(subs)]
+    recipients.insert(3, (Broken(), "k-broken", "d-broken"))
+    out = composer.messages(source, recipients, now=NOW, category="test")
+    assert isinstance(out.pop(3), AttributeError)
+    assert len(out) == len(subs)
+    for i, (sub, msg) in enumerate(zip(subs, out, strict=True)):
+        assert not isinstance(msg, Exception)
+        alone = composer.message(source, sub, key=f"k{i}", now=NOW, delivery_id=f"d{i}",
+                                 category="test")
+        assert msg == alone, sub.first_name
+        full = composer.renderer.render(source, composer.variables(sub, f"d{i}"))
+        assert (msg.subject, msg.html, msg.text) == (full.subject, full.html, full.text)
+        assert msg.headers["List-Unsubscribe"] == f"<{composer.variables(sub)['unsubscribe_url']}>"
+    assert sum(m.shared is not None for m in out if not isinstance(m, Exception)) > 1

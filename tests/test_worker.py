@@ -3,6 +3,7 @@ an unsubscribe; failures retry or are recorded; a dead worker's work is picked u
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -209,6 +210,20 @@ def test_bad_credentials_stop_the_worker_and_lose_nothing(app, client, outbox, c
     assert deliveries(db, "auth@example.com") == []  # the intent was withdrawn
     assert run(app, clock, fake).sent == 1  # fixed key: it goes out, once
     assert [m.subject for m in fake.sent] == ["Step welcome"]
+
+
+def test_the_garbage_collector_is_back_on_after_every_batch(app, client, outbox, clock):
+    """A batch pauses the cyclic collector (its objects all live until it ends);
+    after it, even one that stopped the worker, memory is looked after as usual."""
+    fake = FakeTransport()
+    fake.script = [AuthError("401 bad key")]
+    sign_up_and_confirm(client, outbox, "collector@example.com")
+    assert gc.isenabled()
+    with pytest.raises(AuthError):
+        run(app, clock, fake)
+    assert gc.isenabled()
+    assert run(app, clock, fake).sent == 1
+    assert gc.isenabled()
 
 
 def test_sequence_edits_apply_by_slug(app, client, outbox, clock, emails_dir):

@@ -91,3 +91,36 @@ def test_a_cursor_the_batch_writes_is_due_exactly_at_its_time(app, make_subscrib
         batch.commit()
     assert store.claim_due(due - timedelta(microseconds=1), clock.now) == []
     assert store.claim_due(due, clock.now) == [sub.id]
+
+
+def test_the_worker_reads_a_batch_exactly_as_the_app_stored_it(app, db, make_subscriber, clock):
+    """The batch is read straight from the driver: every time comes back as the
+    same aware UTC moment the ORM reads (microseconds, another zone's input), and
+    a flag as a boolean, on SQLite and PostgreSQL alike."""
+    from funnel.models import Delivery
+
+    paused = datetime(2026, 12, 24, 18, 30, 15, 250000, tzinfo=ZoneInfo("Europe/Paris"))
+    sub = make_subscriber("read.back@example.com", first_name="Zoë", wants_plan=False,
+                          paused_until=paused,
+                          lease_until=clock.now + timedelta(microseconds=7))
+    db.add(Delivery(subscriber_id=sub.id, kind="drip", step_slug="welcome", state="retry",
+                    attempts=2, created_at=clock.now, error="429",
+                    retry_at=clock.now + timedelta(minutes=3, microseconds=1)))
+    db.commit()
+    store = make_worker(app.extensions["funnel"]).store
+    with store.transaction() as s:
+        row = store.load(s, [sub.id], lock=True).subs[0]
+    db.expire_all()
+    orm = db.get(Subscriber, sub.id)
+    assert orm is not None
+    for name in ("public_id", "email", "first_name", "status", "timezone", "confirmed_at",
+                 "paused_until", "wants_plan", "next_due_at", "lease_until", "lease_owner"):
+        assert getattr(row, name) == getattr(orm, name), name
+    assert row.paused_until == paused and row.paused_until.tzinfo is UTC
+    assert row.wants_plan is False
+    [d] = row.deliveries
+    stored = db.scalars(select(Delivery).where(Delivery.subscriber_id == sub.id)).one()
+    for name in ("id", "public_id", "kind", "step_slug", "state", "attempts", "created_at",
+                 "error", "sent_at", "retry_at"):
+        assert getattr(d, name) == getattr(stored, name), name
+    assert d.retry_at is not None and d.retry_at.tzinfo is UTC

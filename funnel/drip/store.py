@@ -17,18 +17,33 @@ of a pass's time (README "Benchmarks").
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Insert, Select, Table, Update, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Insert,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.core.states import SubscriberStatus
 from funnel.hooks import capture
-from funnel.models import AppState, Delivery, Subscriber
+from funnel.models import AppState, Delivery, Subscriber, UTCDateTime
 from funnel.sending import HELD, QUEUED, RETRY, SENDING, SENT, SYSTEM
 
 FINGERPRINT_KEY = "sequence_fingerprint"
@@ -79,16 +94,13 @@ class Store:
     def load(s: Session, ids: list[int], *, lock: bool) -> Batch:
         """The subscribers with their deliveries; ``lock`` takes their row locks
         (on SQLite the session already holds the single write lock)."""
-        q = select(*SUBSCRIBER_COLUMNS).where(Subscriber.id.in_(ids)).order_by(Subscriber.id)
-        if lock and s.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(of=Subscriber)
-        subs = [SubscriberRow(*row) for row in s.execute(q)]  # type: ignore[call-arg]
+        conn = s.connection()
+        lock = lock and conn.dialect.name == "postgresql"
+        subs = [SubscriberRow(*row) for row in _read(conn, "subscriber", ids, lock)]
         by_id = {sub.id: sub for sub in subs}
         if by_id:
-            for row in s.execute(select(*DELIVERY_COLUMNS)
-                                 .where(Delivery.subscriber_id.in_(list(by_id)))
-                                 .order_by(Delivery.id)):
-                by_id[row.subscriber_id].deliveries.append(DeliveryRow(*row))
+            for row in _read(conn, "delivery", list(by_id), False):
+                by_id[row[2]].deliveries.append(DeliveryRow(*row))
         return Batch(s, subs)
 
     def still_ours(self, sub: SubscriberRow) -> bool:
@@ -215,22 +227,35 @@ def _update(table: str, columns: tuple[str, ...]) -> Update:
     """``UPDATE table SET <columns> WHERE <key> = :_key``, one per set of columns."""
     if table == "delivery":
         stmt = update(_D).where(_D.c.public_id == bindparam("_key"))
+    elif table == "delivery_by_id":  # rows read back: the row id, one index lookup less
+        stmt = update(_D).where(_D.c.id == bindparam("_key"))
     else:
         stmt = update(_S).where(_S.c.id == bindparam("_key"))
     return stmt.values({c: bindparam(c) for c in columns})
 
 
 def _changes(table: str, fields: tuple[str, ...],
-             rows: list[tuple[Any, tuple, Any]]) -> dict[Update, list[dict[str, Any]]]:
+             rows: list[tuple[Any, tuple, tuple]]) -> dict[Update, list[dict[str, Any]]]:
     """Only the columns that changed, grouped by which: a column this batch did not
-    change is never written back (a concurrent writer's value stays)."""
+    change is never written back (a concurrent writer's value stays). ``rows``:
+    (key, values before, values now) in the order of ``fields``."""
     out: dict[Update, list[dict[str, Any]]] = {}
-    for key, before, row in rows:
-        columns = tuple(f for f, old in zip(fields, before, strict=True)
-                        if getattr(row, f) != old)
-        if columns:
-            out.setdefault(_update(table, columns), []).append(
-                {"_key": key, **{c: getattr(row, c) for c in columns}})
+    # Most rows of a batch change the same columns: one lookup per such set.
+    groups: dict[tuple[bool, ...], tuple[tuple[str, ...], tuple[int, ...], list]] = {}
+    for key, before, now in rows:
+        if before == now:
+            continue
+        mask = tuple(map(operator.ne, before, now))
+        group = groups.get(mask)
+        if group is None:
+            which = tuple(i for i, changed in enumerate(mask) if changed)
+            columns = tuple(fields[i] for i in which)
+            group = groups[mask] = (columns, which, out.setdefault(_update(table, columns), []))
+        columns, which, params = group
+        row = {"_key": key}
+        for c, i in zip(columns, which):
+            row[c] = now[i]
+        params.append(row)
     return out
 
 
@@ -243,51 +268,116 @@ def sqlite_time(value: datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S.%f}"
 
 
+_IDS = "__ids__"
+
+
+@functools.lru_cache(maxsize=64)
+def _select_sql(table: str, dialect: Any, lock: bool) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
+    """``load``'s SELECT in the driver's SQL with ``__ids__`` where the ids go,
+    and which columns hold times and which booleans."""
+    columns: tuple[Any, ...]
+    if table == "subscriber":
+        columns, key, order = SUBSCRIBER_COLUMNS, Subscriber.id, Subscriber.id
+    else:
+        columns, key, order = DELIVERY_COLUMNS, Delivery.subscriber_id, Delivery.id
+    q = select(*columns).where(key.op("IN")(literal_column(f"({_IDS})"))).order_by(order)
+    if lock:
+        q = q.with_for_update(of=Subscriber)
+    sql = str(q.compile(dialect=dialect))
+    assert sql.count(_IDS) == 1, sql
+    times = tuple(i for i, c in enumerate(columns) if isinstance(c.type, UTCDateTime))
+    flags = tuple(i for i, c in enumerate(columns) if isinstance(c.type, Boolean))
+    return sql, times, flags
+
+
+def _read(conn: Connection, table: str, ids: list[int], lock: bool) -> list[list[Any]]:
+    """The rows of ``table`` for ``ids``, read straight from the driver, times as
+    aware UTC datetimes (as UTCDateTime gives them): SQLAlchemy's per-value
+    result processing was most of what loading a batch cost. The ids are our
+    own integers, written into the statement (one statement for any count)."""
+    if not ids:
+        return []  # "IN ()" is not SQL everywhere
+    sql, times, flags = _select_sql(table, conn.dialect, lock)
+    sql = sql.replace(_IDS, ",".join(str(int(i)) for i in ids))
+    seen: dict[Any, datetime] = {}  # a batch's times are mostly a few values
+    out = []
+    for raw in conn.exec_driver_sql(sql):
+        row = list(raw)
+        for i in times:
+            v = row[i]
+            if v is not None:
+                t = seen.get(v)
+                if t is None:
+                    t = seen[v] = _utc(v)
+                row[i] = t
+        for i in flags:
+            if row[i] is not None:
+                row[i] = bool(row[i])
+        out.append(row)
+    return out
+
+
+def _utc(value: str | datetime) -> datetime:
+    """A stored time as ``UTCDateTime.process_result_value`` returns it."""
+    if isinstance(value, str):  # SQLite's text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 @functools.lru_cache(maxsize=64)  # a few statements per engine; tests make many engines
 def _driver_sql(stmt: Insert | Update, dialect: Any, keys: tuple[str, ...]
-                ) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+                ) -> tuple[str, tuple[str, ...] | None, dict[str, Any], tuple[int, ...]]:
     """The statement in the driver's own SQL, for a positional driver the
-    parameter names in order, and the scalar column defaults an INSERT adds
-    (``engaged = 0``) that the rows leave out."""
+    parameter names in order, the scalar column defaults an INSERT adds
+    (``engaged = 0``) that the rows leave out, and which parameters (by position)
+    are times."""
     compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
     order = compiled.positiontup
+    table = getattr(stmt, "table", None)
     defaults: dict[str, Any] = {}
     for name in compiled.binds:
         if name in keys:
             continue
-        table = getattr(stmt, "table", None)
         column = table.c.get(name) if table is not None else None
         default = column.default if column is not None else None
         if default is None or not default.is_scalar:
             raise ValueError(f"no value for {name!r} in {stmt}")
         defaults[name] = default.arg
-    return compiled.string, tuple(order) if order is not None else None, defaults
+    times = tuple(i for i, name in enumerate(order or ())
+                  if table is not None and (column := table.c.get(name)) is not None
+                  and isinstance(column.type, UTCDateTime))
+    return compiled.string, tuple(order) if order is not None else None, defaults, times
 
 
 def executemany(s: Session, stmt: Insert | Update, rows: list[dict[str, Any]]) -> None:
     """``s.execute(stmt, rows)`` for the worker's hot statements, straight to the
     driver: SQLAlchemy's per-row parameter and type handling was most of what a
-    batch's writes cost. Every row has the same keys; on SQLite, datetimes are
+    batch's writes cost. Every row has the same keys; on SQLite, times are
     turned into their stored text here (PostgreSQL takes aware datetimes)."""
     conn = s.connection()
-    sql, order, defaults = _driver_sql(stmt, conn.dialect, tuple(rows[0]))
+    sql, order, defaults, times = _driver_sql(stmt, conn.dialect, tuple(rows[0]))
     if defaults:
         rows = [{**defaults, **r} for r in rows]
-    if conn.dialect.name == "sqlite":
+    if order is None:  # a driver with named parameters (psycopg) takes the rows
+        conn.exec_driver_sql(sql, rows)
+        return
+    values = operator.itemgetter(*order) if len(order) > 1 else (lambda r: (r[order[0]],))
+    params: list[tuple] = list(map(values, rows))
+    if times and conn.dialect.name == "sqlite":
         seen: dict[datetime, str] = {}  # a batch's times are mostly its one ``now``
-
-        def text(v: Any) -> Any:
-            if not isinstance(v, datetime):
-                return v
-            out = seen.get(v)
-            if out is None:
-                out = seen[v] = sqlite_time(v)
-            return out
-        params: list[Any] = [tuple(text(r[n]) for n in order or ()) for r in rows]
-    elif order is not None:
-        params = [tuple(r[n] for n in order) for r in rows]
-    else:
-        params = rows
+        for k, row in enumerate(params):
+            converted = None
+            for i in times:
+                v = row[i]
+                if v is not None:
+                    if converted is None:
+                        converted = list(row)
+                    text = seen.get(v)
+                    if text is None:
+                        text = seen[v] = sqlite_time(v)
+                    converted[i] = text
+            if converted is not None:
+                params[k] = tuple(converted)
     conn.exec_driver_sql(sql, params)
 
 
@@ -326,10 +416,16 @@ class Batch:
         if self._deleted:
             s.execute(delete(_D).where(_D.c.public_id.in_([d.public_id for d in self._deleted])))
             self._deleted = []
-        rows = [d for sub in self.subs for d in sub.deliveries]
         known = self._rows
-        changed = [d for d in rows if d.public_id in known and known[d.public_id] != d.changes()]
-        new = [d for d in rows if d.public_id not in known]
+        changed: list[tuple[DeliveryRow, tuple, tuple]] = []
+        new: list[DeliveryRow] = []
+        for sub in self.subs:
+            for d in sub.deliveries:
+                before = known.get(d.public_id)
+                if before is None:
+                    new.append(d)
+                elif before != (now := d.changes()):
+                    changed.append((d, before, now))
         if new:
             executemany(s, INSERT_DELIVERY, [
                 {"public_id": d.public_id, "subscriber_id": d.subscriber_id, "kind": d.kind,
@@ -338,13 +434,19 @@ class Batch:
                  "provider_id": d.provider_id, "sent_at": d.sent_at, "retry_at": d.retry_at}
                 for d in new])
         updates = _changes("delivery", DELIVERY_FIELDS,
-                           [(d.public_id, known[d.public_id], d) for d in changed])
+                           [(d.public_id, before, now) for d, before, now in changed
+                            if d.id is None])
+        updates.update(_changes("delivery_by_id", DELIVERY_FIELDS,
+                                [(d.id, before, now) for d, before, now in changed
+                                 if d.id is not None]))
+        cursors = self._cursors
         updates.update(_changes("subscriber", CURSOR_FIELDS,
-                                [(sub.id, self._cursors[sub.id], sub) for sub in self.subs]))
+                                [(sub.id, cursors[sub.id], (sub.next_due_at, sub.lease_until))
+                                 for sub in self.subs]))
         for stmt, params in updates.items():
             executemany(s, stmt, params)
         sent = [d for d in new if d.state == SENT] + [
-            d for d in changed if d.state == SENT and known[d.public_id][0] != SENT]
+            d for d, before, _now in changed if d.state == SENT and before[0] != SENT]
         if sent:
             capture.sent(s.connection(), sent, max(d.sent_at or d.created_at for d in sent))
         self._mark()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
@@ -108,25 +108,18 @@ class Composer:
         """Every variable an email may use (documented in emails/README.md).
         With ``source``, signed links it does not use are left out: signing is
         most of composing a batched email."""
-        first = (sub.first_name or "").strip()
         if used is None and source is not None:
             used = self.renderer.used_names(source)
-        plan = (self.links.plan(sub.public_id)
-                if used is None or used & {"my_plan_url", "my_plan_pdf_url"} else "")
+        return {**self.common_variables(),
+                **_Personal(self.links, used if source is not None else None)(sub, delivery_id)}
+
+    def common_variables(self) -> dict[str, Any]:
+        """The variables that are the same for every recipient."""
         return {
             **self.coach_variables(),
-            "my_plan_url": plan,
-            "my_plan_pdf_url": plan + ".pdf",
-            "first_name": UserText(first) if first else DEFAULT_FIRST_NAME,
-            "email": UserText(sub.email),
             "site_url": self.links.page("/"),
             "article_url": self.links.page("/"),
             "plan_url": self.links.page("/free-plan"),
-            "unsubscribe_url": self.links.unsubscribe(sub.public_id),
-            "preferences_url": self.links.preferences(sub.public_id),
-            "view_url": self.links.view(sub.public_id, delivery_id) if delivery_id else "",
-            "confirm_url": (self.links.confirm(sub.public_id)
-                            if used is None or "confirm_url" in used else ""),
             "postal_address": self.settings.postal_address,
             "reason": (
                 "You are getting this because you signed up for the Run Stronger "
@@ -176,31 +169,115 @@ class Composer:
         list_mail: bool = True,
         extra: dict[str, Any] | None = None,
     ) -> Message:
-        source = self.with_next_step(source)
-        used = self.renderer.used_names(source)
-        own = self.variables(sub, delivery_id, source, used)
-        variables = {**own, **(extra or {})}
+        return _Batch(self, source, now, category, list_mail, extra).message(sub, key, delivery_id)
+
+    def messages(
+        self,
+        source: EmailSource,
+        recipients: Sequence[tuple[Any, str, str | None]],
+        *,
+        now: datetime,
+        category: str | None = None,
+        list_mail: bool = True,
+        extra: dict[str, Any] | None = None,
+    ) -> list[Message | Exception]:
+        """``message`` for many ``(subscriber, key, delivery_id)`` of one email:
+        what is the same for all of them (files, layout, links' keys, the shared
+        body's template) is looked up once. An email that cannot be composed is
+        its exception, in its place: one broken recipient does not stop the rest."""
+        try:
+            batch = _Batch(self, source, now, category, list_mail, extra)
+        except Exception as exc:  # noqa: BLE001  (the file itself is broken: everyone held)
+            return [exc] * len(recipients)
+        out: list[Message | Exception] = []
+        for sub, key, delivery_id in recipients:
+            try:
+                out.append(batch.message(sub, key, delivery_id))
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+        return out
+
+
+class _Personal:
+    """A recipient's own variables, with the links of one batch signed at one moment.
+    ``used`` (when known) leaves out the links the email never reads."""
+
+    def __init__(self, links: Links, used: frozenset[str] | None) -> None:
+        def maker(purpose: str, *names: str) -> Callable[[object], str] | None:
+            wanted = used is None or any(n in used for n in names)
+            return links.maker(purpose) if wanted else None
+
+        self.plan = maker("plan", "my_plan_url", "my_plan_pdf_url")
+        self.unsubscribe = links.maker("unsubscribe")  # also the List-Unsubscribe header
+        self.preferences = maker("preferences", "preferences_url")
+        self.view = maker("view", "view_url")
+        self.confirm = maker("confirm", "confirm_url")
+
+    def __call__(self, sub: Any, delivery_id: str | None) -> dict[str, Any]:
+        first = (sub.first_name or "").strip()
+        pid = sub.public_id
+        plan = self.plan(pid) if self.plan else ""
+        return {
+            "my_plan_url": plan,
+            "my_plan_pdf_url": plan + ".pdf",
+            "first_name": UserText(first) if first else DEFAULT_FIRST_NAME,
+            "email": UserText(sub.email),
+            "unsubscribe_url": self.unsubscribe(pid),
+            "preferences_url": self.preferences(pid) if self.preferences else "",
+            "view_url": self.view([pid, delivery_id]) if self.view and delivery_id else "",
+            "confirm_url": self.confirm(pid) if self.confirm else "",
+        }
+
+
+class _Batch:
+    """One email for any number of recipients: everything but their own values
+    worked out once (see ``Composer.messages``)."""
+
+    def __init__(self, composer: Composer, source: EmailSource, now: datetime,
+                 category: str | None, list_mail: bool, extra: dict[str, Any] | None) -> None:
+        self.composer, self.now, self.category, self.list_mail = composer, now, category, list_mail
+        self.source = source = composer.with_next_step(source)
+        used = self.used = composer.renderer.used_names(source)
+        self.personal_values = _Personal(composer.links, used)
+        extra = extra or {}
+        common = {**composer.common_variables(), **extra}
         # Sequence mail goes to many people at once: offer the transport one body
         # for all of them (a provider like SendGrid then sends a step per request).
         # Built from that body when it provably gives the same bytes, else rendered.
-        personal = [n for n in PERSONAL_VARIABLES if used is None or n in used]
-        if used is not None:
-            # What the email never reads must not make each recipient's template differ.
-            variables = {k: v for k, v in variables.items()
-                         if k in used or k not in PERSONAL_VARIABLES}
-        fast = self.shared.compose(source, variables, personal) if delivery_id else None
+        self.personal = [n for n in PERSONAL_VARIABLES if used is None or n in used]
+        # What the email never reads must not make each recipient's template differ.
+        self.common = {k: v for k, v in common.items()
+                       if k not in PERSONAL_VARIABLES or used is None or k in used}
+        self.overrides = {k: v for k, v in self.common.items() if k in PERSONAL_VARIABLES}
+        self.shared_key: tuple | None = None  # the shared template's, from the first recipient
+        self.sender, self.reply_to = composer.settings.mail_from, composer.reply_to
+
+    def message(self, sub: Any, key: str, delivery_id: str | None) -> Message:
+        composer = self.composer
+        own = self.personal_values(sub, delivery_id)
+        used = self.used
+        variables = {**self.common, **(own if used is None else
+                                       {k: v for k, v in own.items() if k in used}),
+                     **self.overrides}
+        shared: tuple[SharedBody, dict[str, str]] | None = None
+        if delivery_id:
+            if self.shared_key is None:
+                self.shared_key = composer.shared.common_key(variables, self.personal)
+            fast = composer.shared.compose(self.source, variables, self.personal,
+                                           common=self.shared_key)
+        else:
+            fast = None
         if fast is not None:
             rendered, shared_body, subs = fast
-            shared: tuple[SharedBody, dict[str, str]] | None = (shared_body, subs)
+            shared = (shared_body, subs)
         else:
-            rendered = self.renderer.render(source, variables)
-            shared = (self.shared.split(source, variables, personal, rendered)
+            rendered = composer.renderer.render(self.source, variables)
+            shared = (composer.shared.split(self.source, variables, self.personal, rendered)
                       if delivery_id else None)
         headers: dict[str, str] = {}
-        if list_mail:
-            unsub = own["unsubscribe_url"]
+        if self.list_mail:
             headers = {
-                "List-Unsubscribe": f"<{unsub}>",
+                "List-Unsubscribe": f"<{own['unsubscribe_url']}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
                 "List-Id": LIST_ID,
             }
@@ -211,12 +288,12 @@ class Composer:
             subject=rendered.subject,
             html=rendered.html,
             text=rendered.text,
-            sender=self.settings.mail_from,
+            sender=self.sender,
             reply_to=self.reply_to,
-            date=now,
-            message_id=f"<{key}@{self.domain}>",
+            date=self.now,
+            message_id=f"<{key}@{composer.domain}>",
             headers=headers,
-            category=category,
+            category=self.category,
             delivery_id=delivery_id,
             shared=shared[0] if shared else None,
             substitutions=shared[1] if shared else None,

@@ -6,6 +6,8 @@ cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from funnel.core.tokens import Tokens
 
 PATHS = {
@@ -23,8 +25,14 @@ class Links:
         self.tokens = tokens
 
     def _url(self, purpose: str, payload: object) -> str:
-        token = self.tokens.make(purpose, payload)
-        return self.base_url + PATHS[purpose].replace("<token>", token)
+        return self.maker(purpose)(payload)
+
+    def maker(self, purpose: str) -> Callable[[object], str]:
+        """The links of one purpose for a batch of recipients, signed at one moment."""
+        make = self.tokens.maker(purpose)
+        before, _token, after = PATHS[purpose].partition("<token>")
+        before = self.base_url + before
+        return lambda payload: before + make(payload) + after
 
     def confirm(self, public_id: str) -> str:
         return self._url("confirm", public_id)

@@ -147,9 +147,18 @@ class SharedBodies:
             size += len(tag.encode()) + len(value.encode())
         return subs if size <= MAX_SUBSTITUTION_BYTES else None
 
+    @staticmethod
+    def common_key(variables: Mapping[str, Any], personal: Iterable[str]) -> tuple:
+        """What the template depends on besides the email and the kinds of the
+        personal values: the same for every recipient of a batch, so ``compose``
+        may be given it rather than work it out for each."""
+        names = {n for n in personal if n in variables}
+        return tuple(sorted((k, str(v)) for k, v in variables.items() if k not in names))
+
     def _template(self, source: EmailSource, variables: Mapping[str, Any],
-                  names: tuple[str, ...]) -> _Template | None:
-        common = tuple(sorted((k, str(v)) for k, v in variables.items() if k not in names))
+                  names: tuple[str, ...], common: tuple | None = None) -> _Template | None:
+        if common is None:
+            common = self.common_key(variables, names)
         # A name typed by the subscriber is escaped, "there" is not: two templates.
         kinds = tuple(type(variables[n]).__name__ for n in names)
         key = (source.subject, source.preheader, source.body, names, common, kinds)
@@ -198,14 +207,14 @@ class SharedBodies:
         return _Part(literals, tags, tuple(int(i) for i in pieces[1::2]))
 
     def compose(self, source: EmailSource, variables: Mapping[str, Any],
-                personal: Iterable[str]
+                personal: Iterable[str], *, common: tuple | None = None
                 ) -> tuple[RenderedEmail, SharedBody, dict[str, str]] | None:
         """The recipient's email, the shared body and their substitutions, built
         from the shared body without rendering the recipient; None when that
         cannot be shown to give exactly their full rendering (then render and
-        ``split``)."""
+        ``split``). ``common``: ``common_key(variables, personal)``, if known."""
         names = tuple(n for n in personal if n in variables)
-        template = self._template(source, variables, names)
+        template = self._template(source, variables, names, common)
         if template is None or template.fast is None or template.fast.broken:
             return None
         fast = template.fast

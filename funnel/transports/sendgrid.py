@@ -165,16 +165,20 @@ class SendGridTransport:
 
     @staticmethod
     def personalization(msg: Message, substitute: bool) -> dict[str, Any]:
+        headers = dict(msg.headers)
+        headers["Message-ID"] = msg.message_id
         p: dict[str, Any] = {
-            "to": [_address(msg.to, msg.to_name)],
+            "to": [_address(msg.to, msg.to_name) if msg.to_name else {"email": msg.to}],
             "subject": msg.subject,
-            "headers": {**msg.headers, "Message-ID": msg.message_id},
+            "headers": headers,
             # Opaque ids only: SendGrid echoes these in every event it posts back.
             "custom_args": ({"delivery_id": msg.delivery_id} if msg.delivery_id
                             else {"message_key": msg.key}),
         }
         if substitute and msg.substitutions:
-            p["substitutions"] = dict(msg.substitutions)
+            subs = msg.substitutions
+            # Encoded as they are, not copied, when already a dict (the composer's).
+            p["substitutions"] = subs if type(subs) is dict else dict(subs)
         return p
 
 
