@@ -195,7 +195,6 @@ def signup():
     # Only sign-ups that pass validation count: a typo costs nothing.
     if not ratelimits.within("signup", "RATELIMIT_SIGNUP"):
         return _limited(form)
-    s = runtime.session()
     meta = subscribers.SignupMeta(
         ip=request.remote_addr,
         user_agent=request.user_agent.string,
@@ -205,16 +204,18 @@ def signup():
         via=form.via.data,
     )
     try:
-        sub = subscribers.subscribe(
-            s, email=form.email.data, first_name=form.first_name.data,
+        row = subscribers.intake_row(
+            email=form.email.data, first_name=form.first_name.data,
             timezone=valid_zone(form.tz.data), meta=meta, now=runtime.now(),
         )
     except FunnelError as exc:
         getattr(form, exc.field).errors = [str(exc)]
         return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
+    # One INSERT, committed before the answer; whether the address is known, and
+    # what to mail it, the worker decides (subscribers.take_intake).
+    subscribers.record_intake(runtime.rt().engine, row)
     ratelimits.hit("signup", "RATELIMIT_SIGNUP")
-    if sub is not None:
-        runtime.rt().wake.set()  # the worker sends it; the embedded one at once
+    runtime.rt().wake.set()  # the worker takes it in; the embedded one at once
     return redirect(url_for("site.check_inbox"), code=303)
 
 
