@@ -102,9 +102,9 @@ def _subscribe_once(session, email, first_name, timezone, meta, now, *, late=Fal
         # Same page as everyone; the owner of the address learns they are on the list.
         return (sub if system_mail.queue(session, sub, system_mail.ALREADY, now) else None), False
     elif sub.status == lifecycle.UNSUBSCRIBED:
-        if late and sub.unsubscribed_at is not None and sub.unsubscribed_at >= now:
-            # They unsubscribed after (or as) they asked: their later word wins,
-            # whenever the worker gets to the sign-up.
+        if late and sub.unsubscribed_at is not None and sub.unsubscribed_at > now:
+            # They unsubscribed after they asked: their later word wins, whenever
+            # the worker gets to the sign-up.
             return None, False
         sub.status = lifecycle.transition(sub.status, lifecycle.PENDING)
         sub.unsubscribed_at = None

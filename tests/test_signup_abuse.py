@@ -136,6 +136,7 @@ def test_already_subscribed_mail_is_dropped_if_they_unsubscribe_first(app, clien
     sign_up_and_confirm(client, outbox, "gone@example.com")
     clock.advance(hours=1)
     post_signup(client, "gone@example.com")
+    take_in(app)  # "already on the list" is queued ...
     unsub = outbox.link(outbox.to("gone@example.com")[0], "unsubscribe")
     client.post(unsub, data={"List-Unsubscribe": "One-Click"})
     deliver(app)
@@ -143,6 +144,22 @@ def test_already_subscribed_mail_is_dropped_if_they_unsubscribe_first(app, clien
         "Confirm your email to get the free plan"]
     assert system_rows(db, "gone@example.com")[-1:] == []  or all(
         d.state != "queued" for d in system_rows(db, "gone@example.com"))
+
+
+def test_a_sign_up_taken_in_after_a_later_unsubscribe_changes_nothing(app, client, db, outbox,
+                                                                     clock):
+    sign_up_and_confirm(client, outbox, "later@example.com")
+    clock.advance(hours=1)
+    post_signup(client, "later@example.com")
+    clock.advance(seconds=1)  # they unsubscribe before the worker's next pass
+    unsub = outbox.link(outbox.to("later@example.com")[0], "unsubscribe")
+    client.post(unsub, data={"List-Unsubscribe": "One-Click"})
+    deliver(app)
+    assert subscriber(db, "later@example.com").status == "unsubscribed"
+    assert [m["Subject"] for m in outbox.to("later@example.com")] == [
+        "Confirm your email to get the free plan"]
+    assert [c.action for c in subscriber(db, "later@example.com").consents] == [
+        "signup", "confirm", "withdraw"]
 
 
 def test_a_failed_send_is_retried_by_the_worker_and_submit_again_brings_it_forward(
