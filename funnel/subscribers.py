@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Engine, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel import system_mail
@@ -174,15 +174,24 @@ def record_intake(engine: Engine, row: dict[str, Any]) -> None:
     and the ORM's flush were most of a sign-up's time (README, Benchmarks)."""
     from funnel.drip.store import sqlite_time
 
-    with engine.begin() as conn:
-        sql, order = _intake_sql(conn.dialect)
-        if conn.dialect.name == "sqlite":
-            params: Any = tuple(sqlite_time(row[k]) if k == "at" else row[k] for k in order or ())
-        elif order is not None:
-            params = tuple(row[k] for k in order)
-        else:
-            params = row
-        conn.exec_driver_sql(sql, params)
+    sql, order = _intake_sql(engine.dialect)
+    if engine.dialect.name == "sqlite":
+        params: Any = tuple(sqlite_time(row[k]) if k == "at" else row[k] for k in order or ())
+    elif order is not None:
+        params = tuple(row[k] for k in order)
+    else:
+        params = row
+    for attempt in range(2):
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(sql, params)
+                conn.commit()
+            return
+        except DBAPIError as exc:
+            # The intake engine does not ping first: a connection the server closed
+            # (a restart) fails here, is dropped from the pool, and the next one is new.
+            if attempt or not exc.connection_invalidated:
+                raise
 
 
 @dataclass

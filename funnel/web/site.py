@@ -213,7 +213,7 @@ def signup():
         return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
     # One INSERT, committed before the answer; whether the address is known, and
     # what to mail it, the worker decides (subscribers.take_intake).
-    subscribers.record_intake(runtime.rt().engine, row)
+    subscribers.record_intake(runtime.rt().intake(), row)
     ratelimits.hit("signup", "RATELIMIT_SIGNUP")
     runtime.rt().wake.set()  # the worker takes it in; the embedded one at once
     return redirect(url_for("site.check_inbox"), code=303)
