@@ -57,12 +57,8 @@ def env_for(tree: Path, db_url: str, tmp: Path) -> dict[str, str]:
 def serve(tree: Path, env: dict[str, str], log: Path) -> Server:
     subprocess.run([str(BIN / "flask"), "--app", "funnel", "db", "upgrade"], cwd=tree, env=env,
                    check=True, capture_output=True)
-    cwd = os.getcwd()
-    os.chdir(tree)  # gunicorn imports wsgi:app from its working directory
-    try:
-        return Server("wsgi:app", env, log, "sync")
-    finally:
-        os.chdir(cwd)
+    # gunicorn puts its working directory first on sys.path: the tree's own code runs.
+    return Server("wsgi:app", env, log, "sync", cwd=tree)
 
 
 def run(label: str, urls: dict[str, str], trees: dict[str, Path], tmp: Path) -> None:
@@ -77,6 +73,11 @@ def run(label: str, urls: dict[str, str], trees: dict[str, Path], tmp: Path) -> 
             figures["bare"].append(wrk(bare.url + "/"))
             figures["a"].append(wrk(apps["a"].url + "/free-plan", script, creds["a"]))
             figures["b"].append(wrk(apps["b"].url + "/free-plan", script, creds["b"]))
+    except SystemExit:
+        for k in ("a", "b"):  # the server's own words on what failed
+            print(f"--- tree {k.upper()} log:", *(tmp / f"{label}-{k}.log").read_text()
+                  .splitlines()[-15:], sep="\n")
+        raise
     finally:
         bare.stop()
         for s in apps.values():

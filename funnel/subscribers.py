@@ -181,17 +181,30 @@ def record_intake(engine: Engine, row: dict[str, Any]) -> None:
         params = tuple(row[k] for k in order)
     else:
         params = row
+    dialect = engine.dialect
     for attempt in range(2):
+        conn = engine.raw_connection()  # SQLAlchemy's Connection cost twice the driver's call
         try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql(sql, params)
-                conn.commit()
-            return
-        except DBAPIError as exc:
-            # The intake engine does not ping first: a connection the server closed
-            # (a restart) fails here, is dropped from the pool, and the next one is new.
-            if attempt or not exc.connection_invalidated:
-                raise
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, params)
+            finally:
+                cursor.close()
+            conn.commit()  # PostgreSQL: autocommit already did; SQLite: outside any transaction
+        except dialect.loaded_dbapi.Error as exc:
+            gone = dialect.is_disconnect(exc, conn.dbapi_connection, None)
+            if gone:
+                conn.invalidate(exc)
+            if gone and not attempt:
+                # The intake engine does not ping first: a connection the server closed
+                # (a restart) fails here and is dropped; the next one is new.
+                continue
+            # As SQLAlchemy raises it, so the 503 page answers a database that is away.
+            raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=gone, dialect=dialect) from exc
+        finally:
+            conn.close()
+        return
 
 
 @dataclass

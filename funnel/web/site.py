@@ -10,7 +10,16 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf.csrf import generate_csrf
 
 from funnel import runtime, subscribers
@@ -172,15 +181,26 @@ SLOW_DOWN = ("Slow down a little: there have been a lot of sign-ups from your co
              "still here.")
 
 
-def _limited(form: SignupForm):
-    """The form again, as typed, with the reason: a runner at a busy talk loses nothing."""
+def _again(checked: SignupForm, status: int, **extra):
+    """The page again with what was typed and why: a runner at a busy talk loses nothing.
+    Its form carries a CSRF token for the next try, which the checked one left out."""
+    form = SignupForm()
+    for name, field in checked._fields.items():
+        form[name].errors = field.errors
     return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT,
-                           limited=SLOW_DOWN), 429
+                           **extra), status
+
+
+def _limited(form: SignupForm):
+    return _again(form, 429, limited=SLOW_DOWN)
 
 
 @bp.post("/free-plan")
 def signup():
-    form = SignupForm()
+    # When CSRFProtect has checked the token (every POST, unless configured
+    # otherwise), the form needs no CSRF field: making the next token (an HMAC and
+    # a JSON dump) is only needed if the page is shown again.
+    form = SignupForm(meta={"csrf": False}) if g.get("csrf_valid") else SignupForm()
     if not ratelimits.hit("signup-attempt", "RATELIMIT_SIGNUP_ATTEMPTS"):
         return _limited(form)
     if not form.validate():
@@ -188,7 +208,7 @@ def signup():
             from funnel.web.errors import render_error
 
             return render_error(400, "This form has expired. Please reload the page and try again.")
-        return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
+        return _again(form, 422)
     if form.website.data:
         # A bot filled the honeypot: answer like a success, store nothing.
         return redirect(url_for("site.check_inbox"), code=303)
@@ -210,7 +230,7 @@ def signup():
         )
     except FunnelError as exc:
         getattr(form, exc.field).errors = [str(exc)]
-        return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
+        return _again(form, 422)
     # One INSERT, committed before the answer; whether the address is known, and
     # what to mail it, the worker decides (subscribers.take_intake).
     subscribers.record_intake(runtime.rt().intake(), row)
