@@ -9,7 +9,8 @@ A tree is a checkout of this project (``git archive`` of a commit will do);
 NEW_TREE defaults to this one. Same settings as bench_pages.py: gunicorn 2 sync
 workers, wrk -t2 -c32, bench/signup.lua, per-client limits raised. Runs on SQLite
 and, when BENCH_POSTGRES_URL's server answers, PostgreSQL (two databases,
-``<name>_a`` and ``<name>_b``, dropped and made again).
+``<name>_a`` and ``<name>_b``, dropped and made again). BENCH_B_ENV adds settings
+to tree B only, e.g. ``SIGNUP_ASYNC_COMMIT=1`` (comma-separated KEY=VALUE).
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def serve(tree: Path, env: dict[str, str], log: Path) -> Server:
 
 def run(label: str, urls: dict[str, str], trees: dict[str, Path], tmp: Path) -> None:
     bare = Server("bench.bare_app:app", env_for(ROOT, urls["a"], tmp), tmp / "bare.log", "sync")
-    apps = {k: serve(trees[k], env_for(trees[k], urls[k], tmp), tmp / f"{label}-{k}.log")
+    extra = dict(kv.split("=", 1) for kv in os.environ.get("BENCH_B_ENV", "").split(",") if kv)
+    apps = {k: serve(trees[k], {**env_for(trees[k], urls[k], tmp), **(extra if k == "b" else {})},
+                     tmp / f"{label}-{k}.log")
             for k in ("a", "b")}
     script = ROOT / "bench" / "signup.lua"
     creds = {k: signup_credentials(s.url) for k, s in apps.items()}
@@ -95,6 +98,8 @@ def main() -> None:
     trees = {"a": Path(sys.argv[1]).resolve(),
              "b": Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else ROOT}
     secs = os.environ.get("BENCH_SECONDS", "5")
+    if os.environ.get("BENCH_B_ENV"):
+        print(f"tree B with {os.environ['BENCH_B_ENV']}")
     print(f"sign-up A/B: gunicorn 2 sync workers, wrk -t2 -c32 -d{secs}s, median of {ROUNDS}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for db in os.environ.get("BENCH_DATABASES", "sqlite,postgresql").split(","):

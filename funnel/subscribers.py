@@ -148,12 +148,18 @@ def intake_row(*, email: str, first_name: str | None, timezone: str, meta: Signu
     FunnelError (with the field) for an address or a name that cannot be used, so
     the person is told at once; nothing about the address is looked up."""
     utm = meta.utm or {}
+
+    def kept(value: str | None, size: int) -> str | None:
+        # Where they came from is ours to record, not theirs to be told about: a NUL
+        # (which PostgreSQL refuses in text) is dropped rather than failing the sign-up.
+        return (value or "").replace("\x00", "")[:size] or None
+
     return {
         "email": normalise_email(email), "first_name": clean_first_name(first_name),
-        "timezone": timezone, "at": now, "ip": (meta.ip or "")[:64] or None,
-        "user_agent": (meta.user_agent or "")[:500] or None,
-        "page": (meta.page or "")[:500] or None, "referrer": (meta.referrer or "")[:500] or None,
-        **{f"utm_{k}": (utm.get(k) or "")[:100] or None for k in UTM_KEYS},
+        "timezone": timezone, "at": now, "ip": kept(meta.ip, 64),
+        "user_agent": kept(meta.user_agent, 500), "page": kept(meta.page, 500),
+        "referrer": kept(meta.referrer, 500),
+        **{f"utm_{k}": kept(utm.get(k), 100) for k in UTM_KEYS},
         "via": "article" if meta.via == "article" else "direct",
     }
 
@@ -226,20 +232,22 @@ def take_intake(sessions: sessionmaker[Session], *, limit: int = 200) -> IntakeR
         if s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         rows = list(s.scalars(q))
+        ids = [r.id for r in rows]  # read now: a rollback expires the rows
         if not rows:
             s.commit()
             return report
         try:
             for row in rows:
                 _take(s, row, report)
-            s.execute(delete(SignupIntake).where(SignupIntake.id.in_([r.id for r in rows])))
+            s.execute(delete(SignupIntake).where(SignupIntake.id.in_(ids)))
             s.commit()
         except IntegrityError:
             # A new address arrived another way at the same moment (the API, an
             # import, a second worker): one row at a time, each seeing the others.
             s.rollback()
+            s.close()  # on SQLite, the next sessions need the write lock it held
             report = IntakeReport()
-            for row_id in [r.id for r in rows]:
+            for row_id in ids:
                 _take_alone(sessions, row_id, report)
     for _ in range(report.signed_up):
         metrics.SIGNUPS.inc()
