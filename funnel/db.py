@@ -68,9 +68,12 @@ def make_intake_engine(engine: Engine, connect_timeout: float = 5.0, *,
     kwargs: dict = {"poolclass": type(engine.pool)} if not hasattr(engine.pool, "size") else {
         "pool_size": 2, "max_overflow": 8}
     options = "-c jit=off" + (" -c synchronous_commit=off" if async_commit else "")
-    return create_engine(engine.url, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
-                         connect_args={"connect_timeout": max(1, int(connect_timeout)),
-                                       "options": options}, **kwargs)
+    intake = create_engine(engine.url, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
+                           connect_args={"connect_timeout": max(1, int(connect_timeout)),
+                                         "options": options}, **kwargs)
+    # Whoever disposes of the app's engine disposes of this one with it.
+    event.listen(engine, "engine_disposed", lambda _engine: intake.dispose())
+    return intake
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

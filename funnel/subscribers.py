@@ -189,7 +189,12 @@ def record_intake(engine: Engine, row: dict[str, Any]) -> None:
         params = row
     dialect = engine.dialect
     for attempt in range(2):
-        conn = engine.raw_connection()  # SQLAlchemy's Connection cost twice the driver's call
+        try:
+            conn = engine.raw_connection()  # SQLAlchemy's Connection cost twice the driver's call
+        except dialect.loaded_dbapi.Error as exc:
+            # The pool hands the driver's own error on; wrapped, the 503 page answers it.
+            raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
+                                      dialect=dialect) from exc
         try:
             cursor = conn.cursor()
             try:
