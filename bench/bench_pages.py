@@ -51,14 +51,15 @@ WORKER_ARGS = {"sync": ["-k", "sync"], "gthread": ["-k", "gthread", "--threads",
 
 
 class Server:
-    def __init__(self, app: str, env: dict[str, str], log: Path, workers: str) -> None:
+    def __init__(self, app: str, env: dict[str, str], log: Path, workers: str,
+                 cwd: Path = ROOT) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w")
         self.proc = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", str(ROOT / "bench" / "gunicorn_bench.py"),
              "-w", "2", *WORKER_ARGS[workers], "-b", f"127.0.0.1:{self.port}", app],
-            cwd=ROOT, env=env, stdout=self._log, stderr=self._log)
+            cwd=cwd, env=env, stdout=self._log, stderr=self._log)
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -24,7 +24,8 @@ def make_engine(url: str, *, immediate: bool = True, busy_timeout: float = 5.0,
             # running it (300 ms of a 550 ms dashboard query at a million subscribers).
             kwargs.setdefault("connect_args", {"connect_timeout": max(1, int(connect_timeout)),
                                                "options": "-c jit=off"})
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": busy_timeout}, **kwargs)
@@ -46,6 +47,33 @@ def make_engine(url: str, *, immediate: bool = True, busy_timeout: float = 5.0,
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def make_intake_engine(engine: Engine, connect_timeout: float = 5.0, *,
+                       async_commit: bool = False) -> Engine:
+    """The engine the sign-up form's one INSERT goes through (``subscribers.record_intake``).
+
+    On PostgreSQL its own small pool, in autocommit (the INSERT commits itself: one
+    round trip, where BEGIN, INSERT and COMMIT were three) and without the
+    pre-ping's SELECT 1 on every checkout: a connection found dead is replaced
+    and the INSERT tried once more. SQLite has no round trips to save.
+
+    ``async_commit`` (SIGNUP_ASYNC_COMMIT, off by default) answers before the
+    commit is flushed to disk: a crash of the database server (not of the app)
+    can then lose the sign-ups of its last fraction of a second, whose people were
+    told to check their inbox. With 2 sync web workers the flush is what bounds
+    the rate (README, Benchmarks)."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    kwargs: dict = {"poolclass": type(engine.pool)} if not hasattr(engine.pool, "size") else {
+        "pool_size": 2, "max_overflow": 8}
+    options = "-c jit=off" + (" -c synchronous_commit=off" if async_commit else "")
+    intake = create_engine(engine.url, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
+                           connect_args={"connect_timeout": max(1, int(connect_timeout)),
+                                         "options": options}, **kwargs)
+    # Whoever disposes of the app's engine disposes of this one with it.
+    event.listen(engine, "engine_disposed", lambda _engine: intake.dispose())
+    return intake
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -135,6 +135,31 @@ class Subscriber(Base):
     )
 
 
+class SignupIntake(Base):
+    """A sign-up as the form sent it, written by the web request in one INSERT and
+    turned into a subscriber, consent record and queued confirmation by the worker
+    (``subscribers.take_intake``), which deletes the row in that same transaction."""
+
+    __tablename__ = "signup_intake"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))  # already normalised
+    first_name: Mapped[str | None] = mapped_column(String(80))
+    timezone: Mapped[str] = mapped_column(String(64))
+    # The request's time: the worker decides (caps, created_at) as of then.
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    page: Mapped[str | None] = mapped_column(String(500))
+    referrer: Mapped[str | None] = mapped_column(String(500))
+    utm_source: Mapped[str | None] = mapped_column(String(100))
+    utm_medium: Mapped[str | None] = mapped_column(String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(String(100))
+    utm_term: Mapped[str | None] = mapped_column(String(100))
+    utm_content: Mapped[str | None] = mapped_column(String(100))
+    via: Mapped[str | None] = mapped_column(String(16))
+
+
 class ConsentRecord(Base):
     """What the subscriber agreed to or withdrew, when and from where."""
 

@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from funnel.config import ConfigError, Settings
 from funnel.core.sequence import SequenceFiles
-from funnel.db import make_engine, make_sessionmaker
+from funnel.db import make_engine, make_intake_engine, make_sessionmaker
 from funnel.drip.planner import Rules
 from funnel.drip.store import Store
 from funnel.drip.worker import Worker
@@ -48,6 +48,11 @@ class Runtime:
     wake: threading.Event
     # How the worker delivers webhooks (timeouts, caps, private addresses).
     hook_settings: HookSettings = field(default_factory=HookSettings)
+    # The sign-up form's one INSERT (funnel.db.make_intake_engine); None: ``engine``.
+    intake_engine: Engine | None = None
+
+    def intake(self) -> Engine:
+        return self.intake_engine or self.engine
 
 
 def init_app(app: Flask) -> None:
@@ -79,6 +84,9 @@ def init_app(app: Flask) -> None:
         clock=clock,
         wake=threading.Event(),
         hook_settings=HookSettings.from_config(app.config),
+        intake_engine=make_intake_engine(
+            engine, float(app.config.get("DATABASE_CONNECT_TIMEOUT", 5.0)),
+            async_commit=bool(app.config.get("SIGNUP_ASYNC_COMMIT"))),
     )
     app.teardown_appcontext(_close_session)
 

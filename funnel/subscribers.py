@@ -7,14 +7,16 @@ pass acts on it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from funnel import system_mail
 from funnel.core import lifecycle
@@ -23,7 +25,7 @@ from funnel.core.states import ConsentAction
 from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.inputs import FunnelError, clean_first_name, normalise_email, time_zones
 from funnel.mail.compose import Composer
-from funnel.models import ConsentRecord, Subscriber
+from funnel.models import ConsentRecord, SignupIntake, Subscriber
 from funnel.operations import metrics
 from funnel.privacy import is_suppressed
 
@@ -37,15 +39,6 @@ CONSENT_TEXT = (
     "I can stop either one, or unsubscribe from both with one click, at any time. "
     "My address is used for nothing else."
 )
-
-
-
-
-
-
-
-
-
 
 @dataclass(frozen=True)
 class SignupMeta:
@@ -90,9 +83,10 @@ def subscribe(
     return None
 
 
-def _subscribe_once(session, email, first_name, timezone, meta, now):
+def _subscribe_once(session, email, first_name, timezone, meta, now, *, late=False):
     """The same work for every address, new or known (a queued row, never a send),
     so the answer's timing tells nobody whether an address is on the list.
+    ``late``: taken from the intake after the request, as of its time ``now``.
     Returns (the subscriber when mail was queued, whether someone new signed up)."""
     if is_suppressed(session, email):
         return None, False
@@ -108,6 +102,10 @@ def _subscribe_once(session, email, first_name, timezone, meta, now):
         # Same page as everyone; the owner of the address learns they are on the list.
         return (sub if system_mail.queue(session, sub, system_mail.ALREADY, now) else None), False
     elif sub.status == lifecycle.UNSUBSCRIBED:
+        if late and sub.unsubscribed_at is not None and sub.unsubscribed_at > now:
+            # They unsubscribed after they asked: their later word wins, whenever
+            # the worker gets to the sign-up.
+            return None, False
         sub.status = lifecycle.transition(sub.status, lifecycle.PENDING)
         sub.unsubscribed_at = None
         sub.confirmed_at = None
@@ -135,6 +133,166 @@ def _subscribe_once(session, email, first_name, timezone, meta, now):
     # confirm_sent_at, consent, delivery) then go out in one flush, without the
     # UPDATE and the empty read of its deliveries a flush in between costs.
     return (sub if system_mail.queue(session, sub, system_mail.CONFIRM, now) else None), fresh
+
+
+# -- the sign-up form's intake: one INSERT in the request, the rest in the worker --
+
+UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+INTAKE_KEYS = ("email", "first_name", "timezone", "at", "ip", "user_agent", "page", "referrer",
+               *(f"utm_{k}" for k in UTM_KEYS), "via")
+
+
+def intake_row(*, email: str, first_name: str | None, timezone: str, meta: SignupMeta,
+               now: datetime) -> dict[str, Any]:
+    """A sign-up as the intake keeps it, checked and cut to its columns. Raises
+    FunnelError (with the field) for an address or a name that cannot be used, so
+    the person is told at once; nothing about the address is looked up."""
+    utm = meta.utm or {}
+
+    def kept(value: str | None, size: int) -> str | None:
+        # Where they came from is ours to record, not theirs to be told about: a NUL
+        # (which PostgreSQL refuses in text) is dropped rather than failing the sign-up.
+        return (value or "").replace("\x00", "")[:size] or None
+
+    return {
+        "email": normalise_email(email), "first_name": clean_first_name(first_name),
+        "timezone": timezone, "at": now, "ip": kept(meta.ip, 64),
+        "user_agent": kept(meta.user_agent, 500), "page": kept(meta.page, 500),
+        "referrer": kept(meta.referrer, 500),
+        **{f"utm_{k}": kept(utm.get(k), 100) for k in UTM_KEYS},
+        "via": "article" if meta.via == "article" else "direct",
+    }
+
+
+@functools.lru_cache(maxsize=16)  # one per engine's dialect; tests make many engines
+def _intake_sql(dialect: Any) -> tuple[str, tuple[str, ...] | None]:
+    compiled = insert(SignupIntake).compile(dialect=dialect, column_keys=list(INTAKE_KEYS))
+    order = compiled.positiontup
+    return compiled.string, tuple(order) if order is not None else None
+
+
+def record_intake(engine: Engine, row: dict[str, Any]) -> None:
+    """Write one sign-up to the intake and commit: the request's only statement.
+
+    The same single INSERT for every address, new, pending, confirmed or
+    suppressed, so neither the answer nor its timing says which. Compiled once per
+    dialect and handed to the driver as it is: SQLAlchemy's per-statement work
+    and the ORM's flush were most of a sign-up's time (README, Benchmarks)."""
+    from funnel.drip.store import sqlite_time
+
+    sql, order = _intake_sql(engine.dialect)
+    if engine.dialect.name == "sqlite":
+        params: Any = tuple(sqlite_time(row[k]) if k == "at" else row[k] for k in order or ())
+    elif order is not None:
+        params = tuple(row[k] for k in order)
+    else:
+        params = row
+    dialect = engine.dialect
+    for attempt in range(2):
+        try:
+            conn = engine.raw_connection()  # SQLAlchemy's Connection cost twice the driver's call
+        except dialect.loaded_dbapi.Error as exc:
+            # The pool hands the driver's own error on; wrapped, the 503 page answers it.
+            raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
+                                      dialect=dialect) from exc
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql, params)
+            finally:
+                cursor.close()
+            conn.commit()  # PostgreSQL: autocommit already did; SQLite: outside any transaction
+        except dialect.loaded_dbapi.Error as exc:
+            gone = dialect.is_disconnect(exc, conn.dbapi_connection, None)
+            if gone:
+                conn.invalidate(exc)
+            if gone and not attempt:
+                # The intake engine does not ping first: a connection the server closed
+                # (a restart) fails here and is dropped; the next one is new.
+                continue
+            # As SQLAlchemy raises it, so the 503 page answers a database that is away.
+            raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=gone, dialect=dialect) from exc
+        finally:
+            conn.close()
+        return
+
+
+@dataclass
+class IntakeReport:
+    taken: int = 0      # intake rows turned into sign-ups (or dropped: suppressed, bounced)
+    signed_up: int = 0  # new people (or people back after unsubscribing)
+    queued: int = 0     # of them, how many have a system email waiting
+
+
+def take_intake(sessions: sessionmaker[Session], *, limit: int = 200) -> IntakeReport:
+    """Turn up to ``limit`` intake rows, oldest first, into what ``subscribe`` makes
+    of them, each as of its request's time, and delete them in the same
+    transaction: a worker that dies part way leaves every row for the next pass,
+    and no row becomes two sign-ups or two confirmations. Rows another worker is
+    taking are skipped (PostgreSQL) or waited for (SQLite's single writer)."""
+    report = IntakeReport()
+    with sessions() as s:
+        q = select(SignupIntake).order_by(SignupIntake.id).limit(limit)
+        if s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        rows = list(s.scalars(q))
+        ids = [r.id for r in rows]  # read now: a rollback expires the rows
+        if not rows:
+            s.commit()
+            return report
+        try:
+            for row in rows:
+                _take(s, row, report)
+            s.execute(delete(SignupIntake).where(SignupIntake.id.in_(ids)))
+            s.commit()
+        except IntegrityError:
+            # A new address arrived another way at the same moment (the API, an
+            # import, a second worker): one row at a time, each seeing the others.
+            s.rollback()
+            s.close()  # on SQLite, the next sessions need the write lock it held
+            report = IntakeReport()
+            for row_id in ids:
+                _take_alone(sessions, row_id, report)
+    for _ in range(report.signed_up):
+        metrics.SIGNUPS.inc()
+    return report
+
+
+def _take_alone(sessions: sessionmaker[Session], row_id: int, report: IntakeReport) -> None:
+    for attempt in range(2):
+        with sessions() as s:
+            q = select(SignupIntake).where(SignupIntake.id == row_id)
+            if s.get_bind().dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            row = s.scalar(q)
+            if row is None:
+                return  # taken by another worker meanwhile
+            mine = IntakeReport()
+            try:
+                _take(s, row, mine)
+                s.delete(row)
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                if attempt:
+                    raise
+                continue
+            report.taken += mine.taken
+            report.signed_up += mine.signed_up
+            report.queued += mine.queued
+            return
+
+
+def _take(s: Session, row: SignupIntake, report: IntakeReport) -> None:
+    meta = SignupMeta(ip=row.ip, user_agent=row.user_agent, page=row.page, referrer=row.referrer,
+                      utm={k: v for k in UTM_KEYS if (v := getattr(row, f"utm_{k}"))},
+                      via=row.via)
+    sub, fresh = _subscribe_once(s, row.email, row.first_name, row.timezone, meta, row.at,
+                                 late=True)
+    report.taken += 1
+    report.signed_up += fresh
+    report.queued += sub is not None
 
 
 def _take_source(sub: Subscriber, timezone: str, meta: SignupMeta) -> None:

@@ -251,6 +251,14 @@ def post_signup(client, email: str, first_name: str = "", **fields):
     return client.post("/free-plan", data=data)
 
 
+def take_in(app):
+    """The worker's first step on its next pass: the sign-ups the form stored become
+    subscribers, consent records and queued confirmations (nothing is sent)."""
+    from funnel import subscribers
+
+    return subscribers.take_intake(app.extensions["funnel"].sessions)
+
+
 def deliver(app):
     """What the embedded worker of ``make run`` does within a second of a sign-up:
     send the queued system mail (confirmations), and nothing of the drip."""

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from funnel.models import ConsentRecord, Delivery, Subscriber
+from funnel.models import ConsentRecord, Delivery, SignupIntake, Subscriber
 from funnel.transports import TransientSendError
-from tests.conftest import Clock, deliver, post_signup, sign_up, sign_up_and_confirm
+from tests.conftest import Clock, deliver, post_signup, sign_up, sign_up_and_confirm, take_in
 from tests.faults import ScriptedTransport
 
 
@@ -25,8 +25,9 @@ def system_rows(db, email):
 
 
 def test_no_mail_is_sent_inside_the_request_for_any_address(app, client, db, outbox, clock):
-    """Timing independence: new, pending, confirmed and unsubscribed addresses all get
-    the same answer and the same work in the request (a queued row, no send)."""
+    """Timing independence: new, pending and confirmed addresses all get the same
+    answer and the same work in the request (one intake row, no look-up, no send);
+    the worker's next pass queues and sends what each needs."""
     sign_up_and_confirm(client, outbox, "known@example.com")
     sign_up(client, "pending@example.com")
     clock.advance(hours=2)
@@ -37,6 +38,10 @@ def test_no_mail_is_sent_inside_the_request_for_any_address(app, client, db, out
         answers.append((resp.status_code, resp.location))
         assert len(outbox) == before  # nothing left inside the request
     assert len(set(answers)) == 1 and answers[0][0] == 303
+    db.rollback()
+    intake = db.execute(select(SignupIntake.email).order_by(SignupIntake.id)).scalars().all()
+    assert intake == ["new@example.com", "known@example.com", "pending@example.com"]
+    assert take_in(app).queued == 3
     queued = [d for e in ("new@example.com", "known@example.com", "pending@example.com")
               for d in system_rows(db, e) if d.state == "queued"]
     assert len(queued) == 3
@@ -131,6 +136,7 @@ def test_already_subscribed_mail_is_dropped_if_they_unsubscribe_first(app, clien
     sign_up_and_confirm(client, outbox, "gone@example.com")
     clock.advance(hours=1)
     post_signup(client, "gone@example.com")
+    take_in(app)  # "already on the list" is queued ...
     unsub = outbox.link(outbox.to("gone@example.com")[0], "unsubscribe")
     client.post(unsub, data={"List-Unsubscribe": "One-Click"})
     deliver(app)
@@ -138,6 +144,22 @@ def test_already_subscribed_mail_is_dropped_if_they_unsubscribe_first(app, clien
         "Confirm your email to get the free plan"]
     assert system_rows(db, "gone@example.com")[-1:] == []  or all(
         d.state != "queued" for d in system_rows(db, "gone@example.com"))
+
+
+def test_a_sign_up_taken_in_after_a_later_unsubscribe_changes_nothing(app, client, db, outbox,
+                                                                     clock):
+    sign_up_and_confirm(client, outbox, "later@example.com")
+    clock.advance(hours=1)
+    post_signup(client, "later@example.com")
+    clock.advance(seconds=1)  # they unsubscribe before the worker's next pass
+    unsub = outbox.link(outbox.to("later@example.com")[0], "unsubscribe")
+    client.post(unsub, data={"List-Unsubscribe": "One-Click"})
+    deliver(app)
+    assert subscriber(db, "later@example.com").status == "unsubscribed"
+    assert [m["Subject"] for m in outbox.to("later@example.com")] == [
+        "Confirm your email to get the free plan"]
+    assert [c.action for c in subscriber(db, "later@example.com").consents] == [
+        "signup", "confirm", "withdraw"]
 
 
 def test_a_failed_send_is_retried_by_the_worker_and_submit_again_brings_it_forward(
@@ -174,6 +196,7 @@ def test_one_now_per_request(app_config, db_url):
     client = app.test_client()
     resp = post_signup(client, "tick@example.com")
     assert resp.status_code == 303
+    take_in(app)  # the worker decides as of the request's time
     with app.extensions["funnel"].sessions() as s:
         sub = s.scalar(select(Subscriber).where(Subscriber.email == "tick@example.com"))
         consent = s.scalar(select(ConsentRecord).where(ConsentRecord.subscriber_id == sub.id))

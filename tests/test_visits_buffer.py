@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from funnel import create_app
 from funnel.models import Subscriber, Visit
+from tests.conftest import take_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,6 +168,7 @@ def test_cached_landing_page_gives_each_visitor_a_working_token(app, db):
     # A token from the other visitor's page does not work for this one.
     resp = first.post("/free-plan", data={"email": "x@example.com", "csrf_token": tokens[1]})
     assert resp.status_code == 400
+    take_in(app)
     db.rollback()
     assert db.scalar(select(func.count()).select_from(Subscriber)) == 2
 

@@ -1,6 +1,8 @@
 """The worker: a loop over the store, the planner and the send step.
 
-One pass first sends queued system mail (confirmations), then the drip, batch
+One pass first takes in the sign-up form's intake (``subscribers.take_intake``:
+subscribers, consent records and queued confirmations), then sends queued system
+mail (confirmations), then the drip, batch
 by batch. For each batch: decide and commit the intents (short transaction),
 render outside any transaction, then send under the subscribers' row locks
 (``funnel.sending``). A step whose email cannot be rendered is *held* for that
@@ -25,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from funnel import retention, sending, system_mail, tallies
+from funnel import retention, sending, subscribers, system_mail, tallies
 from funnel.core.sequence import Sequence
 from funnel.drip import planner
 from funnel.drip.store import Batch, DeliveryRow, Store, SubscriberRow, unsent
@@ -52,6 +54,7 @@ class PassReport:
     claimed: int = 0
     sent_keys: list[str] = field(default_factory=list)
     hooks: Any = None  # what the webhook step did (hooks.dispatch.HookReport)
+    taken_in: int = 0  # sign-ups taken from the intake
 
     def add_piece(self, r) -> None:
         """Fold in the report of an injected piece (same counters, by name)."""
@@ -140,11 +143,13 @@ class Worker:
     def run_pass(self, now: datetime | None = None, stop: threading.Event | None = None, *,
                  drip: bool = True) -> PassReport:
         """Send everything due at ``now`` (default: the clock), then return.
-        ``drip=False`` sends only queued system mail (no drip, chores or webhooks)."""
+        ``drip=False`` takes in sign-ups and sends only queued system mail (no
+        drip, chores or webhooks)."""
         now = now or self.clock()
         self.purge_unconfirmed(now)
         self.compact_tallies()
         report = PassReport()
+        self.take_intake(stop, report)
         self._batches(now, stop, report, self.store.claim_queued, self._system_batch)
         if drip:
             sequence = self.load_sequence()
@@ -169,6 +174,14 @@ class Worker:
             purged = retention.purge_unconfirmed(s, now, self.pending_retention)
         if purged:
             log.info("deleted %d sign-ups never confirmed", purged)
+
+    def take_intake(self, stop: threading.Event | None, report: PassReport) -> None:
+        """Sign-ups first, so their confirmations go out in this same pass."""
+        while not (stop and stop.is_set()):
+            taken = subscribers.take_intake(self.store.sessions, limit=self.store.batch_size)
+            report.taken_in += taken.taken
+            if taken.taken < self.store.batch_size:
+                return
 
     def compact_tallies(self) -> None:
         """Fold the dashboard's delta rows at most once a minute, so reading them stays cheap."""
@@ -380,7 +393,7 @@ class Worker:
                                 str(exc).splitlines()[0][:200], wait)
                 stop.wait(wait)
                 continue
-            if report.claimed == 0:
+            if report.claimed == 0 and report.taken_in == 0:
                 waiter = wake or stop
                 waiter.wait(poll_seconds)
                 if wake is not None:

@@ -25,6 +25,7 @@ from limits.strategies import FixedWindowRateLimiter
 EXTENSION = "funnel.ratelimits"
 
 
+@functools.lru_cache(maxsize=4096)  # asked three times per sign-up; parsing is most of a hit
 def client_key(address: str | None) -> str:
     """Who is asking, for counting: one IPv4 address, or one IPv6 /64.
 

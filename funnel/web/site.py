@@ -202,15 +202,26 @@ SLOW_DOWN = ("Slow down a little: there have been a lot of sign-ups from your co
              "still here.")
 
 
-def _limited(form: SignupForm):
-    """The form again, as typed, with the reason: a runner at a busy talk loses nothing."""
+def _again(checked: SignupForm, status: int, **extra):
+    """The page again with what was typed and why: a runner at a busy talk loses nothing.
+    Its form carries a CSRF token for the next try, which the checked one left out."""
+    form = SignupForm()
+    for name, field in checked._fields.items():
+        form[name].errors = field.errors
     return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT,
-                           limited=SLOW_DOWN), 429
+                           **extra), status
+
+
+def _limited(form: SignupForm):
+    return _again(form, 429, limited=SLOW_DOWN)
 
 
 @bp.post("/free-plan")
 def signup():
-    form = SignupForm()
+    # When CSRFProtect has checked the token (every POST, unless configured
+    # otherwise), the form needs no CSRF field: making the next token (an HMAC and
+    # a JSON dump) is only needed if the page is shown again.
+    form = SignupForm(meta={"csrf": False}) if g.get("csrf_valid") else SignupForm()
     if not ratelimits.hit("signup-attempt", "RATELIMIT_SIGNUP_ATTEMPTS"):
         return _limited(form)
     if not form.validate():
@@ -218,14 +229,13 @@ def signup():
             from funnel.web.errors import render_error
 
             return render_error(400, "This form has expired. Please reload the page and try again.")
-        return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
+        return _again(form, 422)
     if form.website.data:
         # A bot filled the honeypot: answer like a success, store nothing.
         return redirect(url_for("site.check_inbox"), code=303)
     # Only sign-ups that pass validation count: a typo costs nothing.
     if not ratelimits.within("signup", "RATELIMIT_SIGNUP"):
         return _limited(form)
-    s = runtime.session()
     meta = subscribers.SignupMeta(
         ip=request.remote_addr,
         user_agent=request.user_agent.string,
@@ -235,16 +245,18 @@ def signup():
         via=form.via.data,
     )
     try:
-        sub = subscribers.subscribe(
-            s, email=form.email.data, first_name=form.first_name.data,
+        row = subscribers.intake_row(
+            email=form.email.data, first_name=form.first_name.data,
             timezone=valid_zone(form.tz.data), meta=meta, now=runtime.now(),
         )
     except FunnelError as exc:
         getattr(form, exc.field).errors = [str(exc)]
-        return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT), 422
+        return _again(form, 422)
+    # One INSERT, committed before the answer; whether the address is known, and
+    # what to mail it, the worker decides (subscribers.take_intake).
+    subscribers.record_intake(runtime.rt().intake(), row)
     ratelimits.hit("signup", "RATELIMIT_SIGNUP")
-    if sub is not None:
-        runtime.rt().wake.set()  # the worker sends it; the embedded one at once
+    runtime.rt().wake.set()  # the worker takes it in; the embedded one at once
     return redirect(url_for("site.check_inbox"), code=303)
 
 
