@@ -5,7 +5,7 @@ No index but the key: the worker reads it oldest first and empties it within a
 pass, so it stays a handful of rows.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 
 import sqlalchemy as sa
