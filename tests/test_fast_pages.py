@@ -17,6 +17,7 @@ from werkzeug.test import Client
 from funnel import create_app
 from funnel.models import Subscriber, Visit
 from funnel.transports.outbox import OutboxTransport
+from tests.conftest import take_in
 
 LONG = "x" * 150
 # (path and query, request headers): with and without a source, UTM values long
@@ -157,6 +158,7 @@ def test_a_fast_landing_page_signs_up_with_its_source(app, db):
     assert "session=" in page.headers["Set-Cookie"] and page.headers["Vary"] == "Cookie"
     resp = visitor.post("/free-plan", data=_form(page, email="runner@example.com"))
     assert resp.status_code == 303
+    take_in(app)
     db.rollback()
     sub = db.scalars(select(Subscriber).where(Subscriber.email == "runner@example.com")).one()
     assert (sub.referrer, sub.arrived_via, sub.utm_source, sub.utm_campaign) == (
