@@ -14,7 +14,9 @@ BENCH_SECONDS sets the length of each wrk run (default 5); BENCH_WORKERS the
 worker classes (default "sync,gthread").
 
 A second baseline is the bare page sending as many bytes as the article, to show
-how much of the gap is the body's size alone.
+how much of the gap is the body's size alone. Each page is also given as the
+gunicorn workers' CPU per request (from /proc), which on a shared machine moves
+much less than the rates do.
 
 wrk posts every sign-up from one address: the per-client limits are raised so
 that each POST is accepted, but each is still counted against them.
@@ -77,6 +79,12 @@ class Server:
 
 
 def wrk(url: str, script: Path | None = None, env: dict[str, str] | None = None) -> float:
+    return wrk_counted(url, script, env)[0]
+
+
+def wrk_counted(url: str, script: Path | None = None,
+                env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Requests per second, and how many requests were answered."""
     cmd = ["wrk", "-t2", "-c32", f"-d{SECONDS}s", "--latency"]
     if script:
         cmd += ["-s", str(script)]
@@ -88,7 +96,27 @@ def wrk(url: str, script: Path | None = None, env: dict[str, str] | None = None)
     errors = re.search(r"Socket errors: .*timeout (\d+)", out)
     if errors and int(errors.group(1)) > 0:
         print(f"  ({url}: {errors.group(1)} timeouts)", file=sys.stderr)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return (float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            int(re.search(r"(\d+) requests in", out).group(1)))
+
+
+def workers_cpu(server: Server) -> float:
+    """CPU seconds used so far by the server's worker processes (Linux /proc)."""
+    total = 0
+    for child in Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split():
+        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(server: Server, url: str, cpu: list[float], script: Path | None = None,
+             env: dict[str, str] | None = None) -> float:
+    """wrk's rate; appends the workers' CPU per request, in µs, to ``cpu``. Unlike
+    the rate, that hardly moves with what else the machine is running."""
+    before = workers_cpu(server)
+    rate, count = wrk_counted(url, script, env)
+    cpu.append((workers_cpu(server) - before) / max(count, 1) * 1e6)
+    return rate
 
 
 def signup_credentials(base: str) -> dict[str, str]:
@@ -132,19 +160,24 @@ def run(label: str, db_url: str, tmp: Path, workers: str) -> None:
     script = ROOT / "bench" / "signup.lua"
     # How much of the gap is the article's size alone: the bare page sending as many bytes.
     size = len(urllib.request.urlopen(app.url + "/?utm_source=bench").read())
-    figures: dict[str, list[float]] = {
-        k: [] for k in ("bare", "bare_sized", "article", "landing", "signup")}
+    names = ("bare", "bare_sized", "article", "landing", "signup")
+    figures: dict[str, list[float]] = {k: [] for k in names}
+    cpus: dict[str, list[float]] = {k: [] for k in names}
     try:
         for _ in range(ROUNDS):  # alternating, so a noisy neighbour hits every figure alike
-            figures["bare"].append(wrk(bare.url + "/"))
-            figures["bare_sized"].append(wrk(f"{bare.url}/bytes/{size}"))
-            figures["article"].append(wrk(app.url + "/?utm_source=bench"))
-            figures["landing"].append(wrk(app.url + "/free-plan?utm_source=bench"))
-            figures["signup"].append(wrk(app.url + "/free-plan", script, creds))
+            figures["bare"].append(measured(bare, bare.url + "/", cpus["bare"]))
+            figures["bare_sized"].append(
+                measured(bare, f"{bare.url}/bytes/{size}", cpus["bare_sized"]))
+            figures["article"].append(measured(app, app.url + "/?utm_source=bench", cpus["article"]))
+            figures["landing"].append(
+                measured(app, app.url + "/free-plan?utm_source=bench", cpus["landing"]))
+            figures["signup"].append(measured(app, app.url + "/free-plan", cpus["signup"],
+                                              script, creds))
     finally:
         bare.stop()
         app.stop()
     med = {k: statistics.median(v) for k, v in figures.items()}
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
     label = f"{label}, {workers}"
     print(f"bare flask page ({label}): {med['bare']:.0f} req/s (1.00 x baseline)")
     print(f"bare flask page of the article's {size:,} bytes ({label}): {med['bare_sized']:.0f} req/s "
@@ -153,6 +186,12 @@ def run(label: str, db_url: str, tmp: Path, workers: str) -> None:
     for k, what in (("article", "article page"), ("landing", "landing page"),
                     ("signup", "sign-up POST")):
         print(f"{what} ({label}): {med[k]:.0f} req/s ({med[k] / med['bare']:.2f} x baseline)")
+    # The same comparison in the workers' CPU per request (lower is better): the
+    # rate of a page that costs the workers as much as the bare page does.
+    for k, what in (("bare", "bare flask page"), ("article", "article page"),
+                    ("landing", "landing page"), ("signup", "sign-up POST")):
+        print(f"{what}, workers' CPU ({label}): {cpu[k]:.0f} µs/request "
+              f"({cpu['bare'] / cpu[k]:.2f} x baseline)")
     from sqlalchemy import create_engine, text
 
     engine = create_engine(db_url)
