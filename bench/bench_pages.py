@@ -198,8 +198,11 @@ def run(label: str, db_url: str, tmp: Path, workers: str) -> None:
     with engine.connect() as conn:
         visits = conn.execute(text("select count(*) from visit")).scalar()
         subs = conn.execute(text("select count(*) from subscriber")).scalar()
+        # No worker runs here: the sign-ups wait in the intake for one.
+        intake = conn.execute(text("select count(*) from signup_intake")).scalar()
     engine.dispose()
-    print(f"  ({label}: {visits} visits written after the graceful stop, {subs} sign-ups stored)")
+    print(f"  ({label}: {visits} visits written after the graceful stop, {subs + intake} sign-ups "
+          f"stored, {intake} of them in the intake for the worker)")
 
 
 def main() -> None:
