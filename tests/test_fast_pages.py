@@ -241,6 +241,7 @@ def test_in_a_browser_the_fast_landing_page_runs_its_script_and_signs_up(app, db
     finally:
         context.close()
     assert blocked == []
+    take_in(app)
     db.rollback()
     sub = db.scalars(select(Subscriber).where(Subscriber.email == "browser@example.com")).one()
     assert sub.utm_source == "talk"
