@@ -158,6 +158,8 @@ class SignupIntake(Base):
     utm_term: Mapped[str | None] = mapped_column(String(100))
     utm_content: Mapped[str | None] = mapped_column(String(100))
     via: Mapped[str | None] = mapped_column(String(16))
+    # Failed takes of this row alone; at INTAKE_MAX_ATTEMPTS the worker leaves it.
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class ConsentRecord(Base):

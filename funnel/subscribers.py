@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Engine, delete, insert, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel import system_mail
@@ -138,6 +138,10 @@ def _subscribe_once(session, email, first_name, timezone, meta, now, *, late=Fal
 # -- the sign-up form's intake: one INSERT in the request, the rest in the worker --
 
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+# A row that fails on its own this many times is left in the intake for the
+# operator (the log says which), so one bad sign-up cannot hold up the others and
+# the mail queued behind them.
+INTAKE_MAX_ATTEMPTS = 5
 INTAKE_KEYS = ("email", "first_name", "timezone", "at", "ip", "user_agent", "page", "referrer",
                *(f"utm_{k}" for k in UTM_KEYS), "via")
 
@@ -147,6 +151,10 @@ def intake_row(*, email: str, first_name: str | None, timezone: str, meta: Signu
     """A sign-up as the intake keeps it, checked and cut to its columns. Raises
     FunnelError (with the field) for an address or a name that cannot be used, so
     the person is told at once; nothing about the address is looked up."""
+    if now.tzinfo is None:
+        # The raw INSERT skips UTCDateTime's own refusal, and SQLite would read a
+        # naive time as local.
+        raise ValueError("a sign-up's time must be timezone-aware")
     utm = meta.utm or {}
 
     def kept(value: str | None, size: int) -> str | None:
@@ -206,6 +214,8 @@ def record_intake(engine: Engine, row: dict[str, Any]) -> None:
             gone = dialect.is_disconnect(exc, conn.dbapi_connection, None)
             if gone:
                 conn.invalidate(exc)
+                # After a restart every pooled connection is dead, not only this one.
+                engine.dispose()
             if gone and not attempt:
                 # The intake engine does not ping first: a connection the server closed
                 # (a restart) fails here and is dropped; the next one is new.
@@ -233,7 +243,8 @@ def take_intake(sessions: sessionmaker[Session], *, limit: int = 200) -> IntakeR
     taking are skipped (PostgreSQL) or waited for (SQLite's single writer)."""
     report = IntakeReport()
     with sessions() as s:
-        q = select(SignupIntake).order_by(SignupIntake.id).limit(limit)
+        q = (select(SignupIntake).where(SignupIntake.attempts < INTAKE_MAX_ATTEMPTS)
+             .order_by(SignupIntake.id).limit(limit))
         if s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         rows = list(s.scalars(q))
@@ -246,9 +257,12 @@ def take_intake(sessions: sessionmaker[Session], *, limit: int = 200) -> IntakeR
                 _take(s, row, report)
             s.execute(delete(SignupIntake).where(SignupIntake.id.in_(ids)))
             s.commit()
-        except IntegrityError:
+        except OperationalError:
+            raise  # the database is away or chose this pass as a deadlock's victim: retry it
+        except Exception:
             # A new address arrived another way at the same moment (the API, an
-            # import, a second worker): one row at a time, each seeing the others.
+            # import, a second worker), or one row cannot be taken in: one row at a
+            # time, each seeing the others, so the rest go through.
             s.rollback()
             s.close()  # on SQLite, the next sessions need the write lock it held
             report = IntakeReport()
@@ -260,6 +274,7 @@ def take_intake(sessions: sessionmaker[Session], *, limit: int = 200) -> IntakeR
 
 
 def _take_alone(sessions: sessionmaker[Session], row_id: int, report: IntakeReport) -> None:
+    failure: Exception | None = None
     for attempt in range(2):
         with sessions() as s:
             q = select(SignupIntake).where(SignupIntake.id == row_id)
@@ -273,15 +288,39 @@ def _take_alone(sessions: sessionmaker[Session], row_id: int, report: IntakeRepo
                 _take(s, row, mine)
                 s.delete(row)
                 s.commit()
-            except IntegrityError:
+            except OperationalError:
+                raise
+            except IntegrityError as exc:
                 s.rollback()
-                if attempt:
-                    raise
-                continue
-            report.taken += mine.taken
-            report.signed_up += mine.signed_up
-            report.queued += mine.queued
-            return
+                failure = exc
+                if not attempt:
+                    continue  # the other writer has committed by now: look again
+            except Exception as exc:
+                s.rollback()
+                failure = exc
+            else:
+                report.taken += mine.taken
+                report.signed_up += mine.signed_up
+                report.queued += mine.queued
+                return
+        break
+    if failure is not None:
+        _count_failure(sessions, row_id, failure)
+
+
+def _count_failure(sessions: sessionmaker[Session], row_id: int, failure: Exception) -> None:
+    with sessions() as s:
+        attempts = s.scalar(update(SignupIntake).where(SignupIntake.id == row_id)
+                            .values(attempts=SignupIntake.attempts + 1)
+                            .returning(SignupIntake.attempts))
+        s.commit()
+    # The row's id, never its address: the log is not a place for personal data.
+    if attempts is not None and attempts >= INTAKE_MAX_ATTEMPTS:
+        log.error("sign-up intake row %d failed %d times (%s: %s); left in signup_intake "
+                  "for the operator", row_id, attempts, type(failure).__name__, failure)
+    else:
+        log.warning("sign-up intake row %d failed (%s: %s); tried again next pass",
+                    row_id, type(failure).__name__, failure)
 
 
 def _take(s: Session, row: SignupIntake, report: IntakeReport) -> None:

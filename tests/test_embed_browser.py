@@ -6,6 +6,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from funnel.models import ConsentRecord, Subscriber
@@ -104,6 +105,7 @@ def test_the_iframe_variant_signs_up_inside_the_blog(live_server, blog, page, db
     frame = page.frame_locator("iframe")
     frame.get_by_label("Your email address").fill("iframe.reader@example.com")
     frame.get_by_role("button", name="Send me the free plan").click()
-    assert frame.get_by_role("heading").inner_text() == "Check your inbox"
+    # The frame navigates after the click: wait for the answer, not for the old page.
+    expect(frame.get_by_role("heading")).to_have_text("Check your inbox")
     db.rollback()
     assert db.scalar(select(Subscriber.email)) == "iframe.reader@example.com"

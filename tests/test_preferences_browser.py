@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from funnel.importer import import_rows
@@ -113,7 +114,7 @@ def test_subscriber_controls_their_plan_and_data_from_an_email(
     page.goto(live_server + "/free-plan")
     page.get_by_label("Your email address").fill(EMAIL)
     page.get_by_role("button", name="Send me the free plan").click()
-    assert page.locator("h1").inner_text() == "Check your inbox"
+    expect(page.locator("h1")).to_have_text("Check your inbox")
     clock.advance(days=1)
     run_worker()
     db.rollback()

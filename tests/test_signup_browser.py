@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from funnel.models import Subscriber
@@ -17,7 +18,7 @@ def test_reader_signs_up_and_confirms_in_a_browser(live_server, page, outbox, db
     page.get_by_label("Your email address").fill("Browser.Runner@Example.com")
     page.get_by_label("First name (optional)").fill("Robin")
     page.get_by_role("button", name="Send me the free plan").click()
-    assert page.locator("h1").inner_text() == "Check your inbox"
+    expect(page.locator("h1")).to_have_text("Check your inbox")
 
     [confirmation] = outbox.wait_for("browser.runner@example.com")
     page.goto(live_server + outbox.link(confirmation, "confirm"))

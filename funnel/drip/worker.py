@@ -149,7 +149,11 @@ class Worker:
         self.purge_unconfirmed(now)
         self.compact_tallies()
         report = PassReport()
-        self.take_intake(stop, report)
+        try:
+            self.take_intake(stop, report)
+        except Exception:
+            # The mail already queued goes out whatever the intake's trouble.
+            log.exception("taking in sign-ups failed; sending what is queued")
         self._batches(now, stop, report, self.store.claim_queued, self._system_batch)
         if drip:
             sequence = self.load_sequence()

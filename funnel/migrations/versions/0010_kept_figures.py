@@ -48,6 +48,8 @@ UNSUBSCRIBED_BIT = 8  # funnel.tallies.GROUP_BITS["unsubscribed"]
 CREDIT_CHANGE = (" OR ".join(f"{{o}}.{c} IS DISTINCT FROM {{n}}.{c}"
                              for c in ("state", "sent_at", "kind", "step_slug", "subscriber_id"))
                  + f" OR ({{o}}.engaged & {UNSUBSCRIBED_BIT}) <> ({{n}}.engaged & {UNSUBSCRIBED_BIT})")
+# SQLite says IS DISTINCT FROM only from 3.39 (Ubuntu 22.04 has 3.37); IS NOT is the same there.
+LITE_CREDIT_CHANGE = CREDIT_CHANGE.replace("IS DISTINCT FROM", "IS NOT")
 # Same groups as funnel.stats.EVENT_GROUPS; "blocked" (a temporary bounce) is in none.
 EVENT_GROUPS = {"delivered": "delivered", "open": "opened", "click": "clicked",
                 "unsubscribe": "unsubscribed", "group_unsubscribe": "unsubscribed",
@@ -641,7 +643,7 @@ class Lite(Pg):
             "BEGIN " + recount("NEW.subscriber_id", every.format("NEW.subscriber_id")
                                + " AND id <> NEW.id") + " END",
             "CREATE TRIGGER link_unsubscribe_update AFTER UPDATE OF state, sent_at, engaged, kind, "
-            f"step_slug, subscriber_id ON delivery WHEN ({CREDIT_CHANGE.format(o='OLD', n='NEW')}) "
+            f"step_slug, subscriber_id ON delivery WHEN ({LITE_CREDIT_CHANGE.format(o='OLD', n='NEW')}) "
             f"AND ({gone('NEW')} OR {gone('OLD')}) BEGIN "
             + recount("OLD.subscriber_id, NEW.subscriber_id",
                       every.format("OLD.subscriber_id, NEW.subscriber_id")

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("utm_term", sa.String(length=100), nullable=True),
         sa.Column("utm_content", sa.String(length=100), nullable=True),
         sa.Column("via", sa.String(length=16), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_signup_intake")),
     )
 
