@@ -151,26 +151,6 @@ def main() -> None:
               flush=True)
     print(f"pages over their goal: {', '.join(missed) if missed else 'none'}", flush=True)
 
-    # -- the dashboard's parts read at once against in turn, load after load ----
-    import funnel.web.admin as admin_views
-
-    def in_turn(session, _sessions, calls):
-        return {name: call(session) for name, call in calls.items()}
-
-    together = admin_views.read_together
-    for path in ("/admin/", "/admin/?days=90"):
-        got: dict[str, list[float]] = {"at once": [], "in turn": []}
-        for _ in range(6):  # alternating, so both see the same load on the machine
-            for mode, reader in (("at once", together), ("in turn", in_turn)):
-                admin_views.read_together = reader  # type: ignore[assignment]
-                started = time.perf_counter()
-                assert client.get(path).status_code == 200
-                got[mode].append((time.perf_counter() - started) * 1000)
-        admin_views.read_together = together
-        at_once, turn = (statistics.median(got[m]) for m in ("at once", "in turn"))
-        print(f"dashboard {path} parts read at once: {at_once:.0f} ms median of 6 "
-              f"({at_once / turn:.2f} x in turn: {turn:.0f} ms)", flush=True)
-
     # -- the CSV export streams ------------------------------------------------
     before = rss_mb()
     started = time.perf_counter()
