@@ -129,12 +129,15 @@ def signup_credentials(base: str) -> dict[str, str]:
     return {"BENCH_TOKEN": token, "BENCH_COOKIE": cookie}
 
 
-def postgres_url() -> str | None:
+def postgres_url(suffix: str = "") -> str | None:
+    """A new, empty database on the bench's server (``funnel_bench`` + ``suffix``),
+    or None, saying why, when there is no server."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     url = make_url(os.environ.get(
         "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/funnel_bench"))
+    url = url.set(database=f"{url.database}{suffix}")
     try:
         admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:

@@ -24,28 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_pages import BIN, ROOT, Server, signup_credentials, wrk  # noqa: E402
+from bench.bench_pages import (  # noqa: E402
+    BIN,
+    ROOT,
+    Server,
+    postgres_url,
+    signup_credentials,
+    wrk,
+)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-
-
-def fresh_pg(name: str) -> str | None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    url = make_url(os.environ.get(
-        "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/funnel_bench"))
-    url = url.set(database=f"{url.database}_{name}")
-    try:
-        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-        admin.dispose()
-    except Exception as exc:  # noqa: BLE001 - any reason means "no PostgreSQL here"
-        print(f"PostgreSQL skipped ({exc.__class__.__name__})")
-        return None
-    return url.render_as_string(hide_password=False)
 
 
 def env_for(tree: Path, db_url: str, tmp: Path) -> dict[str, str]:
@@ -108,7 +96,7 @@ def main() -> None:
             if db == "sqlite":
                 urls = {k: f"sqlite:///{tmp}/{k}.db" for k in ("a", "b")}
             else:
-                pg = {k: fresh_pg(k) for k in ("a", "b")}
+                pg = {k: postgres_url(f"_{k}") for k in ("a", "b")}
                 if None in pg.values():
                     continue
                 urls = {k: str(v) for k, v in pg.items()}

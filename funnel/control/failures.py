@@ -73,16 +73,8 @@ def by_step(session: Session, subjects: dict[str, str] | None = None) -> list[St
     for slug, state, error, n, retryable in rows:
         if not n:
             continue
-        p = steps.setdefault(slug, StepProblems(slug, subjects.get(slug, "")))
-        if state == FAILED:
-            p.failed += n
-            p.retryable += retryable
-        else:
-            p.held += n
-        reasons.setdefault(slug, Counter())[_reason(error)] += n
-    for slug, p in steps.items():
-        p.reasons = reasons[slug].most_common(MAX_REASONS)
-    return sorted(steps.values(), key=lambda p: (-p.total, p.slug))
+        _add(steps, reasons, subjects, slug, state, error, n, retryable)
+    return _listed(steps, reasons)
 
 
 def by_step_from_rows(session: Session, subjects: dict[str, str] | None = None
@@ -102,14 +94,25 @@ def by_step_from_rows(session: Session, subjects: dict[str, str] | None = None
     for slug, state, error, status, kind, n in rows:
         if kind != DRIP:  # system mail carries a per-send suffix: group by the email
             slug = slug.rsplit("-", 1)[0]
-        p = steps.setdefault(slug, StepProblems(slug, subjects.get(slug, "")))
-        if state == FAILED:
-            p.failed += n
-            if kind == DRIP and lifecycle.can_receive_sequence(status):
-                p.retryable += n
-        else:
-            p.held += n
-        reasons.setdefault(slug, Counter())[_reason(error)] += n
+        retryable = n if kind == DRIP and lifecycle.can_receive_sequence(status) else 0
+        _add(steps, reasons, subjects, slug, state, error, n, retryable)
+    return _listed(steps, reasons)
+
+
+def _add(steps: dict[str, StepProblems], reasons: dict[str, Counter[str]],
+         subjects: dict[str, str], slug: str, state: str, error: str | None, n: int,
+         retryable: int) -> None:
+    p = steps.setdefault(slug, StepProblems(slug, subjects.get(slug, "")))
+    if state == FAILED:
+        p.failed += n
+        p.retryable += retryable
+    else:
+        p.held += n
+    reasons.setdefault(slug, Counter())[_reason(error)] += n
+
+
+def _listed(steps: dict[str, StepProblems], reasons: dict[str, Counter[str]]
+            ) -> list[StepProblems]:
     for slug, p in steps.items():
         p.reasons = reasons[slug].most_common(MAX_REASONS)
     return sorted(steps.values(), key=lambda p: (-p.total, p.slug))
