@@ -134,15 +134,21 @@ def people_figures(db, start, end) -> tuple:
             stats.people_by_day(db, ACTIONS, start, end), origins)
 
 
-def assert_people_match(db, first, last) -> None:
-    """Every whole-day period between first and last, from the kept cells, against the
-    same period a microsecond short (which is counted from the records)."""
+def assert_windows_match(db, first, last, figures) -> None:
+    """``figures`` for every whole-day period between first and last, from the kept
+    cells, against the same period a microsecond short (counted from the rows)."""
     db.rollback()
     for a, b in windows(first, last):
         start, end = stats.utc_day_bounds(a, b)
-        kept = people_figures(db, start, end)
-        rows = people_figures(db, start, end - timedelta(microseconds=1))
+        kept = figures(db, start, end)
+        rows = figures(db, start, end - timedelta(microseconds=1))
         assert kept == rows, (a, b)
+
+
+def assert_people_match(db, first, last) -> None:
+    """Every whole-day period between first and last, from the kept cells, against the
+    same period a microsecond short (which is counted from the records)."""
+    assert_windows_match(db, first, last, people_figures)
     start, end = stats.utc_day_bounds(first, last)
     assert sorted(stats.people_by_origin(db, start, end), key=repr) == sorted(
         stats.people_by_origin_from_rows(db, start, end), key=repr)
@@ -237,12 +243,7 @@ def email_figures(db, start, end) -> tuple:
 
 
 def assert_emails_match(db, first, last) -> None:
-    db.rollback()
-    for a, b in windows(first, last):
-        start, end = stats.utc_day_bounds(a, b)
-        kept = email_figures(db, start, end)
-        rows = email_figures(db, start, end - timedelta(microseconds=1))
-        assert kept == rows, (a, b)
+    assert_windows_match(db, first, last, email_figures)
     db.rollback()  # the test writes next: not from this read's snapshot
 
 
