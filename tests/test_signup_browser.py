@@ -23,7 +23,7 @@ def test_reader_signs_up_and_confirms_in_a_browser(live_server, page, outbox, db
     [confirmation] = outbox.wait_for("browser.runner@example.com")
     page.goto(live_server + outbox.link(confirmation, "confirm"))
     page.get_by_role("button", name="Yes, confirm my address").click()
-    assert "Welcome" in page.locator("h1").inner_text()
+    expect(page.locator("h1")).to_contain_text("Welcome")
 
     db.rollback()
     sub = db.scalar(select(Subscriber).where(Subscriber.email == "browser.runner@example.com"))
