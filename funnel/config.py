@@ -62,6 +62,17 @@ ENV_VARS = (
     "WEBHOOKS_ALLOW_PRIVATE",
     "WEBHOOKS_TIMEOUT",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
+    # Mail that arrives (docs/deliverability.md).
+    "SMTP_URL",
+    "SMTP_TIMEOUT",
+    "SMTP_CA_FILE",
+    "MAIL_FALLBACK",
+    "FALLBACK_AFTER",
+    "FALLBACK_PROBE_MINUTES",
+    "DKIM_SELECTORS",
+    "DNS_RESOLVER",
+    "DNS_TIMEOUT",
+    "WARMUP_START",
 )
 
 INT_VARS = {
@@ -78,11 +89,13 @@ INT_VARS = {
     "FAILURE_ALERTS_EVERY_MINUTES",
     "IMPORT_OPTIN_DAILY_MAX",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
+    "WARMUP_START",
 }
-FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT"}
+FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT",
+              "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
              "SIGNUP_ASYNC_COMMIT"}
-LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
+LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS", "DKIM_SELECTORS"}
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
@@ -135,6 +148,22 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "FAILURE_ALERTS_TO": "",
         "FAILURE_ALERTS_EVERY_MINUTES": 60,
         "IMPORT_OPTIN_DAILY_MAX": 200,
+        # MAIL_TRANSPORT=smtp, or MAIL_FALLBACK=smtp behind SendGrid.
+        "SMTP_URL": "",
+        "SMTP_TIMEOUT": 30.0,
+        "SMTP_CA_FILE": "",  # a private CA's certificate (a self-signed Postfix)
+        "MAIL_FALLBACK": "",
+        # Minutes of SendGrid failing (5xx, timeouts) before SMTP takes over…
+        "FALLBACK_AFTER": 10.0,
+        # …and how often SendGrid is tried again meanwhile, to switch back.
+        "FALLBACK_PROBE_MINUTES": 5.0,
+        # The deliverability check-up: DKIM selectors to look for (SendGrid: s1, s2),
+        # and a resolver "host:port" instead of the system's (tests).
+        "DKIM_SELECTORS": [],
+        "DNS_RESOLVER": "",
+        "DNS_TIMEOUT": 5.0,
+        # Newsletter sends on a new domain's first day, growing by half each day; 0: off.
+        "WARMUP_START": 0,
     }
 
 

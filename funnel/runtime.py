@@ -73,6 +73,11 @@ def init_app(app: Flask) -> None:
     transport = MeteredTransport(app.config.get("TRANSPORT") or make_transport(app.config),
                                  str(app.config.get("MAIL_TRANSPORT", "outbox")))
     sessions = make_sessionmaker(engine)
+    from funnel.control.mail_state import fallback_of
+
+    fallback = fallback_of(transport)
+    if fallback is not None:
+        fallback.clock = clock  # FALLBACK_AFTER counts on the app's clock
     # Every event the app's sessions flush is written to the webhook outbox with it.
     capture.install(sessions, clock)
     app.extensions["funnel"] = Runtime(
@@ -121,8 +126,12 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     broadcasts = BroadcastWork(runtime.sessions, composer, transport, owner=store.owner,
                                emails_dir=settings.emails_dir, batch_size=settings.batch_size,
                                lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS)
-    from funnel.control import chores
+    from funnel.control import chores, mail_state
 
+    try:  # a restarted worker carries on with the transport the others are using
+        mail_state.sync(runtime.sessions, transport)
+    except Exception:  # no schema yet: the first pass will tell
+        pass
     return Worker(store, composer, transport, clock,
                   sequence=SequenceFiles(settings.emails_dir), rules=rules,
                   pending_retention=timedelta(days=settings.pending_retention_days),
