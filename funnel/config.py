@@ -240,6 +240,7 @@ class Settings:
     failure_alerts_to: str = ""
     failure_alerts_every_minutes: int = 60
     import_optin_daily_max: int = 200
+    mail_fallback: str = ""  # MAIL_FALLBACK (docs/deliverability.md)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -263,4 +264,5 @@ class Settings:
             failure_alerts_to=config.get("FAILURE_ALERTS_TO", ""),
             failure_alerts_every_minutes=int(config.get("FAILURE_ALERTS_EVERY_MINUTES", 60)),
             import_optin_daily_max=int(config.get("IMPORT_OPTIN_DAILY_MAX", 200)),
+            mail_fallback=config.get("MAIL_FALLBACK", "") or "",
         )

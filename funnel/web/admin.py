@@ -21,7 +21,7 @@ from sqlalchemy import func, select, tuple_
 
 from funnel import importer, insights, privacy, queries, runtime, stats, timezones
 from funnel import subscribers as cases
-from funnel.control import failures
+from funnel.control import failures, mail_health
 from funnel.core import lifecycle
 from funnel.inputs import FunnelError, normalise_email
 from funnel.models import Subscriber, Suppression
@@ -223,6 +223,7 @@ def dashboard():
     step_rows = got["steps"]
     return render_template(
         "admin/dashboard.html",
+        mail_health=mail_health.read(s, bool(runtime.rt().settings.mail_fallback)),
         failures=problems, failure_counts=failure_counts if problems else None,
         broken=broken_steps() if problems else {}, subjects=subjects,
         funnels=funnels, funnel_charts=[charts.path_funnel(f) for f in funnels],

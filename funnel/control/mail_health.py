@@ -1,0 +1,32 @@
+"""What the dashboard and ``flask status`` say about sending itself: which way mail
+goes (SendGrid or the SMTP fallback) and, from the provider's events, whether the
+brakes are on. Read-only; the worker writes the state it shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from funnel.control import mail_state
+from funnel.transports.fallback import FallbackState, describe
+
+
+@dataclass(frozen=True)
+class MailHealth:
+    fallback: FallbackState | None = None  # None: no fallback configured or never used
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (level, text)
+
+    @property
+    def worst(self) -> str:
+        levels = [level for level, _ in self.lines]
+        return "fail" if "fail" in levels else "warn" if "warn" in levels else "pass"
+
+
+def read(session: Session, fallback_configured: bool) -> MailHealth:
+    lines: list[tuple[str, str]] = []
+    fallback = mail_state.load(session) if fallback_configured else None
+    if fallback is not None:
+        level = "warn" if fallback.active or fallback.failing_since else "pass"
+        lines.append((level, describe(fallback)))
+    return MailHealth(fallback=fallback, lines=lines)
