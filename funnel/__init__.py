@@ -60,6 +60,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         preferences,
         previews,
         ratelimits,
+        sending,
         site,
         webhooks,
     )
@@ -90,6 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(embed.bp)
     app.register_blueprint(api_routes.bp)
     app.register_blueprint(broadcasts.bp)
+    app.register_blueprint(sending.bp)
     cli.init_app(app)
     ops.init_app(app)
     return app

@@ -70,6 +70,7 @@ ENV_VARS = (
     "FALLBACK_AFTER",
     "FALLBACK_PROBE_MINUTES",
     "DKIM_SELECTORS",
+    "SENDGRID_DNS_NAMES",
     "DNS_RESOLVER",
     "DNS_TIMEOUT",
     "WARMUP_START",
@@ -95,7 +96,7 @@ FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", 
               "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
              "SIGNUP_ASYNC_COMMIT"}
-LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS", "DKIM_SELECTORS"}
+LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS", "DKIM_SELECTORS", "SENDGRID_DNS_NAMES"}
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
@@ -160,6 +161,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # The deliverability check-up: DKIM selectors to look for (SendGrid: s1, s2),
         # and a resolver "host:port" instead of the system's (tests).
         "DKIM_SELECTORS": [],
+        # SendGrid's per-account names (em1234, url5678, 5678) to check as CNAMEs.
+        "SENDGRID_DNS_NAMES": [],
         "DNS_RESOLVER": "",
         "DNS_TIMEOUT": 5.0,
         # Newsletter sends on a new domain's first day, growing by half each day; 0: off.
