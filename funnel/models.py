@@ -269,7 +269,7 @@ class DeliveryEvent(Base):
 
 
 class StatusTally(Base):
-    """Deltas of the number of subscribers per status, appended by triggers (funnel.tallies)."""
+    """Deltas of the number of subscribers per status, appended by triggers (funnel.reporting.tallies)."""
 
     __tablename__ = "status_tally"
 
@@ -281,7 +281,7 @@ class StatusTally(Base):
 class StepTally(Base):
     """Deltas of emails sent per UTC day and step, and of those with each event group.
 
-    Appended by triggers on delivery (funnel.tallies); the sums are the dashboard's
+    Appended by triggers on delivery (funnel.reporting.tallies); the sums are the dashboard's
     per-step figures without reading the deliveries.
     """
 
@@ -341,7 +341,7 @@ class ProblemTally(Base):
 class ConsentTally(Base):
     """Deltas of consent records per UTC day and action, with the day of the same
     person's previous record of that action and where the person came from
-    (migration 0010; read by funnel.people_tally)."""
+    (migration 0010; read by funnel.reporting.people_tally)."""
 
     __tablename__ = "consent_tally"
 

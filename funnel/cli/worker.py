@@ -12,14 +12,14 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import Engine, event
 
-from funnel import queries
+from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.sequence import load_sequence
 from funnel.drip import planner
 from funnel.drip.worker import view
-from funnel.inputs import FunnelError, normalise_email
 from funnel.operations.health import Heartbeat
 from funnel.runtime import make_worker
 from funnel.runtime import rt as _rt
+from funnel.subscribers import queries
 from funnel.transports import AuthError
 
 
