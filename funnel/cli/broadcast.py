@@ -24,6 +24,7 @@ from funnel.core.broadcast import (
 )
 from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.sequence import EmailFileError, read_email_file
+from funnel.core.states import BroadcastStatus
 from funnel.mail.check import run_check, sample_subscriber
 from funnel.newsletter import audience as aud
 from funnel.newsletter import scheduling
@@ -105,10 +106,10 @@ def list_command() -> None:
 
 def _row_line(s, row, note: str) -> None:
     p = scheduling.progress(s, row)
-    if row.status == "scheduled":
+    if row.status == BroadcastStatus.SCHEDULED:
         note = note or f"due from {row.send_at:%Y-%m-%d %H:%M} UTC" + (
             f", {row.local_time} in each reader's zone" if row.local_time else "")
-    elif row.status == "sending":
+    elif row.status == BroadcastStatus.SENDING:
         note = note or f"{p.done} of {p.audience} done"
     click.echo(f"{row.slug:<28} {row.status:<10} {row.audience_size:>8} {p.sent:>6} "
                f"{p.failed:>6}  {note}".rstrip())

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from funnel.core.states import DeliveryState
 from funnel.models import (
     ConsentTally,
     EventTally,
@@ -237,7 +238,7 @@ def recount(session: Session) -> tuple[dict[str, int], dict[tuple[date, str, str
             select(DeliveryEvent.delivery_id, DeliveryEvent.kind)
             .where(DeliveryEvent.delivery_id.is_not(None))).all():
         events[delivery_id].add(kind)
-    for d in session.scalars(select(Delivery).where(Delivery.state == "sent",
+    for d in session.scalars(select(Delivery).where(Delivery.state == DeliveryState.SENT,
                                                     Delivery.sent_at.is_not(None))):
         assert d.sent_at is not None
         s = sums[(d.sent_at.astimezone(UTC).date(), d.kind, d.step_slug)]

@@ -22,6 +22,7 @@ from funnel.core.broadcast import (
     read_broadcast,
 )
 from funnel.core.sequence import EmailFileError, read_email_file
+from funnel.core.states import BroadcastStatus
 from funnel.mail.check import run_check
 from funnel.newsletter import audience as aud
 from funnel.newsletter import scheduling
@@ -102,7 +103,7 @@ def show(slug: str):
         "admin/broadcast.html", slug=slug, row=row, item=item, edited=edited, breakdown=b,
         progress=scheduling.progress(s, row) if row else None,
         figures=figures(row) if row else None, labels=FIGURE_LABELS,
-        refresh=bool(row and row.status in ("scheduled", "sending")),
+        refresh=bool(row and row.status in (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING)),
     )
 
 

@@ -23,6 +23,7 @@ from funnel import runtime
 from funnel.control import failures
 from funnel.core import lifecycle, timezones
 from funnel.core.inputs import FunnelError, normalise_email
+from funnel.core.states import SETTLED, UNSETTLED, DeliveryKind
 from funnel.importing import importer
 from funnel.models import Subscriber, Suppression
 from funnel.reporting import insights, periods, stats
@@ -470,9 +471,9 @@ def _next_email(sub: Subscriber, subjects: dict[str, str], now: datetime
         slug, due = decision.step.slug, now
     elif isinstance(decision, planner.WaitUntil):
         in_flight = [d.step_slug for d in deliveries
-                     if d.kind == "drip" and d.state in ("queued", "sending", "retry", "held")]
+                     if d.kind == DeliveryKind.DRIP and d.state in UNSETTLED]
         done = [d.step_slug for d in sorted(deliveries, key=lambda d: d.sent_at or d.created_at)
-                if d.kind == "drip" and d.state in ("sent", "failed", "unknown")]
+                if d.kind == DeliveryKind.DRIP and d.state in SETTLED]
         step = next_step(sequence.steps, done)
         slug = in_flight[0] if in_flight else (step.slug if step else "")
         due = decision.at

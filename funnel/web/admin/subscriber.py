@@ -12,6 +12,7 @@ from flask import Blueprint, flash, redirect, request, url_for
 from funnel import runtime
 from funnel.control import failures
 from funnel.core.inputs import FunnelError
+from funnel.core.states import SubscriberStatus
 from funnel.subscribers import actions as subscribers
 from funnel.web.admin.auth import admin_only, current_admin
 
@@ -41,7 +42,7 @@ def _admin_email() -> str:
 @bp.post("/subscribers/<public_id>/resend-confirmation")
 def resend_confirmation(public_id: str):
     sub = _sub(public_id)
-    if sub.status != "pending":
+    if sub.status != SubscriberStatus.PENDING:
         flash("Only someone who has not confirmed yet can be sent the confirmation email.")
         return _back(public_id)
     # The public form's use case, with its caps; the worker sends (never this request).
