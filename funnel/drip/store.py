@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.core.states import SubscriberStatus
-from funnel.db import sqlite_time
+from funnel.db import claim, lease_free, sqlite_time
 from funnel.hooks import capture
 from funnel.mail.sending import HELD, QUEUED, RETRY, SENDING, SENT, SYSTEM
 from funnel.models import AppState, Delivery, Subscriber, UTCDateTime
@@ -78,16 +78,9 @@ class Store:
 
     def _claim(self, q: Select, held_at: datetime) -> list[int]:
         with self.sessions() as s:
-            q = (q.where(or_(Subscriber.lease_until.is_(None), Subscriber.lease_until < held_at))
-                 .limit(self.batch_size))
-            if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            ids = list(s.scalars(q))
-            if ids:
-                s.execute(update(Subscriber).where(Subscriber.id.in_(ids))
-                          .values(lease_until=held_at + self.lease, lease_owner=self.owner))
-            s.commit()
-            return ids
+            return claim(s, q.where(lease_free(Subscriber.lease_until, held_at))
+                         .limit(self.batch_size), Subscriber,
+                         lease_until=held_at + self.lease, lease_owner=self.owner)
 
     # -- loading -------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from funnel.core.inputs import FunnelError, clean_first_name, normalise_email, t
 from funnel.core.lifecycle import UNTIL_RESUMED, is_paused
 from funnel.core.states import ConsentAction
 from funnel.core.tokens import BadToken, ExpiredToken
+from funnel.db import skip_locked
 from funnel.mail.compose import Composer
 from funnel.models import ConsentRecord, SignupIntake, Subscriber
 from funnel.subscribers import system_mail
@@ -245,9 +246,7 @@ def take_intake(sessions: sessionmaker[Session], *, limit: int = 200) -> IntakeR
     with sessions() as s:
         q = (select(SignupIntake).where(SignupIntake.attempts < INTAKE_MAX_ATTEMPTS)
              .order_by(SignupIntake.id).limit(limit))
-        if s.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        rows = list(s.scalars(q))
+        rows = list(s.scalars(skip_locked(q, s)))
         ids = [r.id for r in rows]  # read now: a rollback expires the rows
         if not rows:
             s.commit()
@@ -277,10 +276,7 @@ def _take_alone(sessions: sessionmaker[Session], row_id: int, report: IntakeRepo
     failure: Exception | None = None
     for attempt in range(2):
         with sessions() as s:
-            q = select(SignupIntake).where(SignupIntake.id == row_id)
-            if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            row = s.scalar(q)
+            row = s.scalar(skip_locked(select(SignupIntake).where(SignupIntake.id == row_id), s))
             if row is None:
                 return  # taken by another worker meanwhile
             mine = IntakeReport()

@@ -455,7 +455,7 @@ def _next_email(sub: Subscriber, subjects: dict[str, str], now: datetime
     from funnel.core.schedule import next_step, zone
     from funnel.core.sequence import load_sequence
     from funnel.drip import planner
-    from funnel.drip.worker import view
+    from funnel.drip.batches import view
     from funnel.runtime import planner_rules
 
     try:

@@ -1,13 +1,11 @@
-"""The worker: a loop over the store, the planner and the send step.
+"""The drip's and system mail's batches: the worker's pieces that send them.
 
-One pass first takes in the sign-up form's intake (``subscribers.take_intake``:
-subscribers, consent records and queued confirmations), then sends queued system
-mail (confirmations), then the drip, batch
-by batch. For each batch: decide and commit the intents (short transaction),
-render outside any transaction, then send under the subscribers' row locks
+For each batch: decide and commit the intents (short transaction), render outside
+any transaction, then send under the subscribers' row locks
 (``funnel.mail.sending``). A step whose email cannot be rendered is *held* for that
 subscriber and tried again every ``HELD_RECHECK`` until the file is fixed: never
-skipped, never followed by the next step.
+skipped, never followed by the next step. System mail (confirmations) goes first
+in every pass, so a sign-up taken in is confirmed in that same pass.
 """
 
 from __future__ import annotations
@@ -18,12 +16,9 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from collections.abc import Sequence as Sequence_
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -33,44 +28,13 @@ from funnel.drip.store import Batch, DeliveryRow, Store, SubscriberRow, unsent
 from funnel.mail import sending
 from funnel.mail.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
 from funnel.models import Delivery, Subscriber, new_public_id
-from funnel.reporting import tallies
-from funnel.subscribers import actions as subscribers
-from funnel.subscribers import retention, system_mail
-from funnel.transports import AuthError, Message, Transport
+from funnel.subscribers import system_mail
+from funnel.transports import Message, Transport
+from funnel.worker.report import PassReport
 
 log = logging.getLogger(__name__)
 
-# A piece of a pass: (now, stop) -> a report with sent/failed/retried/skipped/claimed.
-Piece = Callable[[datetime, "threading.Event | None"], Any]
-
 HELD_RECHECK = timedelta(minutes=1)
-
-
-@dataclass
-class PassReport:
-    sent: int = 0
-    skipped: int = 0
-    retried: int = 0
-    failed: int = 0
-    held: int = 0
-    rescheduled: int = 0
-    claimed: int = 0
-    sent_keys: list[str] = field(default_factory=list)
-    hooks: Any = None  # what the webhook step did (hooks.dispatch.HookReport)
-    taken_in: int = 0  # sign-ups taken from the intake
-
-    def add_piece(self, r) -> None:
-        """Fold in the report of an injected piece (same counters, by name)."""
-        for name in ("sent", "failed", "retried", "skipped", "claimed"):
-            setattr(self, name, getattr(self, name) + getattr(r, name, 0))
-        self.sent_keys.extend(getattr(r, "sent_keys", []))
-
-    def add(self, r: sending.SendReport) -> None:
-        self.sent += r.sent
-        self.failed += r.failed
-        self.retried += r.retried
-        self.skipped += r.withdrawn
-        self.sent_keys.extend(r.sent_keys)
 
 
 def view(sub: Subscriber | SubscriberRow
@@ -110,93 +74,33 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-class Worker:
-    def __init__(self, store: Store, composer, transport: Transport,
-                 clock: Callable[[], datetime], *, sequence: Callable[[], Sequence],
-                 rules: planner.Rules, rng: random.Random | None = None,
-                 pending_retention: timedelta | None = None,
-                 after_pass: Callable[[datetime], None] | None = None,
-                 hooks: Any = None,
-                 pieces: Sequence_[Piece] = ()) -> None:
+class Batches:
+    """The drip and system mail, batch by batch, through the shared send step."""
+
+    def __init__(self, store: Store, composer, transport: Transport, *,
+                 sequence: Callable[[], Sequence], rules: planner.Rules,
+                 rng: random.Random | None = None) -> None:
         self.store = store
-        # More work of the same pass that the drip knows nothing about (the
-        # newsletter's broadcasts): each is called with (now, stop) after the drip.
-        self.pieces = tuple(pieces)
         self.composer = composer
         self.transport = transport
-        self.clock = clock
         self.load_sequence = sequence
         self.rules = rules
         self.rng = rng or random.Random()
-        self.pending_retention = pending_retention
-        self._purged_at: float | None = None
-        self._compacted_at: float | None = None
-        # Other work a worker does between passes (funnel/control/chores.py): imports, alerts.
-        self.after_pass = after_pass
-        # The webhook outbox's dispatcher (funnel/hooks): one more step of every pass.
-        self.hooks = hooks
 
-    @property
-    def name(self) -> str:
-        """Who holds the leases (host:pid:random), as operators see it."""
-        return self.store.owner
-
-    # -- one pass ------------------------------------------------------------
-
-    def run_pass(self, now: datetime | None = None, stop: threading.Event | None = None, *,
-                 drip: bool = True) -> PassReport:
-        """Send everything due at ``now`` (default: the clock), then return.
-        ``drip=False`` takes in sign-ups and sends only queued system mail (no
-        drip, chores or webhooks)."""
-        now = now or self.clock()
-        self.purge_unconfirmed(now)
-        self.compact_tallies()
+    def system_mail(self, now: datetime, stop: threading.Event | None) -> PassReport:
+        """Queued system mail (confirmations, "already on the list")."""
         report = PassReport()
-        try:
-            self.take_intake(stop, report)
-        except Exception:
-            # The mail already queued goes out whatever the intake's trouble.
-            log.exception("taking in sign-ups failed; sending what is queued")
         self._batches(now, stop, report, self.store.claim_queued, self._system_batch)
-        if drip:
-            sequence = self.load_sequence()
-            self.store.replan_if_changed(sequence.fingerprint, now)
-            self._batches(now, stop, report, self.store.claim_due,
-                          lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
-            for piece in self.pieces:
-                report.add_piece(piece(now, stop))
-            if self.after_pass is not None and not (stop and stop.is_set()):
-                self.after_pass(now)
-            if self.hooks is not None and not (stop and stop.is_set()):
-                report.hooks = self.hooks.run(now)
         return report
 
-    def purge_unconfirmed(self, now: datetime) -> None:
-        """Storage limitation, at most hourly: the query reads the whole pending list."""
-        if self.pending_retention is None or (
-                self._purged_at is not None and time.monotonic() - self._purged_at < 3600):
-            return
-        self._purged_at = time.monotonic()
-        with self.store.transaction() as s:
-            purged = retention.purge_unconfirmed(s, now, self.pending_retention)
-        if purged:
-            log.info("deleted %d sign-ups never confirmed", purged)
-
-    def take_intake(self, stop: threading.Event | None, report: PassReport) -> None:
-        """Sign-ups first, so their confirmations go out in this same pass."""
-        while not (stop and stop.is_set()):
-            taken = subscribers.take_intake(self.store.sessions, limit=self.store.batch_size)
-            report.taken_in += taken.taken
-            if taken.taken < self.store.batch_size:
-                return
-
-    def compact_tallies(self) -> None:
-        """Fold the dashboard's delta rows at most once a minute, so reading them stays cheap."""
-        if self._compacted_at is not None and time.monotonic() - self._compacted_at < 60:
-            return
-        self._compacted_at = time.monotonic()
-        with self.store.transaction() as s:
-            tallies.compact(s)
+    def drip(self, now: datetime, stop: threading.Event | None) -> PassReport:
+        """The plan's steps due at ``now``, after replanning if its files changed."""
+        report = PassReport()
+        sequence = self.load_sequence()
+        self.store.replan_if_changed(sequence.fingerprint, now)
+        self._batches(now, stop, report, self.store.claim_due,
+                      lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
+        return report
 
     def _batches(self, now, stop, report, claim, process) -> None:
         started = time.monotonic()
@@ -359,8 +263,13 @@ class Worker:
                     report.held += 1
                     continue
                 items.append(Outgoing(sub, d, msg))
-            report.add(sending.send(batch, self.transport, items, now=now, hold=hold, after=after,
-                                    max_attempts=self.rules.max_attempts, rng=self.rng))
+            done = sending.send(batch, self.transport, items, now=now, hold=hold, after=after,
+                                max_attempts=self.rules.max_attempts, rng=self.rng)
+        report.sent += done.sent
+        report.failed += done.failed
+        report.retried += done.retried
+        report.skipped += done.withdrawn
+        report.sent_keys.extend(done.sent_keys)
 
     @staticmethod
     def _hold_render(sub: SubscriberRow, d: DeliveryRow, exc: Exception, now: datetime,
@@ -373,35 +282,3 @@ class Worker:
         d.attempts -= 1  # it never reached the transport
         d.retry_at = now + HELD_RECHECK
         after(sub, d)
-
-    # -- running until told to stop ------------------------------------------
-
-    def run_forever(self, stop: threading.Event, poll_seconds: float,
-                    wake: threading.Event | None = None,
-                    heartbeat: Callable[[], object] | None = None) -> None:
-        failures = 0
-        while not stop.is_set():
-            if heartbeat is not None:
-                heartbeat()  # cheap: writes at most every few seconds, never raises
-            try:
-                report = self.run_pass(None, stop)
-                failures = 0
-            except AuthError:
-                raise
-            except Exception as exc:
-                # Usually the database being away: back off (1 s doubling to 5 s)
-                # so a returning database is used within seconds, without a log flood.
-                failures += 1
-                wait = min(2.0 ** (failures - 1), 5.0)
-                if failures == 1:
-                    log.exception("worker pass failed; trying again in %.0f s", wait)
-                else:
-                    log.warning("worker pass failed again (%s); trying again in %.0f s",
-                                str(exc).splitlines()[0][:200], wait)
-                stop.wait(wait)
-                continue
-            if report.claimed == 0 and report.taken_in == 0:
-                waiter = wake or stop
-                waiter.wait(poll_seconds)
-                if wake is not None:
-                    wake.clear()
