@@ -131,7 +131,7 @@ def windows(first, last):
 
 def people_figures(db, start, end) -> tuple:
     origins = sorted(stats.people_by_origin(db, start, end), key=repr)
-    return (stats._people_by_action(db, ACTIONS, start, end),
+    return (stats.people_by_action(db, ACTIONS, start, end),
             stats.people_by_day(db, ACTIONS, start, end), origins)
 
 

@@ -22,26 +22,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from funnel.core.states import ConsentAction
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
-from funnel.reporting import email_tally, people_tally, tallies
-from funnel.reporting.periods import day_of, days_in, rate, within
+from funnel.reporting import email_tally, figures, people_tally, tallies
+from funnel.reporting.periods import day_of, days_in, rate, utc_day_bounds, within
 
-# Provider event kinds (funnel.subscribers.provider_events) grouped into what the marketer reads.
-EVENT_GROUPS: dict[str, tuple[str, ...]] = {
-    "delivered": ("delivered",),
-    "opened": ("open",),
-    "clicked": ("click",),
-    "unsubscribed": ("unsubscribe", "group_unsubscribe"),
-    "bounced": ("bounce", "dropped"),
-    "complained": ("spamreport",),
-}
+# Provider event kinds grouped into what the marketer reads (declared in figures).
+EVENT_GROUPS = figures.EVENT_GROUPS
 SENT_STATES = ("sent",)
 DIRECT = "(direct or internal)"
 NONE_LABEL = "(none)"
@@ -92,7 +86,7 @@ class FunnelCounts:
         return rate(self.confirmations, self.signups)
 
 
-def _people_by_action(session: Session, actions: Sequence[str], start: datetime, end: datetime
+def people_by_action(session: Session, actions: Sequence[str], start: datetime, end: datetime
                       ) -> dict[str, int]:
     """People with a consent record of each action in the period, once per person.
 
@@ -142,7 +136,7 @@ def funnel_counts(session: Session, start: datetime, end: datetime) -> FunnelCou
             .where(Delivery.state.in_(SENT_STATES), within(Delivery.sent_at, start, end))
         ) or 0
     events = _events_by_group(session, start, end)
-    people = _people_by_action(session, ("signup", "confirm", "import", "withdraw"), start, end)
+    people = people_by_action(session, ("signup", "confirm", "import", "withdraw"), start, end)
     return FunnelCounts(
         article_visits=visits.get("article", 0),
         landing_visits=visits.get("landing", 0),
@@ -496,6 +490,14 @@ def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, 
 
 
 # -- the list ---------------------------------------------------------------------
+
+def last_days(session: Session, days: int, today: date) -> dict[str, int]:
+    """People with each consent action in the ``days`` whole UTC days up to ``today``
+    (the API's "last 30 days"), from the kept cells."""
+    actions = tuple(str(a) for a in ConsentAction)
+    return people_by_action(session, actions, *utc_day_bounds(today - timedelta(days=days - 1),
+                                                                today))
+
 
 def status_counts(session: Session) -> dict[str, int]:
     """How many subscribers are in each status right now (kept by triggers)."""

@@ -31,19 +31,11 @@ from funnel.models import (
     Visit,
     VisitTally,
 )
-from funnel.reporting import people_tally
+from funnel.reporting import figures, people_tally
 from funnel.reporting.periods import day_of
 
-# The provider's event kinds, as bits of ``delivery.engaged``; same groups as
-# funnel.stats.EVENT_GROUPS. "blocked" (a temporary bounce) is in no group.
-BITS: dict[str, int] = {
-    "delivered": 1, "open": 2, "click": 4, "unsubscribe": 8, "group_unsubscribe": 8,
-    "bounce": 16, "dropped": 16, "spamreport": 32,
-}
-GROUP_BITS: dict[str, int] = {
-    "delivered": 1, "opened": 2, "clicked": 4, "unsubscribed": 8, "bounced": 16, "complained": 32,
-}
-GROUPS = tuple(GROUP_BITS)
+# The groups and their bits of ``delivery.engaged`` are declared in figures.
+BITS, GROUP_BITS, GROUPS = figures.BITS, figures.GROUP_BITS, figures.GROUPS
 
 
 def whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
