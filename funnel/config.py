@@ -62,6 +62,12 @@ ENV_VARS = (
     "WEBHOOKS_ALLOW_PRIVATE",
     "WEBHOOKS_TIMEOUT",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "METRICS_TOKEN",
+    "READY_WORKER_MAX_AGE",
+    "SQLITE_BUSY_TIMEOUT",
+    "DATABASE_CONNECT_TIMEOUT",
     # Mail that arrives (docs/deliverability.md).
     "SMTP_URL",
     "SMTP_TIMEOUT",
@@ -93,6 +99,7 @@ INT_VARS = {
     "WARMUP_START",
 }
 FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT",
+              "READY_WORKER_MAX_AGE", "SQLITE_BUSY_TIMEOUT", "DATABASE_CONNECT_TIMEOUT",
               "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
              "SIGNUP_ASYNC_COMMIT"}
@@ -149,6 +156,12 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "FAILURE_ALERTS_TO": "",
         "FAILURE_ALERTS_EVERY_MINUTES": 60,
         "IMPORT_OPTIN_DAILY_MAX": 200,
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "INFO",
+        "METRICS_TOKEN": "",
+        "READY_WORKER_MAX_AGE": 60.0,
+        "SQLITE_BUSY_TIMEOUT": 5.0,
+        "DATABASE_CONNECT_TIMEOUT": 5.0,
         # MAIL_TRANSPORT=smtp, or MAIL_FALLBACK=smtp behind SendGrid.
         "SMTP_URL": "",
         "SMTP_TIMEOUT": 30.0,
@@ -187,6 +200,8 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             out[name] = [k.strip() for k in raw.split(",") if k.strip()]
         else:
             out[name] = raw
+    if "LOG_FORMAT" in out:
+        out["LOG_FORMAT"] = out["LOG_FORMAT"].lower()
     return out
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gc
 import time
-import warnings
 from datetime import UTC, datetime
 
 import pytest
@@ -75,15 +73,6 @@ def test_a_connection_the_server_closed_is_opened_again(tmp_path):
 
 
 def test_implicit_tls(tmp_path):
-    with warnings.catch_warnings():
-        # aiosmtpd's own TLS start-up probe leaves its server side of a socket
-        # open; collected here so it is not blamed on the next test.
-        warnings.simplefilter("ignore", ResourceWarning)
-        _implicit_tls(tmp_path)
-        gc.collect()
-
-
-def _implicit_tls(tmp_path):
     with SMTPServer(tmp_path / "tls", tls="tls", login=False) as s:
         assert s.url.startswith("smtps://")
         t = transport(s)

@@ -1,0 +1,27 @@
+"""The admin's "Sending" page: the deliverability check-up of MAIL_FROM's domain,
+which way mail goes (the SMTP fallback), and the brakes. Behind the admin login."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template
+
+from funnel import runtime
+from funnel.control import mail_health
+from funnel.deliverability import checkup as rules
+from funnel.deliverability.checkup import from_domain
+from funnel.deliverability.resolver import checkup
+from funnel.web.admin.auth import admin_only
+
+bp = Blueprint("sending", __name__, url_prefix="/admin/sending")
+admin_only(bp)
+
+
+@bp.get("/")
+def page():
+    # DNS questions only, answered within DNS_TIMEOUT each; nothing is sent.
+    lines = checkup(current_app.config)
+    health = mail_health.read(runtime.session(), bool(runtime.rt().settings.mail_fallback))
+    verdict = rules.worst(lines)
+    return render_template("admin/sending.html", lines=lines, verdict=verdict,
+                           domain=from_domain(current_app.config["MAIL_FROM"]),
+                           mail_health=health)
