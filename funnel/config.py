@@ -80,6 +80,7 @@ ENV_VARS = (
     "DNS_RESOLVER",
     "DNS_TIMEOUT",
     "WARMUP_START",
+    "BRAKES_MIN_SENT",
 )
 
 INT_VARS = {
@@ -97,6 +98,7 @@ INT_VARS = {
     "IMPORT_OPTIN_DAILY_MAX",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
     "WARMUP_START",
+    "BRAKES_MIN_SENT",
 }
 FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT",
               "READY_WORKER_MAX_AGE", "SQLITE_BUSY_TIMEOUT", "DATABASE_CONNECT_TIMEOUT",
@@ -180,6 +182,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "DNS_TIMEOUT": 5.0,
         # Newsletter sends on a new domain's first day, growing by half each day; 0: off.
         "WARMUP_START": 0,
+        # The brakes judge a newsletter or a day only from this many emails on.
+        "BRAKES_MIN_SENT": 200,
     }
 
 
@@ -259,6 +263,8 @@ class Settings:
     failure_alerts_every_minutes: int = 60
     import_optin_daily_max: int = 200
     mail_fallback: str = ""  # MAIL_FALLBACK (docs/deliverability.md)
+    warmup_start: int = 0  # WARMUP_START: newsletter emails on the first day; 0: no warm-up
+    brakes_min_sent: int = 200
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -283,4 +289,6 @@ class Settings:
             failure_alerts_every_minutes=int(config.get("FAILURE_ALERTS_EVERY_MINUTES", 60)),
             import_optin_daily_max=int(config.get("IMPORT_OPTIN_DAILY_MAX", 200)),
             mail_fallback=config.get("MAIL_FALLBACK", "") or "",
+            warmup_start=int(config.get("WARMUP_START", 0) or 0),
+            brakes_min_sent=int(config.get("BRAKES_MIN_SENT", 200)),
         )

@@ -140,9 +140,13 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     batches = Batches(store, composer, transport, sequence=SequenceFiles(settings.emails_dir),
                       rules=planner_rules(settings, transport))
     # The newsletter's broadcasts go through the same send step, on their own to-do list.
+    from funnel.control import brakes
+
     broadcasts = BroadcastWork(sessions, composer, transport, owner=store.owner,
                                emails_dir=settings.emails_dir, batch_size=settings.batch_size,
-                               lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS)
+                               lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS,
+                               allowance=lambda at: brakes.newsletter_allowance(
+                                   sessions, settings, transport, at))
     hooks = Dispatcher(sessions, runtime.hook_settings)
     from funnel.control import chores, mail_state
     from funnel.reporting import tallies
@@ -177,6 +181,12 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                 break
         return report
 
+    def drip(now: datetime, stop: Stop) -> PassReport:
+        # The brakes pause sequences too; confirmations (system mail) never wait.
+        if brakes.evaluate(sessions, settings, transport, now).paused:
+            return PassReport()
+        return batches.drip(now, stop)
+
     def newsletter(now: datetime, stop: Stop) -> PassReport:
         done = broadcasts.run(now, stop)
         return PassReport(sent=done.sent, failed=done.failed, retried=done.retried,
@@ -197,7 +207,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         Every(60, Step("fold tallies", fold, urgent=True)),
         Step("intake", intake, urgent=True),
         Step("system mail", batches.system_mail, urgent=True),
-        Step("drip", batches.drip),
+        Step("drip", drip),
         Step("newsletter", newsletter),
         Step("chores", chore),
         Step("webhooks", webhooks),

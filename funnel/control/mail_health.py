@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from funnel.control import mail_state
+from funnel.control import brakes, mail_state
+from funnel.core import brakes as rules
 from funnel.transports.fallback import FallbackState, describe
 
 
 @dataclass(frozen=True)
 class MailHealth:
     fallback: FallbackState | None = None  # None: no fallback configured or never used
+    brakes: brakes.BrakeState | None = None
     lines: list[tuple[str, str]] = field(default_factory=list)  # (level, text)
 
     @property
@@ -29,4 +31,12 @@ def read(session: Session, fallback_configured: bool) -> MailHealth:
     if fallback is not None:
         level = "warn" if fallback.active or fallback.failing_since else "pass"
         lines.append((level, describe(fallback)))
-    return MailHealth(fallback=fallback, lines=lines)
+    state = brakes.load(session)
+    if state.paused:
+        lines.append(("fail", f"Newsletters and sequences paused since {state.since} "
+                              "(confirmations still go out): " + "; ".join(state.reasons)
+                              + ". An admin resumes on the Sending page."))
+    elif state.level == rules.WARN:
+        lines.append(("warn", "Spam complaints or bounces are high (sending pauses at 0.3 % "
+                              "complaints or 10 % bounces): " + "; ".join(state.reasons)))
+    return MailHealth(fallback=fallback, brakes=state, lines=lines)
