@@ -5,11 +5,14 @@ brakes are on. Read-only; the worker writes the state it shows."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from funnel.control import brakes, mail_state
 from funnel.core import brakes as rules
+from funnel.models import MachineEvent
 from funnel.transports.fallback import FallbackState, describe
 
 
@@ -40,3 +43,13 @@ def read(session: Session, fallback_configured: bool) -> MailHealth:
         lines.append(("warn", "Spam complaints or bounces are high (sending pauses at 0.3 % "
                               "complaints or 10 % bounces): " + "; ".join(state.reasons)))
     return MailHealth(fallback=fallback, brakes=state, lines=lines)
+
+
+def machine_counts(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    """Machine opens and scanner clicks in a period, shown apart from people's figures
+    (which never include them: funnel/core/machine_events.py)."""
+    counts = dict(session.execute(
+        select(MachineEvent.kind, func.count()).where(MachineEvent.at >= start,
+                                                      MachineEvent.at < end)
+        .group_by(MachineEvent.kind)).all())
+    return {"open": counts.get("open", 0), "click": counts.get("click", 0)}

@@ -228,6 +228,7 @@ def dashboard():
     return render_template(
         "admin/dashboard.html",
         mail_health=mail_health.read(s, bool(runtime.rt().settings.mail_fallback)),
+        machine=mail_health.machine_counts(s, start, end),
         failures=problems, failure_counts=failure_counts if problems else None,
         broken=broken_steps() if problems else {}, subjects=subjects,
         funnels=funnels, funnel_charts=[charts.path_funnel(f) for f in funnels],
