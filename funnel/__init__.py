@@ -44,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.api import routes as api_routes
     from funnel.web import (
         admin,
+        admin_editor,
         admin_import,
         admin_subscriber,
         auth,
@@ -64,6 +65,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         webhooks,
     )
 
+    # A production EMAILS_DIR outside the code starts as a copy of the shipped emails.
+    from funnel.studio.emails_dir import ensure_emails_dir
+
+    ensure_emails_dir(app.config["EMAILS_DIR"], cfg.PROJECT_ROOT / "emails")
     runtime.init_app(app)
     extensions.init_app(app)
     # The article and landing page from the page cache without Flask's request
@@ -83,6 +88,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(previews.bp)
+    app.register_blueprint(admin_editor.bp)
     app.register_blueprint(admin_subscriber.bp)
     app.register_blueprint(admin_import.bp)
     app.register_blueprint(connect_admin.bp)

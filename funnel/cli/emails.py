@@ -60,3 +60,26 @@ def preview_command(slug: str, as_text: bool) -> None:
         click.echo(rendered.text, nl=False)
     else:
         click.echo(rendered.html)
+
+
+@emails_cli.command("history")
+@click.argument("slug")
+@click.option("--diff", "with_diff", is_flag=True, help="Print each change in full.")
+@click.option("--limit", default=50, show_default=True, help="How many saves to list.")
+def history_command(slug: str, with_diff: bool, limit: int) -> None:
+    """List the saves of one email made in the browser's editor, newest first."""
+    from funnel.studio import Studio, StudioError
+
+    rt: Runtime = current_app.extensions["funnel"]
+    studio = Studio(rt.settings, rt.sessions, rt.clock)
+    try:
+        file = studio.file(slug)
+        revisions = studio.history(file, limit=limit)
+    except StudioError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{file.rel} ({file.kind}): {len(revisions)} save(s) from the editor")
+    for r in revisions:
+        click.echo(r.summary())
+        if with_diff:
+            for line in r.diff:
+                click.echo("    " + line)
