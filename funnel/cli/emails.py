@@ -71,12 +71,13 @@ def history_command(slug: str, with_diff: bool, limit: int) -> None:
     from funnel.studio import Studio, StudioError
 
     rt: Runtime = current_app.extensions["funnel"]
-    studio = Studio(rt.settings, rt.sessions, rt.clock)
-    try:
-        file = studio.file(slug)
-        revisions = studio.history(file, limit=limit)
-    except StudioError as exc:
-        raise click.ClickException(exc.message) from exc
+    with rt.sessions() as session:
+        studio = Studio(rt.settings, session, rt.clock)
+        try:
+            file = studio.file(slug)
+            revisions = studio.history(file, limit=limit)
+        except StudioError as exc:
+            raise click.ClickException(exc.message) from exc
     click.echo(f"{file.rel} ({file.kind}): {len(revisions)} save(s) from the editor")
     for r in revisions:
         click.echo(r.summary())

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from funnel.config import Settings
 from funnel.core.states import RevisionKind
@@ -103,11 +103,13 @@ def diff_lines(before: str | None, after: str, name: str) -> list[str]:
 class Studio:
     """The editor's use case over one emails folder and database."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session],
+    def __init__(self, settings: Settings, session: Session,
                  clock: Callable[[], datetime],
                  route_exists: Callable[[str], bool] | None = None) -> None:
+        """``session``: the caller's (a web request's own, so no second connection
+        waits on its lock); the studio commits its revisions on it."""
         self.context = CheckContext(settings, clock, route_exists)
-        self.sessions = sessions
+        self.session = session
         self.clock = clock
 
     @property
@@ -141,22 +143,24 @@ class Studio:
             checked = check_text(self.context, file, text)
             kind = (RevisionKind.DRAFT if checked.has_errors else
                     RevisionKind.RESTORED if restored_from else RevisionKind.SAVED)
-            with self.sessions() as s:
-                row = EmailRevision(path=file.rel, kind=str(kind), author=author,
-                                    at=self.clock(), before=disk, after=text,
-                                    restored_from=restored_from)
-                s.add(row)
-                s.flush()
-                target = file.draft_path if kind == RevisionKind.DRAFT else file.path
-                write_atomically(target, text)
-                try:
-                    s.commit()
-                except BaseException:
-                    if target == file.path:  # the revision is lost: so is the change
-                        write_atomically(file.path, disk) if disk is not None else (
-                            file.path.unlink())
-                    raise
-                revision_id = row.id
+            s = self.session
+            row = EmailRevision(path=file.rel, kind=str(kind), author=author,
+                                at=self.clock(), before=disk, after=text,
+                                restored_from=restored_from)
+            s.add(row)
+            s.flush()
+            target = file.draft_path if kind == RevisionKind.DRAFT else file.path
+            write_atomically(target, text)
+            try:
+                s.commit()
+            except BaseException:
+                s.rollback()
+                if target == file.path and disk is not None:  # no revision: no change
+                    write_atomically(file.path, disk)
+                elif target == file.path:
+                    file.path.unlink()
+                raise
+            revision_id = row.id
             if kind != RevisionKind.DRAFT:
                 with contextlib.suppress(FileNotFoundError):
                     file.draft_path.unlink()
@@ -167,28 +171,28 @@ class Studio:
     def history(self, slug_or_path: str | EmailFile, limit: int = 50) -> list[Revision]:
         """The saves of one file, newest first, each with its change."""
         file = slug_or_path if isinstance(slug_or_path, EmailFile) else self.file(slug_or_path)
-        with self.sessions() as s:
-            rows = s.scalars(select(EmailRevision).where(EmailRevision.path == file.rel)
-                             .order_by(EmailRevision.id.desc()).limit(limit)).all()
-            out = []
-            for r in rows:
-                diff = diff_lines(r.before, r.after, file.rel)
-                body = [line for line in diff[2:] if not line.startswith("@@")]
-                out.append(Revision(r.id, r.kind, r.author, r.at, r.after, diff,
-                                    sum(line.startswith("+") for line in body),
-                                    sum(line.startswith("-") for line in body),
-                                    r.restored_from))
-            return out
+        s = self.session
+        rows = s.scalars(select(EmailRevision).where(EmailRevision.path == file.rel)
+                         .order_by(EmailRevision.id.desc()).limit(limit)).all()
+        out = []
+        for r in rows:
+            diff = diff_lines(r.before, r.after, file.rel)
+            body = [line for line in diff[2:] if not line.startswith("@@")]
+            out.append(Revision(r.id, r.kind, r.author, r.at, r.after, diff,
+                                sum(line.startswith("+") for line in body),
+                                sum(line.startswith("-") for line in body),
+                                r.restored_from))
+        return out
 
     def restore(self, slug_or_path: str, revision_id: int, author: str,
                 base_revision: str) -> SaveResult:
         """Put an earlier revision's text back (checked, and a revision itself)."""
         file = self.file(slug_or_path)
-        with self.sessions() as s:
-            row = s.get(EmailRevision, revision_id)
-            if row is None or row.path != file.rel:
-                raise StudioError(f"{file.rel} has no revision #{revision_id}", 404)
-            text = row.after
+        s = self.session
+        row = s.get(EmailRevision, revision_id)
+        if row is None or row.path != file.rel:
+            raise StudioError(f"{file.rel} has no revision #{revision_id}", 404)
+        text = row.after
         return self.save_email_source(file.rel, text, author, base_revision,
                                       restored_from=revision_id)
 

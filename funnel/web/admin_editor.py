@@ -71,7 +71,7 @@ def _refused(exc: StudioError):
 
 def _studio() -> Studio:
     r = runtime.rt()
-    return Studio(r.settings, r.sessions, r.clock,
+    return Studio(r.settings, runtime.session(), r.clock,
                   route_checker(current_app._get_current_object()))  # type: ignore[attr-defined]
 
 
