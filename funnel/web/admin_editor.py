@@ -43,8 +43,10 @@ TEXT_BODY_MAX = 2 * 1024 * 1024
 UPLOAD_BODY_MAX = MAX_UPLOAD_BYTES + TEXT_BODY_MAX
 
 
-@bp.before_request
-def _limits() -> None:
+# A URL value preprocessor, not before_request: those run first, before CSRF
+# protection reads the form with the app's 1 MB limit.
+@bp.url_value_preprocessor
+def _limits(_endpoint, _values) -> None:
     request.max_content_length = UPLOAD_BODY_MAX
     request.max_form_memory_size = TEXT_BODY_MAX
 
