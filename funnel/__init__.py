@@ -42,6 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # layer (the worker and the CLI import funnel.* too).
     from funnel import cli, runtime
     from funnel.api import routes as api_routes
+
+    # A production EMAILS_DIR outside the code starts as a copy of the shipped emails.
+    from funnel.studio.emails_dir import ensure_emails_dir
     from funnel.web import (
         admin,
         admin_editor,
@@ -64,9 +67,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         site,
         webhooks,
     )
-
-    # A production EMAILS_DIR outside the code starts as a copy of the shipped emails.
-    from funnel.studio.emails_dir import ensure_emails_dir
 
     ensure_emails_dir(app.config["EMAILS_DIR"], cfg.PROJECT_ROOT / "emails")
     runtime.init_app(app)

@@ -16,7 +16,16 @@ from funnel.mail.check import run_check
 from funnel.models import EmailRevision
 from funnel.studio import StudioError, resolve
 from funnel.studio.images import MAX_UPLOAD_BYTES
-from tests.studio_support import STEP, STEP_FILE, copy_emails, gif, jpeg_with_exif, open_editor, png, save
+from tests.studio_support import (
+    STEP,
+    STEP_FILE,
+    copy_emails,
+    gif,
+    jpeg_with_exif,
+    open_editor,
+    png,
+    save,
+)
 
 
 @pytest.fixture
