@@ -169,6 +169,18 @@ def test_the_editor_form_takes_a_picture_without_javascript(logged_in, emails_di
     assert "A new unsaved line." not in (emails_dir / STEP_FILE).read_text()
 
 
+def test_a_refused_picture_without_javascript_keeps_the_typed_text(logged_in, emails_dir):
+    before = snapshot(emails_dir)
+    typed = (emails_dir / STEP_FILE).read_text() + "\nA new unsaved line.\n"
+    resp = logged_in.post(f"/admin/emails/{STEP}/edit", content_type="multipart/form-data",
+                          data={**open_editor(logged_in), "source": typed, "action": "upload",
+                                "alt": "", "picture": (io.BytesIO(png()), "hill.png")})
+    assert resp.status_code == 400
+    page = resp.get_data(as_text=True)
+    assert "Write the alt text" in page and "A new unsaved line." in page
+    assert snapshot(emails_dir) == before
+
+
 @pytest.mark.parametrize("data, name, alt, status, words", [
     (png(), "a.png", "   ", 400, "Write the alt text"),
     (png(), "a.png", "A [bad] alt", 400, "square brackets"),

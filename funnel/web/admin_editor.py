@@ -130,9 +130,13 @@ def edit_post(slug: str):
     snippet = ""
     if action == "upload":
         upload = request.files.get("picture")
-        saved = studio.save_picture(upload.filename or "" if upload else "",
-                                    upload.read() if upload else b"",
-                                    request.form.get("alt", ""))
+        try:
+            saved = studio.save_picture(upload.filename or "" if upload else "",
+                                        upload.read() if upload else b"",
+                                        request.form.get("alt", ""))
+        except StudioError as exc:  # said on the editor page, so the typed text stays
+            return _page(studio, file, text.replace("\r\n", "\n"), base, checked=None,
+                         status=exc.status, notice=exc.message, level="warn")
         snippet = saved.snippet
     checked = studio.check(file, text)
     return _page(studio, file, text.replace("\r\n", "\n"), base, checked=checked,

@@ -23,6 +23,9 @@
     return fetch(url, {method: "POST", body: data, credentials: "same-origin",
                        headers: {"Accept": "application/json"}})
       .then(function (r) {
+        if (r.redirected) {  /* to the login page: the session ended */
+          return {ok: false, body: {error: "You were logged out. Log in again in another tab; your text is still here."}};
+        }
         return r.json().then(function (body) { return {ok: r.ok, body: body}; },
                              function () { return {ok: false, body: {error: "The server answered " + r.status + "."}}; });
       });
