@@ -114,3 +114,22 @@ def test_an_earlier_revision_of_a_plan_email_is_restored_from_the_page(page, liv
     expect(page.locator(".revisions li")).to_have_count(3)
     expect(page.locator(".revisions li").first).to_contain_text("restored #1")
     shot(page, "studio-restored-1280")
+
+
+def test_without_javascript_preview_and_save_still_work(_browser, live_server, admin, emails_dir):
+    context = _browser.new_context(java_script_enabled=False, viewport={"width": 375, "height": 900})
+    page = context.new_page()
+    try:
+        browser_log_in(page, live_server, f"/admin/emails/{STEP}/edit")
+        live = emails_dir / STEP_FILE
+        original = live.read_text()
+        page.locator("#source").fill(original.replace("subject:", "subjet:", 1))
+        page.get_by_role("button", name="Preview").click()
+        expect(page.locator("#notes")).to_contain_text("(did you mean 'subject'?)")
+        assert live.read_text() == original
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_text("Kept as a draft")).to_be_visible()
+        assert live.read_text() == original
+        shot(page, "studio-draft-nojs-375")
+    finally:
+        context.close()

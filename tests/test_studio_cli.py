@@ -45,6 +45,17 @@ def test_history_prints_the_saves_the_page_lists(logged_in, runner, emails_dir, 
     assert "    +Welcome, runner." in diff and "    -Welcome to the plan." in diff
 
 
+def test_emails_check_passes_the_live_files_and_names_a_waiting_draft(logged_in, runner,
+                                                                      emails_dir):
+    original = (emails_dir / STEP_FILE).read_text()
+    resp = save(logged_in, open_editor(logged_in), original.replace("delay: 0", "delay: soon"))
+    assert resp.status_code == 200 and "Kept as a draft" in resp.get_data(as_text=True)
+    result = runner.invoke(args=["emails", "check"])
+    assert result.exit_code == 0, result.output  # the live emails are whole
+    assert (f"{STEP_FILE}.draft: a draft saved in the browser's editor (it had errors); "
+            "the live file beside it is what gets sent") in result.output
+
+
 def test_history_of_an_email_never_edited_and_of_a_bad_slug(runner):
     result = runner.invoke(args=["emails", "history", "confirm"])
     assert result.exit_code == 0

@@ -32,6 +32,10 @@ def check_command(strict: bool) -> None:
     warnings = len(problems) - errors
     files = len(emailcheck.email_files(emails_dir))
     click.echo(f"{files} emails checked: {errors} error(s), {warnings} warning(s)", err=True)
+    # Drafts are not sent and not checked as live emails, but the coach should know.
+    for draft in sorted(emails_dir.glob("**/*.draft")):
+        click.echo(f"{draft.relative_to(emails_dir)}: a draft saved in the browser's editor "
+                   "(it had errors); the live file beside it is what gets sent", err=True)
     if errors or (strict and warnings):
         raise SystemExit(1)
 
