@@ -390,9 +390,12 @@ class Checker:
             self.error(path, line, f"image '{ref}': '{suffix or name}' pictures are not "
                                    "supported: use SVG, PNG, JPEG or GIF")
             return
-        file = MediaLibrary(self.emails_dir / "images").path(name)
+        library = MediaLibrary(self.emails_dir / "images")
+        file = library.path(name)
         if file is None:
-            self.error(path, line, f"image '{ref}' does not exist: put the file in "
+            close = difflib.get_close_matches(name, library.names(), n=1, cutoff=0.6)
+            hint = f" (did you mean 'images/{close[0]}'?)" if close else ""
+            self.error(path, line, f"image '{ref}' does not exist{hint}: put the file in "
                                    f"{self.emails_dir / 'images'}")
             return
         data = file.read_bytes()

@@ -25,9 +25,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from funnel.models import Delivery, DeliveryEvent
@@ -181,19 +180,7 @@ def clicks_per_link(session: Session, start: datetime, end: datetime
                     ) -> dict[str, list[LinkClicks]]:
     """For each email, its links by clicks in the period, most clicked first
     (whole UTC days from the cells kept by triggers, funnel.reporting.email_tally)."""
-    days = tallies.whole_days(start, end)
-    rows: Sequence[Any]
-    if days is not None:
-        rows = email_tally.links(session, *days)
-    else:
-        url = func.coalesce(DeliveryEvent.detail, UNREPORTED_LINK)
-        rows = session.execute(
-            select(DeliveryEvent.step_slug, url, func.count(),
-                   func.count(func.distinct(DeliveryEvent.delivery_id)))
-            .where(and_(DeliveryEvent.kind == "click", DeliveryEvent.step_slug.is_not(None),
-                        within(DeliveryEvent.at, start, end)))
-            .group_by(DeliveryEvent.step_slug, url)
-        ).all()
+    rows = email_tally.links(session, *tallies.whole_days(start, end))
     out: dict[str, list[LinkClicks]] = defaultdict(list)
     for slug, link, clicks, people in rows:
         out[str(slug)].append(LinkClicks(str(slug), link, clicks, people))

@@ -26,13 +26,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from funnel.core.states import ConsentAction
-from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
 from funnel.reporting import email_tally, figures, people_tally, tallies
-from funnel.reporting.periods import day_of, days_in, rate, utc_day_bounds, within
+from funnel.reporting.periods import days_in, rate, utc_day_bounds
 
 # Provider event kinds grouped into what the marketer reads (declared in figures).
 EVENT_GROUPS = figures.EVENT_GROUPS
@@ -90,52 +88,25 @@ def people_by_action(session: Session, actions: Sequence[str], start: datetime, 
                       ) -> dict[str, int]:
     """People with a consent record of each action in the period, once per person.
 
-    Whole UTC days from the cells kept by triggers (funnel.reporting.people_tally); other
-    periods in one pass over the period's records with an aggregate per action."""
-    days = tallies.whole_days(start, end)
-    if days is not None:
-        return people_tally.by_action(session, actions, *days)
-    row = session.execute(
-        select(*(func.count(func.distinct(ConsentRecord.subscriber_id))
-                 .filter(ConsentRecord.action == action) for action in actions))
-        .where(ConsentRecord.action.in_(actions), within(ConsentRecord.at, start, end))
-    ).one()
-    return {action: int(n or 0) for action, n in zip(actions, row, strict=True)}
+    From the cells kept by triggers (funnel.reporting.people_tally)."""
+    return people_tally.by_action(session, actions, *tallies.whole_days(start, end))
 
 
-def _events_by_group(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+def events_by_group(session: Session, start: datetime, end: datetime) -> dict[str, int]:
     """Sequence emails with each kind of event in the period (opened twice is one open).
 
     Events for the confirmation email have no delivery and are left out here: the
     funnel counts them as confirmations, and a bounce shows in the list's statuses.
-    Whole UTC days from the cells kept by triggers (funnel.reporting.email_tally); other periods
-    in one pass over the period's events (an aggregate per group).
+    From the cells kept by triggers (funnel.reporting.email_tally).
     """
-    days = tallies.whole_days(start, end)
-    if days is not None:
-        kept = email_tally.by_group(session, *days)
-        return {group: kept.get(group, 0) for group in EVENT_GROUPS}
-    kinds = [k for group in EVENT_GROUPS.values() for k in group]
-    row = session.execute(
-        select(*(func.count(func.distinct(DeliveryEvent.delivery_id))
-                 .filter(DeliveryEvent.kind.in_(group)) for group in EVENT_GROUPS.values()))
-        .where(DeliveryEvent.kind.in_(kinds), DeliveryEvent.delivery_id.is_not(None),
-               within(DeliveryEvent.at, start, end))
-    ).one()
-    return {group: int(n or 0) for group, n in zip(EVENT_GROUPS, row, strict=True)}
+    kept = email_tally.by_group(session, *tallies.whole_days(start, end))
+    return {group: kept.get(group, 0) for group in EVENT_GROUPS}
 
 
 def funnel_counts(session: Session, start: datetime, end: datetime) -> FunnelCounts:
     visits = dict(tallies.visits(session, start, end, "page"))
-    days = tallies.whole_days(start, end)
-    if days is not None:
-        sent = sum(tallies.sent_by_day(session, *days).values())
-    else:
-        sent = session.scalar(
-            select(func.count()).select_from(Delivery)
-            .where(Delivery.state.in_(SENT_STATES), within(Delivery.sent_at, start, end))
-        ) or 0
-    events = _events_by_group(session, start, end)
+    sent = sum(tallies.sent_by_day(session, *tallies.whole_days(start, end)).values())
+    events = events_by_group(session, start, end)
     people = people_by_action(session, ("signup", "confirm", "import", "withdraw"), start, end)
     return FunnelCounts(
         article_visits=visits.get("article", 0),
@@ -176,10 +147,6 @@ def daily(session: Session, start: datetime, end: datetime) -> list[DayRow]:
     """One row per UTC day of the period, days with nothing included as zeros."""
     table: dict[str, dict[str, int]] = defaultdict(dict)
 
-    def collect(name: str, stmt) -> None:
-        for day, count in session.execute(stmt).all():
-            table[str(day)][name] = count
-
     names = {"article": "article_visits", "landing": "landing_visits"}
     for day, page, count in tallies.visits(session, start, end, "day", "page"):
         if page in names:
@@ -189,44 +156,18 @@ def daily(session: Session, start: datetime, end: datetime) -> list[DayRow]:
         for name, count in zip(consents.values(), counts, strict=True):
             table[day][name] = count
     whole = tallies.whole_days(start, end)
-    if whole is not None:
-        for day, count in tallies.sent_by_day(session, *whole).items():
-            table[day.isoformat()]["sent"] = count
-    else:
-        d = day_of(session, Delivery.sent_at).label("day")
-        collect("sent", select(d, func.count()).where(Delivery.state.in_(SENT_STATES),
-                                                      within(Delivery.sent_at, start, end))
-                .group_by("day"))
-    if whole is not None:
-        for day, groups in email_tally.by_day(session, ("opened", "clicked"), *whole).items():
-            table[day].update(groups)
-        return [DayRow(day=day, **table.get(day.isoformat(), {})) for day in days_in(start, end)]
-    d = day_of(session, DeliveryEvent.at).label("day")
-    for day, opened, clicked in session.execute(
-        select(d, *(func.count(func.distinct(DeliveryEvent.delivery_id))
-                    .filter(DeliveryEvent.kind.in_(EVENT_GROUPS[g])) for g in ("opened", "clicked")))
-        .where(DeliveryEvent.kind.in_(EVENT_GROUPS["opened"] + EVENT_GROUPS["clicked"]),
-               within(DeliveryEvent.at, start, end))
-        .group_by("day")
-    ).all():
-        table[str(day)]["opened"], table[str(day)]["clicked"] = opened, clicked
+    for day, count in tallies.sent_by_day(session, *whole).items():
+        table[day.isoformat()]["sent"] = count
+    for day, groups in email_tally.by_day(session, ("opened", "clicked"), *whole).items():
+        table[day].update(groups)
     return [DayRow(day=day, **table.get(day.isoformat(), {})) for day in days_in(start, end)]
 
 
 def people_by_day(session: Session, actions: Sequence[str], start: datetime, end: datetime
                   ) -> list[tuple[Any, ...]]:
-    """(day, people with each action that day...) for the days of the period with any:
-    from the kept cells for whole days, else in one pass over the period's records."""
-    days = tallies.whole_days(start, end)
-    if days is not None:
-        return people_tally.by_day(session, actions, *days)
-    d = day_of(session, ConsentRecord.at).label("day")
-    return [(str(day), *(int(n) for n in counts)) for day, *counts in session.execute(
-        select(d, *(func.count(func.distinct(ConsentRecord.subscriber_id))
-                    .filter(ConsentRecord.action == action) for action in actions))
-        .where(ConsentRecord.action.in_(actions), within(ConsentRecord.at, start, end))
-        .group_by("day")
-    ).all()]
+    """(day, people with each action that day...) for the days of the period with any,
+    from the kept cells."""
+    return people_tally.by_day(session, actions, *tallies.whole_days(start, end))
 
 
 # -- by source -------------------------------------------------------------------
@@ -298,36 +239,10 @@ class Origin:
 def people_by_origin(session: Session, start: datetime, end: datetime) -> list[Origin]:
     """Sign-ups and confirmations of the period, once per person, by where people came from.
 
-    Whole UTC days are summed from the kept cells (funnel.reporting.people_tally), which carry
-    each person's origin; other periods join the period's people with their subscriber
-    rows once, for both "by source" and the two funnels."""
-    days = tallies.whole_days(start, end)
-    if days is not None:
-        return [Origin(*row) for row in people_tally.by_origin(session, *days)]
-    return people_by_origin_from_rows(session, start, end)
-
-
-def people_by_origin_from_rows(session: Session, start: datetime, end: datetime
-                               ) -> list[Origin]:
-    """``people_by_origin`` counted from the consent records and subscribers (any period)."""
-    def did(action: str):
-        return func.max(case((ConsentRecord.action == action, 1), else_=0)).label(action)
-
-    people = (select(ConsentRecord.subscriber_id, did("signup"), did("confirm"))
-              .where(ConsentRecord.action.in_(("signup", "confirm")),
-                     within(ConsentRecord.at, start, end))
-              .group_by(ConsentRecord.subscriber_id).subquery())
-    ever = aliased(ConsentRecord)
-    signed_up = or_(people.c.signup == 1, exists().where(ever.subscriber_id == Subscriber.id,
-                                                         ever.action == "signup"))
-    origin = (Subscriber.utm_source, Subscriber.referrer, Subscriber.utm_medium,
-              Subscriber.utm_campaign, Subscriber.arrived_via)
-    return [Origin(*row[:5], *(int(n or 0) for n in row[5:])) for row in session.execute(
-        select(*origin, func.sum(people.c.signup), func.sum(people.c.confirm),
-               func.sum(case((and_(people.c.confirm == 1, signed_up), 1), else_=0)))
-        .join(people, people.c.subscriber_id == Subscriber.id)
-        .group_by(*origin)
-    ).all()]
+    Summed from the kept cells (funnel.reporting.people_tally), which carry each
+    person's origin, for both "by source" and the two funnels."""
+    return [Origin(*row) for row in people_tally.by_origin(session,
+                                                            *tallies.whole_days(start, end))]
 
 
 def by_source(session: Session, start: datetime, end: datetime, *, dimension: str = "source",
@@ -419,74 +334,17 @@ def per_step(session: Session, start: datetime, end: datetime, *,
     def row(slug: str) -> StepRow:
         return rows.setdefault(slug, StepRow(slug))
 
+    # Kept by triggers as mail is sent, events arrive and people unsubscribe
+    # (funnel.reporting.tallies), for emails sent on those days.
     days = tallies.whole_days(start, end)
-    if days is not None:
-        # Kept by triggers as mail is sent, events arrive and people unsubscribe
-        # (funnel.reporting.tallies), for emails sent on those days.
-        for slug, sums in tallies.steps(session, *days).items():
-            r = row(slug)
-            r.sent = sums.sent
-            r.counts = {g: getattr(sums, g) for g in EVENT_GROUPS if getattr(sums, g)}
-        for slug, count in tallies.unsubscribed_via_link(session, *days).items():
-            r = row(slug)
-            r.counts["unsubscribed"] = r.counts.get("unsubscribed", 0) + count
-        return list(rows.values())
-    return _per_step_raw(session, start, end, rows, row)
-
-
-def _per_step_raw(session: Session, start: datetime, end: datetime, rows: dict[str, StepRow],
-                  row) -> list[StepRow]:
-    """per_step from the deliveries and events themselves (any period; the tallies' recount)."""
-    # Confirmation and other system mail is not one of "the emails" people follow.
-    sent_in_period = and_(Delivery.state.in_(SENT_STATES), within(Delivery.sent_at, start, end),
-                          Delivery.kind != "system")
-    for slug, count in session.execute(
-        select(Delivery.step_slug, func.count()).where(sent_in_period).group_by(Delivery.step_slug)
-    ).all():
-        row(slug).sent = count
-    for group, kinds in EVENT_GROUPS.items():
-        if group == "unsubscribed":
-            continue  # below: provider reports and our own link together
-        for slug, count in session.execute(
-            select(Delivery.step_slug, func.count(func.distinct(Delivery.id)))
-            .join(DeliveryEvent, DeliveryEvent.delivery_id == Delivery.id)
-            .where(sent_in_period, DeliveryEvent.kind.in_(kinds))
-            .group_by(Delivery.step_slug)
-        ).all():
-            row(slug).counts[group] = count
-    for slug, count in _unsubscribes_per_step(session, sent_in_period):
-        row(slug).counts["unsubscribed"] = count
+    for slug, sums in tallies.steps(session, *days).items():
+        r = row(slug)
+        r.sent = sums.sent
+        r.counts = {g: getattr(sums, g) for g in EVENT_GROUPS if getattr(sums, g)}
+    for slug, count in tallies.unsubscribed_via_link(session, *days).items():
+        r = row(slug)
+        r.counts["unsubscribed"] = r.counts.get("unsubscribed", 0) + count
     return list(rows.values())
-
-
-def _via_link(later):
-    """The delivery is the last email sent before the person unsubscribed through our link."""
-    return and_(
-        Subscriber.unsubscribed_at.is_not(None),
-        Subscriber.unsubscribed_at >= Delivery.sent_at,
-        ~exists().where(
-            later.subscriber_id == Delivery.subscriber_id,
-            later.state.in_(SENT_STATES),
-            later.sent_at > Delivery.sent_at,
-            later.sent_at <= Subscriber.unsubscribed_at,
-        ),
-    )
-
-
-def _unsubscribes_per_step(session: Session, sent_in_period) -> list[tuple[str, int]]:
-    later = aliased(Delivery)
-    reported = exists().where(
-        DeliveryEvent.delivery_id == Delivery.id,
-        DeliveryEvent.kind.in_(EVENT_GROUPS["unsubscribed"]),
-    )
-    # Our own link: credited to the last email sent before the unsubscribe.
-    via_link = _via_link(later)
-    return [tuple(r) for r in session.execute(  # type: ignore[misc]
-        select(Delivery.step_slug, func.count(func.distinct(Delivery.id)))
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(sent_in_period, or_(reported, via_link))
-        .group_by(Delivery.step_slug)
-    ).all()]
 
 
 # -- the list ---------------------------------------------------------------------

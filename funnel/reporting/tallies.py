@@ -28,24 +28,24 @@ from funnel.models import (
     ProblemTally,
     StatusTally,
     StepTally,
-    Visit,
     VisitTally,
 )
 from funnel.reporting import figures, people_tally
-from funnel.reporting.periods import day_of
 
 # The groups and their bits of ``delivery.engaged`` are declared in figures.
 BITS, GROUP_BITS, GROUPS = figures.BITS, figures.GROUP_BITS, figures.GROUPS
 
 
-def whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
-    """(first, last) UTC day when the period is whole UTC days, else None (count raw rows)."""
+def whole_days(start: datetime, end: datetime) -> tuple[date, date]:
+    """(first, last): the UTC days the period touches. Figures are kept per UTC day,
+    so a period that starts or ends inside a day counts that whole day (the admin
+    and the API only ask for whole days). An empty period gives first > last."""
     s, e = start.astimezone(UTC), end.astimezone(UTC)
-    if s.timetz().replace(tzinfo=None) != time() or e.timetz().replace(tzinfo=None) != time():
-        return None
     if e <= s:
-        return None
-    return s.date(), date.fromordinal(e.date().toordinal() - 1)
+        return s.date(), date.fromordinal(s.date().toordinal() - 1)
+    last = e.date() if e.timetz().replace(tzinfo=None) != time() else \
+        date.fromordinal(e.date().toordinal() - 1)
+    return s.date(), last
 
 
 def status_counts(session: Session) -> dict[str, int]:
@@ -121,19 +121,12 @@ VISIT_KEYS = ("page", "via", "referrer_host", "utm_source", "utm_medium", "utm_c
 
 def visits(session: Session, start: datetime, end: datetime, *keys: str) -> list[tuple]:
     """Visits in the period grouped by ``keys`` (Visit columns, or "day" as 'YYYY-MM-DD'),
-    as (*values, count): from the tally for whole UTC days, else from the rows."""
+    as (*values, count), from the tally of the UTC days the period touches."""
     days = whole_days(start, end)
-    if days is not None:
-        cols = [VisitTally.day if k == "day" else getattr(VisitTally, k) for k in keys]
-        rows = session.execute(
-            select(*cols, func.sum(VisitTally.n))
-            .where(VisitTally.day >= days[0], VisitTally.day <= days[1]).group_by(*cols)).all()
-    else:
-
-        cols = [day_of(session, Visit.at) if k == "day" else getattr(Visit, k) for k in keys]
-        rows = session.execute(
-            select(*cols, func.count()).where(Visit.at >= start, Visit.at < end)
-            .group_by(*cols)).all()
+    cols = [VisitTally.day if k == "day" else getattr(VisitTally, k) for k in keys]
+    rows = session.execute(
+        select(*cols, func.sum(VisitTally.n))
+        .where(VisitTally.day >= days[0], VisitTally.day <= days[1]).group_by(*cols)).all()
     day_at = keys.index("day") if "day" in keys else None
     out = []
     for row in rows:
