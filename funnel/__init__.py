@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         headers,
         links,
         newsletter,
+        nul_guard,
         plan,
         preferences,
         previews,
@@ -72,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     headers.init_app(app)
     ratelimits.init_app(app)
     errors.init_app(app)
+    nul_guard.init_app(app)
     # One blueprint per audience: visitors, subscribers' links, providers, the marketer.
     site.init_app(app)
     app.register_blueprint(site.bp)

@@ -85,10 +85,17 @@ def visit_row(page: str, at: datetime, host: str | None, via: str | None,
               args: Mapping[str, str]) -> dict[str, Any]:
     return {
         "page": page, "at": at, "referrer_host": host, "via": via,
-        "utm_source": args.get("utm_source", "")[:100] or None,
-        "utm_medium": args.get("utm_medium", "")[:100] or None,
-        "utm_campaign": args.get("utm_campaign", "")[:100] or None,
+        "utm_source": _utm(args, "utm_source"),
+        "utm_medium": _utm(args, "utm_medium"),
+        "utm_campaign": _utm(args, "utm_campaign"),
     }
+
+
+def _utm(args: Mapping[str, str], name: str) -> str | None:
+    # A value with a NUL byte is not counted: PostgreSQL would refuse the whole
+    # buffered batch of visits (the fast page layer never reaches the NUL guard).
+    value = args.get(name, "")[:100]
+    return value if value and "\x00" not in value else None
 
 
 class PageCache:
