@@ -53,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         errors,
         extensions,
         fastpages,
+        fresh_links,
         headers,
         links,
         newsletter,
@@ -79,6 +80,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(site.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(fresh_links.bp)
     app.register_blueprint(newsletter.bp)
     app.register_blueprint(webhooks.bp)
     plan.init_app(app)

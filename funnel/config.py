@@ -35,6 +35,8 @@ ENV_VARS = (
     "SEND_WINDOW_END",
     "CATCHUP_MIN_GAP_HOURS",
     "CONFIRM_MAX_AGE_DAYS",
+    "PERSONAL_LINK_DAYS",
+    "DATA_EXPORT_LINK_HOURS",
     "RATELIMIT_SIGNUP",
     "RATELIMIT_LOGIN",
     "RATELIMIT_SIGNUP_ATTEMPTS",
@@ -72,6 +74,8 @@ INT_VARS = {
     "SEND_WINDOW_END",
     "CATCHUP_MIN_GAP_HOURS",
     "CONFIRM_MAX_AGE_DAYS",
+    "PERSONAL_LINK_DAYS",
+    "DATA_EXPORT_LINK_HOURS",
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
     "PAGE_CACHE_SIZE",
@@ -101,6 +105,12 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SEND_WINDOW_END": 20,
         "CATCHUP_MIN_GAP_HOURS": 20,
         "CONFIRM_MAX_AGE_DAYS": 7,
+        # Preference, plan and view links work this long after the email that
+        # carried them; the data export wants a link from the last day
+        # (docs/security.md). Unsubscribe links never expire.
+        "PERSONAL_LINK_DAYS": 90,
+        "DATA_EXPORT_LINK_HOURS": 24,
+        "RATELIMIT_FRESH_LINK": "5 per hour",
         # Sign-ups that passed validation, per client: a room of runners on one
         # Wi-Fi fits; a script does not. Attempts count every POST.
         "RATELIMIT_SIGNUP": "30 per minute;200 per hour",

@@ -18,6 +18,7 @@ from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.mail.links import PATHS
 from funnel.models import Delivery
 from funnel.sending import DRIP
+from funnel.web import fresh_links
 from funnel.web.extensions import csrf
 from funnel.web.personal import invalid_link, request_meta, try_confirmation
 
@@ -113,8 +114,11 @@ def unsubscribe(token: str):
 def view(token: str):
     r = runtime.rt()
     try:
-        payload = r.composer.tokens.load("view", token)
+        # Expires like a preference link: the page it shows carries fresh ones.
+        payload = fresh_links.load("view", token)
         public_id, delivery_id = payload
+    except fresh_links.Expired as exc:
+        return exc.answer
     except (BadToken, ValueError, TypeError):
         return invalid_link()
     s = runtime.session()

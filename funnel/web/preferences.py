@@ -17,6 +17,7 @@ from funnel.core.sequence import load_sequence
 from funnel.core.tokens import BadToken
 from funnel.inputs import FunnelError
 from funnel.mail.links import PATHS
+from funnel.web import fresh_links
 from funnel.web.errors import render_error
 from funnel.web.personal import PRIVATE_HEADERS, invalid_link, request_meta, try_confirmation
 
@@ -28,11 +29,13 @@ NOTHING_STORED = (
 )
 
 
-def _preferences_subscriber(token: str):
-    """(subscriber, None) for a good token, else (None, the error page to answer)."""
-    r = runtime.rt()
+def _preferences_subscriber(token: str, age_of: str | None = None):
+    """(subscriber, None) for a good token, else (None, the error page to answer).
+    An expired token answers the page that offers a fresh link, naming nobody."""
     try:
-        public_id = r.composer.tokens.load("preferences", token)
+        public_id = fresh_links.load("preferences", token, age_of=age_of)
+    except fresh_links.Expired as exc:
+        return None, exc.answer
     except BadToken:
         return None, invalid_link()
     sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
@@ -181,7 +184,7 @@ def preferences_resubscribe(token: str):
 
 @bp.get("/preferences/<token>/data.json")
 def preferences_data(token: str):
-    sub, error = _preferences_subscriber(token)
+    sub, error = _preferences_subscriber(token, age_of="export")
     if error:
         return error
     subjects = load_sequence(runtime.rt().settings.emails_dir).subjects()
