@@ -37,6 +37,8 @@ ENV_VARS = (
     "CONFIRM_MAX_AGE_DAYS",
     "PERSONAL_LINK_DAYS",
     "DATA_EXPORT_LINK_HOURS",
+    "SIGNUP_INTAKE_MAX",
+    "RATELIMIT_FRESH_LINK",
     "RATELIMIT_SIGNUP",
     "RATELIMIT_LOGIN",
     "RATELIMIT_SIGNUP_ATTEMPTS",
@@ -76,6 +78,7 @@ INT_VARS = {
     "CONFIRM_MAX_AGE_DAYS",
     "PERSONAL_LINK_DAYS",
     "DATA_EXPORT_LINK_HOURS",
+    "SIGNUP_INTAKE_MAX",
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
     "PAGE_CACHE_SIZE",
@@ -111,6 +114,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "PERSONAL_LINK_DAYS": 90,
         "DATA_EXPORT_LINK_HOURS": 24,
         "RATELIMIT_FRESH_LINK": "5 per hour",
+        # Sign-ups waiting for the worker before the form says "try later" (0: no cap).
+        "SIGNUP_INTAKE_MAX": 5000,
         # Sign-ups that passed validation, per client: a room of runners on one
         # Wi-Fi fits; a script does not. Attempts count every POST.
         "RATELIMIT_SIGNUP": "30 per minute;200 per hour",

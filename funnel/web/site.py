@@ -17,6 +17,7 @@ from flask_wtf.csrf import generate_csrf
 
 from funnel import runtime, subscribers
 from funnel.inputs import FunnelError
+from funnel.intake_limits import IntakeCap
 from funnel.web import ratelimits
 from funnel.web.forms import SignupForm
 from funnel.web.headers import csp_nonce
@@ -56,6 +57,7 @@ def init_app(app: Flask) -> None:
     app.extensions["funnel_visits"] = VisitBuffer(
         app.extensions["funnel"].sessions, float(app.config["VISIT_FLUSH_SECONDS"]))
     app.extensions["funnel_pages"] = PageCache(int(app.config["PAGE_CACHE_SIZE"]))
+    app.extensions["funnel_intake_cap"] = IntakeCap(int(app.config["SIGNUP_INTAKE_MAX"]))
 
     @app.before_request
     def _flush_visits_for_the_dashboard() -> None:
@@ -64,6 +66,10 @@ def init_app(app: Flask) -> None:
         # which on SQLite holds the write lock the flush needs.
         if request.blueprint == "admin":
             visits().flush()
+
+
+def _intake_cap() -> IntakeCap:
+    return current_app.extensions["funnel_intake_cap"]
 
 
 def visits() -> VisitBuffer:
@@ -259,6 +265,11 @@ def signup():
     except FunnelError as exc:
         getattr(form, exc.field).errors = [str(exc)]
         return _again(form, 422)
+    if _intake_cap().full(runtime.rt().intake()):
+        from funnel.web.errors import render_error
+
+        return render_error(503, "We can't take sign-ups for a little while. Please try "
+                                 "again in an hour; nothing was stored.")
     # One INSERT, committed before the answer; whether the address is known, and
     # what to mail it, the worker decides (subscribers.take_intake).
     subscribers.record_intake(runtime.rt().intake(), row)
