@@ -22,7 +22,7 @@ from sqlalchemy import select
 from funnel import runtime
 from funnel.models import AdminUser
 from funnel.passwords import check_password
-from funnel.web import sessions
+from funnel.web import login_limits, sessions
 from funnel.web.extensions import limiter
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
@@ -60,14 +60,22 @@ def login():
     if request.method == "POST":
         email = (request.form.get("email") or "").strip().lower()
         password = request.form.get("password") or ""
+        wait = login_limits.wait_seconds(email)
+        if wait:
+            # The password is not checked while waiting: the delay is not a free guess.
+            error = (f"Too many failed sign-ins to this account from your connection. "
+                     f"Wait {wait} seconds and try again.")
+            return render_template("admin/login.html", error=error), 429
         s = runtime.session()
         admin = s.scalar(select(AdminUser).where(AdminUser.email == email))
         ok = check_password(admin.password_hash if admin else None, password)
         if admin is not None and ok:
+            login_limits.succeeded(email)
             sessions.start(admin, runtime.now())
             admin.last_login_at = runtime.now()
             s.commit()
             return redirect(_safe_next(request.args.get("next")))
+        login_limits.failed(email)
         error = "That email and password don't match an account."
     return render_template("admin/login.html", error=error), (401 if error else 200)
 
