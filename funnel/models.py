@@ -550,8 +550,9 @@ class WebhookEndpoint(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[str] = mapped_column(String(500))  # space-separated event types
-    # Standard Webhooks secret ("whsec_" + base64), shown to the marketer to verify with.
-    secret: Mapped[str] = mapped_column(String(100))
+    # Standard Webhooks secret ("whsec_" + base64), shown to the marketer to verify
+    # with, stored encrypted (funnel/hooks/secret_box.py: a Fernet token).
+    secret: Mapped[str] = mapped_column(String(400))
     state: Mapped[str] = mapped_column(String(16), default=ENDPOINT_ACTIVE)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

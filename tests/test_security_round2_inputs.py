@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from funnel.api import keys
 from funnel.hooks import manage
+from funnel.hooks.secret_box import box_from_config
 from funnel.models import Subscriber, WebhookEndpoint
 from tests.conftest import sign_up
 from tests.security_support import subscriber
@@ -143,7 +144,8 @@ def test_ipv6_forms_of_refused_ipv4_addresses_are_refused(app, db, url):
     rt = app.extensions["funnel"]
     with (pytest.raises(manage.EndpointError, match="loopback, private or link-local"),
           Session(rt.engine) as s):
-        manage.add_endpoint(s, url, ["all"], now=rt.clock(), allow_private=False)
+        manage.add_endpoint(s, url, ["all"], now=rt.clock(), allow_private=False,
+                            box=box_from_config(app.config))
     db.rollback()
     assert db.scalars(select(WebhookEndpoint)).all() == []
 
@@ -152,7 +154,8 @@ def test_ipv6_forms_of_refused_ipv4_addresses_are_refused(app, db, url):
 def test_the_same_forms_of_public_addresses_are_accepted(app, db, url):
     rt = app.extensions["funnel"]
     with Session(rt.engine) as s:
-        manage.add_endpoint(s, url, ["all"], now=rt.clock(), allow_private=False)
+        manage.add_endpoint(s, url, ["all"], now=rt.clock(), allow_private=False,
+                            box=box_from_config(app.config))
     db.rollback()
     assert [e.url for e in db.scalars(select(WebhookEndpoint))] == [url]
 
@@ -166,7 +169,7 @@ def test_the_worker_does_not_connect_to_a_nat64_metadata_address(app, db):
     rt = app.extensions["funnel"]
     with rt.sessions() as s:
         manage.add_endpoint(s, "http://[64:ff9b::a9fe:a9fe]/latest", ["all"], now=rt.clock(),
-                            allow_private=True)
+                            allow_private=True, box=box_from_config(app.config))
         subscribers.subscribe(s, email="ssrf@example.com", first_name=None,
                               timezone="Europe/London", meta=subscribers.SignupMeta(),
                               now=rt.clock())

@@ -17,6 +17,7 @@ from funnel import subscribers
 from funnel.db import make_sessionmaker
 from funnel.hooks import capture, manage
 from funnel.models import WebhookMessage
+from funnel.hooks.secret_box import SecretBox
 from tests.webhook_support import Reply, start_receiver
 
 
@@ -29,7 +30,7 @@ def test_sigkill_mid_delivery_loses_nothing(db_url, tmp_path):
         capture.install(sessions, lambda: now)
         with sessions() as s:
             endpoint = manage.add_endpoint(s, receiver.url, ["subscriber.created"], now=now,
-                                           allow_private=True)
+                                           allow_private=True, box=SecretBox(["kill-test"]))
             subscribers.subscribe(s, email="kill@example.com", first_name=None,
                                timezone="UTC", meta=subscribers.SignupMeta(), now=now)
         receiver.reply(Reply(delay=60))  # the first request hangs until the worker dies

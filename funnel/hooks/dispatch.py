@@ -26,6 +26,7 @@ from standardwebhooks.webhooks import Webhook
 
 from funnel.hooks.addresses import UnsafeURL, parse
 from funnel.hooks.post import Answer, PostError, post
+from funnel.hooks.secret_box import PLAIN_PREFIX, SecretBox, SecretUnreadable
 from funnel.models import (
     ENDPOINT_ACTIVE,
     ENDPOINT_DISABLED,
@@ -51,6 +52,8 @@ class HookSettings:
     max_response_bytes: int = 16 * 1024
     allow_private: bool = False
     batch_size: int = 50
+    # SECRET_KEY, then its fallbacks: the key of the signing secrets at rest.
+    secret_keys: tuple[str, ...] = ()
 
     @property
     def lease(self) -> timedelta:
@@ -64,7 +67,19 @@ class HookSettings:
             max_response_bytes=int(config.get("WEBHOOKS_MAX_RESPONSE_BYTES", 16 * 1024)),
             allow_private=bool(config.get("WEBHOOKS_ALLOW_PRIVATE", False)),
             batch_size=int(config.get("WEBHOOKS_BATCH_SIZE", 50)),
+            secret_keys=(config.get("SECRET_KEY") or "", *config.get("SECRET_KEY_FALLBACKS", [])),
         )
+
+
+def seal_plain_secrets(session: Session, box: SecretBox) -> int:
+    """Encrypt secrets an older version stored in plain text; how many."""
+    rows = list(session.scalars(select(WebhookEndpoint).where(
+        WebhookEndpoint.secret.like(f"{PLAIN_PREFIX}%"))))
+    for endpoint in rows:
+        endpoint.secret = box.seal(endpoint.secret)
+    if rows:
+        session.commit()
+    return len(rows)
 
 
 @dataclass
@@ -97,9 +112,18 @@ class Dispatcher:
         # clock, so it is the real time of the attempt, whatever ``now`` says.
         self.wall_clock = wall_clock
         self.rng = rng or random.Random()
+        self._box: SecretBox | None = None
+
+    @property
+    def box(self) -> SecretBox:
+        if self._box is None:
+            self._box = SecretBox(self.settings.secret_keys)
+        return self._box
 
     def run(self, now: datetime) -> HookReport:
         report = HookReport()
+        with self.sessions() as s:
+            seal_plain_secrets(s, self.box)
         for _ in range(MAX_BATCHES_PER_PASS):
             ids = self.claim(now)
             if not ids:
@@ -147,13 +171,14 @@ class Dispatcher:
         answer: Answer | None = None
         error: str | None = None
         try:
+            secret = self.box.open(secret)
             answer = post(parse(url), body.encode(), self.sign(secret, msg_id, body),
                           timeout=self.settings.timeout,
                           max_bytes=self.settings.max_response_bytes,
                           allow_private=self.settings.allow_private)
             if not 200 <= answer.status < 300:
                 error = f"HTTP {answer.status}"
-        except (PostError, UnsafeURL) as exc:
+        except (PostError, UnsafeURL, SecretUnreadable) as exc:
             error = str(exc)
         self.record(message_id, now, answer, error, report)
 
