@@ -39,6 +39,7 @@ ENV_VARS = (
     "DATA_EXPORT_LINK_HOURS",
     "SIGNUP_INTAKE_MAX",
     "RATELIMIT_FRESH_LINK",
+    "WORKER_STOP_GRACE",
     "RATELIMIT_SIGNUP",
     "RATELIMIT_LOGIN",
     "RATELIMIT_SIGNUP_ATTEMPTS",
@@ -86,7 +87,7 @@ INT_VARS = {
     "IMPORT_OPTIN_DAILY_MAX",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
 }
-FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT"}
+FLOAT_VARS = {"WORKER_STOP_GRACE", "WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
              "SIGNUP_ASYNC_COMMIT"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
@@ -116,6 +117,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_FRESH_LINK": "5 per hour",
         # Sign-ups waiting for the worker before the form says "try later" (0: no cap).
         "SIGNUP_INTAKE_MAX": 5000,
+        # Seconds a worker told to stop (SIGTERM) may take; webhooks in flight are cut
+        # at once. Keep it below systemd's TimeoutStopSec (deploy/funnel-worker.service).
+        "WORKER_STOP_GRACE": 20.0,
         # Sign-ups that passed validation, per client: a room of runners on one
         # Wi-Fi fits; a script does not. Attempts count every POST.
         "RATELIMIT_SIGNUP": "30 per minute;200 per hour",

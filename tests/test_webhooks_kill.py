@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from funnel import subscribers
 from funnel.db import make_sessionmaker
 from funnel.hooks import capture, manage
-from funnel.models import WebhookMessage
 from funnel.hooks.secret_box import SecretBox
+from funnel.models import WebhookMessage
 from tests.webhook_support import Reply, start_receiver
 
 
@@ -59,7 +59,7 @@ def test_sigkill_mid_delivery_loses_nothing(db_url, tmp_path):
         got = receiver.wait_for(2)
         assert len(got) == 2
         assert got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
-        assert got[1].verify(endpoint.secret)["data"]["email"] == "kill@example.com"
+        assert got[1].verify(endpoint.plain_secret)["data"]["email"] == "kill@example.com"
         with Session(engine) as s:
             [msg] = s.scalars(select(WebhookMessage)).all()
             assert (msg.state, msg.attempts) == ("delivered", 2)

@@ -165,7 +165,7 @@ class Worker:
             if self.after_pass is not None and not (stop and stop.is_set()):
                 self.after_pass(now)
             if self.hooks is not None and not (stop and stop.is_set()):
-                report.hooks = self.hooks.run(now)
+                report.hooks = self.hooks.run(now, stop)
         return report
 
     def purge_unconfirmed(self, now: datetime) -> None:

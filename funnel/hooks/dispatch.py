@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from funnel.hooks.addresses import UnsafeURL, parse
-from funnel.hooks.post import Answer, PostError, post
+from funnel.hooks.post import Answer, Cancel, PostError, post
 from funnel.hooks.secret_box import PLAIN_PREFIX, SecretBox, SecretUnreadable
 from funnel.models import (
     ENDPOINT_ACTIVE,
@@ -113,6 +114,9 @@ class Dispatcher:
         self.wall_clock = wall_clock
         self.rng = rng or random.Random()
         self._box: SecretBox | None = None
+        # Cancelled by the worker's SIGTERM: the request in flight ends at once and
+        # what this pass claimed but did not finish goes back for the next worker.
+        self.cancel = Cancel()
 
     @property
     def box(self) -> SecretBox:
@@ -120,17 +124,37 @@ class Dispatcher:
             self._box = SecretBox(self.settings.secret_keys)
         return self._box
 
-    def run(self, now: datetime) -> HookReport:
+    def run(self, now: datetime, stop: threading.Event | None = None) -> HookReport:
         report = HookReport()
         with self.sessions() as s:
             seal_plain_secrets(s, self.box)
         for _ in range(MAX_BATCHES_PER_PASS):
+            if self._stopping(stop):
+                break
             ids = self.claim(now)
             if not ids:
                 break
-            for message_id in ids:
+            for i, message_id in enumerate(ids):
+                if self._stopping(stop):
+                    self.release(ids[i:], now)
+                    return report
                 self.deliver(message_id, now, report)
         return report
+
+    def _stopping(self, stop: threading.Event | None) -> bool:
+        return self.cancel.cancelled or (stop is not None and stop.is_set())
+
+    def release(self, ids: list[int], now: datetime) -> None:
+        """Hand claimed messages back untried: the next worker sends them at once,
+        without counting an attempt or waiting for the lease to run out."""
+        with self.sessions() as s:
+            s.execute(
+                update(WebhookMessage)
+                .where(WebhookMessage.id.in_(ids), WebhookMessage.state == MESSAGE_SENDING)
+                .values(state=MESSAGE_PENDING, lease_until=None, next_attempt_at=now,
+                        attempts=WebhookMessage.attempts - 1)
+            )
+            s.commit()
 
     def claim(self, now: datetime) -> list[int]:
         with self.sessions() as s:
@@ -175,11 +199,15 @@ class Dispatcher:
             answer = post(parse(url), body.encode(), self.sign(secret, msg_id, body),
                           timeout=self.settings.timeout,
                           max_bytes=self.settings.max_response_bytes,
-                          allow_private=self.settings.allow_private)
+                          allow_private=self.settings.allow_private, cancel=self.cancel)
             if not 200 <= answer.status < 300:
                 error = f"HTTP {answer.status}"
         except (PostError, UnsafeURL, SecretUnreadable) as exc:
             error = str(exc)
+        if error is not None and self.cancel.cancelled:
+            # Cut short by a stop, not the endpoint's fault: sent again, same id.
+            self.release([message_id], now)
+            return
         self.record(message_id, now, answer, error, report)
 
     def sign(self, secret: str, msg_id: str, body: str) -> dict[str, str]:
