@@ -567,6 +567,16 @@ class WebhookEndpoint(Base):
     def event_set(self) -> frozenset[str]:
         return frozenset(self.events.split())
 
+    @property
+    def plain_secret(self) -> str | None:
+        """The secret in the clear, only on the object that registered it (to show
+        once); never stored, never loaded."""
+        return self.__dict__.get("_plain_secret")
+
+    @plain_secret.setter
+    def plain_secret(self, value: str) -> None:
+        self.__dict__["_plain_secret"] = value
+
 
 class WebhookMessage(Base):
     """The outbox: one event for one endpoint, written in the transaction that made

@@ -163,7 +163,8 @@ def erase_waiting(session: Session, email: str, now: datetime) -> int:
     """Delete the address's intake rows and suppress it (so a row the worker is
     taking in right now cannot turn into a subscriber); the number deleted."""
     address = normalise_email(email)
-    deleted = session.execute(delete(SignupIntake).where(SignupIntake.email == address)).rowcount
+    deleted = session.execute(  # a DELETE gives a CursorResult, which has rowcount
+        delete(SignupIntake).where(SignupIntake.email == address)).rowcount  # type: ignore[attr-defined]
     email_hash = suppression_hash(session, address)
     if session.scalar(select(Suppression).where(Suppression.email_hash == email_hash)) is None:
         session.add(Suppression(email_hash=email_hash, reason="erased", created_at=now))

@@ -13,7 +13,6 @@ from sqlalchemy import text
 from funnel.models import AppState
 from funnel.operations.health import HEARTBEAT_KEY
 
-
 METRICS_TOKEN = "operator-token-for-the-details"
 OPERATOR = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 

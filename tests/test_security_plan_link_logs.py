@@ -58,9 +58,9 @@ def _nginx_map() -> list[tuple[re.Pattern[str], str]]:
 
 def _nginx_logged(uri: str) -> str:
     for pattern, value in _nginx_map():
-        m = pattern.search(uri)
-        if m:
-            return re.sub(r"\$\{(\w+)\}", lambda v: m.group(v.group(1)), value)
+        found = pattern.search(uri)
+        if found:
+            return re.sub(r"\$\{(\w+)\}", lambda v, f=found: f.group(v.group(1)), value)
     return uri.split("?")[0]  # the map's default: $uri, without the query
 
 

@@ -128,7 +128,7 @@ def _find(session, email: str):
     return sub
 
 
-def _waiting_only(session, email: str, then):  # type: ignore[no-untyped-def]
+def _waiting_only(session, email: str, then):
     """``then()`` when the address is only in the sign-up intake (the worker has not
     taken it in yet), else None."""
     try:

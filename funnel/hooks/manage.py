@@ -62,7 +62,7 @@ def add_endpoint(session: Session, url: str, events: Iterable[str], *, now: date
                                state=ENDPOINT_ACTIVE, created_at=now)
     session.add(endpoint)
     session.commit()
-    endpoint.plain_secret = plain  # type: ignore[attr-defined]  # not a column: shown once
+    endpoint.plain_secret = plain  # not a column: shown once
     return endpoint
 
 

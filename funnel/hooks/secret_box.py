@@ -58,6 +58,6 @@ class SecretBox:
         return not stored.startswith(PLAIN_PREFIX)
 
 
-def box_from_config(config) -> SecretBox:  # type: ignore[no-untyped-def]
+def box_from_config(config) -> SecretBox:
     """The box of an app's (or worker's) configuration: SECRET_KEY, then its fallbacks."""
     return SecretBox((config.get("SECRET_KEY") or "", *config.get("SECRET_KEY_FALLBACKS", [])))

@@ -20,8 +20,8 @@ from funnel import runtime
 from funnel.hooks import manage
 from funnel.hooks.events import EVENT_TYPES
 from funnel.hooks.secret_box import box_from_config
-from funnel.web import embed
 from funnel.passwords import check_password
+from funnel.web import embed
 from funnel.web.auth import admin_only, current_admin
 from funnel.web.extensions import limiter
 
@@ -38,7 +38,7 @@ def embed_page():
                            iframe_snippet=embed.iframe_snippet(base), origins=listed)
 
 
-def _page(status: int = 200, **extra):  # type: ignore[no-untyped-def]
+def _page(status: int = 200, **extra):
     s = runtime.session()
     return render_template(
         "admin/webhooks.html", endpoints=manage.endpoints(s), deliveries=manage.recent(s),

@@ -40,12 +40,12 @@ def max_age(purpose: str) -> int:
 class Expired(Exception):
     """The link is genuine but too old; ``answer`` is the page to show instead."""
 
-    def __init__(self, answer) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, answer) -> None:
         super().__init__("link expired")
         self.answer = answer
 
 
-def load(purpose: str, token: str, *, age_of: str | None = None):  # type: ignore[no-untyped-def]
+def load(purpose: str, token: str, *, age_of: str | None = None):
     """The payload of a live ``purpose`` link; raises Expired (with the page that
     offers a fresh link) or BadToken. ``age_of`` picks a stricter age ("export")."""
     try:
@@ -55,7 +55,7 @@ def load(purpose: str, token: str, *, age_of: str | None = None):  # type: ignor
         raise Expired(expired_page(purpose, token, age_of or purpose)) from exc
 
 
-def expired_page(purpose: str, token: str, why: str):  # type: ignore[no-untyped-def]
+def expired_page(purpose: str, token: str, why: str):
     days = int(float(current_app.config["PERSONAL_LINK_DAYS"]))
     hours = int(float(current_app.config["DATA_EXPORT_LINK_HOURS"]))
     return render_template("link_expired.html", purpose=purpose, token=token,

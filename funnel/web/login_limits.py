@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
 
 from funnel.web import ratelimits
 
@@ -46,9 +47,14 @@ def _keys(email: str, client: str) -> dict[str, str]:
             "known": f"{prefix}/known/{account}/{client}", "strangers": f"{prefix}/strangers/{account}"}
 
 
+def _storage() -> Any:
+    # limits' Storage types its answers as possibly awaitable; ours are synchronous.
+    return ratelimits._limits().storage
+
+
 def wait_seconds(email: str, client: str | None = None) -> int:
     """How long this client must wait before trying this account again (0: go ahead)."""
-    storage = ratelimits._limits().storage
+    storage = _storage()
     keys = _keys(email, client or ratelimits.remote_key())
     now = ratelimits.time.time()
     if storage.get(keys["wait"]):
@@ -59,7 +65,7 @@ def wait_seconds(email: str, client: str | None = None) -> int:
 
 
 def failed(email: str, client: str | None = None) -> None:
-    storage = ratelimits._limits().storage
+    storage = _storage()
     keys = _keys(email, client or ratelimits.remote_key())
     failures = storage.incr(keys["fail"], FAILURE_MEMORY)
     if failures >= FREE_FAILURES:
@@ -72,7 +78,7 @@ def failed(email: str, client: str | None = None) -> None:
 
 def succeeded(email: str, client: str | None = None) -> None:
     """The client is now known to this account, and its own failures are forgiven."""
-    storage = ratelimits._limits().storage
+    storage = _storage()
     keys = _keys(email, client or ratelimits.remote_key())
     storage.clear(keys["fail"])
     storage.clear(keys["wait"])
