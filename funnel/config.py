@@ -40,6 +40,7 @@ ENV_VARS = (
     "SIGNUP_INTAKE_MAX",
     "RATELIMIT_FRESH_LINK",
     "WORKER_STOP_GRACE",
+    "ADMIN_REQUIRE_2FA",
     "RATELIMIT_SIGNUP",
     "RATELIMIT_LOGIN",
     "RATELIMIT_SIGNUP_ATTEMPTS",
@@ -88,7 +89,7 @@ INT_VARS = {
     "WEBHOOKS_MAX_RESPONSE_BYTES",
 }
 FLOAT_VARS = {"WORKER_STOP_GRACE", "WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT"}
-BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
+BOOL_VARS = {"ADMIN_REQUIRE_2FA", "SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
              "SIGNUP_ASYNC_COMMIT"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
 
@@ -120,6 +121,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # Seconds a worker told to stop (SIGTERM) may take; webhooks in flight are cut
         # at once. Keep it below systemd's TimeoutStopSec (deploy/funnel-worker.service).
         "WORKER_STOP_GRACE": 20.0,
+        # Every admin account must set up two-factor sign-in before using the admin.
+        "ADMIN_REQUIRE_2FA": False,
         # Sign-ups that passed validation, per client: a room of runners on one
         # Wi-Fi fits; a script does not. Attempts count every POST.
         "RATELIMIT_SIGNUP": "30 per minute;200 per hour",

@@ -462,6 +462,14 @@ class AdminUser(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Raised at logout and password change: cookies made under an older one stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Two-factor sign-in (funnel/web/two_factor.py): the TOTP secret, encrypted like
+    # webhook secrets; set at enrolment, in force once ``totp_enabled_at`` is set.
+    totp_secret: Mapped[str | None] = mapped_column(String(400))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last 30-second step a code was accepted for: a code works once.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Hashes (SHA-256) of the unused recovery codes, space-separated.
+    recovery_hashes: Mapped[str | None] = mapped_column(Text)
 
 
 # -- the marketer's control room (README "The control room") --------------------------

@@ -26,18 +26,19 @@ class SecretUnreadable(ValueError):
     """No configured key opens the stored secret (SECRET_KEY changed without fallback)."""
 
 
-def _fernet(secret_key: str) -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+def _fernet(secret_key: str, info: bytes) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
         secret_key.encode())
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
 class SecretBox:
-    def __init__(self, secret_keys: Sequence[str]) -> None:
+    def __init__(self, secret_keys: Sequence[str], info: bytes = _INFO) -> None:
+        """``info`` separates the keys of different uses (HKDF's context string)."""
         keys = [k for k in secret_keys if k]
         if not keys:
-            raise ValueError("a SECRET_KEY is needed to encrypt webhook secrets")
-        self._box = MultiFernet([_fernet(k) for k in keys])  # the first one seals
+            raise ValueError("a SECRET_KEY is needed to encrypt stored secrets")
+        self._box = MultiFernet([_fernet(k, info) for k in keys])  # the first one seals
 
     def seal(self, plain: str) -> str:
         return self._box.encrypt(plain.encode()).decode("ascii")

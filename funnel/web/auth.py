@@ -19,7 +19,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from funnel import runtime
+from funnel import runtime, two_factor
 from funnel.models import AdminUser
 from funnel.passwords import check_password
 from funnel.web import login_limits, sessions
@@ -39,14 +39,17 @@ def login_required(view):
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if current_admin() is None:
+        admin = current_admin()
+        if admin is None:
             return redirect(url_for("auth.login", next=request.full_path))
+        if must_enrol(admin):
+            return redirect(url_for("two_factor.manage"))
         return view(*args, **kwargs)
 
     return wrapped
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     if target and target.startswith("/admin") and not target.startswith("//"):
         return target
     return url_for("admin.dashboard") if "admin.dashboard" in current_app.view_functions else "/admin/"
@@ -70,11 +73,17 @@ def login():
         admin = s.scalar(select(AdminUser).where(AdminUser.email == email))
         ok = check_password(admin.password_hash if admin else None, password)
         if admin is not None and ok:
+            if two_factor.enabled(admin):
+                # Failures are forgiven only after the code: the password alone must
+                # not reset the count a code guesser runs up.
+                from funnel.web import two_factor as two_factor_pages
+
+                return two_factor_pages.begin(admin, request.args.get("next"))
             login_limits.succeeded(email)
             sessions.start(admin, runtime.now())
             admin.last_login_at = runtime.now()
             s.commit()
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
         login_limits.failed(email)
         error = "That email and password don't match an account."
     return render_template("admin/login.html", error=error), (401 if error else 200)
@@ -92,8 +101,17 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+def must_enrol(admin: AdminUser) -> bool:
+    """ADMIN_REQUIRE_2FA=1: an account without two-factor sees only the page that
+    sets it up."""
+    return bool(current_app.config.get("ADMIN_REQUIRE_2FA")) and not two_factor.enabled(admin)
+
+
 def init_app(app: Flask) -> None:
+    from funnel.web import two_factor as two_factor_pages
+
     app.register_blueprint(bp)
+    app.register_blueprint(two_factor_pages.bp)
 
 
 def admin_only(bp: Blueprint) -> None:
@@ -101,8 +119,11 @@ def admin_only(bp: Blueprint) -> None:
 
     @bp.before_request
     def _require_login():
-        if current_admin() is None:
+        admin = current_admin()
+        if admin is None:
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if must_enrol(admin):
+            return redirect(url_for("two_factor.manage"))
         return None
 
     @bp.after_request
