@@ -45,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.web import (
         admin,
         admin_import,
+        admin_sessions,
         admin_subscriber,
         auth,
         broadcasts,
@@ -88,6 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(previews.bp)
     app.register_blueprint(admin_subscriber.bp)
+    app.register_blueprint(admin_sessions.bp)
     app.register_blueprint(admin_import.bp)
     app.register_blueprint(connect_admin.bp)
     # Other sites and tools: the embedded sign-up form and the JSON API.

@@ -472,6 +472,23 @@ class AdminUser(Base):
     recovery_hashes: Mapped[str | None] = mapped_column(Text)
 
 
+class AdminSession(Base):
+    """One signed-in browser of an admin account, so the account can see where it
+    is signed in and end any of them (funnel/web/sessions.py)."""
+
+    __tablename__ = "admin_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin_user.id", ondelete="CASCADE"),
+                                          index=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)  # in the cookie
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # -- the marketer's control room (README "The control room") --------------------------
 
 IMPORT_JOB_STATES = ("uploaded", "previewed", "queued", "running", "done", "failed")
