@@ -132,3 +132,13 @@ def test_a_wrong_first_code_does_not_turn_it_on(logged_in, db):
     assert resp.status_code == 422
     db.rollback()
     assert db.scalar(select(AdminUser.totp_enabled_at)) is None
+
+
+def test_the_operator_can_reset_a_lost_phone(app, logged_in, db, clock, runner):
+    enrol(logged_in, db, clock)
+    result = runner.invoke(args=["admin", "reset-2fa", ADMIN])
+    assert result.exit_code == 0 and "turned off" in result.output
+    assert logged_in.get("/admin/").status_code == 302  # logged out everywhere
+    client, resp = password_step(app)
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/admin/")
+    assert runner.invoke(args=["admin", "reset-2fa", "nobody@example.com"]).exit_code != 0
