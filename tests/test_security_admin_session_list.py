@@ -47,8 +47,8 @@ def test_sign_out_everywhere_else(app, admin):
 
 
 def test_another_accounts_session_cannot_be_ended(app, admin, db, clock):
+    from funnel.accounts.passwords import hash_password
     from funnel.models import AdminSession, AdminUser
-    from funnel.passwords import hash_password
 
     db.add(AdminUser(email="other@example.com", password_hash=hash_password(PASSWORD),
                      created_at=clock.now))

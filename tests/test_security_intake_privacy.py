@@ -75,7 +75,7 @@ def test_the_intake_stops_growing_while_the_worker_is_away(app, client, db, capl
     for i in range(3):
         assert post_signup(client, f"r{i}@example.com").status_code == 303
     app.extensions["funnel_intake_cap"].every = 0  # read the count now, not in 5 s
-    with caplog.at_level(logging.ERROR, logger="funnel.intake_limits"):
+    with caplog.at_level(logging.ERROR, logger="funnel.subscribers.intake_limits"):
         resp = post_signup(client, "late@example.com")
     assert resp.status_code == 503
     assert "nothing was stored" in resp.get_data(as_text=True)

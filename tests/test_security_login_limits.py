@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from funnel.web import login_limits
+from funnel.web.admin import login_limits
 from tests.admin_support import ADMIN, PASSWORD
 from tests.conftest import csrf_token
 
@@ -24,7 +24,7 @@ def app_config(app_config):
 @pytest.fixture
 def wall(monkeypatch):
     """The limits' own clock (wall time), moved by hand."""
-    from funnel.web import ratelimits
+    from funnel.http import ratelimits
 
     now = [2_000_000.0]
     monkeypatch.setattr(ratelimits, "time",

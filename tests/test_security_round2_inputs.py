@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from funnel.api import keys
+from funnel.accounts import api_keys as keys
 from funnel.hooks import manage
 from funnel.hooks.secret_box import box_from_config
 from funnel.models import Subscriber, WebhookEndpoint
@@ -163,8 +163,8 @@ def test_the_same_forms_of_public_addresses_are_accepted(app, db, url):
 def test_the_worker_does_not_connect_to_a_nat64_metadata_address(app, db):
     """Registered while private addresses were allowed, requested after: the check
     right before the request refuses it too."""
-    from funnel import subscribers
     from funnel.hooks.dispatch import Dispatcher, HookSettings
+    from funnel.subscribers import actions as subscribers
 
     rt = app.extensions["funnel"]
     with rt.sessions() as s:

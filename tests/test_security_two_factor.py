@@ -10,7 +10,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from funnel import two_factor
+from funnel.accounts import two_factor
 from funnel.models import AdminUser
 from tests.admin_support import ADMIN, PASSWORD
 from tests.conftest import TEST_SECRET, csrf_token

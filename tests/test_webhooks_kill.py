@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from funnel import subscribers
 from funnel.db import make_sessionmaker
 from funnel.hooks import capture, manage
 from funnel.hooks.secret_box import SecretBox
 from funnel.models import WebhookMessage
+from funnel.subscribers import actions as subscribers
 from tests.webhook_support import Reply, start_receiver
 
 

@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from funnel.api import keys
+from funnel.accounts import api_keys as keys
 from funnel.hooks import manage
 from funnel.hooks.secret_box import box_from_config
 

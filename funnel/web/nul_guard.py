@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-from funnel.inputs import nul_problem
+from funnel.core.inputs import nul_problem
 
 
 def problem_in_request() -> str | None:
