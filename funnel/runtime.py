@@ -192,7 +192,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         Step("newsletter", newsletter),
         Step("chores", chore),
         Step("webhooks", webhooks),
-    ], clock, name=store.owner, guarded=frozenset({"intake"}))
+    ], clock, name=store.owner, guarded=frozenset({"intake"}), on_stop=(hooks.cancel.cancel,))
 
 
 def session() -> Session:

@@ -89,9 +89,8 @@ def worker_command(once: bool, now_text: str | None) -> None:
                    f"(at most {grace:g} s)", err=True)
         stop.set()
         rt.wake.set()
-        if worker.hooks is not None:
-            # A webhook endpoint that hangs is cut off now; its message goes back.
-            worker.hooks.cancel.cancel()
+        # A webhook endpoint that hangs is cut off now; its message goes back.
+        worker.stopping()
         overdue = threading.Timer(grace, _overdue)
         overdue.daemon = True
         overdue.start()
