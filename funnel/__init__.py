@@ -46,6 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         admin,
         admin_import,
         admin_subscriber,
+        admin_tags,
         auth,
         broadcasts,
         connect_admin,
@@ -84,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(previews.bp)
     app.register_blueprint(admin_subscriber.bp)
+    app.register_blueprint(admin_tags.bp)
     app.register_blueprint(admin_import.bp)
     app.register_blueprint(connect_admin.bp)
     # Other sites and tools: the embedded sign-up form and the JSON API.

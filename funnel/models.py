@@ -118,6 +118,20 @@ class Subscriber(Base):
         back_populates="subscriber", cascade="all, delete-orphan", order_by="Delivery.id"
     )
 
+    @property
+    def tag_names(self) -> frozenset[str]:
+        """The subscriber's tags, read from their session (none for an unsaved one)."""
+        from sqlalchemy import select
+        from sqlalchemy.orm import object_session
+
+        from funnel.automation_models import SubscriberTag
+
+        session = object_session(self)
+        if session is None or self.id is None:
+            return frozenset()
+        return frozenset(session.scalars(select(SubscriberTag.tag)
+                                         .where(SubscriberTag.subscriber_id == self.id)))
+
     __table_args__ = (
         Index("ix_subscriber_due", "next_due_at"),
         # The dashboard's list growth and the admin list filter by status and time.
@@ -673,3 +687,8 @@ class BroadcastRecipient(Base):
             "outcome IS NULL OR outcome IN ('sent', 'paused', 'left', 'cancelled')",
             name="outcome"),
     )
+
+
+# Tags, several sequences and rules (issue 25) live in their own module; importing
+# it here registers them on ``Base.metadata`` wherever the models are used.
+import funnel.automation_models  # noqa: E402,F401

@@ -25,6 +25,14 @@ from funnel.core.sequence import EmailSource
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
 
 
+class Tags(tuple):
+    """A reader's tags for templates: ``{% if "race" in tags %}`` tests one, and
+    ``{{ tags }}`` prints them as "race, plan-pdf"."""
+
+    def __str__(self) -> str:
+        return ", ".join(self)
+
+
 class UserText(str):
     """A value typed by a subscriber: escaped wherever it lands in Markdown."""
 

@@ -55,6 +55,16 @@ class EventKind(StrEnum):
     BLOCKED = "blocked"
 
 
+class TagSource(StrEnum):
+    """Who added a tag to a subscriber (kept with the tag, shown on their page)."""
+
+    IMPORT = "import"   # the CSV import's ``tags`` column
+    ADMIN = "admin"     # the admin's subscriber page
+    API = "api"         # PATCH /api/v1/subscribers/{id}
+    CLI = "cli"         # flask --app funnel tags add
+    RULE = "rule"       # an automation rule's ``add_tag``
+
+
 class ArrivalPath(StrEnum):
     """How someone reached the landing page: the article's link, or not."""
 

@@ -45,6 +45,7 @@ from funnel.core.states import SubscriberStatus
 from funnel.hooks import capture
 from funnel.models import AppState, Delivery, Subscriber, UTCDateTime
 from funnel.sending import HELD, QUEUED, RETRY, SENDING, SENT, SYSTEM
+from funnel.tagging import tag_names
 
 FINGERPRINT_KEY = "sequence_fingerprint"
 
@@ -101,6 +102,8 @@ class Store:
         if by_id:
             for row in _read(conn, "delivery", list(by_id), False):
                 by_id[row[2]].deliveries.append(DeliveryRow(*row))
+            for sid, names in tag_names(s, list(by_id)).items():
+                by_id[sid].tag_names = frozenset(names)
         return Batch(s, subs)
 
     def still_ours(self, sub: SubscriberRow) -> bool:
@@ -202,6 +205,7 @@ class SubscriberRow:
     lease_until: datetime | None
     lease_owner: str | None
     deliveries: list[DeliveryRow] = field(default_factory=list)
+    tag_names: frozenset[str] = frozenset()  # for content by tag ({% if "x" in tags %})
 
 
 SUBSCRIBER_COLUMNS = (

@@ -25,7 +25,7 @@ from funnel.control import failures
 from funnel.core import lifecycle
 from funnel.inputs import FunnelError, normalise_email
 from funnel.models import Subscriber, Suppression
-from funnel.web import charts
+from funnel.web import admin_tags, charts
 from funnel.web.auth import admin_only, current_admin
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -433,6 +433,7 @@ def subscriber(public_id: str):
         if sub.status == lifecycle.CONFIRMED else 0,
         can_unsubscribe=sub.status in (lifecycle.PENDING, lifecycle.CONFIRMED),
         source=stats.source_label(sub.utm_source, sub.referrer, _own_hosts()),
+        **admin_tags.subscriber_panel(s, sub),
     )
 
 

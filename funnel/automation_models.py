@@ -1,0 +1,40 @@
+"""Tables for tags, several sequences and the coach's rules (issue 25).
+
+Kept apart from ``funnel.models`` (imported at its end, so ``Base`` knows them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from funnel.core.states import TagSource, check_in
+from funnel.core.tags import TAG_MAX
+from funnel.models import Base, UTCDateTime
+
+TAG_REASON_MAX = 200
+
+
+class SubscriberTag(Base):
+    """One tag on one subscriber: when, by what (``source``) and why (``reason``).
+
+    The key (subscriber, tag) makes adding a tag twice a no-op; removing deletes the
+    row, so adding it again later is a new ``added_at`` (what ``tag_added`` rules see).
+    """
+
+    __tablename__ = "subscriber_tag"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(TAG_MAX), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(TAG_REASON_MAX))
+
+    __table_args__ = (
+        # "Everyone tagged X": audiences, rules and the tag list start from the tag.
+        Index("ix_subscriber_tag_tag", "tag", "subscriber_id"),
+        CheckConstraint(check_in("source", TagSource), name="source"),
+    )
