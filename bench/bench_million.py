@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select, text
 
 from funnel import create_app
+from funnel.accounts.passwords import hash_password
 from funnel.models import AdminUser, AppState, Subscriber
-from funnel.passwords import hash_password
 from funnel.runtime import make_worker
 
 
@@ -100,7 +100,7 @@ def main() -> None:
         email = s.scalar(select(Subscriber.email).where(Subscriber.id == n // 2))
     client = app.test_client()
     with client.session_transaction() as sess:
-        # What funnel.web.sessions writes at a login.
+        # What funnel.web.admin.sessions writes at a login.
         sess["admin_id"] = admin_id
         sess["admin_version"] = admin_version
         sess["admin_login"] = sess["admin_seen"] = rt.clock().isoformat()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from funnel.core.states import TagSource, check_in
 from funnel.core.tags import TAG_MAX
-from funnel.models import Base, UTCDateTime
+from funnel.model_base import Base, UTCDateTime
 
 TAG_REASON_MAX = 200
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -114,3 +115,12 @@ def upgrade_reporting(url: str) -> tuple[str | None, str | None]:
     before = current_revision(url)
     upgrade(url)
     return before, current_revision(url)
+
+
+def sqlite_time(value: datetime) -> str:
+    """A datetime as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text,
+    always with microseconds): the cursor compares these strings, so the form
+    must be exactly that (tests/test_worker_batch.py checks it against SQLAlchemy)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S.%f}"

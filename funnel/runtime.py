@@ -26,8 +26,8 @@ from funnel.drip.worker import Worker
 from funnel.hooks import capture
 from funnel.hooks.dispatch import Dispatcher, HookSettings
 from funnel.mail.compose import Composer
+from funnel.mail.sending import MAX_ATTEMPTS
 from funnel.newsletter.work import BroadcastWork
-from funnel.sending import MAX_ATTEMPTS
 from funnel.transports import Transport, make_transport
 
 
@@ -57,7 +57,7 @@ class Runtime:
 
 def init_app(app: Flask) -> None:
     settings = Settings.from_config(app.config)
-    from funnel.operations.wiring import MeteredTransport
+    from funnel.transports.metered import MeteredTransport
 
     try:
         # DATABASE_NULL_POOL (tests): every session closes its connection, so the many
@@ -96,6 +96,16 @@ def rt() -> Runtime:
     return current_app.extensions["funnel"]
 
 
+def planner_rules(settings: Settings, transport: Transport) -> Rules:
+    """The drip planner's rules, from the settings and what the transport promises."""
+    return Rules(
+        window=(settings.window_start, settings.window_end),
+        min_gap=timedelta(hours=settings.catchup_min_gap_hours),
+        max_attempts=MAX_ATTEMPTS, default_timezone=settings.default_timezone,
+        resend_interrupted=transport.idempotent,
+    )
+
+
 def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                 composer: Composer | None = None,
                 clock: Callable[[], datetime] | None = None) -> Worker:
@@ -109,12 +119,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
         batch_size=settings.batch_size, lease_seconds=settings.lease_seconds,
     )
-    rules = Rules(
-        window=(settings.window_start, settings.window_end),
-        min_gap=timedelta(hours=settings.catchup_min_gap_hours),
-        max_attempts=MAX_ATTEMPTS, default_timezone=settings.default_timezone,
-        resend_interrupted=transport.idempotent,
-    )
+    rules = planner_rules(settings, transport)
     # Its own composer: the web threads' one caches templates unsynchronised.
     composer = composer or Composer(settings, clock)
     # The newsletter's broadcasts go through the same send step, on their own to-do list.

@@ -9,11 +9,12 @@ import json
 import pytest
 from sqlalchemy import event, func, select
 
-from funnel import importer, tagging
+from funnel import tagging
 from funnel.automation_models import SubscriberTag
 from funnel.core.broadcast import parse_filter
 from funnel.core.states import TagSource
 from funnel.hooks import events as hook_events
+from funnel.importing import importer
 from funnel.models import Subscriber, WebhookEndpoint, WebhookMessage
 from funnel.newsletter.audience import audience_ids
 from tests.admin_support import post
@@ -210,7 +211,7 @@ def test_api_bad_tag_is_a_422_and_changes_nothing(app, client, db, make_subscrib
 # -- webhooks ------------------------------------------------------------------------
 
 def test_webhook_payloads_carry_the_tags(app, db, clock, make_subscriber):
-    from funnel import subscribers
+    from funnel.subscribers import actions as subscribers
 
     db.add(WebhookEndpoint(url="https://hooks.example.com/x", events=" ".join(
         hook_events.EVENT_TYPES), secret="whsec_test", created_at=clock.now))

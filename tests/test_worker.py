@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, select
 
-from funnel import subscribers
 from funnel.models import Subscriber
 from funnel.runtime import make_worker
+from funnel.subscribers import actions as subscribers
 from funnel.transports import AuthError, TransientSendError
 from tests.conftest import sign_up_and_confirm
 from tests.drip import make_emails_dir, write_step

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.dialects import sqlite
 
-from funnel.drip.store import sqlite_time
+from funnel.db import sqlite_time
 from funnel.models import Subscriber, UTCDateTime
 from funnel.runtime import make_worker
 

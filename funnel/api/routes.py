@@ -20,15 +20,19 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
-from funnel import importer, privacy, runtime, subscribers, tagging
-from funnel.api import keys, spec
+from funnel import runtime, tagging
+from funnel.accounts import api_keys as keys
+from funnel.api import spec
 from funnel.api.problems import Problem, from_status
 from funnel.automation_models import SubscriberTag
 from funnel.core import lifecycle
+from funnel.core.inputs import FunnelError, time_zones
 from funnel.core.states import TagSource
-from funnel.inputs import FunnelError, time_zones
+from funnel.http.extensions import csrf, limiter
+from funnel.importing import importer
 from funnel.models import ApiKey, ConsentRecord, Subscriber
-from funnel.web.extensions import csrf, limiter
+from funnel.subscribers import actions as subscribers
+from funnel.subscribers import privacy
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)

@@ -9,8 +9,8 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from funnel import tagging
+from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.states import TagSource
-from funnel.inputs import FunnelError, normalise_email
 from funnel.models import Subscriber
 from funnel.runtime import rt as _rt
 

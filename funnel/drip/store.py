@@ -42,9 +42,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.core.states import SubscriberStatus
+from funnel.db import sqlite_time
 from funnel.hooks import capture
+from funnel.mail.sending import HELD, QUEUED, RETRY, SENDING, SENT, SYSTEM
 from funnel.models import AppState, Delivery, Subscriber, UTCDateTime
-from funnel.sending import HELD, QUEUED, RETRY, SENDING, SENT, SYSTEM
 from funnel.tagging import tag_names
 
 FINGERPRINT_KEY = "sequence_fingerprint"
@@ -261,15 +262,6 @@ def _changes(table: str, fields: tuple[str, ...],
             row[c] = now[i]
         params.append(row)
     return out
-
-
-def sqlite_time(value: datetime) -> str:
-    """A datetime as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text,
-    always with microseconds): the cursor compares these strings, so the form
-    must be exactly that (tests/test_worker_batch.py checks it against SQLAlchemy)."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%d %H:%M:%S.%f}"
 
 
 _IDS = "__ids__"

@@ -5,7 +5,7 @@ subscribers, consent records and queued confirmations), then sends queued system
 mail (confirmations), then the drip, batch
 by batch. For each batch: decide and commit the intents (short transaction),
 render outside any transaction, then send under the subscribers' row locks
-(``funnel.sending``). A step whose email cannot be rendered is *held* for that
+(``funnel.mail.sending``). A step whose email cannot be rendered is *held* for that
 subscriber and tried again every ``HELD_RECHECK`` until the file is fixed: never
 skipped, never followed by the next step.
 """
@@ -27,12 +27,15 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from funnel import retention, sending, subscribers, system_mail, tallies
 from funnel.core.sequence import Sequence
 from funnel.drip import planner
 from funnel.drip.store import Batch, DeliveryRow, Store, SubscriberRow, unsent
+from funnel.mail import sending
+from funnel.mail.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
 from funnel.models import Delivery, Subscriber, new_public_id
-from funnel.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
+from funnel.reporting import tallies
+from funnel.subscribers import actions as subscribers
+from funnel.subscribers import retention, system_mail
 from funnel.transports import AuthError, Message, Transport
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ Same three guarantees as the plan (README "Delivery guarantees"), on the
 broadcast's own to-do list: a unique (subscriber, "broadcast", slug) delivery
 committed as an intent before sending; a lease on each claimed recipient row;
 and the subscriber and the recipient row re-read under lock right before the
-shared send step (``funnel.sending``) hands the email over, so an unsubscribe,
+shared send step (``funnel.mail.sending``) hands the email over, so an unsubscribe,
 a pause or a cancel that commits first always wins.
 """
 
@@ -19,9 +19,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
 
-from funnel import sending
 from funnel.core import lifecycle
 from funnel.core.sequence import EmailFileError, EmailSource
+from funnel.mail import sending
+from funnel.mail.sending import BROADCAST, DONE_STATES, RETRY, SENDING, UNKNOWN, Outgoing
 from funnel.models import (
     BROADCAST_CANCELLED,
     BROADCAST_SCHEDULED,
@@ -37,7 +38,6 @@ from funnel.models import (
     new_public_id,
 )
 from funnel.newsletter.scheduling import REASON, frozen_source, mark_finished
-from funnel.sending import BROADCAST, DONE_STATES, RETRY, SENDING, UNKNOWN, Outgoing
 from funnel.transports import Message, Transport
 
 log = logging.getLogger(__name__)

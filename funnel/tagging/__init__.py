@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, delete, func, literal, select, true
+from sqlalchemy import CursorResult, Select, delete, func, literal, select, true
 from sqlalchemy.orm import Session
 
 from funnel.automation_models import SubscriberTag
@@ -68,7 +68,8 @@ def remove_tag_where(session: Session, tag: str, who: Select) -> int:
     tag = parse_tag(tag)
     stmt = delete(SubscriberTag).where(SubscriberTag.tag == tag,
                                        SubscriberTag.subscriber_id.in_(who))
-    return int(session.execute(stmt).rowcount or 0)
+    result: CursorResult = session.execute(stmt)  # type: ignore[assignment]
+    return int(result.rowcount or 0)
 
 
 def _one(subscriber_id: int) -> Select:
