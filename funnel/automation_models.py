@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from funnel.core.states import TagSource, check_in
+from funnel.core.states import EnrollmentState, TagSource, check_in
 from funnel.core.tags import TAG_MAX
 from funnel.model_base import Base, UTCDateTime
 
@@ -37,4 +37,26 @@ class SubscriberTag(Base):
         # "Everyone tagged X": audiences, rules and the tag list start from the tag.
         Index("ix_subscriber_tag_tag", "tag", "subscriber_id"),
         CheckConstraint(check_in("source", TagSource), name="source"),
+    )
+
+
+class SequenceEnrollment(Base):
+    """One subscriber in one sequence. Which steps they had is in ``delivery`` (slugs
+    are unique across sequences); this row says whether they are still in it."""
+
+    __tablename__ = "sequence_enrollment"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True)
+    sequence: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    # Step 1's delay counts from here (the plan: the moment they confirmed).
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        # Who is in a sequence, and who finished it lately ("finished: X" starts).
+        Index("ix_sequence_enrollment_state", "sequence", "state", "ended_at"),
+        CheckConstraint(check_in("state", EnrollmentState), name="state"),
     )

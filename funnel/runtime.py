@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from funnel.config import ConfigError, Settings
-from funnel.core.sequence import SequenceFiles
+from funnel.core.sequences import SequencesFiles
 from funnel.db import make_engine, make_intake_engine, make_sessionmaker
 from funnel.drip.planner import Rules
 from funnel.drip.store import Store
@@ -129,7 +129,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     from funnel.control import chores
 
     return Worker(store, composer, transport, clock,
-                  sequence=SequenceFiles(settings.emails_dir), rules=rules,
+                  sequence=SequencesFiles(settings.emails_dir), rules=rules,
                   pending_retention=timedelta(days=settings.pending_retention_days),
                   after_pass=lambda now: chores.after_pass(runtime.sessions, settings, transport,
                                                            now),

@@ -190,7 +190,8 @@ class Renderer:
         body_html = self._md.renderer.render(tokens, self._md.options, {})
         body_text = markdown_to_text(tokens)
         context = {**variables, "subject": subject, "preheader": preheader,
-                   "in_plan": source.path.parent.name == "sequence"}
+                   "in_plan": source.path.parent.name == "sequence"
+                   or source.path.parent.parent.name == "sequences"}
         html = self._layout_env.get_template("base.html").render(
             **context, content=Markup(body_html)
         )

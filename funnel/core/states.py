@@ -70,6 +70,14 @@ class TagSource(StrEnum):
     RULE = "rule"       # an automation rule's ``add_tag``
 
 
+class EnrollmentState(StrEnum):
+    """A subscriber's place in one sequence (issue 25)."""
+
+    ACTIVE = "active"      # steps still to come (or waiting for one)
+    FINISHED = "finished"  # had every step
+    STOPPED = "stopped"    # a stop rule, a rule's ``stop``, or the sequence was removed
+
+
 class ArrivalPath(StrEnum):
     """How someone reached the landing page: the article's link, or not."""
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from collections.abc import Sequence as Sequence_
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from funnel.core.sequence import Sequence
-from funnel.drip import planner
+from funnel.core.sequences import Sequences
+from funnel.drip import enrollments, multiplan, planner
 from funnel.drip.store import Batch, DeliveryRow, Store, SubscriberRow, unsent
 from funnel.mail import sending
 from funnel.mail.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
@@ -112,12 +113,13 @@ def collector_paused() -> Iterator[None]:
 
 class Worker:
     def __init__(self, store: Store, composer, transport: Transport,
-                 clock: Callable[[], datetime], *, sequence: Callable[[], Sequence],
+                 clock: Callable[[], datetime], *, sequence: Callable[[], Sequences],
                  rules: planner.Rules, rng: random.Random | None = None,
                  pending_retention: timedelta | None = None,
                  after_pass: Callable[[datetime], None] | None = None,
                  hooks: Any = None,
-                 pieces: Sequence_[Piece] = ()) -> None:
+                 pieces: Sequence_[Piece] = (),
+                 automation: Callable[[Sequences, datetime], Any] | None = None) -> None:
         self.store = store
         # More work of the same pass that the drip knows nothing about (the
         # newsletter's broadcasts): each is called with (now, stop) after the drip.
@@ -135,6 +137,9 @@ class Worker:
         self.after_pass = after_pass
         # The webhook outbox's dispatcher (funnel/hooks): one more step of every pass.
         self.hooks = hooks
+        # Set-based starts of sequences and the coach's rules (funnel/automation),
+        # run before the drip so what they start is claimed in the same pass.
+        self.automation = automation
 
     @property
     def name(self) -> str:
@@ -159,10 +164,16 @@ class Worker:
             log.exception("taking in sign-ups failed; sending what is queued")
         self._batches(now, stop, report, self.store.claim_queued, self._system_batch)
         if drip:
-            sequence = self.load_sequence()
-            self.store.replan_if_changed(sequence.fingerprint, now)
+            sequences = self.load_sequence()
+            self.store.replan_if_changed(sequences.fingerprint, now)
+            with self.store.transaction() as s:
+                seen = enrollments.seen_since(s, list(sequences.names), now)
+                s.commit()
+            if self.automation is not None:
+                self.automation(sequences, now)
             self._batches(now, stop, report, self.store.claim_due,
-                          lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
+                          lambda ids, now, report: self._drip_batch(ids, sequences, seen, now,
+                                                                    report))
             for piece in self.pieces:
                 report.add_piece(piece(now, stop))
             if self.after_pass is not None and not (stop and stop.is_set()):
@@ -213,27 +224,55 @@ class Worker:
 
     # -- the drip ------------------------------------------------------------
 
-    def _decide(self, batch: Batch, sub: SubscriberRow, sequence: Sequence,
-                now: datetime) -> planner.Decision:
+    def _plan(self, sub: SubscriberRow, sequences: Sequences, now: datetime) -> multiplan.Plan:
+        """The decision over every sequence the subscriber is in, its enrollment
+        changes applied to their rows (written with the batch)."""
+        sub_view, deliveries = view(sub)
+        decided = multiplan.plan_all(sub_view, deliveries, [e.view() for e in sub.enrollments],
+                                     sequences, now, self.rules, tags=sub.tag_names,
+                                     wants_newsletter=sub.wants_newsletter)
+        enrollments.apply(sub.enrollments, decided.changes)
+        return decided
+
+    def _enter(self, sub: SubscriberRow, sequences: Sequences, seen: dict[str, datetime]) -> None:
+        """Sequences that start on confirming (or on confirming from a form source):
+        entered when the worker first looks at a confirmed subscriber; only people
+        confirmed since the sequence appeared (the plan: everyone)."""
+        if sub.status != planner.CONFIRMED or sub.confirmed_at is None:
+            return
+        for d in sequences.defs:
+            if d.start.kind not in ("confirmed", "source"):
+                continue
+            if sub.confirmed_at < seen.get(d.name, sub.confirmed_at):
+                continue
+            if d.start.kind == "source" and (sub.utm_source or "").lower() != d.start.value:
+                continue
+            enrollments.start(sub.enrollments, sub.id, d.name, sub.confirmed_at)
+
+    def _decide(self, batch: Batch, sub: SubscriberRow, sequences: Sequences,
+                now: datetime) -> multiplan.Plan:
         """The planner's decision, after settling whatever it gives up on."""
         for _ in range(len(sub.deliveries) + 1):
-            for d in unsent(sub, DRIP):
-                if sequence.get(d.step_slug) is None:
-                    batch.delete(d)  # its step was deleted while in flight
-            decision = planner.plan(*view(sub), sequence.steps, now, self.rules)
+            if not sequences.broken:  # a broken sequence's steps are unknown: keep theirs
+                for d in unsent(sub, DRIP):
+                    if sequences.of_slug(d.step_slug) is None:
+                        batch.delete(d)  # its step (or sequence) was deleted while in flight
+            decided = self._plan(sub, sequences, now)
+            decision = decided.decision
             if not isinstance(decision, planner.GiveUp):
-                return decision
+                return decided
             d = next(d for d in unsent(sub, DRIP) if d.step_slug == decision.step_slug)
             d.state, d.error, d.sent_at, d.retry_at = decision.state, decision.reason, now, None
         raise RuntimeError("planner kept giving up")  # pragma: no cover
 
-    def _drip_batch(self, ids: list[int], sequence: Sequence, now: datetime,
-                    report: PassReport) -> None:
+    def _drip_batch(self, ids: list[int], sequences: Sequences, seen: dict[str, datetime],
+                    now: datetime, report: PassReport) -> None:
         with self.store.transaction() as s:
             intents: list[tuple[SubscriberRow, DeliveryRow]] = []
             batch = self.store.load(s, ids, lock=False)
             for sub in batch:
-                decision = self._decide(batch, sub, sequence, now)
+                self._enter(sub, sequences, seen)
+                decision = self._decide(batch, sub, sequences, now).decision
                 if not isinstance(decision, planner.Send):
                     self.store.release(sub, planner.next_due(decision))
                     report.skipped += isinstance(decision, planner.Hold)
@@ -248,10 +287,15 @@ class Worker:
                 log.error("a delivery already existed in this batch; leaving it to its lease")
                 return
         # Rendered outside any transaction, so row locks are held only while sending.
-        prepared = self._compose(sequence, intents, now)
+        prepared = self._compose(sequences.all, intents, now)
 
-        def hold(sub: SubscriberRow, _d: DeliveryRow) -> bool:
-            decision = planner.blocked(view(sub)[0], now)
+        def hold(sub: SubscriberRow, d: DeliveryRow) -> bool:
+            sub_view = view(sub)[0]
+            seq = sequences.get(sequences.of_slug(d.step_slug) or "")
+            if seq is not None:
+                sub_view = replace(sub_view, wants_plan=multiplan.wants(
+                    sub_view, seq.topic, sub.wants_newsletter))
+            decision = planner.blocked(sub_view, now)
             if decision is None:
                 return False
             self.store.release(sub, planner.next_due(decision))
@@ -263,7 +307,7 @@ class Worker:
             elif d.state in (sending.RETRY, HELD):
                 self.store.release(sub, d.retry_at)
             else:
-                decision = planner.plan(*view(sub), sequence.steps, now, self.rules)
+                decision = self._plan(sub, sequences, now).decision
                 self.store.release(sub, now if isinstance(decision, (planner.Send, planner.GiveUp))
                                    else planner.next_due(decision))
 
