@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from funnel.automation import Automation
 from funnel.config import ConfigError, Settings
 from funnel.core.sequences import SequencesFiles
 from funnel.db import make_engine, make_intake_engine, make_sessionmaker
@@ -135,7 +136,8 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                                                            now),
                   # The webhook outbox is delivered as one more step of each pass.
                   hooks=Dispatcher(runtime.sessions, runtime.hook_settings),
-                  pieces=[broadcasts.run])
+                  pieces=[broadcasts.run],
+                  automation=Automation(runtime.sessions, settings.emails_dir))
 
 
 def session() -> Session:

@@ -42,8 +42,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.core.states import SubscriberStatus
-from funnel.drip import enrollments
 from funnel.db import sqlite_time
+from funnel.drip import enrollments
 from funnel.hooks import capture
 from funnel.mail.sending import HELD, QUEUED, RETRY, SENDING, SENT, SYSTEM
 from funnel.models import AppState, Delivery, Subscriber, UTCDateTime
