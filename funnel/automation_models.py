@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from funnel.core.states import EnrollmentState, TagSource, check_in
@@ -59,4 +59,27 @@ class SequenceEnrollment(Base):
         # Who is in a sequence, and who finished it lately ("finished: X" starts).
         Index("ix_sequence_enrollment_state", "sequence", "state", "ended_at"),
         CheckConstraint(check_in("state", EnrollmentState), name="state"),
+    )
+
+
+class RuleFiring(Base):
+    """One rule fired for one subscriber. Written in the same transaction as the
+    rule's actions, with a unique key: a worker killed mid-rule leaves neither
+    (the next pass does both, once); two workers cannot both fire it.
+    ``trigger`` is empty for a rule that fires once per person, else what set it
+    off this time (the click's event, the tag's date…) for ``repeat: true``."""
+
+    __tablename__ = "rule_firing"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(100))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("rule", "subscriber_id", "trigger", name="uq_rule_firing_once"),
+        # The admin's last firings of a rule, and a pass's own firings.
+        Index("ix_rule_firing_rule_at", "rule", "fired_at"),
+        Index("ix_rule_firing_subscriber", "subscriber_id"),
     )

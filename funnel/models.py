@@ -642,4 +642,8 @@ class BroadcastRecipient(Base):
 
 # Tags, several sequences and rules (issue 25) live in their own module; importing
 # it here registers them on ``Base.metadata`` wherever the models are used.
-from funnel.automation_models import SequenceEnrollment, SubscriberTag  # noqa: E402,F401
+from funnel.automation_models import (  # noqa: E402,F401
+    RuleFiring,
+    SequenceEnrollment,
+    SubscriberTag,
+)

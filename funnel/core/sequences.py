@@ -22,6 +22,7 @@ import yaml
 from funnel.core.sequence import (
     PLAN,
     EmailFileError,
+    EmailSource,
     Sequence,
     Step,
     plan_folder,
@@ -206,9 +207,21 @@ def load_one(folder: Path) -> SequenceDef:
     return SequenceDef(name, title, topic, start, stops, steps, folder)
 
 
+SEND_PREFIX = "send-"  # a rule's ``send: slug`` is a one-email sequence "send-<slug>"
+
+
+def send_emails(emails_dir: str | Path) -> list[Path]:
+    """The emails rules ``send`` (emails/automations/*.md)."""
+    return sorted(Path(emails_dir, "automations").glob("*.md"))
+
+
 def load_sequences(emails_dir: str | Path) -> Sequences:
     """Every sequence that parses; the others in ``broken`` with their first error.
-    Slugs shared between sequences are an error for the whole set (EmailFileError)."""
+    Slugs shared between sequences are an error for the whole set (EmailFileError).
+
+    Each email of ``emails/automations/`` is a sequence of its own with one step,
+    started only by a rule's ``send``: so it goes once per person, inside their
+    window, with the one-email-a-day rule, like any other step."""
     defs: list[SequenceDef] = []
     broken: dict[str, str] = {}
     for folder in sequence_folders(emails_dir):
@@ -216,6 +229,18 @@ def load_sequences(emails_dir: str | Path) -> Sequences:
             defs.append(load_one(folder))
         except (EmailFileError, OSError) as exc:
             broken[_name_of(folder)] = str(exc)
+    for path in send_emails(emails_dir):
+        try:
+            src = read_email_file(path)
+            if "delay" not in src.meta:
+                src = EmailSource(src.path, {**src.meta, "delay": 0}, src.body, src.body_line,
+                                  src.meta_lines)
+            step = step_from_source(src)
+        except (EmailFileError, OSError) as exc:
+            broken[SEND_PREFIX + path.stem] = str(exc)
+            continue
+        defs.append(SequenceDef(SEND_PREFIX + step.slug, step.subject, "plan",
+                                Start("rule"), (), Sequence((step,)), path.parent))
     return Sequences(tuple(defs), broken)
 
 
@@ -223,6 +248,7 @@ def stamp(emails_dir: str | Path) -> tuple:
     """What changes when any sequence file is added, removed or saved."""
     files = [p for folder in sequence_folders(emails_dir)
              for p in sorted(folder.glob("*")) if p.suffix in (".md", ".yml")]
+    files += send_emails(emails_dir)
     return tuple((str(p), st.st_mtime_ns, st.st_size) for p in files for st in (p.stat(),))
 
 
