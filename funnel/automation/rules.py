@@ -80,10 +80,10 @@ def _get_mark(session: Session, key: str) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _set_mark(session: Session, key: str, now: datetime) -> None:
-    stmt = dialect_insert(session, AppState).values(key=key, value=now.isoformat())
-    session.execute(stmt.on_conflict_do_update(index_elements=["key"],
-                                               set_={"value": now.isoformat()}))
+def _set_mark(session: Session, key: str, now: datetime | str) -> None:
+    value = now if isinstance(now, str) else now.isoformat()
+    stmt = dialect_insert(session, AppState).values(key=key, value=value)
+    session.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
 def _trigger(rule: Rule, column) -> object:
@@ -119,13 +119,24 @@ def candidates(session: Session, rule: Rule, since: datetime, now: datetime
     return human_clicks(session, rule, since)
 
 
+def _click_key(rule: Rule) -> str:
+    return f"rule_click:{rule.name}"[:64]
+
+
 def human_clicks(session: Session, rule: Rule, since: datetime) -> list[tuple[int, str]]:
-    rows = session.execute(
-        select(DeliveryEvent.id, DeliveryEvent.subscriber_id, DeliveryEvent.delivery_id,
-               DeliveryEvent.at, DeliveryEvent.detail, Delivery.sent_at)
-        .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
-        .where(DeliveryEvent.kind == EventKind.CLICK, DeliveryEvent.at >= since,
-               DeliveryEvent.detail.contains(rule.value, autoescape=True))).all()
+    """Clicks *recorded* since the rule last looked (by event id: a provider's
+    webhook may report a click hours after it happened), scanners left out."""
+    seen = session.scalar(select(AppState.value).where(AppState.key == _click_key(rule)))
+    q = (select(DeliveryEvent.id, DeliveryEvent.subscriber_id, DeliveryEvent.delivery_id,
+                DeliveryEvent.at, DeliveryEvent.detail, Delivery.sent_at)
+         .join(Delivery, Delivery.id == DeliveryEvent.delivery_id)
+         .where(DeliveryEvent.kind == EventKind.CLICK,
+                DeliveryEvent.detail.contains(rule.value, autoescape=True)))
+    # A new rule looks back as far as any other; then on from the last event it saw.
+    q = q.where(DeliveryEvent.id > int(seen)) if seen is not None else q.where(DeliveryEvent.at >= since)
+    rows = session.execute(q).all()
+    last = session.scalar(select(func.max(DeliveryEvent.id))) or 0
+    _set_mark(session, _click_key(rule), str(last))  # committed with the firings
     if not rows:
         return []
     deliveries = {r.delivery_id for r in rows}
