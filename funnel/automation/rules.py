@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, String, and_, cast, func, literal, select, update
 from sqlalchemy.orm import Session
@@ -86,7 +87,7 @@ def _set_mark(session: Session, key: str, now: datetime | str) -> None:
     session.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
-def _trigger(rule: Rule, column) -> object:
+def _trigger(rule: Rule, column) -> Any:
     return cast(column, String) if rule.repeat else literal("")
 
 
@@ -145,7 +146,8 @@ def human_clicks(session: Session, rule: Rule, since: datetime) -> list[tuple[in
             select(DeliveryEvent.delivery_id, DeliveryEvent.at, DeliveryEvent.detail)
             .where(DeliveryEvent.kind == EventKind.CLICK,
                    DeliveryEvent.delivery_id.in_(deliveries))):
-        clicks.setdefault(delivery_id, []).append((at, detail or ""))
+        if delivery_id is not None:
+            clicks.setdefault(delivery_id, []).append((at, detail or ""))
     out: list[tuple[int, str]] = []
     for r in rows:
         if r.subscriber_id is None or r.sent_at is None or r.at - r.sent_at < HUMAN_AFTER:

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from funnel.core.sequence import Sequence
+from funnel.core.sequence import PLAN, Sequence
 from funnel.core.sequences import Sequences
 from funnel.drip import enrollments, multiplan, planner
 from funnel.drip.store import Batch, DeliveryRow, Store, SubscriberRow, unsent
@@ -243,8 +243,8 @@ class Worker:
         for d in sequences.defs:
             if d.start.kind not in ("confirmed", "source"):
                 continue
-            if sub.confirmed_at < seen.get(d.name, sub.confirmed_at):
-                continue
+            if d.name != PLAN and sub.confirmed_at < seen.get(d.name, sub.confirmed_at):
+                continue  # the plan takes everyone confirmed, whenever
             if d.start.kind == "source" and (sub.utm_source or "").lower() != d.start.value:
                 continue
             enrollments.start(sub.enrollments, sub.id, d.name, sub.confirmed_at)
