@@ -43,6 +43,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.http import extensions, ratelimits
     from funnel.web import errors, headers, ops, webhooks
     from funnel.web.admin import auth, broadcasts, previews
+    from funnel.web.admin import automation as admin_automation
     from funnel.web.admin import connect as connect_admin
     from funnel.web.admin import dashboard as admin
     from funnel.web.admin import imports as admin_import
@@ -72,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(previews.bp)
     app.register_blueprint(admin_subscriber.bp)
     app.register_blueprint(admin_tags.bp)
+    app.register_blueprint(admin_automation.bp)
     app.register_blueprint(admin_import.bp)
     app.register_blueprint(connect_admin.bp)
     # Other sites and tools: the embedded sign-up form and the JSON API.

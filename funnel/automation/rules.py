@@ -12,9 +12,9 @@ does both, once. 100,000 matches are a few statements, never a loop.
 scanners of mail providers open every link within seconds of delivery), and
 (2) no *other* link of the same email was clicked within ``BURST`` (10 s) of it
 (scanners fetch all links at once; a person reads, then clicks one). (3) HEAD
-requests: a scanner that only checks a link sends HEAD; SendGrid's click
-tracking records a click only for a GET of its redirect, so a HEAD never becomes a
-click event (and our own pages answer HEAD without side effects). Opens are used
+requests: rules read only the provider's click events, and SendGrid's click
+tracking records a click when its redirect is followed with GET, so a scanner's
+HEAD never becomes a click event. Opens are used
 only for ``inactive_days``, where counting a machine's open as activity can only
 keep someone subscribed, never unsubscribe them.
 """

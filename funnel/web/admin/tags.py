@@ -11,6 +11,7 @@ from flask import Blueprint, abort, flash, redirect, request, url_for
 from sqlalchemy.orm import Session
 
 from funnel import runtime, tagging
+from funnel.automation import report
 from funnel.core.inputs import FunnelError
 from funnel.core.states import TagSource
 from funnel.models import Subscriber
@@ -23,7 +24,9 @@ admin_only(bp)
 
 def subscriber_panel(session: Session, sub: Subscriber) -> dict[str, Any]:
     """What the subscriber's page shows of tags (merged into its template's values)."""
-    return {"tags": tagging.tags_of(session, sub.id)}
+    sequence_rows, rule_rows = report.subscriber_history(session, sub.id)
+    return {"tags": tagging.tags_of(session, sub.id), "sequence_rows": sequence_rows,
+            "rule_rows": rule_rows}
 
 
 def _sub(public_id: str) -> Subscriber:
