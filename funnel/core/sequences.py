@@ -272,3 +272,14 @@ class SequencesFiles:
 
 def step_of(sequences: Sequences, slug: str) -> Step | None:
     return sequences.all.get(slug)
+
+
+def all_steps(emails_dir: str | Path) -> Sequence:
+    """Every step of every sequence (for look-ups by slug: view in browser, data
+    export); the plan alone if the set cannot be read."""
+    from funnel.core.sequence import load_sequence
+
+    try:
+        return load_sequences(emails_dir).all
+    except EmailFileError:
+        return load_sequence(emails_dir)
