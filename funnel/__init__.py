@@ -44,12 +44,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.studio.emails_dir import ensure_emails_dir
     from funnel.web import errors, headers, nul_guard, ops, webhooks
     from funnel.web.admin import auth, broadcasts, previews, sending
+    from funnel.web.admin import automation as admin_automation
     from funnel.web.admin import connect as connect_admin
     from funnel.web.admin import dashboard as admin
     from funnel.web.admin import editor as admin_editor
     from funnel.web.admin import imports as admin_import
     from funnel.web.admin import session_list as admin_sessions
     from funnel.web.admin import subscriber as admin_subscriber
+    from funnel.web.admin import tags as admin_tags
     from funnel.web.admin import two_factor as two_factor_pages
     from funnel.web.public import embed, fastpages, newsletter, site
     from funnel.web.subscriber import fresh_links, links, plan, preferences
@@ -81,6 +83,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_subscriber.bp)
     app.register_blueprint(admin_sessions.bp)
     app.register_blueprint(two_factor_pages.bp)
+    app.register_blueprint(admin_tags.bp)
+    app.register_blueprint(admin_automation.bp)
     app.register_blueprint(admin_import.bp)
     app.register_blueprint(connect_admin.bp)
     # Other sites and tools: the embedded sign-up form and the JSON API.

@@ -6,26 +6,22 @@ and the use cases in ``services``.
 
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
     true,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from funnel.core.states import (
     ArrivalPath,
@@ -44,44 +40,7 @@ from funnel.core.states import (
     VisitPage,
     check_in,
 )
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out, on SQLite (which drops the zone) too."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-def new_public_id() -> str:
-    return secrets.token_urlsafe(16)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+from funnel.model_base import NAMING_CONVENTION, Base, UTCDateTime, new_public_id  # noqa: F401
 
 
 class Subscriber(Base):
@@ -124,6 +83,19 @@ class Subscriber(Base):
     deliveries: Mapped[list[Delivery]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="Delivery.id"
     )
+
+    @property
+    def tag_names(self) -> frozenset[str]:
+        """The subscriber's tags, read from their session (none for an unsaved one)."""
+        from sqlalchemy import select
+        from sqlalchemy.orm import object_session
+
+
+        session = object_session(self)
+        if session is None or self.id is None:
+            return frozenset()
+        return frozenset(session.scalars(select(SubscriberTag.tag)
+                                         .where(SubscriberTag.subscriber_id == self.id)))
 
     __table_args__ = (
         Index("ix_subscriber_due", "next_due_at"),
@@ -747,3 +719,12 @@ class MachineEvent(Base):
     __table_args__ = (
         CheckConstraint(check_in("kind", MachineEventKind), name="kind"),
     )
+
+
+# Tags, several sequences and rules (issue 25) live in their own module; importing
+# it here registers them on ``Base.metadata`` wherever the models are used.
+from funnel.automation_models import (  # noqa: E402,F401
+    RuleFiring,
+    SequenceEnrollment,
+    SubscriberTag,
+)

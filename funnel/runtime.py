@@ -18,8 +18,9 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from funnel.automation import Automation
 from funnel.config import ConfigError, Settings
-from funnel.core.sequence import SequenceFiles
+from funnel.core.sequences import SequencesFiles
 from funnel.db import make_engine, make_intake_engine, make_sessionmaker
 from funnel.drip.batches import Batches
 from funnel.drip.planner import Rules
@@ -137,7 +138,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     )
     # Its own composer: the web threads' one caches templates unsynchronised.
     composer = composer or Composer(settings, clock)
-    batches = Batches(store, composer, transport, sequence=SequenceFiles(settings.emails_dir),
+    batches = Batches(store, composer, transport, sequence=SequencesFiles(settings.emails_dir),
                       rules=planner_rules(settings, transport))
     # The newsletter's broadcasts go through the same send step, on their own to-do list.
     from funnel.control import brakes
@@ -148,6 +149,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                                allowance=lambda at: brakes.newsletter_allowance(
                                    sessions, settings, transport, at))
     hooks = Dispatcher(sessions, runtime.hook_settings)
+    automation = Automation(sessions, settings.emails_dir)
     from funnel.control import chores, mail_state
     from funnel.reporting import tallies
     from funnel.subscribers import actions as subscribers
@@ -181,6 +183,12 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                 break
         return report
 
+    def rules(now: datetime, _stop: Stop) -> PassReport:
+        # Set-based starts of sequences and the coach's rules, before the drip so
+        # what they start is claimed in this same pass.
+        automation(batches.load_sequence(), now)
+        return PassReport()
+
     def drip(now: datetime, stop: Stop) -> PassReport:
         # The brakes pause sequences too; confirmations (system mail) never wait.
         if brakes.evaluate(sessions, settings, transport, now).paused:
@@ -207,6 +215,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         Every(60, Step("fold tallies", fold, urgent=True)),
         Step("intake", intake, urgent=True),
         Step("system mail", batches.system_mail, urgent=True),
+        Step("rules", rules),
         Step("drip", drip),
         Step("newsletter", newsletter),
         Step("chores", chore),

@@ -116,7 +116,7 @@ def test_templates_run_sandboxed_with_strict_variables(tmp_path, emails_copy):
     from jinja2 import UndefinedError
     from jinja2.exceptions import SecurityError
 
-    path = emails_copy / "sequence" / "02-hip-mobility.md"
+    path = emails_copy / "sequences" / "plan" / "02-hip-mobility.md"
     text = path.read_text()
     c = composer(emails_dir=emails_copy)
     path.write_text(text.replace("{{ first_name }}", "{{ frist_name }}"))
@@ -262,7 +262,7 @@ def test_check_passes_on_the_real_emails(tmp_path):
 
 
 def test_check_catches_a_typo_d_variable_with_file_and_line(tmp_path, emails_copy):
-    path = emails_copy / "sequence" / "02-hip-mobility.md"
+    path = emails_copy / "sequences" / "plan" / "02-hip-mobility.md"
     path.write_text(path.read_text().replace("Hi {{ first_name }},", "Hi {{ frist_name }},"))
     line = line_of(path, "frist_name")
     result = run_cli(tmp_path, emails_copy, "emails", "check")
@@ -293,7 +293,7 @@ BROKEN = {
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_check_catches_broken_emails(case, tmp_path, emails_copy):
     edit, expected = BROKEN[case]
-    path = emails_copy / "sequence" / "03-glute-strength.md"
+    path = emails_copy / "sequences" / "plan" / "03-glute-strength.md"
     path.write_text(edit(path.read_text()))
     result = run_cli(tmp_path, emails_copy, "emails", "check")
     assert result.exit_code == 1, result.output
@@ -302,7 +302,7 @@ def test_check_catches_broken_emails(case, tmp_path, emails_copy):
 
 
 def test_check_warns_about_long_subject_and_missing_preheader(tmp_path, emails_copy):
-    path = emails_copy / "sequence" / "03-glute-strength.md"
+    path = emails_copy / "sequences" / "plan" / "03-glute-strength.md"
     text = re.sub(r"^subject:.*$", "subject: " + "y" * 70, path.read_text(), flags=re.MULTILINE)
     path.write_text(re.sub(r"^preheader:.*\n", "", text, flags=re.MULTILINE))
     result = run_cli(tmp_path, emails_copy, "emails", "check")
@@ -402,7 +402,7 @@ def test_preview_follows_file_edits_without_restart(client, db, clock, emails_co
     log_in(client, db, clock)
     before = client.get("/admin/emails/hip-mobility/version.json").get_json()["version"]
     assert client.get("/admin/emails/hip-mobility/version.json").get_json()["version"] == before
-    path = emails_copy / "sequence" / "02-hip-mobility.md"
+    path = emails_copy / "sequences" / "plan" / "02-hip-mobility.md"
     path.write_text(path.read_text().replace("How is the stretch going?",
                                              "How are your hips today?"))
     after = client.get("/admin/emails/hip-mobility/version.json").get_json()["version"]

@@ -65,7 +65,7 @@ def _wide_png(width: int = 1200, height: int = 40) -> str:
 
 def test_what_a_marketer_might_add_still_fits_a_phone(page, tmp_path):
     emails = Path(shutil.copytree(EMAILS, tmp_path / "emails"))
-    path = emails / "sequence" / "02-hip-mobility.md"
+    path = emails / "sequences" / "plan" / "02-hip-mobility.md"
     path.write_text(path.read_text() + (
         "\nA long address: https://runstronger.example/" + "a-very-long-path-" * 12 + "\n\n"
         "Supercalifragilisticexpialidocious" * 4 + "\n\n"
@@ -106,7 +106,7 @@ def test_preview_reloads_itself_when_the_file_changes(live_server, page, db, clo
     assert fits["scroll"] <= fits["width"]
     expect(page.frame_locator("iframe.desktop").get_by_text("Hi Alex,")).to_be_visible()
     # The marketer edits the Markdown; the open page shows it without a restart or a click.
-    path = Path(app.config["EMAILS_DIR"]) / "sequence" / "02-hip-mobility.md"
+    path = Path(app.config["EMAILS_DIR"]) / "sequences" / "plan" / "02-hip-mobility.md"
     path.write_text(path.read_text().replace("How is the stretch going?",
                                              "How are your hips today?"))
     expect(page.locator("#text-part")).to_contain_text("How are your hips today?", timeout=10_000)

@@ -67,7 +67,7 @@ def test_a_marketer_drops_in_an_image_and_references_it(tmp_path, emails_copy):
     # A real PNG, written by the SVG renderer.
     png = MediaLibrary(EMAILS / "images").png(EMAILS / "images" / "a-skip.svg")
     (emails_copy / "images" / "hill-run.png").write_bytes(png)
-    path = emails_copy / "sequence" / "02-hip-mobility.md"
+    path = emails_copy / "sequences" / "plan" / "02-hip-mobility.md"
     path.write_text(path.read_text() + "\n![A runner on a hill, leaning slightly forward]"
                                        "(images/hill-run.png)\n")
     html = composer(emails_dir=emails_copy).render(source("hip-mobility", emails_copy),
@@ -95,7 +95,7 @@ def test_check_refuses_bad_images(tmp_path, emails_copy, markdown, expected):
     header = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + (9000).to_bytes(4, "big") \
         + (200).to_bytes(4, "big")
     (emails_copy / "images" / "huge.png").write_bytes(header + b"\0" * 20)
-    path = emails_copy / "sequence" / "03-glute-strength.md"
+    path = emails_copy / "sequences" / "plan" / "03-glute-strength.md"
     path.write_text(path.read_text() + f"\n{markdown}\n")
     result = run_cli(tmp_path, emails_copy, "emails", "check")
     assert result.exit_code == 1, result.output

@@ -110,7 +110,7 @@ def test_worker_errors_name_the_subscriber_by_public_id(app, client, runner, db,
     import shutil
 
     shutil.copytree(rt.settings.emails_dir, broken)
-    path = next(p for p in (broken / "sequence").iterdir() if first.slug in p.read_text())
+    path = next(p for p in (broken / "sequences" / "plan").iterdir() if first.slug in p.read_text())
     path.write_text(path.read_text() + "\n{{ this is not valid }\n")
     app.config["EMAILS_DIR"] = str(broken)
     from dataclasses import replace

@@ -83,7 +83,7 @@ def test_pages_promise_the_real_cadence(client, outbox):
 
 def test_cadence_follows_the_sequence(tmp_path):
     emails = copy_emails(tmp_path / "emails")
-    for p in sorted((emails / "sequence").glob("*.md"))[4:]:
+    for p in sorted((emails / "sequences" / "plan").glob("*.md"))[4:]:
         p.unlink()
     c = cadence(load_sequence(emails))
     assert c.emails == 4 and c.weeks == 2

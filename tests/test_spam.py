@@ -67,7 +67,7 @@ def test_email_scores_below_one(scores, slug):
 def test_spammy_copy_is_caught(tmp_path):
     """The same pipeline with shouty copy goes over the limit, so a pass means something."""
     emails = Path(shutil.copytree(EMAILS, tmp_path / "emails"))
-    path = emails / "sequence" / "02-hip-mobility.md"
+    path = emails / "sequences" / "plan" / "02-hip-mobility.md"
     text = re.sub(r"^subject:.*$", 'subject: "FREE!!! 100% GUARANTEED RESULTS, ACT NOW"',
                   path.read_text(), flags=re.MULTILINE)
     path.write_text(text + "\n100% GUARANTEED!!! Risk free, no credit check, lose weight "

@@ -20,12 +20,14 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from funnel import runtime
+from funnel import runtime, tagging
 from funnel.accounts import api_keys as keys
 from funnel.api import spec
 from funnel.api.problems import Problem, from_status
+from funnel.automation_models import SubscriberTag
 from funnel.core import lifecycle
 from funnel.core.inputs import FunnelError, nul_problem, time_zones
+from funnel.core.states import TagSource
 from funnel.http.extensions import csrf, limiter
 from funnel.importing import importer
 from funnel.models import ApiKey, Subscriber
@@ -172,7 +174,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def show(sub: Subscriber) -> dict[str, Any]:
+def show(sub: Subscriber, tags: list[str] | None = None) -> dict[str, Any]:
     now = runtime.now()
     if lifecycle.paused_until_resumed(sub):
         paused: str | None = "indefinite"
@@ -185,6 +187,7 @@ def show(sub: Subscriber) -> dict[str, Any]:
         "paused_until": paused,
         "topics": {"plan": bool(sub.wants_plan), "newsletter": bool(sub.wants_newsletter)},
         "source": sub.utm_source or sub.referrer,
+        "tags": tags if tags is not None else tagging.tag_names(runtime.session(), [sub.id])[sub.id],
     }
 
 
@@ -238,12 +241,20 @@ def list_subscribers() -> Response:
         q = q.where(Subscriber.created_at > _when(args["created_after"], "created_after"))
     if args.get("created_before"):
         q = q.where(Subscriber.created_at < _when(args["created_before"], "created_before"))
+    if args.get("tag") is not None:
+        try:
+            tag = tagging.parse_tag(args["tag"])
+        except FunnelError as exc:
+            raise Problem(400, str(exc)) from exc
+        q = q.where(Subscriber.id.in_(select(SubscriberTag.subscriber_id)
+                                      .where(SubscriberTag.tag == tag)))
     if args.get("cursor"):
         q = q.where(Subscriber.id > _decode_cursor(args["cursor"][:200]))
     rows = list(runtime.session().scalars(q))
     more = len(rows) > limit
     rows = rows[:limit]
-    return jsonify(data=[show(s) for s in rows],
+    tags = tagging.tag_names(runtime.session(), [s.id for s in rows])
+    return jsonify(data=[show(s, tags[s.id]) for s in rows],
                    next_cursor=_encode_cursor(rows[-1].id) if more and rows else None)
 
 
@@ -317,6 +328,14 @@ def update_subscriber(public_id: str) -> Response:
         until = lifecycle.UNTIL_RESUMED if raw == "indefinite" else _when(raw, "paused_until")
         if until <= now:
             raise _domain(FunnelError("A pause has to end in the future.", "pause"))
+    try:  # every tag checked before anything changes
+        add_tags = tagging.parse_tags(data.get("add_tags") or [])
+        remove_tags = tagging.parse_tags(data.get("remove_tags") or [])
+        tag_reason = tagging.clean_reason(data.get("tag_reason"))
+    except FunnelError as exc:
+        raise _domain(exc) from exc
+    if set(add_tags) & set(remove_tags):
+        raise _domain(FunnelError("A tag cannot be both added and removed.", "add_tags"))
     topics: dict[str, bool] = data.get("topics") or {}
     if topics and sub.status != lifecycle.CONFIRMED:
         raise Problem(409, "Only a confirmed subscriber has topics to change.")
@@ -341,6 +360,13 @@ def update_subscriber(public_id: str) -> Response:
     for topic in (subscribers.PLAN, subscribers.NEWSLETTER):
         if topic in topics and sub.status == lifecycle.CONFIRMED:
             subscribers.set_topic(s, sub, topic, topics[topic], now=now, meta=meta)
+    if add_tags or remove_tags:
+        for tag in add_tags:
+            tagging.add_tag(s, sub.id, tag, now=now, source=TagSource.API,
+                            reason=tag_reason or (f"API key {key.name}"[:200] if key else None))
+        for tag in remove_tags:
+            tagging.remove_tag(s, sub.id, tag)
+        s.commit()
     return jsonify(show(sub))
 
 

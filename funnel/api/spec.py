@@ -18,6 +18,9 @@ NAME = {"type": ["string", "null"], "maxLength": 80}
 ZONE = {"type": "string", "minLength": 1, "maxLength": 64,
         "description": "An IANA time zone name, e.g. Europe/London."}
 PUBLIC_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}
+TAG = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$",
+       "description": "Letters, digits and single hyphens; stored in lowercase."}
+TAG_LIST = {"type": "array", "items": TAG, "maxItems": 50, "uniqueItems": True}
 
 SIGNUP = {
     "type": "object",
@@ -86,13 +89,18 @@ UPDATE = {
             "minProperties": 1,
             "properties": {"plan": {"type": "boolean"}, "newsletter": {"type": "boolean"}},
         },
+        "add_tags": {**TAG_LIST, "description": "Tags to add (a tag already there keeps its "
+                                                "first date)."},
+        "remove_tags": {**TAG_LIST, "description": "Tags to take off."},
+        "tag_reason": {"type": "string", "maxLength": 200,
+                       "description": "Why the tags were added, kept with each."},
     },
 }
 
 SUBSCRIBER = {
     "type": "object",
     "required": ["id", "email", "first_name", "status", "time_zone", "created_at",
-                 "confirmed_at", "unsubscribed_at", "paused_until", "topics"],
+                 "confirmed_at", "unsubscribed_at", "paused_until", "topics", "tags"],
     "properties": {
         "id": PUBLIC_ID,
         "email": {"type": "string"},
@@ -111,6 +119,8 @@ SUBSCRIBER = {
             "properties": {"plan": {"type": "boolean"}, "newsletter": {"type": "boolean"}},
         },
         "source": {"type": ["string", "null"]},
+        "tags": {"type": "array", "items": {"type": "string"},
+                 "description": "The subscriber's tags, by name."},
     },
 }
 PROBLEM = {
@@ -180,6 +190,7 @@ def document(server_url: str = "/api/v1") -> dict[str, Any]:
         {"name": "email_contains", "in": "query", "schema": {"type": "string", "maxLength": 254}},
         {"name": "created_after", "in": "query", "schema": {"type": "string", "format": "date-time"}},
         {"name": "created_before", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "tag", "in": "query", "schema": TAG, "description": "Only subscribers with this tag."},
         {"name": "limit", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}},
         {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 200},
@@ -223,7 +234,7 @@ def document(server_url: str = "/api/v1") -> dict[str, Any]:
                 "parameters": [ID_PARAM],
                 "get": _op("getSubscriber", "Read one subscriber.", "subscribers:read",
                            {"200": _json(_ref("Subscriber"), "The subscriber."), **NOT_FOUND}),
-                "patch": _op("updateSubscriber", "Change name, time zone, topics or pause.",
+                "patch": _op("updateSubscriber", "Change name, time zone, topics, pause or tags.",
                              "subscribers:write",
                              {"200": _json(_ref("Subscriber"), "The subscriber as now stored."),
                               "409": _problem("The change does not apply to this subscriber "

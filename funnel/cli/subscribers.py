@@ -13,7 +13,7 @@ from flask.cli import AppGroup
 
 from funnel.core import lifecycle
 from funnel.core.inputs import FunnelError, normalise_email
-from funnel.core.sequence import load_sequence
+from funnel.core.sequences import all_steps
 from funnel.importing import importer
 from funnel.runtime import rt as _rt
 from funnel.subscribers import privacy
@@ -148,7 +148,7 @@ def _waiting_only(session, email: str, then):
 def export_data_command(email: str, output) -> None:
     """Everything stored about EMAIL (profile, consent, emails sent), as JSON."""
     rt = _rt()
-    subjects = load_sequence(rt.settings.emails_dir).subjects()
+    subjects = all_steps(rt.settings.emails_dir).subjects()
     with rt.sessions() as s:
         data = _waiting_only(s, email, lambda: privacy.export_waiting_only(s, email, now=rt.clock()))
         if data is None:

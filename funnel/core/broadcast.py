@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from funnel.core.sequence import EmailFileError, EmailSource, read_email_file
+from funnel.core.tags import normal_tag
 
 BROADCAST_KEYS = {"slug": True, "subject": True, "preheader": False, "archive": False,
                   "audience": False}
@@ -40,6 +41,8 @@ class Filter:
     signed_up_after: date | None = None    # sign-up day on or after (UTC)
     source: str | None = None              # utm_source, or the referring site
     campaign: str | None = None            # utm_campaign
+    tag: str | None = None                 # has this tag
+    without_tag: str | None = None         # has not got this tag
 
     def as_dict(self) -> dict[str, str]:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)
@@ -88,6 +91,8 @@ def parse_filter(raw: Any) -> Filter:
                     values[name] = date.fromisoformat(text)
                 except ValueError as exc:
                     raise ValueError(f"{key} must be a date like 2026-11-30, not '{text}'") from exc
+        elif name in ("tag", "without_tag"):
+            values[name] = normal_tag(text)
         else:
             if len(text) > 100:
                 raise ValueError(f"{key} is longer than 100 characters")

@@ -25,6 +25,14 @@ from funnel.core.sequence import EmailSource
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
 
 
+class Tags(tuple):
+    """A reader's tags for templates: ``{% if "race" in tags %}`` tests one, and
+    ``{{ tags }}`` prints them as "race, plan-pdf"."""
+
+    def __str__(self) -> str:
+        return ", ".join(self)
+
+
 class UserText(str):
     """A value typed by a subscriber: escaped wherever it lands in Markdown."""
 
@@ -182,7 +190,8 @@ class Renderer:
         body_html = self._md.renderer.render(tokens, self._md.options, {})
         body_text = markdown_to_text(tokens)
         context = {**variables, "subject": subject, "preheader": preheader,
-                   "in_plan": source.path.parent.name == "sequence"}
+                   "in_plan": source.path.parent.name == "sequence"
+                   or source.path.parent.parent.name == "sequences"}
         html = self._layout_env.get_template("base.html").render(
             **context, content=Markup(body_html)
         )

@@ -165,8 +165,18 @@ class Sequence:
         return h.hexdigest()[:16]
 
 
+PLAN = "plan"  # the free plan's sequence name (emails/sequences/plan/)
+
+
+def plan_folder(emails_dir: str | Path) -> Path:
+    """The plan's folder: ``sequences/plan/``, or ``sequence/`` as before issue 25."""
+    moved = Path(emails_dir, "sequences", PLAN)
+    return moved if moved.is_dir() else Path(emails_dir, "sequence")
+
+
 def sequence_files(emails_dir: str | Path) -> list[Path]:
-    return sorted(Path(emails_dir, "sequence").glob("*.md"))
+    """The plan's emails, in file-name order (other sequences: core.sequences)."""
+    return sorted(plan_folder(emails_dir).glob("*.md"))
 
 
 def load_sequence(emails_dir: str | Path) -> Sequence:

@@ -67,6 +67,24 @@ class MachineEventKind(StrEnum):
     CLICK = "click"
 
 
+class TagSource(StrEnum):
+    """Who added a tag to a subscriber (kept with the tag, shown on their page)."""
+
+    IMPORT = "import"   # the CSV import's ``tags`` column
+    ADMIN = "admin"     # the admin's subscriber page
+    API = "api"         # PATCH /api/v1/subscribers/{id}
+    CLI = "cli"         # flask --app funnel tags add
+    RULE = "rule"       # an automation rule's ``add_tag``
+
+
+class EnrollmentState(StrEnum):
+    """A subscriber's place in one sequence (issue 25)."""
+
+    ACTIVE = "active"      # steps still to come (or waiting for one)
+    FINISHED = "finished"  # had every step
+    STOPPED = "stopped"    # a stop rule, a rule's ``stop``, or the sequence was removed
+
+
 class ArrivalPath(StrEnum):
     """How someone reached the landing page: the article's link, or not."""
 

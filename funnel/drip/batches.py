@@ -17,13 +17,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 
-from funnel.core.sequence import Sequence
-from funnel.drip import planner
+from funnel.core.sequence import PLAN, Sequence
+from funnel.core.sequences import Sequences
+from funnel.drip import enrollments, multiplan, planner
 from funnel.drip.store import Batch, DeliveryRow, Store, SubscriberRow, unsent
 from funnel.mail import sending
 from funnel.mail.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
@@ -78,7 +80,7 @@ class Batches:
     """The drip and system mail, batch by batch, through the shared send step."""
 
     def __init__(self, store: Store, composer, transport: Transport, *,
-                 sequence: Callable[[], Sequence], rules: planner.Rules,
+                 sequence: Callable[[], Sequences], rules: planner.Rules,
                  rng: random.Random | None = None) -> None:
         self.store = store
         self.composer = composer
@@ -94,12 +96,16 @@ class Batches:
         return report
 
     def drip(self, now: datetime, stop: threading.Event | None) -> PassReport:
-        """The plan's steps due at ``now``, after replanning if its files changed."""
+        """The sequences' steps due at ``now``, after replanning if their files changed."""
         report = PassReport()
-        sequence = self.load_sequence()
-        self.store.replan_if_changed(sequence.fingerprint, now)
+        sequences = self.load_sequence()
+        self.store.replan_if_changed(sequences.fingerprint, now)
+        with self.store.transaction() as s:
+            seen = enrollments.seen_since(s, list(sequences.names), now)
+            s.commit()
         self._batches(now, stop, report, self.store.claim_due,
-                      lambda ids, now, report: self._drip_batch(ids, sequence, now, report))
+                      lambda ids, now, report: self._drip_batch(ids, sequences, seen, now,
+                                                                report))
         return report
 
     def _batches(self, now, stop, report, claim, process) -> None:
@@ -117,27 +123,55 @@ class Batches:
 
     # -- the drip ------------------------------------------------------------
 
-    def _decide(self, batch: Batch, sub: SubscriberRow, sequence: Sequence,
-                now: datetime) -> planner.Decision:
+    def _plan(self, sub: SubscriberRow, sequences: Sequences, now: datetime) -> multiplan.Plan:
+        """The decision over every sequence the subscriber is in, its enrollment
+        changes applied to their rows (written with the batch)."""
+        sub_view, deliveries = view(sub)
+        decided = multiplan.plan_all(sub_view, deliveries, [e.view() for e in sub.enrollments],
+                                     sequences, now, self.rules, tags=sub.tag_names,
+                                     wants_newsletter=sub.wants_newsletter)
+        enrollments.apply(sub.enrollments, decided.changes)
+        return decided
+
+    def _enter(self, sub: SubscriberRow, sequences: Sequences, seen: dict[str, datetime]) -> None:
+        """Sequences that start on confirming (or on confirming from a form source):
+        entered when the worker first looks at a confirmed subscriber; only people
+        confirmed since the sequence appeared (the plan: everyone)."""
+        if sub.status != planner.CONFIRMED or sub.confirmed_at is None:
+            return
+        for d in sequences.defs:
+            if d.start.kind not in ("confirmed", "source"):
+                continue
+            if d.name != PLAN and sub.confirmed_at < seen.get(d.name, sub.confirmed_at):
+                continue  # the plan takes everyone confirmed, whenever
+            if d.start.kind == "source" and (sub.utm_source or "").lower() != d.start.value:
+                continue
+            enrollments.start(sub.enrollments, sub.id, d.name, sub.confirmed_at)
+
+    def _decide(self, batch: Batch, sub: SubscriberRow, sequences: Sequences,
+                now: datetime) -> multiplan.Plan:
         """The planner's decision, after settling whatever it gives up on."""
         for _ in range(len(sub.deliveries) + 1):
-            for d in unsent(sub, DRIP):
-                if sequence.get(d.step_slug) is None:
-                    batch.delete(d)  # its step was deleted while in flight
-            decision = planner.plan(*view(sub), sequence.steps, now, self.rules)
+            if not sequences.broken:  # a broken sequence's steps are unknown: keep theirs
+                for d in unsent(sub, DRIP):
+                    if sequences.of_slug(d.step_slug) is None:
+                        batch.delete(d)  # its step (or sequence) was deleted while in flight
+            decided = self._plan(sub, sequences, now)
+            decision = decided.decision
             if not isinstance(decision, planner.GiveUp):
-                return decision
+                return decided
             d = next(d for d in unsent(sub, DRIP) if d.step_slug == decision.step_slug)
             d.state, d.error, d.sent_at, d.retry_at = decision.state, decision.reason, now, None
         raise RuntimeError("planner kept giving up")  # pragma: no cover
 
-    def _drip_batch(self, ids: list[int], sequence: Sequence, now: datetime,
-                    report: PassReport) -> None:
+    def _drip_batch(self, ids: list[int], sequences: Sequences, seen: dict[str, datetime],
+                    now: datetime, report: PassReport) -> None:
         with self.store.transaction() as s:
             intents: list[tuple[SubscriberRow, DeliveryRow]] = []
             batch = self.store.load(s, ids, lock=False)
             for sub in batch:
-                decision = self._decide(batch, sub, sequence, now)
+                self._enter(sub, sequences, seen)
+                decision = self._decide(batch, sub, sequences, now).decision
                 if not isinstance(decision, planner.Send):
                     self.store.release(sub, planner.next_due(decision))
                     report.skipped += isinstance(decision, planner.Hold)
@@ -152,10 +186,15 @@ class Batches:
                 log.error("a delivery already existed in this batch; leaving it to its lease")
                 return
         # Rendered outside any transaction, so row locks are held only while sending.
-        prepared = self._compose(sequence, intents, now)
+        prepared = self._compose(sequences.all, intents, now)
 
-        def hold(sub: SubscriberRow, _d: DeliveryRow) -> bool:
-            decision = planner.blocked(view(sub)[0], now)
+        def hold(sub: SubscriberRow, d: DeliveryRow) -> bool:
+            sub_view = view(sub)[0]
+            seq = sequences.get(sequences.of_slug(d.step_slug) or "")
+            if seq is not None:
+                sub_view = replace(sub_view, wants_plan=multiplan.wants(
+                    sub_view, seq.topic, sub.wants_newsletter))
+            decision = planner.blocked(sub_view, now)
             if decision is None:
                 return False
             self.store.release(sub, planner.next_due(decision))
@@ -167,7 +206,7 @@ class Batches:
             elif d.state in (sending.RETRY, HELD):
                 self.store.release(sub, d.retry_at)
             else:
-                decision = planner.plan(*view(sub), sequence.steps, now, self.rules)
+                decision = self._plan(sub, sequences, now).decision
                 self.store.release(sub, now if isinstance(decision, (planner.Send, planner.GiveUp))
                                    else planner.next_due(decision))
 

@@ -43,9 +43,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.core.states import SubscriberStatus
 from funnel.db import claim, lease_free, sqlite_time
+from funnel.drip import enrollments
 from funnel.hooks import capture
 from funnel.mail.sending import HELD, QUEUED, RETRY, SENDING, SENT, SYSTEM
 from funnel.models import AppState, Delivery, Subscriber, UTCDateTime
+from funnel.tagging import tag_names
 
 FINGERPRINT_KEY = "sequence_fingerprint"
 
@@ -95,6 +97,10 @@ class Store:
         if by_id:
             for row in _read(conn, "delivery", list(by_id), False):
                 by_id[row[2]].deliveries.append(DeliveryRow(*row))
+            for sid, names in tag_names(s, list(by_id)).items():
+                by_id[sid].tag_names = frozenset(names)
+            for sid, rows in enrollments.load(conn, list(by_id)).items():
+                by_id[sid].enrollments = rows
         return Batch(s, subs)
 
     def still_ours(self, sub: SubscriberRow) -> bool:
@@ -195,13 +201,18 @@ class SubscriberRow:
     next_due_at: datetime | None
     lease_until: datetime | None
     lease_owner: str | None
+    wants_newsletter: bool
+    utm_source: str | None
     deliveries: list[DeliveryRow] = field(default_factory=list)
+    enrollments: list[enrollments.EnrollmentRow] = field(default_factory=list)
+    tag_names: frozenset[str] = frozenset()  # for content by tag ({% if "x" in tags %})
 
 
 SUBSCRIBER_COLUMNS = (
     Subscriber.id, Subscriber.public_id, Subscriber.email, Subscriber.first_name,
     Subscriber.status, Subscriber.timezone, Subscriber.confirmed_at, Subscriber.paused_until,
     Subscriber.wants_plan, Subscriber.next_due_at, Subscriber.lease_until, Subscriber.lease_owner,
+    Subscriber.wants_newsletter, Subscriber.utm_source,
 )
 DELIVERY_COLUMNS = (
     Delivery.id, Delivery.public_id, Delivery.subscriber_id, Delivery.kind, Delivery.step_slug,
@@ -430,6 +441,7 @@ class Batch:
                                  for sub in self.subs]))
         for stmt, params in updates.items():
             executemany(s, stmt, params)
+        enrollments.flush(s, [e for sub in self.subs for e in sub.enrollments])
         sent = [d for d in new if d.state == SENT] + [
             d for d, before, _now in changed if d.state == SENT and before[0] != SENT]
         if sent:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import event, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from funnel.automation_models import SubscriberTag
 from funnel.core.states import DeliveryKind, DeliveryState
 from funnel.hooks import events as ev
 from funnel.models import (
@@ -89,7 +90,23 @@ def collect(session: Session, now: datetime) -> None:
     sent = [d for d in sent if d.kind != DeliveryKind.SYSTEM]
     if sent and any(ev.EMAIL_SENT in wanted for _id, wanted in endpoints):
         found.extend(_sent_events(conn, sent))
+    _fill_tags(conn, found)
     ev.enqueue(conn, [f for f in found if f[2] is None or f[2] not in erased], now, endpoints)
+
+
+def _fill_tags(conn, found: list[tuple[str, dict[str, Any], int | None]]) -> None:
+    """The subscribers' tags as they are in this transaction, into their payloads."""
+    ids = [sid for _kind, data, sid in found if sid is not None and "tags" in data]
+    if not ids:
+        return
+    names: dict[int, list[str]] = {}
+    for sid, tag in conn.execute(select(SubscriberTag.subscriber_id, SubscriberTag.tag)
+                                 .where(SubscriberTag.subscriber_id.in_(ids))
+                                 .order_by(SubscriberTag.tag)):
+        names.setdefault(sid, []).append(tag)
+    for _kind, data, sid in found:
+        if sid is not None and "tags" in data:
+            data["tags"] = names.get(sid, [])
 
 
 def sent(conn, deliveries: list[Any], now: datetime) -> None:

@@ -59,6 +59,7 @@ def subscriber_data(sub: Subscriber) -> dict[str, Any]:
         "confirmed_at": iso(sub.confirmed_at),
         "unsubscribed_at": iso(sub.unsubscribed_at),
         "source": sub.utm_source or sub.referrer,
+        "tags": [],  # filled in from the tag rows by ``capture`` (one query per flush)
     }
 
 
@@ -69,6 +70,7 @@ def subscriber_row_data(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"], "time_zone": row["timezone"],
         "created_at": iso(row["created_at"]), "confirmed_at": iso(row.get("confirmed_at")),
         "unsubscribed_at": iso(row.get("unsubscribed_at")), "source": row.get("utm_source"),
+        "tags": list(row.get("tags", ())),
     }
 
 

@@ -42,10 +42,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from funnel import tagging
 from funnel.config import Settings
 from funnel.core import lifecycle
 from funnel.core.inputs import FunnelError, clean_first_name, normalise_email
-from funnel.core.states import ConsentAction
+from funnel.core.states import ConsentAction, TagSource
 from funnel.hooks import events as hook_events
 from funnel.models import (
     AppState,
@@ -60,11 +61,11 @@ from funnel.subscribers.privacy import suppression_hash
 
 BATCH = 5000
 T = TypeVar("T")
-KNOWN_COLUMNS = ("email", "first_name", "status", "source")
+KNOWN_COLUMNS = ("email", "first_name", "status", "source", "tags")
 IMPORTABLE_STATUSES = (lifecycle.PENDING, lifecycle.CONFIRMED, lifecycle.UNSUBSCRIBED,
                        lifecycle.BOUNCED, lifecycle.COMPLAINED)
 EXPORT_COLUMNS = ("email", "first_name", "status", "source", "medium", "campaign", "referrer",
-                  "signed_up_at", "confirmed_at", "unsubscribed_at")
+                  "signed_up_at", "confirmed_at", "unsubscribed_at", "tags")
 # A cell starting with one of these is a formula to a spreadsheet: a first name
 # typed into our public form must not run in the marketer's Excel.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -112,6 +113,7 @@ class _Candidate:
     first_name: str | None
     status: str
     source: str | None
+    tags: tuple[str, ...] = ()
 
 
 # -- reading ---------------------------------------------------------------------
@@ -198,7 +200,11 @@ def _parse(line: int, row: dict[str, str], confirmed: bool) -> _Candidate | BadR
     source = unescape_cell((row.get("source") or "").strip()) or None
     if source and len(source) > 100:
         return BadRow(line, "the source is longer than 100 characters")
-    return _Candidate(line, email, first_name, status, source)
+    try:
+        tags = tuple(tagging.parse_tags(unescape_cell(row.get("tags") or "")))
+    except FunnelError as exc:
+        return BadRow(line, str(exc))
+    return _Candidate(line, email, first_name, status, source, tags)
 
 
 # -- importing -------------------------------------------------------------------
@@ -472,16 +478,33 @@ def _insert_batch(session: Session, batch: list[_Candidate], now: datetime,
     ).scalars())
     new: dict[str, int] = {email: sid for email, sid in conn.execute(
         _insert_subscribers(conn, now, opts.timezone))}
+    tagged = {c.email: c.tags for c in batch if c.tags and c.email not in refused}
+    _tag_batch(session, tagged, now, opts)
     if new:
         ids = (min(new.values()), max(new.values()))
         conn.execute(_insert_consents(now, opts.page, ids))
-        _announce(conn, staged, ids, now, opts)
+        _announce(conn, staged, ids, now, opts, tagged)
     STAGE.drop(conn)
     confirming = [c.email for c in batch if c.status == lifecycle.CONFIRMED
                   and c.email not in new and c.email not in refused]
     again = _confirm_earlier(session, confirming, now, opts.page, opts) if confirming else 0
     allowed = len(batch) - len(refused)
     return len(new), again, allowed - len(new) - again, len(refused)
+
+
+def _tag_batch(session: Session, tagged: dict[str, tuple[str, ...]], now: datetime,
+               opts: _Options) -> None:
+    """The ``tags`` column: each tag added, in one statement per tag, to every row's
+    address, new or already listed (adding a tag is all it does: nothing else of
+    someone already on the list changes, and a tag they have keeps its first date)."""
+    by_tag: dict[str, list[str]] = {}
+    for email, tags in tagged.items():
+        for tag in tags:
+            by_tag.setdefault(tag, []).append(email)
+    for tag, emails in by_tag.items():
+        tagging.add_tag_where(session, tag,
+                              select(Subscriber.id).where(Subscriber.email.in_(emails)),
+                              now=now, source=TagSource.IMPORT, reason=opts.page[:200])
 
 
 def _fill_stage(conn: Connection, staged: list[tuple]) -> None:
@@ -551,7 +574,7 @@ def _insert_consents(now: datetime, page: str, ids: tuple[int, int]):
 
 
 def _announce(conn: Connection, staged: list[tuple], ids: tuple[int, int], now: datetime,
-              opts: _Options) -> None:
+              opts: _Options, tagged: dict[str, tuple[str, ...]]) -> None:
     """Queue subscriber.created for webhook endpoints that want it (a Core INSERT
     bypasses the ORM listener that does this for other ways in), in this batch's
     transaction like any other event."""
@@ -567,7 +590,8 @@ def _announce(conn: Connection, staged: list[tuple], ids: tuple[int, int], now: 
         values = dict(zip(names, row))
         if values["public_id"] in added:
             events.append((hook_events.SUBSCRIBER_CREATED, hook_events.subscriber_row_data(
-                {**values, "timezone": opts.timezone, "created_at": now}),
+                {**values, "timezone": opts.timezone, "created_at": now,
+                 "tags": sorted(tagged.get(values["email"], ()))}),
                 added[values["public_id"]]))
     hook_events.enqueue(conn, events, now, endpoints)
 
@@ -625,12 +649,14 @@ def export_rows(session: Session, *, search: str | None = None, status: str | No
         if not rows:
             return
         last_id = rows[-1][0]
+        tags = tagging.tag_names(session, [row[0] for row in rows])
+        session.rollback()
         for row in rows:
             yield [
                 escape_cell(v) if isinstance(v, str) else
                 (v.isoformat() if isinstance(v, datetime) else "")
                 for v in row[1:]
-            ]
+            ] + [", ".join(tags[row[0]])]
 
 
 def write_csv(fh: IO[str], rows: Iterable[list[str]]) -> int:

@@ -34,8 +34,12 @@ from funnel.core.sequence import (
     EmailSource,
     parse_delay,
     parse_window,
+    plan_folder,
     read_email_file,
+    sequence_files,
 )
+from funnel.core.sequences import send_emails, sequence_folders
+from funnel.mail.check_automations import problems as automation_problems
 from funnel.mail.inbox import inbox_problems
 from funnel.models import Subscriber
 from funnel.plan.coach import CoachFileError, load_coach
@@ -101,11 +105,19 @@ def email_files(emails_dir: str | Path) -> list[Path]:
     """Every email a marketer edits: the drip sequence, the newsletter's broadcasts,
     then the system emails."""
     root = Path(emails_dir)
-    return (sorted((root / "sequence").glob("*.md")) + sorted((root / "broadcasts").glob("*.md"))
-            + sorted((root / "system").glob("*.md")))
+    return (sequence_files(root) + other_sequence_files(root)
+            + sorted((root / "broadcasts").glob("*.md"))
+            + sorted((root / "system").glob("*.md")) + send_emails(root))
 
 
 NEXT_STEP_FILE = "next-step.md"
+
+
+def other_sequence_files(root: Path) -> list[Path]:
+    """The emails of every sequence but the plan (emails/sequences/<name>/)."""
+    plan = plan_folder(root)
+    return [p for folder in sequence_folders(root) if folder != plan
+            for p in sorted(folder.glob("*.md"))]
 
 
 def find_source(emails_dir: str | Path, slug: str) -> EmailSource | None:
@@ -164,11 +176,13 @@ class Checker:
         self.check_coach()
         slugs: dict[str, Path] = {}
         root = self.emails_dir
-        if not list((root / "sequence").glob("*.md")):
-            self.error(root / "sequence", 1, "the sequence has no emails")
+        if not sequence_files(root):
+            self.error(plan_folder(root), 1, "the sequence has no emails")
+        for path, line, level, message in automation_problems(root):
+            (self.error if level == ERROR else self.warning)(path, line, message)
         self.check_next_step()
         for path in email_files(root):
-            system = path.parent.name == "system"
+            system = path.parent.name in ("system", "automations")
             broadcast = path.parent.name == "broadcasts"
             src = self.check_file(path, system=system, broadcast=broadcast)
             if src is None or not src.slug:

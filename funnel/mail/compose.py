@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from funnel.config import Settings
-from funnel.core.rendering import RenderedEmail, Renderer, UserText
+from funnel.core.rendering import RenderedEmail, Renderer, Tags, UserText
 from funnel.core.sequence import EmailSource, read_email_file
 from funnel.core.tokens import Tokens
 from funnel.mail.links import Links
@@ -226,6 +226,9 @@ class _Personal:
             "preferences_url": self.preferences(pid) if self.preferences else "",
             "view_url": self.view([pid, delivery_id]) if self.view and delivery_id else "",
             "confirm_url": self.confirm(pid) if self.confirm else "",
+            # Read by conditions, not printed into place: an email that uses it is
+            # rendered per reader (see _Batch), never from the shared body.
+            "tags": Tags(sorted(getattr(sub, "tag_names", None) or ())),
         }
 
 
@@ -250,6 +253,9 @@ class _Batch:
                        if k not in PERSONAL_VARIABLES or used is None or k in used}
         self.overrides = {k: v for k, v in self.common.items() if k in PERSONAL_VARIABLES}
         self.shared_key: tuple | None = None  # the shared template's, from the first recipient
+        # Content by tag differs between readers in ways the shared body cannot
+        # substitute: each reader of such an email gets their own rendering.
+        self.by_tags = used is None or "tags" in used
         self.sender, self.reply_to = composer.settings.mail_from, composer.reply_to
 
     def message(self, sub: Any, key: str, delivery_id: str | None) -> Message:
@@ -260,7 +266,7 @@ class _Batch:
                                        {k: v for k, v in own.items() if k in used}),
                      **self.overrides}
         shared: tuple[SharedBody, dict[str, str]] | None = None
-        if delivery_id:
+        if delivery_id and not self.by_tags:
             if self.shared_key is None:
                 self.shared_key = composer.shared.common_key(variables, self.personal)
             fast = composer.shared.compose(self.source, variables, self.personal,
@@ -273,7 +279,7 @@ class _Batch:
         else:
             rendered = composer.renderer.render(self.source, variables)
             shared = (composer.shared.split(self.source, variables, self.personal, rendered)
-                      if delivery_id else None)
+                      if delivery_id and not self.by_tags else None)
         headers: dict[str, str] = {}
         if self.list_mail:
             headers = {

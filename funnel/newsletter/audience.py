@@ -13,6 +13,7 @@ from datetime import UTC, datetime, time
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from funnel.automation_models import SubscriberTag
 from funnel.core import lifecycle
 from funnel.core.broadcast import PLAN_FINISHED, PLAN_IN_PLAN, Filter
 from funnel.core.sequence import EmailFileError, load_sequence
@@ -56,7 +57,16 @@ def matches(flt: Filter, last_step: str | None) -> ColumnElement[bool]:
                          func.lower(Subscriber.referrer) == v))
     if flt.campaign is not None:
         conds.append(func.lower(Subscriber.utm_campaign) == flt.campaign.lower())
+    if flt.tag is not None:
+        conds.append(Subscriber.id.in_(_tagged(flt.tag)))
+    if flt.without_tag is not None:
+        conds.append(Subscriber.id.not_in(_tagged(flt.without_tag)))
     return and_(True, *conds)
+
+
+def _tagged(tag: str):
+    """Everyone with ``tag``: read from the tag's index, not per subscriber."""
+    return select(SubscriberTag.subscriber_id).where(SubscriberTag.tag == tag)
 
 
 def _day(d) -> datetime:

@@ -128,8 +128,20 @@ def export_data(session: Session, sub: Subscriber, *, now: datetime | None = Non
     out: dict[str, Any] = {"format": EXPORT_FORMAT}
     if now is not None:
         out["exported_at"] = _iso(now)
-    out.update(profile=profile, consent=consent, emails=emails,
-               waiting_signups=waiting_signups(session, sub.email))
+    from funnel.automation_models import RuleFiring, SequenceEnrollment, SubscriberTag
+
+    tags = [{"tag": t.tag, "added_at": _iso(t.added_at), "source": t.source, "reason": t.reason}
+            for t in session.scalars(select(SubscriberTag).where(
+                SubscriberTag.subscriber_id == sub.id).order_by(SubscriberTag.tag))]
+    sequences = [{"sequence": e.sequence, "state": e.state, "started_at": _iso(e.started_at),
+                  "ended_at": _iso(e.ended_at), "reason": e.reason}
+                 for e in session.scalars(select(SequenceEnrollment).where(
+                     SequenceEnrollment.subscriber_id == sub.id))]
+    rules = [{"rule": f.rule, "fired_at": _iso(f.fired_at)}
+             for f in session.scalars(select(RuleFiring).where(
+                 RuleFiring.subscriber_id == sub.id).order_by(RuleFiring.id))]
+    out.update(profile=profile, consent=consent, emails=emails, tags=tags, sequences=sequences,
+               rules=rules, waiting_signups=waiting_signups(session, sub.email))
     return out
 
 

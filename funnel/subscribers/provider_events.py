@@ -43,7 +43,9 @@ MAX_EVENTS = 10_000
 
 # Links in emails carry capability tokens: keep which page was clicked, not the token.
 _TOKEN_PATH = re.compile(
-    "/(" + "|".join(re.escape(p.split("/")[1]) for p in PATHS.values()) + r")/[^/?#\s]+")
+    "/(" + "|".join(re.escape(p.split("/")[1]) for p in PATHS.values())
+    # The token goes; a ".pdf" after it stays, so a rule can tell the PDF link apart.
+    + r")/[^/?#\s]+?(\.pdf)?(?=[/?#\s]|$)")
 
 
 class MalformedEvents(ValueError):
@@ -232,7 +234,7 @@ def _detail(kind: str, raw: dict[str, Any]) -> str | None:
     elif kind == "click":
         url = raw.get("url")
         if isinstance(url, str):
-            parts.append(_TOKEN_PATH.sub(r"/\1/…", url))
+            parts.append(_TOKEN_PATH.sub(lambda m: f"/{m[1]}/…{m[2] or ''}", url))
     elif kind == "group_unsubscribe" and isinstance(raw.get("asm_group_id"), int):
         parts.append(f"group {raw['asm_group_id']}")
     text = " ".join(parts)

@@ -30,6 +30,7 @@ from funnel.reporting import insights, periods, stats
 from funnel.subscribers import actions as cases
 from funnel.subscribers import privacy, queries
 from funnel.web.admin import charts
+from funnel.web.admin import tags as admin_tags
 from funnel.web.admin.auth import admin_only, current_admin
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -439,6 +440,7 @@ def subscriber(public_id: str):
         if sub.status == lifecycle.CONFIRMED else 0,
         can_unsubscribe=sub.status in (lifecycle.PENDING, lifecycle.CONFIRMED),
         source=stats.source_label(sub.utm_source, sub.referrer, _own_hosts()),
+        **admin_tags.subscriber_panel(s, sub),
     )
 
 

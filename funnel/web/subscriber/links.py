@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from funnel import runtime
 from funnel.core import lifecycle
-from funnel.core.sequence import load_sequence
+from funnel.core.sequences import all_steps
 from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.http.extensions import csrf
 from funnel.mail.links import PATHS
@@ -127,7 +127,7 @@ def view(token: str):
     d = s.scalar(select(Delivery).where(Delivery.public_id == delivery_id))
     if sub is None or d is None or d.subscriber_id != sub.id:
         abort(404)
-    step = load_sequence(r.settings.emails_dir).get(d.step_slug)
+    step = all_steps(r.settings.emails_dir).get(d.step_slug)
     if step is None:
         abort(404)
     rendered = r.composer.render(step.source, sub, d.public_id)

@@ -14,7 +14,7 @@ from funnel import runtime
 from funnel.core import lifecycle, timezones
 from funnel.core.inputs import FunnelError
 from funnel.core.schedule import zone
-from funnel.core.sequence import load_sequence
+from funnel.core.sequences import all_steps
 from funnel.core.tokens import BadToken
 from funnel.mail.links import PATHS
 from funnel.subscribers import actions as subscribers
@@ -194,7 +194,7 @@ def preferences_data(token: str):
     sub, error = _preferences_subscriber(token, age_of="export")
     if error:
         return error
-    subjects = load_sequence(runtime.rt().settings.emails_dir).subjects()
+    subjects = all_steps(runtime.rt().settings.emails_dir).subjects()
     data = privacy.export_data(runtime.session(), sub, now=runtime.now(), subjects=subjects)
     body = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     return body, 200, {
