@@ -27,7 +27,7 @@ from sqlalchemy import select, text
 
 from funnel import create_app
 from funnel.accounts.passwords import hash_password
-from funnel.core.sequence import load_sequence
+from funnel.core.sequences import load_sequences
 from funnel.models import AdminUser, AppState, Subscriber
 from funnel.runtime import make_worker
 
@@ -66,7 +66,7 @@ def main() -> None:
     now = rt.clock()
     with rt.sessions() as s:  # as if the workers had already seen this sequence
         if s.get(AppState, "sequence_fingerprint") is None:
-            s.add(AppState(key="sequence_fingerprint", value=load_sequence(rt.settings.emails_dir).fingerprint))
+            s.add(AppState(key="sequence_fingerprint", value=load_sequences(rt.settings.emails_dir).fingerprint))
         s.commit()
         soonest = s.scalar(select(Subscriber.next_due_at).where(Subscriber.next_due_at.is_not(None))
                            .order_by(Subscriber.next_due_at).limit(1))

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.conftest import RESULTS, ratio, record
 from funnel import create_app
 from funnel.core.sequence import load_sequence
+from funnel.core.sequences import load_sequences
 from funnel.db import upgrade
 from funnel.models import AppState, Subscriber
 from funnel.runtime import make_worker
@@ -153,7 +154,7 @@ def test_idle_pass(benchmark, tmp, n):
     rt = app.extensions["funnel"]
     worker = make_worker(rt)
     with rt.sessions() as s:  # as if the workers had already seen this sequence
-        s.add(AppState(key="sequence_fingerprint", value=load_sequence(rt.settings.emails_dir).fingerprint))
+        s.add(AppState(key="sequence_fingerprint", value=load_sequences(rt.settings.emails_dir).fingerprint))
         s.commit()
 
     def run():

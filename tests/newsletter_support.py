@@ -49,9 +49,9 @@ def run_worker(runner) -> str:
 def quiet_plan(db, emails_dir: Path) -> None:
     """Tell the workers the sequence is already planned for, so the people made with
     ``add`` get no plan email and only broadcasts move."""
-    from funnel.core.sequence import load_sequence
+    from funnel.core.sequences import load_sequences
     from funnel.drip.store import FINGERPRINT_KEY
     from funnel.models import AppState
 
-    db.merge(AppState(key=FINGERPRINT_KEY, value=load_sequence(emails_dir).fingerprint))
+    db.merge(AppState(key=FINGERPRINT_KEY, value=load_sequences(emails_dir).fingerprint))
     db.commit()

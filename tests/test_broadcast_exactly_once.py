@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
-from funnel.core.sequence import load_sequence
+from funnel.core.sequences import load_sequences
 from funnel.db import make_engine
 from funnel.models import AppState, BroadcastRecipient, Delivery, Subscriber
 from tests.conftest import catch_holding
@@ -44,7 +44,7 @@ def seed(url: str, n: int, emails_dir: Path, now: datetime) -> None:
         for i in range(0, n, 5000):
             conn.execute(insert(Subscriber), rows[i : i + 5000])
         conn.execute(insert(AppState), [{"key": "sequence_fingerprint",
-                                         "value": load_sequence(emails_dir).fingerprint}])
+                                         "value": load_sequences(emails_dir).fingerprint}])
     engine.dispose()
 
 
