@@ -19,9 +19,28 @@ from funnel.mail.links import PATHS
 from funnel.models import Delivery
 from funnel.sending import DRIP
 from funnel.web.extensions import csrf
-from funnel.web.personal import invalid_link, request_meta, try_confirmation
+from funnel.newsletter.scheduling import REASON, frozen_source
+from funnel.newsletter.scheduling import find as find_broadcast
+from funnel.sending import BROADCAST
+from funnel.web.personal import (
+    SAMPLE_PUBLIC_ID,
+    invalid_link,
+    request_meta,
+    test_link_page,
+    try_confirmation,
+)
 
 bp = Blueprint("links", __name__)
+
+
+def _is_test(token: str, purpose: str) -> bool:
+    """A link from a test send (the sample reader's)."""
+    try:
+        payload = runtime.rt().composer.tokens.load(purpose, token)
+    except BadToken:
+        return False
+    ids = payload if isinstance(payload, list) else [payload]
+    return bool(ids) and ids[0] == SAMPLE_PUBLIC_ID
 
 
 def _signed(token: str, purpose: str) -> bool:
@@ -95,6 +114,8 @@ def resend_confirmation(token: str):
 def unsubscribe(token: str):
     s = runtime.session()
     sub = subscribers.subscriber_from_token(s, runtime.rt().composer, "unsubscribe", token)
+    if sub is None and request.method == "GET" and _is_test(token, "unsubscribe"):
+        return test_link_page("unsubscribe")
     if sub is None:
         if request.method == "POST" and _signed(token, "unsubscribe"):
             # Erased: there is nothing left to mail, so the one-click POST succeeds.
@@ -117,14 +138,24 @@ def view(token: str):
         public_id, delivery_id = payload
     except (BadToken, ValueError, TypeError):
         return invalid_link()
+    if public_id == SAMPLE_PUBLIC_ID:
+        return test_link_page("view")
     s = runtime.session()
     sub = subscribers.subscriber_from_public_id(s, public_id)
     d = s.scalar(select(Delivery).where(Delivery.public_id == delivery_id))
     if sub is None or d is None or d.subscriber_id != sub.id:
         abort(404)
-    step = load_sequence(r.settings.emails_dir).get(d.step_slug)
-    if step is None:
-        abort(404)
-    rendered = r.composer.render(step.source, sub, d.public_id)
+    if d.kind == BROADCAST:
+        # A newsletter: the copy frozen when it was scheduled, as it was sent.
+        row = find_broadcast(s, d.step_slug)
+        if row is None:
+            abort(404)
+        rendered = r.composer.render(frozen_source(row, r.settings.emails_dir), sub,
+                                     d.public_id, extra={"reason": REASON})
+    else:
+        step = load_sequence(r.settings.emails_dir).get(d.step_slug)
+        if step is None:
+            abort(404)
+        rendered = r.composer.render(step.source, sub, d.public_id)
     resp = Markup(rendered.html)
     return resp, 200, {"X-Robots-Tag": "noindex"}

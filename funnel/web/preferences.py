@@ -18,7 +18,14 @@ from funnel.core.tokens import BadToken
 from funnel.inputs import FunnelError
 from funnel.mail.links import PATHS
 from funnel.web.errors import render_error
-from funnel.web.personal import PRIVATE_HEADERS, invalid_link, request_meta, try_confirmation
+from funnel.web.personal import (
+    PRIVATE_HEADERS,
+    SAMPLE_PUBLIC_ID,
+    invalid_link,
+    request_meta,
+    test_link_page,
+    try_confirmation,
+)
 
 bp = Blueprint("preferences", __name__)
 
@@ -35,6 +42,8 @@ def _preferences_subscriber(token: str):
         public_id = r.composer.tokens.load("preferences", token)
     except BadToken:
         return None, invalid_link()
+    if public_id == SAMPLE_PUBLIC_ID and request.method == "GET":
+        return None, test_link_page("preferences")
     sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
     if sub is None:
         # Same answer whether the data was erased or never existed.
