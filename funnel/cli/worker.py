@@ -58,10 +58,15 @@ def worker_command(once: bool, now_text: str | None) -> None:
     """Send what is due; runs until SIGTERM (finishing its batch first)."""
     from funnel.operations import preflight
 
+    from funnel.operations import base_url
+
     rt = _rt()
     problems = preflight.problems(current_app.config)
     if problems:
         raise click.ClickException("; ".join(problems))
+    warning = base_url.mismatch_warning(rt.settings.base_url, current_app.instance_path)
+    if warning:
+        click.echo(warning, err=True)
     _patient_on_sqlite(rt.engine)
     fixed = parse_now(now_text)
     clock = (lambda: fixed) if fixed else rt.clock
@@ -159,10 +164,24 @@ def schedule_command(email: str, now_text: str | None) -> None:
               help="Run the drip worker in the same process.")
 def serve_command(host: str, port: int, worker: bool) -> None:
     """Development server with an embedded worker, so mail arrives without a second terminal."""
+    from dataclasses import replace
+
     from werkzeug.serving import run_simple
+
+    from funnel.operations import base_url
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     rt = _rt()
+    # Links follow where this server answers, unless FUNNEL_BASE_URL says otherwise
+    # (a proxy in front); recorded so other processes here write the same links.
+    url = os.environ.get("FUNNEL_BASE_URL") or base_url.served_url(host, port)
+    url = url.rstrip("/")
+    if url != rt.settings.base_url:
+        app.config["FUNNEL_BASE_URL"] = url
+        rt.settings = replace(rt.settings, base_url=url)
+        rt.composer.links.base_url = url
+    base_url.record(app.instance_path, url)
+    click.echo(f"serving at {url} (recorded in instance/{base_url.FILE_NAME})")
     if worker:
         w = make_worker(rt)
         stop = threading.Event()
