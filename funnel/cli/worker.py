@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 from flask import current_app
@@ -50,6 +50,21 @@ def _patient_on_sqlite(engine: Engine) -> None:
     engine.dispose()  # connections made from now on wait that long
 
 
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+def summary(report) -> str:
+    """The one line `worker --once` prints: every count, held ones too."""
+    line = (f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
+            f"skipped {report.skipped}, held {report.held}")
+    if report.held:
+        line += " (held: an email that does not render; `flask --app funnel emails check` says why)"
+    if report.purged:
+        line += (f"; deleted {report.purged} sign-up{'' if report.purged == 1 else 's'} "
+                 "never confirmed")
+    return line
+
+
 @click.command("worker")
 @with_appcontext
 @click.option("--once", is_flag=True, help="Do one pass, then exit.")
@@ -71,6 +86,11 @@ def worker_command(once: bool, now_text: str | None) -> None:
     fixed = parse_now(now_text)
     clock = (lambda: fixed) if fixed else rt.clock
     worker = make_worker(rt, clock=clock)
+    if fixed is not None and fixed > datetime.now(UTC) + FUTURE_SLACK:
+        # A rehearsal of the future must not delete today's real sign-ups.
+        worker.pending_retention = None
+        click.echo("note: --now is in the future, so sign-ups waiting for confirmation "
+                   "are kept (none are deleted in this run)", err=True)
     heartbeat = Heartbeat(rt.sessions, worker.name)
     if once:
         heartbeat.beat(force=True)
@@ -78,10 +98,7 @@ def worker_command(once: bool, now_text: str | None) -> None:
             report = worker.run_pass()
         except AuthError as exc:
             raise click.ClickException(f"the mail provider refused our credentials: {exc}") from exc
-        click.echo(
-            f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
-            f"skipped {report.skipped}"
-        )
+        click.echo(summary(report))
         return
     stop = threading.Event()
 

@@ -55,10 +55,11 @@ class PassReport:
     sent_keys: list[str] = field(default_factory=list)
     hooks: Any = None  # what the webhook step did (hooks.dispatch.HookReport)
     taken_in: int = 0  # sign-ups taken from the intake
+    purged: int = 0  # sign-ups never confirmed, deleted after PENDING_RETENTION_DAYS
 
     def add_piece(self, r) -> None:
         """Fold in the report of an injected piece (same counters, by name)."""
-        for name in ("sent", "failed", "retried", "skipped", "claimed"):
+        for name in ("sent", "failed", "retried", "skipped", "claimed", "held"):
             setattr(self, name, getattr(self, name) + getattr(r, name, 0))
         self.sent_keys.extend(getattr(r, "sent_keys", []))
 
@@ -146,9 +147,9 @@ class Worker:
         ``drip=False`` takes in sign-ups and sends only queued system mail (no
         drip, chores or webhooks)."""
         now = now or self.clock()
-        self.purge_unconfirmed(now)
-        self.compact_tallies()
         report = PassReport()
+        report.purged = self.purge_unconfirmed(now)
+        self.compact_tallies()
         try:
             self.take_intake(stop, report)
         except Exception:
@@ -168,16 +169,18 @@ class Worker:
                 report.hooks = self.hooks.run(now)
         return report
 
-    def purge_unconfirmed(self, now: datetime) -> None:
-        """Storage limitation, at most hourly: the query reads the whole pending list."""
+    def purge_unconfirmed(self, now: datetime) -> int:
+        """Storage limitation, at most hourly: the query reads the whole pending list.
+        Returns how many sign-ups were deleted."""
         if self.pending_retention is None or (
                 self._purged_at is not None and time.monotonic() - self._purged_at < 3600):
-            return
+            return 0
         self._purged_at = time.monotonic()
         with self.store.transaction() as s:
             purged = retention.purge_unconfirmed(s, now, self.pending_retention)
         if purged:
             log.info("deleted %d sign-ups never confirmed", purged)
+        return purged
 
     def take_intake(self, stop: threading.Event | None, report: PassReport) -> None:
         """Sign-ups first, so their confirmations go out in this same pass."""
@@ -364,8 +367,11 @@ class Worker:
                      after: sending.After) -> None:
         """Never skipped, never followed by the next step: tried again until fixed."""
         # The opaque id, never the address: logs travel further than the database.
-        log.error("rendering %s for subscriber %s failed; held until its file is fixed",
-                  d.step_slug, sub.public_id, exc_info=exc)
+        # One line: the reason is in the message (and on the dashboard); a traceback
+        # per held email buries the summary. The traceback stays at debug level.
+        log.error("rendering %s for subscriber %s failed (%s); held until its file is fixed",
+                  d.step_slug, sub.public_id, exc)
+        log.debug("why %s did not render", d.step_slug, exc_info=exc)
         d.state, d.error = HELD, f"could not be rendered: {exc}"[:2000]
         d.attempts -= 1  # it never reached the transport
         d.retry_at = now + HELD_RECHECK

@@ -389,10 +389,13 @@ class Checker:
             self.error(path, line, f"image '{ref}': '{suffix or name}' pictures are not "
                                    "supported: use SVG, PNG, JPEG or GIF")
             return
-        file = MediaLibrary(self.emails_dir / "images").path(name)
+        library = MediaLibrary(self.emails_dir / "images")
+        file = library.path(name)
         if file is None:
-            self.error(path, line, f"image '{ref}' does not exist: put the file in "
-                                   f"{self.emails_dir / 'images'}")
+            close = difflib.get_close_matches(name, library.names(), n=1, cutoff=0.6)
+            hint = (f"did you mean 'images/{close[0]}'?" if close else
+                    f"put the file in {self.emails_dir / 'images'}")
+            self.error(path, line, f"image '{ref}' does not exist: {hint}")
             return
         data = file.read_bytes()
         try:

@@ -123,7 +123,10 @@ def unsubscribe(token: str):
         return invalid_link()
     if request.method == "GET":
         # Link scanners prefetch GETs, so a GET only shows the button.
-        return render_template("unsubscribe.html", token=token,
+        # A break is often what the person wanted: offer the pause on their own page.
+        pause_url = (runtime.rt().composer.links.preferences(sub.public_id) + "#pause-heading"
+                     if sub.status == lifecycle.CONFIRMED else None)
+        return render_template("unsubscribe.html", token=token, pause_url=pause_url,
                                done=sub.status == lifecycle.UNSUBSCRIBED)
     reason = "one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "unsubscribe page"
     subscribers.unsubscribe(s, sub, now=runtime.now(), reason=reason, meta=request_meta())
