@@ -94,3 +94,20 @@ def test_one_broken_issue_never_takes_the_archive_down(client, runner, db, clock
     one = client.get("/newsletter/broken-later")
     assert one.status_code == 200
     assert "can't be shown right now" in one.get_data(as_text=True)
+
+
+def test_newsletters_carry_their_own_list_id(runner, db, clock, outbox):
+    add(db, "ann@example.com", now=clock.now)
+    _send(runner, clock, "first-issue")
+    [msg] = outbox.to("ann@example.com")
+    assert "newsletter" in msg["List-Id"].lower()
+    assert "free plan" not in msg["List-Id"].lower()
+
+
+def test_send_of_a_file_whose_front_matter_is_wrong_says_what_is_wrong(runner, emails_dir):
+    path = emails_dir / "broadcasts" / "spring-news.md"
+    path.write_text("---\nsubject: \"Spring\"\narchive: yes\n---\nHi {{ first_name }}.\n")
+    result = runner.invoke(args=["broadcast", "send", "spring-news"])
+    assert result.exit_code != 0
+    assert "front matter needs 'slug: spring-news'" in result.output
+    assert "no broadcast" not in result.output
