@@ -128,6 +128,8 @@ class Composer:
                 "free plan and confirmed your address."
             ),
             "next_step": "",  # replaced by emails/next-step.md (see with_next_step)
+            # Where the reader is with the plan; set for "already on the list" only.
+            "plan_status": "",
         }
 
     def with_next_step(self, source: EmailSource) -> EmailSource:

@@ -17,6 +17,7 @@ from funnel.core.sequence import load_sequence
 from funnel.core.tokens import BadToken
 from funnel.inputs import FunnelError
 from funnel.mail.links import PATHS
+from funnel.plan import stage
 from funnel.web.errors import render_error
 from funnel.web.personal import (
     PRIVATE_HEADERS,
@@ -66,8 +67,13 @@ def _preferences_page(token: str, sub, *, errors: dict[str, str] | None = None,
         paused_until_local=_local(sub.paused_until, sub.timezone),
         time_zone_groups=timezones.grouped,
         active=sub.status == lifecycle.CONFIRMED,
+        stage=_stage(sub, now),
     )
     return html, status, PRIVATE_HEADERS
+
+
+def _stage(sub, now) -> str:
+    return stage.plan_stage(sub, stage.last_step(runtime.rt().settings.emails_dir), now)
 
 
 def _local(when, tz_name: str) -> str:
@@ -144,6 +150,20 @@ TOPIC_DONE = {
     ("newsletter", "off"): "You will get no more newsletters. The plan still comes.",
     ("newsletter", "on"): "The newsletter is back on.",
 }
+# What is true instead, once the plan is finished or the emails are paused.
+TOPIC_DONE_AT = {
+    ("newsletter", "off", stage.FINISHED): (
+        "You will get no more newsletters. You have had the whole plan, so no more "
+        "emails will come; your plan page stays open."),
+    ("newsletter", "off", stage.PAUSED): (
+        "You will get no more newsletters. The plan carries on where you left off once "
+        "your pause ends."),
+    ("plan", "off", stage.PAUSED): (
+        "You will get no more plan emails. The newsletter comes again once your pause ends."),
+    ("newsletter", "on", stage.PAUSED): (
+        "The newsletter is back on, from the end of your pause."),
+    ("newsletter", "on", stage.FINISHED): "The newsletter is back on.",
+}
 
 
 @bp.post("/preferences/<token>/topics")
@@ -167,7 +187,9 @@ def preferences_topics(token: str):
                             "stopped, we won't send you any more emails.")
     if on:
         runtime.rt().wake.set()
-    return _back(token, TOPIC_DONE.get((topic, done), "Nothing to change."))
+    where = _stage(sub, runtime.now())
+    return _back(token, TOPIC_DONE_AT.get((topic, done, where))
+                 or TOPIC_DONE.get((topic, done), "Nothing to change."))
 
 
 @bp.post("/preferences/<token>/resubscribe")
