@@ -82,6 +82,9 @@ def render(composer, sub: Subscriber | SubscriberRow, d: Delivery | DeliveryRow,
     confirms, what a stranger typed must not land in the inbox."""
     name = name_of(d)
     extra = {"reason": REASONS[name], "first_name": "there"}
+    if name == CONFIRM:
+        # Not subscribed yet: there are no preferences to change.
+        extra["preferences_url"] = ""
     if name == ALREADY:
         # They came back for the plan: say where they are with it (see plan/stage.py).
         from funnel.plan import stage
