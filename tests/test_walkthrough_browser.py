@@ -12,7 +12,7 @@ from funnel.core.sequence import load_sequence
 from funnel.models import Subscriber
 from tests.admin_support import browser_log_in
 from tests.artefacts import artefact_dir
-from tests.conftest import post_signup, take_in, deliver
+from tests.conftest import deliver, post_signup, take_in
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ import re
 from funnel.config import PROJECT_ROOT
 from funnel.core.sequence import load_sequence
 from funnel.models import Delivery, Subscriber
-from tests.conftest import csrf_token, post_signup, sign_up_and_confirm, take_in, deliver
+from tests.conftest import csrf_token, deliver, post_signup, sign_up_and_confirm, take_in
 
 LAST = load_sequence(PROJECT_ROOT / "emails").steps[-1].slug
 

@@ -71,9 +71,7 @@ def summary(report) -> str:
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if it were this time.")
 def worker_command(once: bool, now_text: str | None) -> None:
     """Send what is due; runs until SIGTERM (finishing its batch first)."""
-    from funnel.operations import preflight
-
-    from funnel.operations import base_url
+    from funnel.operations import base_url, preflight
 
     rt = _rt()
     problems = preflight.problems(current_app.config)

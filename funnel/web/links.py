@@ -17,11 +17,10 @@ from funnel.core.sequence import load_sequence
 from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.mail.links import PATHS
 from funnel.models import Delivery
-from funnel.sending import DRIP
-from funnel.web.extensions import csrf
 from funnel.newsletter.scheduling import REASON, frozen_source
 from funnel.newsletter.scheduling import find as find_broadcast
-from funnel.sending import BROADCAST
+from funnel.sending import BROADCAST, DRIP
+from funnel.web.extensions import csrf
 from funnel.web.personal import (
     SAMPLE_PUBLIC_ID,
     invalid_link,
