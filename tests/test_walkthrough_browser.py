@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from funnel import demo
 from funnel.core.sequence import load_sequence
+from funnel.demo import seed as demo
 from funnel.models import Subscriber
 from tests.admin_support import browser_log_in
 from tests.artefacts import artefact_dir

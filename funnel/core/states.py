@@ -34,6 +34,11 @@ class DeliveryState(StrEnum):
     UNKNOWN = "unknown"   # a worker died mid-send: never resent, so never twice
 
 
+# A send still to settle, and one that is settled for good.
+UNSETTLED = (DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.RETRY, DeliveryState.HELD)
+SETTLED = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.UNKNOWN)
+
+
 class ConsentAction(StrEnum):
     SIGNUP = "signup"
     CONFIRM = "confirm"
@@ -65,6 +70,48 @@ class ArrivalPath(StrEnum):
 class VisitPage(StrEnum):
     ARTICLE = "article"
     LANDING = "landing"
+
+
+class ImportJobState(StrEnum):
+    UPLOADED = "uploaded"
+    PREVIEWED = "previewed"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class EndpointState(StrEnum):
+    """An outbound webhook endpoint."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class MessageState(StrEnum):
+    """One outbound webhook message."""
+
+    PENDING = "pending"      # waiting for its (next) attempt
+    SENDING = "sending"      # claimed by a worker; its lease says until when
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"        # 24 h of retries ran out
+    SCRUBBED = "scrubbed"    # its subscriber was erased before it went out
+
+
+class BroadcastStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class RecipientOutcome(StrEnum):
+    """What became of one person a newsletter issue was for (NULL until settled)."""
+
+    SENT = "sent"            # handed to the send step (its delivery row says how it went)
+    PAUSED = "paused"        # paused when their turn came: the pause means no email
+    LEFT = "left"            # unsubscribed, bounced, complained or dropped the topic since
+    CANCELLED = "cancelled"  # the broadcast was cancelled first
 
 
 def check_in(column: str, values: type[StrEnum]) -> str:
