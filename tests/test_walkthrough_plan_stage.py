@@ -22,7 +22,14 @@ def _finish(db, email: str, clock) -> None:
 
 
 def _preferences(client, outbox, email: str) -> str:
-    return outbox.link(outbox.to(email)[-1], "preferences")
+    """The person's own preference page (as linked from every email of the plan)."""
+    from sqlalchemy import select
+
+    app = client.application
+    links = app.extensions["funnel"].composer.links
+    with app.extensions["funnel"].sessions() as s:
+        public_id = s.scalar(select(Subscriber.public_id).where(Subscriber.email == email))
+    return links.preferences(public_id).removeprefix(links.base_url)
 
 
 def test_a_finished_plan_is_shown_as_finished_and_not_offered_a_pause(client, db, clock,
