@@ -10,7 +10,8 @@ from sqlalchemy import select
 from funnel.core.sequence import load_sequence
 from funnel.demo import seed as demo
 from funnel.models import Subscriber
-from tests.admin_support import browser_log_in
+from tests.admin_support import a_subscriber, browser_log_in
+from tests.test_admin_failures import failed_delivery
 from tests.artefacts import artefact_dir
 from tests.conftest import deliver, post_signup, take_in
 
@@ -131,6 +132,16 @@ def seeded(app, db, clock, admin):
     demo.seed(db, now=clock.now, settings=rt.settings,
               sequence=load_sequence(rt.settings.emails_dir), days=30, scale=0.1)
     db.commit()
+    # Failed sends with the long reasons providers give: the failures table at the top
+    # of the dashboard is the widest one.
+    reasons = ["550 5.1.1 The email account that you tried to reach does not exist; please "
+               "check the address for typing mistakes or unnecessary spaces (gsmtp)",
+               "421 4.7.0 Try again later, closing connection: the receiving server limits "
+               "how fast it accepts mail from new senders (IP reputation)"]
+    slugs = [step.slug for step in load_sequence(rt.settings.emails_dir)][:3]
+    for i in range(12):
+        sub = a_subscriber(db, clock, f"failed-{i}@example.com")
+        failed_delivery(db, clock, sub, slug=slugs[i % 3], error=reasons[i % 2])
     return db.scalar(select(Subscriber).where(Subscriber.status == "confirmed")
                      .order_by(Subscriber.id).limit(1))
 
@@ -142,7 +153,8 @@ BROKEN_WORDS = """() => {
     const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
       const text = node.textContent;
-      const re = /\\S+/g;
+      // A break after a hyphen ("single-/leg") is a normal line break, not a split word.
+      const re = /[^\\s\\-]+/g;
       let m;
       while ((m = re.exec(text))) {
         const range = document.createRange();
