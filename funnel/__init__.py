@@ -51,15 +51,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.api import problems as api_problems
     from funnel.api import routes as api_routes
     from funnel.http import extensions, ratelimits
+    from funnel.studio.emails_dir import ensure_emails_dir
     from funnel.web import errors, headers, ops, webhooks
     from funnel.web.admin import auth, broadcasts, previews
     from funnel.web.admin import connect as connect_admin
     from funnel.web.admin import dashboard as admin
+    from funnel.web.admin import editor as admin_editor
     from funnel.web.admin import imports as admin_import
     from funnel.web.admin import subscriber as admin_subscriber
     from funnel.web.public import embed, fastpages, newsletter, site
     from funnel.web.subscriber import links, plan, preferences
 
+    # A production EMAILS_DIR outside the code starts as a copy of the shipped emails.
+    ensure_emails_dir(app.config["EMAILS_DIR"], cfg.PROJECT_ROOT / "emails")
     runtime.init_app(app)
     extensions.init_app(app)
     # The article and landing page from the page cache without Flask's request
@@ -79,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(previews.bp)
+    app.register_blueprint(admin_editor.bp)
     app.register_blueprint(admin_subscriber.bp)
     app.register_blueprint(admin_import.bp)
     app.register_blueprint(connect_admin.bp)

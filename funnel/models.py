@@ -38,6 +38,7 @@ from funnel.core.states import (
     ImportJobState,
     MessageState,
     RecipientOutcome,
+    RevisionKind,
     SubscriberStatus,
     VisitPage,
     check_in,
@@ -665,4 +666,26 @@ class BroadcastRecipient(Base):
         Index("ix_broadcast_recipient_outcome", "broadcast_id", "outcome"),
         CheckConstraint("outcome IS NULL OR " + check_in("outcome", RecipientOutcome),
                         name="outcome"),
+    )
+
+
+class EmailRevision(Base):
+    """One save of an email file from the browser's editor (funnel.studio): who, when,
+    and the text before and after, so the page shows the change and can put it back."""
+
+    __tablename__ = "email_revision"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Relative to EMAILS_DIR, e.g. "sequence/01-stretch.md": the slug may change.
+    path: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(254))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    before: Mapped[str | None] = mapped_column(Text)  # None: the file was new
+    after: Mapped[str] = mapped_column(Text)
+    restored_from: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_email_revision_path", "path", "id"),
+        CheckConstraint(check_in("kind", RevisionKind), name="kind"),
     )

@@ -14,7 +14,8 @@ from tests.admin_support import browser_log_in, screenshot
 pytestmark = pytest.mark.browser
 
 PAGES = ["/admin/", "/admin/subscribers", "SUBSCRIBER", "/admin/suppression",
-         "/admin/emails/", "/admin/emails/lateral-hip-stretch", "/admin/import/"]
+         "/admin/emails/", "/admin/emails/lateral-hip-stretch",
+         "/admin/emails/lateral-hip-stretch/edit", "/admin/import/"]
 
 
 @pytest.fixture

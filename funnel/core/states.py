@@ -117,3 +117,11 @@ class RecipientOutcome(StrEnum):
 def check_in(column: str, values: type[StrEnum]) -> str:
     """SQL for a CHECK constraint that ``column`` holds one of ``values``."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+class RevisionKind(StrEnum):
+    """What a save in the browser's email editor did (funnel.studio)."""
+
+    SAVED = "saved"        # the live file was replaced
+    DRAFT = "draft"        # it had errors: kept beside the live file, which is unchanged
+    RESTORED = "restored"  # an earlier revision was put back as the live file

@@ -393,9 +393,9 @@ class Checker:
         file = library.path(name)
         if file is None:
             close = difflib.get_close_matches(name, library.names(), n=1, cutoff=0.6)
-            hint = (f"did you mean 'images/{close[0]}'?" if close else
-                    f"put the file in {self.emails_dir / 'images'}")
-            self.error(path, line, f"image '{ref}' does not exist: {hint}")
+            hint = f" (did you mean 'images/{close[0]}'?)" if close else ""
+            self.error(path, line, f"image '{ref}' does not exist{hint}: put the file in "
+                                   f"{self.emails_dir / 'images'}")
             return
         data = file.read_bytes()
         try:
