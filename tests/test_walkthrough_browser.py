@@ -11,9 +11,9 @@ from funnel.core.sequence import load_sequence
 from funnel.demo import seed as demo
 from funnel.models import Subscriber
 from tests.admin_support import a_subscriber, browser_log_in
-from tests.test_admin_failures import failed_delivery
 from tests.artefacts import artefact_dir
 from tests.conftest import deliver, post_signup, take_in
+from tests.test_admin_failures import failed_delivery
 
 pytestmark = pytest.mark.browser
 
