@@ -53,7 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.http import extensions, ratelimits
     from funnel.studio.emails_dir import ensure_emails_dir
     from funnel.web import errors, headers, ops, webhooks
-    from funnel.web.admin import auth, broadcasts, previews
+    from funnel.web.admin import auth, broadcasts, previews, sending
     from funnel.web.admin import connect as connect_admin
     from funnel.web.admin import dashboard as admin
     from funnel.web.admin import editor as admin_editor
@@ -91,6 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(embed.bp)
     app.register_blueprint(api_routes.bp)
     app.register_blueprint(broadcasts.bp)
+    app.register_blueprint(sending.bp)
     cli.init_app(app)
     ops.init_app(app)
     return app

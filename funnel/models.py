@@ -36,6 +36,7 @@ from funnel.core.states import (
     EndpointState,
     EventKind,
     ImportJobState,
+    MachineEventKind,
     MessageState,
     RecipientOutcome,
     RevisionKind,
@@ -688,4 +689,25 @@ class EmailRevision(Base):
     __table_args__ = (
         Index("ix_email_revision_path", "path", "id"),
         CheckConstraint(check_in("kind", RevisionKind), name="kind"),
+    )
+
+
+class MachineEvent(Base):
+    """An open or click no person made (Apple's privacy proxy, a link scanner): kept
+    apart from ``delivery_event`` so no figure counts it and nothing is set off by it.
+    Why it is a machine's is kept; the address and user agent are not."""
+
+    __tablename__ = "machine_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    provider_event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    step_slug: Mapped[str | None] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        CheckConstraint(check_in("kind", MachineEventKind), name="kind"),
     )
