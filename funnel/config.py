@@ -35,6 +35,12 @@ ENV_VARS = (
     "SEND_WINDOW_END",
     "CATCHUP_MIN_GAP_HOURS",
     "CONFIRM_MAX_AGE_DAYS",
+    "PERSONAL_LINK_DAYS",
+    "DATA_EXPORT_LINK_HOURS",
+    "SIGNUP_INTAKE_MAX",
+    "RATELIMIT_FRESH_LINK",
+    "WORKER_STOP_GRACE",
+    "ADMIN_REQUIRE_2FA",
     "RATELIMIT_SIGNUP",
     "RATELIMIT_LOGIN",
     "RATELIMIT_SIGNUP_ATTEMPTS",
@@ -91,6 +97,9 @@ INT_VARS = {
     "SEND_WINDOW_END",
     "CATCHUP_MIN_GAP_HOURS",
     "CONFIRM_MAX_AGE_DAYS",
+    "PERSONAL_LINK_DAYS",
+    "DATA_EXPORT_LINK_HOURS",
+    "SIGNUP_INTAKE_MAX",
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
     "PAGE_CACHE_SIZE",
@@ -102,8 +111,9 @@ INT_VARS = {
 }
 FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT",
               "READY_WORKER_MAX_AGE", "SQLITE_BUSY_TIMEOUT", "DATABASE_CONNECT_TIMEOUT",
-              "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT"}
-BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
+              "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT",
+              "WORKER_STOP_GRACE"}
+BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS", "ADMIN_REQUIRE_2FA",
              "SIGNUP_ASYNC_COMMIT"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS", "DKIM_SELECTORS", "SENDGRID_DNS_NAMES"}
 
@@ -124,6 +134,19 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SEND_WINDOW_END": 20,
         "CATCHUP_MIN_GAP_HOURS": 20,
         "CONFIRM_MAX_AGE_DAYS": 7,
+        # Preference, plan and view links work this long after the email that
+        # carried them; the data export wants a link from the last day
+        # (docs/security.md). Unsubscribe links never expire.
+        "PERSONAL_LINK_DAYS": 90,
+        "DATA_EXPORT_LINK_HOURS": 24,
+        "RATELIMIT_FRESH_LINK": "5 per hour",
+        # Sign-ups waiting for the worker before the form says "try later" (0: no cap).
+        "SIGNUP_INTAKE_MAX": 5000,
+        # Seconds a worker told to stop (SIGTERM) may take; webhooks in flight are cut
+        # at once. Keep it below systemd's TimeoutStopSec (deploy/funnel-worker.service).
+        "WORKER_STOP_GRACE": 20.0,
+        # Every admin account must set up two-factor sign-in before using the admin.
+        "ADMIN_REQUIRE_2FA": False,
         # Sign-ups that passed validation, per client: a room of runners on one
         # Wi-Fi fits; a script does not. Attempts count every POST.
         "RATELIMIT_SIGNUP": "30 per minute;200 per hour",

@@ -469,6 +469,31 @@ class AdminUser(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Raised at logout and password change: cookies made under an older one stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Two-factor sign-in (funnel/web/admin/two_factor.py): the TOTP secret, encrypted like
+    # webhook secrets; set at enrolment, in force once ``totp_enabled_at`` is set.
+    totp_secret: Mapped[str | None] = mapped_column(String(400))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last 30-second step a code was accepted for: a code works once.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Hashes (SHA-256) of the unused recovery codes, space-separated.
+    recovery_hashes: Mapped[str | None] = mapped_column(Text)
+
+
+class AdminSession(Base):
+    """One signed-in browser of an admin account, so the account can see where it
+    is signed in and end any of them (funnel/web/admin/sessions.py)."""
+
+    __tablename__ = "admin_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin_user.id", ondelete="CASCADE"),
+                                          index=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)  # in the cookie
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # -- the marketer's control room (README "The control room") --------------------------
@@ -549,8 +574,9 @@ class WebhookEndpoint(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[str] = mapped_column(String(500))  # space-separated event types
-    # Standard Webhooks secret ("whsec_" + base64), shown to the marketer to verify with.
-    secret: Mapped[str] = mapped_column(String(100))
+    # Standard Webhooks secret ("whsec_" + base64), shown to the marketer to verify
+    # with, stored encrypted (funnel/hooks/secret_box.py: a Fernet token).
+    secret: Mapped[str] = mapped_column(String(400))
     state: Mapped[str] = mapped_column(String(16), default=ENDPOINT_ACTIVE)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -564,6 +590,16 @@ class WebhookEndpoint(Base):
 
     def event_set(self) -> frozenset[str]:
         return frozenset(self.events.split())
+
+    @property
+    def plain_secret(self) -> str | None:
+        """The secret in the clear, only on the object that registered it (to show
+        once); never stored, never loaded."""
+        return self.__dict__.get("_plain_secret")
+
+    @plain_secret.setter
+    def plain_secret(self, value: str) -> None:
+        self.__dict__["_plain_secret"] = value
 
 
 class WebhookMessage(Base):

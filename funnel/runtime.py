@@ -199,8 +199,8 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         chores.after_pass(sessions, settings, transport, now)
         return PassReport()
 
-    def webhooks(now: datetime, _stop: Stop) -> PassReport:
-        return PassReport(hooks=hooks.run(now))
+    def webhooks(now: datetime, stop: Stop) -> PassReport:
+        return PassReport(hooks=hooks.run(now, stop))
 
     # Storage limitation, at most hourly: the query reads the whole pending list.
     return Worker([
@@ -213,7 +213,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         Step("newsletter", newsletter),
         Step("chores", chore),
         Step("webhooks", webhooks),
-    ], clock, name=store.owner, guarded=frozenset({"intake"}))
+    ], clock, name=store.owner, guarded=frozenset({"intake"}), on_stop=(hooks.cancel.cancel,))
 
 
 def session() -> Session:

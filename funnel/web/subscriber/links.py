@@ -22,6 +22,7 @@ from funnel.models import Delivery
 from funnel.newsletter.scheduling import REASON, frozen_source
 from funnel.newsletter.scheduling import find as find_broadcast
 from funnel.subscribers import actions as subscribers
+from funnel.web.subscriber import fresh_links
 from funnel.web.subscriber.personal import (
     SAMPLE_PUBLIC_ID,
     invalid_link,
@@ -137,8 +138,11 @@ def unsubscribe(token: str):
 def view(token: str):
     r = runtime.rt()
     try:
-        payload = r.composer.tokens.load("view", token)
+        # Expires like a preference link: the page it shows carries fresh ones.
+        payload = fresh_links.load("view", token)
         public_id, delivery_id = payload
+    except fresh_links.Expired as exc:
+        return exc.answer
     except (BadToken, ValueError, TypeError):
         return invalid_link()
     if public_id == SAMPLE_PUBLIC_ID:
