@@ -8,9 +8,8 @@ PRISM  := .prism/node_modules/.bin/prism
 AXE    := .npm/node_modules/axe-core/axe.min.js
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
-# One setting for every process: make run and make worker write the same links.
-FUNNEL_BASE_URL ?= http://$(HOST):$(PORT)
-export FUNNEL_BASE_URL
+# One address for every process: `flask serve` (make run) records where it answers in
+# instance/base_url, and any process here without FUNNEL_BASE_URL reads it from there.
 # Root can install system packages directly; anyone else goes through sudo.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

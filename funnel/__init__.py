@@ -13,8 +13,10 @@ from funnel import config as cfg
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Application factory: defaults, then the environment, then ``config``."""
+    # INSTANCE_PATH (from the caller only) lets tests keep instance/ files apart.
     app = Flask(
         __name__,
+        instance_path=(config or {}).get("INSTANCE_PATH"),
         instance_relative_config=True,
         template_folder=str(cfg.PROJECT_ROOT / "templates"),
         static_folder=None,
@@ -23,6 +25,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(cfg.from_environment(os.environ))
     if config:
         app.config.update(config)
+    if (not os.environ.get("FUNNEL_BASE_URL") and "FUNNEL_BASE_URL" not in (config or {})
+            and not cfg.is_production(app.config)):
+        # The address `flask serve` (make run) last recorded: one for every process.
+        from funnel.operations import base_url
+
+        served = base_url.recorded(app.instance_path)
+        if served:
+            app.config["FUNNEL_BASE_URL"] = served
     if not app.config.get("SECRET_KEY"):
         if cfg.is_production(app.config):
             raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")

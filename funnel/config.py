@@ -1,6 +1,6 @@
 """Configuration: defaults, then the environment, then the caller's overrides.
 
-Every variable is documented in README.md. Nothing here touches the disk except
+Every variable is documented in docs/operating.md (Configuration). Nothing here touches the disk except
 the development secret key, which is generated once and kept in ``instance/``.
 """
 

@@ -120,13 +120,15 @@ def planner_rules(settings: Settings, transport: Transport) -> Rules:
 
 def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                 composer: Composer | None = None,
-                clock: Callable[[], datetime] | None = None) -> Worker:
+                clock: Callable[[], datetime] | None = None,
+                purge: bool = True) -> Worker:
     """A worker wired to this app's database, transport and settings; each part
     can be swapped (tests inject faults through ``transport`` or ``composer``).
     Its pieces, in the order of a pass: the purge of old unconfirmed sign-ups
     (hourly) and the folding of the dashboard's tallies (each minute), the sign-up
     intake, system mail (confirmations), the drip, the newsletter's broadcasts, the
-    chores (imports, alerts) and the webhook outbox."""
+    chores (imports, alerts) and the webhook outbox. ``purge=False`` leaves the
+    unconfirmed sign-ups alone (a rehearsal with a future ``--now``)."""
     settings = runtime.settings
     sessions = runtime.sessions
     transport = transport or runtime.transport
@@ -161,12 +163,12 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         pass
     retain = timedelta(days=settings.pending_retention_days)
 
-    def purge(now: datetime, _stop: Stop) -> PassReport:
+    def purge_pending(now: datetime, _stop: Stop) -> PassReport:
         with sessions() as s:
             purged = retention.purge_unconfirmed(s, now, retain)
         if purged:
             log.info("deleted %d sign-ups never confirmed", purged)
-        return PassReport()
+        return PassReport(purged=purged)
 
     def fold(_now: datetime, _stop: Stop) -> PassReport:
         with sessions() as s:
@@ -210,7 +212,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
 
     # Storage limitation, at most hourly: the query reads the whole pending list.
     return Worker([
-        Every(3600, Step("purge", purge, urgent=True)),
+        *([Every(3600, Step("purge", purge_pending, urgent=True))] if purge else []),
         # Folding keeps the dashboard's reads cheap; once a minute is enough.
         Every(60, Step("fold tallies", fold, urgent=True)),
         Step("intake", intake, urgent=True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 from flask import current_app
@@ -51,22 +51,45 @@ def _patient_on_sqlite(engine: Engine) -> None:
     engine.dispose()  # connections made from now on wait that long
 
 
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+def summary(report) -> str:
+    """The one line `worker --once` prints: every count, held ones too."""
+    line = (f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
+            f"skipped {report.skipped}, held {report.held}")
+    if report.held:
+        line += " (held: an email that does not render; `flask --app funnel emails check` says why)"
+    if report.purged:
+        line += (f"; deleted {report.purged} sign-up{'' if report.purged == 1 else 's'} "
+                 "never confirmed")
+    return line
+
+
 @click.command("worker")
 @with_appcontext
 @click.option("--once", is_flag=True, help="Do one pass, then exit.")
 @click.option("--now", "now_text", metavar="ISO-TIME", help="Run as if it were this time.")
 def worker_command(once: bool, now_text: str | None) -> None:
     """Send what is due; runs until SIGTERM (finishing its batch first)."""
-    from funnel.operations import preflight
+    from funnel.operations import base_url, preflight
 
     rt = _rt()
     problems = preflight.problems(current_app.config)
     if problems:
         raise click.ClickException("; ".join(problems))
+    warning = base_url.mismatch_warning(rt.settings.base_url, current_app.instance_path)
+    if warning:
+        click.echo(warning, err=True)
     _patient_on_sqlite(rt.engine)
     fixed = parse_now(now_text)
     clock = (lambda: fixed) if fixed else rt.clock
-    worker = make_worker(rt, clock=clock)
+    # A rehearsal of the future must not delete today's real sign-ups.
+    rehearsal = fixed is not None and fixed > datetime.now(UTC) + FUTURE_SLACK
+    worker = make_worker(rt, clock=clock, purge=not rehearsal)
+    if rehearsal:
+        click.echo("note: --now is in the future, so sign-ups waiting for confirmation "
+                   "are kept (none are deleted in this run)", err=True)
     heartbeat = Heartbeat(rt.sessions, worker.name)
     if once:
         heartbeat.beat(force=True)
@@ -74,10 +97,7 @@ def worker_command(once: bool, now_text: str | None) -> None:
             report = worker.run_pass()
         except AuthError as exc:
             raise click.ClickException(f"the mail provider refused our credentials: {exc}") from exc
-        click.echo(
-            f"sent {report.sent}, retrying {report.retried}, failed {report.failed}, "
-            f"skipped {report.skipped}"
-        )
+        click.echo(summary(report))
         return
     stop = threading.Event()
     grace = float(current_app.config["WORKER_STOP_GRACE"])
@@ -177,10 +197,24 @@ def schedule_command(email: str, now_text: str | None) -> None:
               help="Run the drip worker in the same process.")
 def serve_command(host: str, port: int, worker: bool) -> None:
     """Development server with an embedded worker, so mail arrives without a second terminal."""
+    from dataclasses import replace
+
     from werkzeug.serving import run_simple
+
+    from funnel.operations import base_url
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     rt = _rt()
+    # Links follow where this server answers, unless FUNNEL_BASE_URL says otherwise
+    # (a proxy in front); recorded so other processes here write the same links.
+    url = os.environ.get("FUNNEL_BASE_URL") or base_url.served_url(host, port)
+    url = url.rstrip("/")
+    if url != rt.settings.base_url:
+        app.config["FUNNEL_BASE_URL"] = url
+        rt.settings = replace(rt.settings, base_url=url)
+        rt.composer.links.base_url = url
+    base_url.record(app.instance_path, url)
+    click.echo(f"serving at {url} (recorded in instance/{base_url.FILE_NAME})")
     if worker:
         w = make_worker(rt)
         stop = threading.Event()

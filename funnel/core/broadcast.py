@@ -202,6 +202,7 @@ def broadcast_files(emails_dir: str | Path) -> list[Path]:
 
 def read_broadcast(emails_dir: str | Path, slug: str) -> Broadcast | None:
     """The broadcast whose file is ``SLUG.md`` (or whose front matter says the slug)."""
+    misnamed: EmailFileError | None = None
     for path in broadcast_files(emails_dir):
         try:
             src = read_email_file(path)
@@ -211,6 +212,15 @@ def read_broadcast(emails_dir: str | Path, slug: str) -> Broadcast | None:
             continue
         if src.slug == slug:
             return broadcast_from_source(src)
+        if path.stem == slug:
+            # SLUG.md is there; what its front matter says is what is wrong.
+            named = src.slug
+            misnamed = EmailFileError(
+                path, src.meta_lines.get("slug", 1),
+                f"front matter says slug '{named}': send it by that name, or make it "
+                f"'slug: {slug}'" if named else f"front matter needs 'slug: {slug}'")
+    if misnamed is not None:
+        raise misnamed
     return None
 
 

@@ -187,6 +187,7 @@ class Renderer:
         markdown = self._compile(source.body).render(variables)
         tokens = self._md.parse(markdown)
         self._place_pictures(tokens, for_email=True)
+        _style_buttons(tokens)
         body_html = self._md.renderer.render(tokens, self._md.options, {})
         body_text = markdown_to_text(tokens)
         context = {**variables, "subject": subject, "preheader": preheader,
@@ -219,6 +220,22 @@ class Renderer:
                     child.attrSet("src", picture.url)
                     child.attrSet("width", str(picture.width))
                     child.attrSet("height", str(picture.height))
+
+
+# A link written [text](url "button") is the email's one big action: a button made
+# of inline styles (mail programs drop style sheets), at least 44 px tall to tap.
+BUTTON_TITLE = "button"
+BUTTON_STYLE = ("display:inline-block;background:#b3261e;color:#ffffff;font-weight:bold;"
+                "font-size:18px;line-height:1.3;padding:14px 26px;border-radius:6px;"
+                "text-decoration:none")
+
+
+def _style_buttons(tokens: list) -> None:
+    for tok in tokens:
+        for child in tok.children or []:
+            if child.type == "link_open" and child.attrGet("title") == BUTTON_TITLE:
+                child.attrs.pop("title", None)
+                child.attrSet("style", BUTTON_STYLE)
 
 
 def _prints_only(env: SandboxedEnvironment, text: str, names: set[str]) -> bool:

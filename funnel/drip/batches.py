@@ -315,8 +315,11 @@ class Batches:
                      after: sending.After) -> None:
         """Never skipped, never followed by the next step: tried again until fixed."""
         # The opaque id, never the address: logs travel further than the database.
-        log.error("rendering %s for subscriber %s failed; held until its file is fixed",
-                  d.step_slug, sub.public_id, exc_info=exc)
+        # One line: the reason is in the message (and on the dashboard); a traceback
+        # per held email buries the summary. The traceback stays at debug level.
+        log.error("rendering %s for subscriber %s failed (%s); held until its file is fixed",
+                  d.step_slug, sub.public_id, exc)
+        log.debug("why %s did not render", d.step_slug, exc_info=exc)
         d.state, d.error = HELD, f"could not be rendered: {exc}"[:2000]
         d.attempts -= 1  # it never reached the transport
         d.retry_at = now + HELD_RECHECK

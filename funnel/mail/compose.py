@@ -23,6 +23,8 @@ from funnel.plan.media import MediaLibrary
 from funnel.transports import Message, SharedBody
 
 LIST_ID = "Run Stronger free plan <free-plan.runstronger.example>"
+# The newsletter is its own list: a reader's mail program files and filters it apart.
+NEWSLETTER_LIST_ID = "Run Stronger newsletter <newsletter.runstronger.example>"
 DEFAULT_FIRST_NAME = "there"
 # The variables that differ from one recipient to the next (see shared_body.py).
 PERSONAL_VARIABLES = (
@@ -126,6 +128,8 @@ class Composer:
                 "free plan and confirmed your address."
             ),
             "next_step": "",  # replaced by emails/next-step.md (see with_next_step)
+            # Where the reader is with the plan; set for "already on the list" only.
+            "plan_status": "",
         }
 
     def with_next_step(self, source: EmailSource) -> EmailSource:
@@ -285,7 +289,8 @@ class _Batch:
             headers = {
                 "List-Unsubscribe": f"<{own['unsubscribe_url']}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                "List-Id": LIST_ID,
+                "List-Id": (NEWSLETTER_LIST_ID if self.source.path.parent.name == "broadcasts"
+                            else LIST_ID),
             }
         return Message(
             key=key,

@@ -8,16 +8,16 @@ the page shares nothing about anyone.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
-from markdown_it import MarkdownIt
 
 from funnel.core.sequence import EmailSource
+from funnel.mail.compose import PERSONAL_VARIABLES
 
 ATOM = "http://www.w3.org/2005/Atom"
 
@@ -30,7 +30,7 @@ def public_variables(base_url: str, page_url: str, postal_address: str) -> dict[
     """
     base = base_url.rstrip("/")
     signup = base + "/free-plan"
-    return {
+    public = {
         "first_name": "there",
         "email": "you",
         "site_url": base + "/",
@@ -39,11 +39,19 @@ def public_variables(base_url: str, page_url: str, postal_address: str) -> dict[
         "unsubscribe_url": signup,
         "preferences_url": signup,
         "confirm_url": signup,
+        # A reader's own plan: on the web, the way to one is to sign up.
+        "my_plan_url": signup,
+        "my_plan_pdf_url": signup,
         "view_url": page_url,
         "postal_address": postal_address,
         "reason": "",
         "next_step": "",
     }
+    # Every personal variable an email may use has a public form here; a new one
+    # without it fails loudly in the tests rather than on the archive page.
+    missing = set(PERSONAL_VARIABLES) - set(public)
+    assert not missing, f"no public form for {sorted(missing)}"
+    return public
 
 
 @dataclass(frozen=True)
@@ -57,15 +65,16 @@ class PublicIssue:
 
 _env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
                             keep_trailing_newline=True)
-_md = MarkdownIt("commonmark", {"html": False})
 
 
-def render_public(source: EmailSource, variables: dict[str, Any], published: datetime
-                  ) -> PublicIssue:
-    """The issue's subject and body HTML for the web (raw HTML in Markdown stays text)."""
+def render_public(source: EmailSource, variables: dict[str, Any], published: datetime,
+                  render_body: Callable[[EmailSource, dict[str, Any]], str]) -> PublicIssue:
+    """The issue's subject and body HTML for the web (raw HTML in Markdown stays text).
+    ``render_body`` is the emails' own renderer (Renderer.render_body), so pictures
+    get the same served addresses as in the email that went out."""
     subject = _env.from_string(source.subject).render(variables).strip()
     preheader = _env.from_string(source.preheader).render(variables).strip()
-    body = _md.render(_env.from_string(source.body).render(variables))
+    body = render_body(source, variables)
     return PublicIssue(source.slug, subject, preheader, body, published)
 
 

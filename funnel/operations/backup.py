@@ -62,5 +62,5 @@ def pg_dump_hint(url: str) -> str:
         "DATABASE_URL is PostgreSQL: back it up with pg_dump, e.g.\n"
         f"  pg_dump --format=custom --file=funnel-$(date +%F).dump "
         f"--host={parsed.host or 'localhost'} --username={parsed.username or 'postgres'} "
-        f"{parsed.database}\n(README: Backups and restore)"
+        f"{parsed.database}\n(docs/operating.md: Backups and restore)"
     )

@@ -19,6 +19,9 @@ from funnel.plan.media import MEDIA_PREFIX, MediaLibrary
 
 _GREETING = re.compile(r"\A\s*<h1>.*?</h1>\s*<p>Hi [^<]*,</p>\s*", re.DOTALL)
 _H1 = re.compile(r"<h1>(.*?)</h1>", re.DOTALL)
+_OL_START = re.compile(r'<ol start="(\d+)">')
+_LIST = re.compile(r"(?:<p>[^<]*(?:<(?!/?p>)[^<]*)*:</p>\s*)?<ul>\s*(?P<items>(?:<li>.*?</li>\s*)+)</ul>\s*",
+                   re.DOTALL)
 _EXERCISE = re.compile(r"^\d+\.\s+\*\*(?P<name>[^*]+?)[.:]?\*\*", re.MULTILINE)
 
 
@@ -61,10 +64,38 @@ def build_weeks(
             body = html.replace(title_match.group(0), "", 1)
         # The page puts each email under an h3, so its own h2s become h4s.
         body = re.sub(r"<(/?)h2>", r"<\1h4>", body)
+        body = _without_links_to(body, _plan_links(variables))
+        body = _numbering_carries_on(body)
         number = offset.days // 7 + 1
         weeks.setdefault(number, Week(number)).sections.append(
             Section(step.slug, part, title, offset.days + 1, body))
     return [weeks[n] for n in sorted(weeks)]
+
+
+def _plan_links(variables: Mapping[str, Any]) -> set[str]:
+    return {str(variables[k]) for k in ("my_plan_url", "my_plan_pdf_url") if variables.get(k)}
+
+
+def _without_links_to(html: str, urls: set[str]) -> str:
+    """The plan is the document those links open: a list of nothing but links to it
+    (and the sentence that leads into it) has no place in it."""
+    if not urls:
+        return html
+
+    def drop(m: re.Match[str]) -> str:
+        items = re.findall(r"<li>(.*?)</li>", m["items"], re.DOTALL)
+        links = [re.fullmatch(r'\s*<a href="([^"]*)">[^<]*</a>\s*', item) for item in items]
+        only_self = all(link is not None and link[1] in urls for link in links)
+        return "" if only_self else m.group(0)
+
+    return _LIST.sub(drop, html)
+
+
+def _numbering_carries_on(html: str) -> str:
+    """A list Markdown continues after a picture (``4.``) starts at its number in
+    WeasyPrint too, which reads the list-item counter rather than ``start``."""
+    return _OL_START.sub(lambda m: (f'<ol start="{m[1]}" '
+                                    f'style="counter-reset:list-item {int(m[1]) - 1}">'), html)
 
 
 def pdf_bytes(html: str, *, base_url: str, media: MediaLibrary) -> bytes:

@@ -85,9 +85,18 @@ def render(composer, sub: Subscriber | SubscriberRow, d: Delivery | DeliveryRow,
     """The email, addressed without any name typed into the form: until someone
     confirms, what a stranger typed must not land in the inbox."""
     name = name_of(d)
+    extra = {"reason": REASONS[name], "first_name": "there"}
+    if name == CONFIRM:
+        # Not subscribed yet: there are no preferences to change.
+        extra["preferences_url"] = ""
+    if name == ALREADY:
+        # They came back for the plan: say where they are with it (see plan/stage.py).
+        from funnel.plan import stage
+
+        where = stage.plan_stage(sub, stage.last_step(composer.settings.emails_dir), now)
+        extra["plan_status"] = stage.ALREADY_SAYS.get(where, stage.ALREADY_SAYS[stage.IN_PLAN])
     msg = composer.message(
-        composer.system_source(name), sub, key=key, now=now, list_mail=False,
-        extra={"reason": REASONS[name], "first_name": "there"},
+        composer.system_source(name), sub, key=key, now=now, list_mail=False, extra=extra,
     )
     return replace(msg, to_name=None)
 

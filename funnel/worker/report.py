@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-_COUNTS = ("sent", "skipped", "retried", "failed", "held", "rescheduled", "claimed", "taken_in")
+_COUNTS = ("sent", "skipped", "retried", "failed", "held", "rescheduled", "claimed", "taken_in",
+           "purged")
 
 
 @dataclass
@@ -18,6 +19,7 @@ class PassReport:
     rescheduled: int = 0
     claimed: int = 0      # rows leased for this pass: nonzero means there may be more
     taken_in: int = 0     # sign-ups taken from the intake
+    purged: int = 0       # sign-ups never confirmed, deleted after PENDING_RETENTION_DAYS
     sent_keys: list[str] = field(default_factory=list)
     hooks: Any = None     # the webhook piece's detail (hooks.dispatch.HookReport)
 

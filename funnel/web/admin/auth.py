@@ -61,7 +61,9 @@ def safe_next(target: str | None) -> str:
                methods=["POST"])
 def login():
     error = None
+    typed = ""
     if request.method == "POST":
+        typed = (request.form.get("email") or "").strip()[:254]
         email = (request.form.get("email") or "").strip().lower()
         password = request.form.get("password") or ""
         wait = login_limits.wait_seconds(email)
@@ -86,7 +88,8 @@ def login():
             return redirect(safe_next(request.args.get("next")))
         login_limits.failed(email)
         error = "That email and password don't match an account."
-    return render_template("admin/login.html", error=error), (401 if error else 200)
+    # The address stays typed after a wrong password: only the password is asked again.
+    return render_template("admin/login.html", error=error, email=typed), (401 if error else 200)
 
 
 @bp.post("/logout")

@@ -131,6 +131,8 @@ def retry_step(slug: str):
     n = failures.retry(runtime.session(), now=runtime.now(), step_slug=slug)
     runtime.rt().wake.set()
     subject = sequence_subjects().get(slug, slug)
-    flash(f"{n} failed sends of “{subject}” queued again; the worker sends them on its next "
-          "pass." if n else "Nothing to retry for that email.")
+    sends = f"{n} failed send{'' if n == 1 else 's'}"
+    flash(f"{sends} of “{subject}” queued again; the worker sends "
+          f"{'it' if n == 1 else 'them'} on its next pass." if n
+          else "Nothing to retry for that email.")
     return back

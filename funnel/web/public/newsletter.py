@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, Response, abort, current_app, render_template
 from sqlalchemy import select
 
 from funnel import runtime
@@ -31,17 +31,37 @@ def _published():
 
 
 def _issue(row: Broadcast) -> PublicIssue:
-    settings = runtime.rt().settings
+    r = runtime.rt()
+    settings, composer = r.settings, r.composer
     url = f"{settings.base_url}/newsletter/{row.slug}"
-    variables = public_variables(settings.base_url, url, settings.postal_address)
+    # The same values the email had for everyone (the coach's name, photo...), then
+    # the public form of every personal one.
+    variables = {**composer.common_variables(),
+                 **public_variables(settings.base_url, url, settings.postal_address)}
     assert row.started_at is not None
-    return render_public(frozen_source(row, settings.emails_dir), variables, row.started_at)
+    source = composer.with_next_step(frozen_source(row, settings.emails_dir))
+    return render_public(source, variables, row.started_at, composer.renderer.render_body)
+
+
+def _issue_or_none(row: Broadcast) -> PublicIssue | None:
+    """One issue that does not render never takes the archive or the feed down:
+    it is logged and left out."""
+    try:
+        return _issue(row)
+    except Exception:  # noqa: BLE001  (a template error, a missing value: any of them)
+        current_app.logger.exception("newsletter issue %r does not render for the archive",
+                                     row.slug)
+        return None
+
+
+def _issues(rows) -> list[PublicIssue]:
+    return [i for i in map(_issue_or_none, rows) if i is not None]
 
 
 @bp.get("")
 def index():
     rows = runtime.session().scalars(_published()).all()
-    return render_template("newsletter/index.html", issues=[_issue(r) for r in rows])
+    return render_template("newsletter/index.html", issues=_issues(rows))
 
 
 @bp.get("/<slug>")
@@ -51,14 +71,17 @@ def issue(slug: str):
     row = runtime.session().scalar(_published().where(Broadcast.slug == slug))
     if row is None:
         abort(404)
-    return render_template("newsletter/issue.html", issue=_issue(row))
+    shown = _issue_or_none(row)
+    if shown is None:
+        return render_template("newsletter/unavailable.html", slug=slug)
+    return render_template("newsletter/issue.html", issue=shown)
 
 
 @bp.get("/feed.xml")
 def feed():
     settings = runtime.rt().settings
     rows = runtime.session().scalars(_published().limit(50)).all()
-    body = atom_feed([_issue(r) for r in rows], base_url=settings.base_url,
+    body = atom_feed(_issues(rows), base_url=settings.base_url,
                      feed_url=f"{settings.base_url}/newsletter/feed.xml",
                      updated=runtime.now())
     return Response(body, mimetype="application/atom+xml")

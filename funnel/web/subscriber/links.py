@@ -17,13 +17,31 @@ from funnel.core.sequences import all_steps
 from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.http.extensions import csrf
 from funnel.mail.links import PATHS
-from funnel.mail.sending import DRIP
+from funnel.mail.sending import BROADCAST, DRIP
 from funnel.models import Delivery
+from funnel.newsletter.scheduling import REASON, frozen_source
+from funnel.newsletter.scheduling import find as find_broadcast
 from funnel.subscribers import actions as subscribers
 from funnel.web.subscriber import fresh_links
-from funnel.web.subscriber.personal import invalid_link, request_meta, try_confirmation
+from funnel.web.subscriber.personal import (
+    SAMPLE_PUBLIC_ID,
+    invalid_link,
+    request_meta,
+    test_link_page,
+    try_confirmation,
+)
 
 bp = Blueprint("links", __name__)
+
+
+def _is_test(token: str, purpose: str) -> bool:
+    """A link from a test send (the sample reader's)."""
+    try:
+        payload = runtime.rt().composer.tokens.load(purpose, token)
+    except BadToken:
+        return False
+    ids = payload if isinstance(payload, list) else [payload]
+    return bool(ids) and ids[0] == SAMPLE_PUBLIC_ID
 
 
 def _signed(token: str, purpose: str) -> bool:
@@ -97,6 +115,8 @@ def resend_confirmation(token: str):
 def unsubscribe(token: str):
     s = runtime.session()
     sub = subscribers.subscriber_from_token(s, runtime.rt().composer, "unsubscribe", token)
+    if sub is None and request.method == "GET" and _is_test(token, "unsubscribe"):
+        return test_link_page("unsubscribe")
     if sub is None:
         if request.method == "POST" and _signed(token, "unsubscribe"):
             # Erased: there is nothing left to mail, so the one-click POST succeeds.
@@ -104,7 +124,10 @@ def unsubscribe(token: str):
         return invalid_link()
     if request.method == "GET":
         # Link scanners prefetch GETs, so a GET only shows the button.
-        return render_template("unsubscribe.html", token=token,
+        # A break is often what the person wanted: offer the pause on their own page.
+        pause_url = (runtime.rt().composer.links.preferences(sub.public_id) + "#pause-heading"
+                     if sub.status == lifecycle.CONFIRMED else None)
+        return render_template("unsubscribe.html", token=token, pause_url=pause_url,
                                done=sub.status == lifecycle.UNSUBSCRIBED)
     reason = "one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "unsubscribe page"
     subscribers.unsubscribe(s, sub, now=runtime.now(), reason=reason, meta=request_meta())
@@ -122,14 +145,24 @@ def view(token: str):
         return exc.answer
     except (BadToken, ValueError, TypeError):
         return invalid_link()
+    if public_id == SAMPLE_PUBLIC_ID:
+        return test_link_page("view")
     s = runtime.session()
     sub = subscribers.subscriber_from_public_id(s, public_id)
     d = s.scalar(select(Delivery).where(Delivery.public_id == delivery_id))
     if sub is None or d is None or d.subscriber_id != sub.id:
         abort(404)
-    step = all_steps(r.settings.emails_dir).get(d.step_slug)
-    if step is None:
-        abort(404)
-    rendered = r.composer.render(step.source, sub, d.public_id)
+    if d.kind == BROADCAST:
+        # A newsletter: the copy frozen when it was scheduled, as it was sent.
+        row = find_broadcast(s, d.step_slug)
+        if row is None:
+            abort(404)
+        rendered = r.composer.render(frozen_source(row, r.settings.emails_dir), sub,
+                                     d.public_id, extra={"reason": REASON})
+    else:
+        step = all_steps(r.settings.emails_dir).get(d.step_slug)
+        if step is None:
+            abort(404)
+        rendered = r.composer.render(step.source, sub, d.public_id)
     resp = Markup(rendered.html)
     return resp, 200, {"X-Robots-Tag": "noindex"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import render_template, request
 
 from funnel import runtime
 from funnel.models import Subscriber
@@ -15,6 +15,16 @@ PRIVATE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 
 def request_meta() -> subscribers.SignupMeta:
     return subscribers.SignupMeta(ip=request.remote_addr, user_agent=request.user_agent.string)
+
+
+# The made-up reader of previews and test sends (mail.check.sample_subscriber): no
+# row holds it, so its links get a page saying what they are, not a 404 or a 400.
+SAMPLE_PUBLIC_ID = "preview"
+
+
+def test_link_page(what: str):
+    """The answer to a link from a test send: what a reader would see here."""
+    return render_template("test_link.html", what=what), 200, PRIVATE_HEADERS
 
 
 def invalid_link():

@@ -17,14 +17,17 @@ from funnel.core.schedule import zone
 from funnel.core.sequences import all_steps
 from funnel.core.tokens import BadToken
 from funnel.mail.links import PATHS
+from funnel.plan import stage
 from funnel.subscribers import actions as subscribers
 from funnel.subscribers import privacy
 from funnel.web.errors import render_error
 from funnel.web.subscriber import fresh_links
 from funnel.web.subscriber.personal import (
     PRIVATE_HEADERS,
+    SAMPLE_PUBLIC_ID,
     invalid_link,
     request_meta,
+    test_link_page,
     try_confirmation,
 )
 
@@ -45,6 +48,8 @@ def _preferences_subscriber(token: str, age_of: str | None = None):
         return None, exc.answer
     except BadToken:
         return None, invalid_link()
+    if public_id == SAMPLE_PUBLIC_ID and request.method == "GET":
+        return None, test_link_page("preferences")
     sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
     if sub is None:
         # Same answer whether the data was erased or never existed.
@@ -67,8 +72,13 @@ def _preferences_page(token: str, sub, *, errors: dict[str, str] | None = None,
         paused_until_local=_local(sub.paused_until, sub.timezone),
         time_zone_groups=timezones.grouped,
         active=sub.status == lifecycle.CONFIRMED,
+        stage=_stage(sub, now),
     )
     return html, status, PRIVATE_HEADERS
+
+
+def _stage(sub, now) -> str:
+    return stage.plan_stage(sub, stage.last_step(runtime.rt().settings.emails_dir), now)
 
 
 def _local(when, tz_name: str) -> str:
@@ -145,6 +155,20 @@ TOPIC_DONE = {
     ("newsletter", "off"): "You will get no more newsletters. The plan still comes.",
     ("newsletter", "on"): "The newsletter is back on.",
 }
+# What is true instead, once the plan is finished or the emails are paused.
+TOPIC_DONE_AT = {
+    ("newsletter", "off", stage.FINISHED): (
+        "You will get no more newsletters. You have had the whole plan, so no more "
+        "emails will come; your plan page stays open."),
+    ("newsletter", "off", stage.PAUSED): (
+        "You will get no more newsletters. The plan carries on where you left off once "
+        "your pause ends."),
+    ("plan", "off", stage.PAUSED): (
+        "You will get no more plan emails. The newsletter comes again once your pause ends."),
+    ("newsletter", "on", stage.PAUSED): (
+        "The newsletter is back on, from the end of your pause."),
+    ("newsletter", "on", stage.FINISHED): "The newsletter is back on.",
+}
 
 
 @bp.post("/preferences/<token>/topics")
@@ -168,7 +192,9 @@ def preferences_topics(token: str):
                             "stopped, we won't send you any more emails.")
     if on:
         runtime.rt().wake.set()
-    return _back(token, TOPIC_DONE.get((topic, done), "Nothing to change."))
+    where = _stage(sub, runtime.now())
+    return _back(token, TOPIC_DONE_AT.get((topic, done, where))
+                 or TOPIC_DONE.get((topic, done), "Nothing to change."))
 
 
 @bp.post("/preferences/<token>/resubscribe")
