@@ -28,11 +28,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from funnel.core.states import (
+    AdminRole,
     ArrivalPath,
     ConsentAction,
     DeliveryKind,
     DeliveryState,
     EventKind,
+    SubjectTestState,
     SubscriberStatus,
     VisitPage,
     check_in,
@@ -462,6 +464,14 @@ class AdminUser(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Raised at logout and password change: cookies made under an older one stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What the account may do (core.states.AdminRole); accounts made before roles are owners.
+    role: Mapped[str] = mapped_column(String(16), default=AdminRole.OWNER,
+                                      server_default=AdminRole.OWNER.value)
+    # The zone times are typed and shown in on the admin pages; NULL until the browser
+    # has told us (guessed once with Intl.DateTimeFormat) or the admin chose one.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (CheckConstraint(check_in("role", AdminRole), name="role"),)
 
 
 # -- the marketer's control room (README "The control room") --------------------------
@@ -640,10 +650,20 @@ class Broadcast(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A subject test (newsletter.subject_tests): NULL state means none was asked for.
+    test_state: Mapped[str | None] = mapped_column(String(16))
+    test_subjects: Mapped[str | None] = mapped_column(Text)  # JSON list, in the file's order
+    test_sample: Mapped[int | None] = mapped_column(Integer)  # percent of the audience
+    test_wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    test_decide_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    test_winner: Mapped[int | None] = mapped_column(Integer)  # index into test_subjects
+    test_note: Mapped[str | None] = mapped_column(Text)  # the decision, or why no test ran
 
     __table_args__ = (
         CheckConstraint(
             "status IN ('scheduled', 'sending', 'sent', 'cancelled')", name="status"),
+        CheckConstraint("test_state IS NULL OR " + check_in("test_state", SubjectTestState),
+                        name="test_state"),
     )
 
 
@@ -661,6 +681,9 @@ class BroadcastRecipient(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
+    # Which subject this reader gets (an index into the broadcast's test_subjects),
+    # fixed before their email is sent, so nobody ever gets two versions.
+    variant: Mapped[int | None] = mapped_column(Integer)
 
     broadcast: Mapped[Broadcast] = relationship()
     subscriber: Mapped[Subscriber] = relationship()
