@@ -47,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         admin_import,
         admin_subscriber,
         auth,
+        broadcast_studio,
         broadcasts,
         connect_admin,
         embed,
@@ -60,7 +61,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         preferences,
         previews,
         ratelimits,
+        roles,
         site,
+        team,
         webhooks,
     )
 
@@ -90,6 +93,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(embed.bp)
     app.register_blueprint(api_routes.bp)
     app.register_blueprint(broadcasts.bp)
+    # The coach's studio: new newsletters, test sends, moving a schedule; the team.
+    app.register_blueprint(broadcast_studio.bp)
+    app.register_blueprint(team.bp)
+    roles.init_app(app)
     cli.init_app(app)
     ops.init_app(app)
     return app

@@ -120,7 +120,8 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     # The newsletter's broadcasts go through the same send step, on their own to-do list.
     broadcasts = BroadcastWork(runtime.sessions, composer, transport, owner=store.owner,
                                emails_dir=settings.emails_dir, batch_size=settings.batch_size,
-                               lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS)
+                               lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS,
+                               default_timezone=settings.default_timezone)
     from funnel.control import chores
 
     return Worker(store, composer, transport, clock,

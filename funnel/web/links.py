@@ -18,6 +18,7 @@ from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.mail.links import PATHS
 from funnel.models import Delivery
 from funnel.sending import DRIP
+from funnel.web import test_links
 from funnel.web.extensions import csrf
 from funnel.web.personal import invalid_link, request_meta, try_confirmation
 
@@ -93,6 +94,8 @@ def resend_confirmation(token: str):
 @bp.route(PATHS["unsubscribe"], methods=["GET", "POST"])
 @csrf.exempt  # RFC 8058: mail providers POST here with no session and no token
 def unsubscribe(token: str):
+    if test_links.is_test(token, "unsubscribe"):
+        return test_links.test_page("unsubscribe")
     s = runtime.session()
     sub = subscribers.subscriber_from_token(s, runtime.rt().composer, "unsubscribe", token)
     if sub is None:
@@ -111,6 +114,8 @@ def unsubscribe(token: str):
 
 @bp.get(PATHS["view"])
 def view(token: str):
+    if test_links.is_test(token, "view"):
+        return test_links.test_view(token)
     r = runtime.rt()
     try:
         payload = r.composer.tokens.load("view", token)

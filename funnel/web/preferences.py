@@ -17,6 +17,8 @@ from funnel.core.sequence import load_sequence
 from funnel.core.tokens import BadToken
 from funnel.inputs import FunnelError
 from funnel.mail.links import PATHS
+from funnel.newsletter.test_send import TEST_READER
+from funnel.web import test_links
 from funnel.web.errors import render_error
 from funnel.web.personal import PRIVATE_HEADERS, invalid_link, request_meta, try_confirmation
 
@@ -35,6 +37,8 @@ def _preferences_subscriber(token: str):
         public_id = r.composer.tokens.load("preferences", token)
     except BadToken:
         return None, invalid_link()
+    if public_id == TEST_READER:
+        return None, test_links.test_page("preferences")
     sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
     if sub is None:
         # Same answer whether the data was erased or never existed.

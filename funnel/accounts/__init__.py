@@ -1,0 +1,1 @@
+"""Admin accounts and what each may do."""
