@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -684,6 +685,8 @@ class BroadcastRecipient(Base):
     # Which subject this reader gets (an index into the broadcast's test_subjects),
     # fixed before their email is sent, so nobody ever gets two versions.
     variant: Mapped[int | None] = mapped_column(Integer)
+    # In the test's sample (its figures decide), not among the rest who get the winner.
+    sampled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     broadcast: Mapped[Broadcast] = relationship()
     subscriber: Mapped[Subscriber] = relationship()

@@ -58,7 +58,7 @@ def move(session: Session, slug: str, *, at: datetime | None, local: time | None
     row.local_time = local.strftime("%H:%M") if local else None
     if row.test_state == SubjectTestState.TESTING and row.test_wait_seconds is not None:
         last_due = session.scalar(select(func.max(BroadcastRecipient.due_at)).where(
-            BroadcastRecipient.broadcast_id == row.id, BroadcastRecipient.variant.is_not(None)))
+            BroadcastRecipient.broadcast_id == row.id, BroadcastRecipient.sampled.is_(True)))
         row.test_decide_at = (last_due or start) + timedelta(seconds=row.test_wait_seconds)
     session.commit()
     return row

@@ -133,11 +133,11 @@ def start(session: Session, row: BroadcastRow, subjects: tuple[str, ...], plan: 
         return row.test_note
     (rng or random.SystemRandom()).shuffle(ids)
     for i in range(len(subjects)):
-        set_rows(session, ids[i * each:(i + 1) * each], variant=i)
+        set_rows(session, ids[i * each:(i + 1) * each], variant=i, sampled=True)
     rest = ids[each * len(subjects):]
     set_rows(session, rest, due_at=None)
     last_due = session.scalar(select(func.max(BroadcastRecipient.due_at)).where(
-        BroadcastRecipient.broadcast_id == row.id, BroadcastRecipient.variant.is_not(None)))
+        BroadcastRecipient.broadcast_id == row.id, BroadcastRecipient.sampled.is_(True)))
     row.test_state = SubjectTestState.TESTING
     row.test_decide_at = (last_due or row.send_at) + plan.wait
     row.test_note = (f"Subject test: {each:,} readers for each of the {len(subjects)} "
@@ -174,9 +174,10 @@ def figures(session: Session, row: BroadcastRow) -> list[VariantFigures]:
     base = (select(variant, Delivery.id, Delivery.state, Delivery.sent_at)
             .join(Delivery, (Delivery.subscriber_id == BroadcastRecipient.subscriber_id)
                   & (Delivery.step_slug == slug) & (Delivery.kind == "broadcast"))
-            .where(BroadcastRecipient.broadcast_id == row.id, variant.is_not(None)))
+            .where(BroadcastRecipient.broadcast_id == row.id, BroadcastRecipient.sampled.is_(True)))
     readers = dict(session.execute(select(variant, func.count()).where(
-        BroadcastRecipient.broadcast_id == row.id, variant.is_not(None)).group_by(variant)).all())
+        BroadcastRecipient.broadcast_id == row.id, BroadcastRecipient.sampled.is_(True))
+        .group_by(variant)).all())
     sent: dict[int, int] = {}
     sent_at: dict[int, datetime | None] = {}
     of: dict[int, int] = {}

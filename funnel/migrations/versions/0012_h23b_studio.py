@@ -44,10 +44,13 @@ def upgrade() -> None:
                                       "test_state IS NULL OR " + _in("test_state", TEST_STATES))
     with op.batch_alter_table("broadcast_recipient") as batch:
         batch.add_column(sa.Column("variant", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("sampled", sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("broadcast_recipient") as batch:
+        batch.drop_column("sampled")
         batch.drop_column("variant")
     with op.batch_alter_table("broadcast") as batch:
         batch.drop_constraint(batch.f("ck_broadcast_test_state"), type_="check")
