@@ -182,6 +182,8 @@ def figures(session: Session, row: BroadcastRow) -> list[VariantFigures]:
     sent_at: dict[int, datetime | None] = {}
     of: dict[int, int] = {}
     for v, d_id, state, at in session.execute(base):
+        if v is None:
+            continue  # a sampled row always has its variant; a guard for the type checker
         of[d_id] = v
         sent_at[d_id] = at
         if state == "sent":
@@ -190,14 +192,16 @@ def figures(session: Session, row: BroadcastRow) -> list[VariantFigures]:
     clicks: dict[int, set[int]] = {}
     ids = list(of)
     for i in range(0, len(ids), _CHUNK):
-        for d_id, kind, at in session.execute(
+        for ev_id, kind, ev_at in session.execute(
                 select(DeliveryEvent.delivery_id, DeliveryEvent.kind, DeliveryEvent.at)
                 .where(DeliveryEvent.delivery_id.in_(ids[i:i + _CHUNK]),
                        DeliveryEvent.kind.in_(("delivered", "click")))):
+            if ev_id is None:
+                continue
             if kind == "delivered":
-                delivered.setdefault(of[d_id], set()).add(d_id)
-            elif _human(at, sent_at[d_id]):
-                clicks.setdefault(of[d_id], set()).add(d_id)
+                delivered.setdefault(of[ev_id], set()).add(ev_id)
+            elif _human(ev_at, sent_at[ev_id]):
+                clicks.setdefault(of[ev_id], set()).add(ev_id)
     return [VariantFigures(subject=s, readers=readers.get(i, 0), sent=sent.get(i, 0),
                            delivered=len(delivered.get(i, ())),
                            human_clicks=len(clicks.get(i, ())))

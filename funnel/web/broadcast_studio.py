@@ -58,7 +58,7 @@ def new():
     try:
         draft = drafting.draft_from_form(form)
         form["slug"] = draft.slug
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        app = current_app._get_current_object()
         problems = drafting.problems(
             draft, _emails_dir(), emailcheck.sample_variables(runtime.rt()),
             base_url=runtime.rt().settings.base_url, route_exists=emailcheck.route_checker(app))
