@@ -272,3 +272,4 @@ def _release(session: Session, row: BroadcastRow, best: int, now: datetime,
         by_zone.setdefault(tz, []).append(rec_id)
     for tz, ids in by_zone.items():
         set_rows(session, ids, variant=best, due_at=local_due(now, at, zone(tz, default_timezone)))
+

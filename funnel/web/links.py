@@ -17,7 +17,9 @@ from funnel.core.sequence import load_sequence
 from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.mail.links import PATHS
 from funnel.models import Delivery
-from funnel.sending import DRIP
+from funnel.newsletter.scheduling import REASON
+from funnel.newsletter.copies import broadcast_copy
+from funnel.sending import BROADCAST, DRIP
 from funnel.web import test_links
 from funnel.web.extensions import csrf
 from funnel.web.personal import invalid_link, request_meta, try_confirmation
@@ -127,6 +129,13 @@ def view(token: str):
     d = s.scalar(select(Delivery).where(Delivery.public_id == delivery_id))
     if sub is None or d is None or d.subscriber_id != sub.id:
         abort(404)
+    if d.kind == BROADCAST:
+        # A newsletter: the copy frozen when it was scheduled, with this reader's subject.
+        src = broadcast_copy(s, d, r.settings.emails_dir)
+        if src is None:
+            abort(404)
+        rendered = r.composer.render(src, sub, d.public_id, extra={"reason": REASON})
+        return Markup(rendered.html), 200, {"X-Robots-Tag": "noindex"}
     step = load_sequence(r.settings.emails_dir).get(d.step_slug)
     if step is None:
         abort(404)

@@ -184,3 +184,62 @@ def test_every_reader_has_one_row_with_at_most_one_variant(runner, db, clock, em
     assert Counter(r.variant for r in rows) == {0: 5, 1: 5, 2: 5, None: 15}
     assert all(r.due_at is None for r in rows if r.variant is None)  # held for the winner
     assert db.scalar(select(func.count()).select_from(Subscriber)) == 30
+
+
+def test_with_local_time_the_rest_get_the_winner_at_that_hour_in_their_zone(
+        runner, db, clock, emails_dir, outbox):
+    for i in range(20):
+        add(db, f"r{i:03d}@example.com", now=clock.now,
+            tz="Asia/Tokyo" if i % 2 else "Europe/London")
+    _file(emails_dir)
+    result = runner.invoke(args=["broadcast", "send", "hills", "--local", "09:00",
+                                 "--test-sample", "50", "--test-wait", "1h"])
+    assert result.exit_code == 0, result.output
+    db.rollback()
+    row = db.scalar(select(Broadcast))
+    clock.now = row.test_decide_at
+    run_worker(runner)
+    db.rollback()
+    held = db.execute(select(BroadcastRecipient.due_at, Subscriber.timezone)
+                      .join(Subscriber, Subscriber.id == BroadcastRecipient.subscriber_id)
+                      .where(BroadcastRecipient.sampled.is_(False))).all()
+    assert len(held) == 10
+    from zoneinfo import ZoneInfo
+
+    for due, tz in held:
+        local = due.astimezone(ZoneInfo(tz))
+        assert (local.hour, local.minute) == (9, 0) and due >= clock.now
+
+
+def test_the_web_form_refuses_a_bad_sample(logged_in, db, clock, emails_dir):
+    from tests.conftest import csrf_token
+
+    _readers(db, clock, 3)
+    _file(emails_dir)
+    token = csrf_token(logged_in, "/admin/broadcasts/hills")
+    for sample, message in (("101", "from 1 to 100"), ("0", "from 1 to 100")):
+        page = logged_in.post("/admin/broadcasts/hills/schedule",
+                              data={"csrf_token": token, "confirm": "yes",
+                                    "test_sample": sample}, follow_redirects=True)
+        assert f"Not scheduled: the test sample must be a whole percentage {message}" in \
+            page.get_data(as_text=True)
+    db.rollback()
+    assert db.scalar(select(Broadcast.id)) is None
+
+
+def test_every_link_in_a_sent_newsletter_works(runner, db, clock, emails_dir, outbox, client):
+    """The reader's view-in-browser link shows the copy they got (it answered 404)."""
+    _readers(db, clock, 20)
+    _file(emails_dir)
+    assert runner.invoke(args=["broadcast", "send", "hills", "--test-sample", "50"]).exit_code == 0
+    run_worker(runner)
+    for msg in outbox.messages():
+        links = set(re.findall(r'https?://localhost[^\s"<>)\]]*',
+                               outbox.text(msg) + outbox.html(msg)))
+        assert any("/view/" in u for u in links)
+        for url in links:
+            resp = client.get(url.replace("http://localhost", ""))
+            assert resp.status_code == 200, url
+            if "/view/" in url:
+                assert f"<title>{msg['Subject']}" in resp.get_data(as_text=True) or \
+                    msg["Subject"] in resp.get_data(as_text=True)
