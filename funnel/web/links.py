@@ -17,8 +17,8 @@ from funnel.core.sequence import load_sequence
 from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.mail.links import PATHS
 from funnel.models import Delivery
-from funnel.newsletter.scheduling import REASON
 from funnel.newsletter.copies import broadcast_copy
+from funnel.newsletter.scheduling import REASON
 from funnel.sending import BROADCAST, DRIP
 from funnel.web import test_links
 from funnel.web.extensions import csrf
