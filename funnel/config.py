@@ -62,6 +62,12 @@ ENV_VARS = (
     "WEBHOOKS_ALLOW_PRIVATE",
     "WEBHOOKS_TIMEOUT",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "METRICS_TOKEN",
+    "READY_WORKER_MAX_AGE",
+    "SQLITE_BUSY_TIMEOUT",
+    "DATABASE_CONNECT_TIMEOUT",
 )
 
 INT_VARS = {
@@ -79,7 +85,8 @@ INT_VARS = {
     "IMPORT_OPTIN_DAILY_MAX",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
 }
-FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT"}
+FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT",
+              "READY_WORKER_MAX_AGE", "SQLITE_BUSY_TIMEOUT", "DATABASE_CONNECT_TIMEOUT"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
              "SIGNUP_ASYNC_COMMIT"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
@@ -135,6 +142,12 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "FAILURE_ALERTS_TO": "",
         "FAILURE_ALERTS_EVERY_MINUTES": 60,
         "IMPORT_OPTIN_DAILY_MAX": 200,
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "INFO",
+        "METRICS_TOKEN": "",
+        "READY_WORKER_MAX_AGE": 60.0,
+        "SQLITE_BUSY_TIMEOUT": 5.0,
+        "DATABASE_CONNECT_TIMEOUT": 5.0,
     }
 
 
@@ -155,6 +168,8 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             out[name] = [k.strip() for k in raw.split(",") if k.strip()]
         else:
             out[name] = raw
+    if "LOG_FORMAT" in out:
+        out["LOG_FORMAT"] = out["LOG_FORMAT"].lower()
     return out
 
 

@@ -254,7 +254,7 @@ def post_signup(client, email: str, first_name: str = "", **fields):
 def take_in(app):
     """The worker's first step on its next pass: the sign-ups the form stored become
     subscribers, consent records and queued confirmations (nothing is sent)."""
-    from funnel import subscribers
+    from funnel.subscribers import actions as subscribers
 
     return subscribers.take_intake(app.extensions["funnel"].sessions)
 

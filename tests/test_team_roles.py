@@ -9,9 +9,9 @@ import re
 import pytest
 from sqlalchemy import select
 
+from funnel.accounts.passwords import hash_password
 from funnel.models import AdminUser
-from funnel.passwords import hash_password
-from funnel.web import roles
+from funnel.web.admin import roles
 from tests.admin_support import ADMIN, PASSWORD, post
 from tests.conftest import csrf_token
 

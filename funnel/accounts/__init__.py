@@ -1,1 +1,1 @@
-"""Admin accounts and what each may do."""
+"""Admin accounts: passwords, roles and the team."""

@@ -12,10 +12,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from funnel.accounts.passwords import MIN_LENGTH, hash_password
+from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.states import ROLE_RANK, AdminRole
-from funnel.inputs import FunnelError, normalise_email
 from funnel.models import AdminUser
-from funnel.passwords import MIN_LENGTH, hash_password
 
 ROLES = tuple(r.value for r in AdminRole)
 

@@ -2,14 +2,13 @@
 
 The file stays the one source of truth (reviewable, in git, read by ``emails
 check``): this module only writes it. The draft is checked with the same checker
-as ``emails check`` before anything touches the folder, written to a temporary
-file beside the target and renamed into place, so a half-written or broken file
-never appears, and an existing slug is never overwritten.
+as ``emails check`` before anything touches the folder, then saved through the
+studio (``funnel.studio.service``): a revision like every editor save, written
+atomically under the folder's lock, and never over an existing file.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 import unicodedata
@@ -22,6 +21,7 @@ import yaml
 
 from funnel.core.broadcast import parse_subjects, read_broadcast
 from funnel.mail.check import ERROR, Checker, Problem
+from funnel.studio.service import CONFLICT, SAVED, Studio
 
 MAX_BODY = 1_000_000  # one megabyte of Markdown is a book, not a newsletter
 MAX_SUBJECT = 200
@@ -128,29 +128,23 @@ def problems(draft: Draft, emails_dir: str | Path, variables: Mapping[str, Any],
     return [Problem(final, p.line, p.level, p.message) for p in checker.problems]
 
 
-def save_new(draft: Draft, emails_dir: str | Path, found: list[Problem]) -> Path:
-    """Write the draft as a new file; refuses errors and a slug that exists already."""
+def save_new(draft: Draft, studio: Studio, found: list[Problem], author: str) -> Path:
+    """Write the draft as a new file through the studio (so the save is a revision,
+    written atomically under the folder's lock); refuses errors and an existing slug."""
     errors = [p for p in found if p.level == ERROR]
     if errors:
         raise DraftError("not saved, the check found errors: "
                          + "; ".join(f"line {p.line}: {p.message}" for p in errors))
-    path = target(emails_dir, draft.slug)
-    if path.exists() or read_broadcast(emails_dir, draft.slug) is not None:
+    path = target(studio.emails_dir, draft.slug)
+    if path.exists() or read_broadcast(studio.emails_dir, draft.slug) is not None:
         raise DraftError(f"a newsletter '{draft.slug}' exists already: choose another slug "
                          "(each issue is sent once, under its own slug)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{draft.slug}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(draft.text())
-            f.flush()
-            os.fsync(f.fileno())
-        # link() fails if the name was taken a moment ago by another save: never overwritten.
-        try:
-            os.link(tmp, path)
-        except FileExistsError as exc:
-            raise DraftError(f"a newsletter '{draft.slug}' was just saved by someone else: "
-                             "choose another slug") from exc
-    finally:
-        os.unlink(tmp)
-    return path
+    # An empty base revision means "only if the file does not exist yet": a second tab
+    # saving the same new slug a moment later gets a conflict, never an overwrite.
+    result = studio.save_email_source(f"broadcasts/{draft.slug}.md", draft.text(), author, "")
+    if result.outcome == CONFLICT:
+        raise DraftError(f"a newsletter '{draft.slug}' was just saved by someone else: "
+                         "choose another slug")
+    if result.outcome != SAVED:
+        raise DraftError(result.message)
+    return result.file.path

@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from funnel.inputs import FunnelError, clean_first_name
+from funnel.core.inputs import FunnelError, clean_first_name
 
 MAX_UTM = 100
 

@@ -68,7 +68,7 @@ _CSP_NO_INLINE = (_CSP_BEFORE + _CSP_AFTER).replace(" 'nonce-'", "")
 
 
 def fixed_headers(production: bool) -> list[tuple[str, str]]:
-    """The headers every page gets whatever it is (funnel.web.fastpages sends them too)."""
+    """The headers every page gets whatever it is (funnel.web.public.fastpages sends them too)."""
     fixed = [
         ("Permissions-Policy", PERMISSIONS_POLICY),
         ("X-Content-Type-Options", "nosniff"),

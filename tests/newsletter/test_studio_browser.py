@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from funnel.accounts.passwords import hash_password
 from funnel.models import AdminUser, Broadcast, BroadcastRecipient, Delivery, DeliveryEvent
-from funnel.passwords import hash_password
 from tests.admin_support import PASSWORD
 from tests.artefacts import artefact_dir
 from tests.newsletter_support import add, run_worker

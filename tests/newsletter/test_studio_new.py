@@ -29,7 +29,7 @@ def test_the_slug_is_proposed_from_the_subject():
     assert propose_slug("!!!") == "newsletter"
 
 
-def test_a_new_newsletter_is_saved_as_a_file(logged_in, emails_dir):
+def test_a_new_newsletter_is_saved_as_a_file(logged_in, emails_dir, runner):
     page = logged_in.get("/admin/broadcasts/new")
     assert page.status_code == 200
     for name in ("subject", "preheader", "body", "slug"):
@@ -42,6 +42,9 @@ def test_a_new_newsletter_is_saved_as_a_file(logged_in, emails_dir):
     assert "subject: Hill repeats, the easy way" in saved and "six times up" in saved
     show = logged_in.get("/admin/broadcasts/hill-repeats-the-easy-way")
     assert show.status_code == 200 and "Send me a test" in show.get_data(as_text=True)
+    # The save is a revision like every editor save: who, and the change.
+    history = runner.invoke(args=["emails", "history", "hill-repeats-the-easy-way"])
+    assert history.exit_code == 0 and ADMIN in history.output, history.output
 
 
 def test_preview_shows_the_email_and_saves_nothing(logged_in, emails_dir):
