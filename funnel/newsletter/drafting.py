@@ -15,19 +15,33 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from funnel.core.broadcast import parse_subjects, read_broadcast
 from funnel.mail.check import ERROR, Checker, Problem
-from funnel.studio.service import CONFLICT, SAVED, Studio
 
 MAX_BODY = 1_000_000  # one megabyte of Markdown is a book, not a newsletter
 MAX_SUBJECT = 200
 MAX_SLUG = 80
 RESERVED = frozenset({"new"})  # /admin/broadcasts/new is the page that writes one
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+
+
+class RevisionStore(Protocol):
+    """``funnel.studio.service.Studio``, which the web front passes in (the studio
+    imports this package, so this package must not import it back)."""
+
+    @property
+    def emails_dir(self) -> Path: ...
+
+    def save_email_source(self, slug_or_path: str, source: object, author: str,
+                          base_revision: str) -> Any: ...
+
+
+# The studio's save outcomes (funnel.studio.service) this module acts on.
+SAVED, CONFLICT = "saved", "conflict"
 
 
 class DraftError(ValueError):
@@ -128,7 +142,7 @@ def problems(draft: Draft, emails_dir: str | Path, variables: Mapping[str, Any],
     return [Problem(final, p.line, p.level, p.message) for p in checker.problems]
 
 
-def save_new(draft: Draft, studio: Studio, found: list[Problem], author: str) -> Path:
+def save_new(draft: Draft, studio: RevisionStore, found: list[Problem], author: str) -> Path:
     """Write the draft as a new file through the studio (so the save is a revision,
     written atomically under the folder's lock); refuses errors and an existing slug."""
     errors = [p for p in found if p.level == ERROR]

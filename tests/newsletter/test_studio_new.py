@@ -125,3 +125,10 @@ def test_the_previews_test_send_links_work_too(logged_in, outbox):
     anonymous = logged_in.application.test_client()
     for url in _links(outbox.text(msg) + msg["List-Unsubscribe"]):
         assert anonymous.get(urlsplit(url).path).status_code < 400, url
+
+
+def test_drafting_reads_the_studios_save_outcomes():
+    from funnel.newsletter import drafting
+    from funnel.studio import service
+
+    assert (drafting.SAVED, drafting.CONFLICT) == (service.SAVED, service.CONFLICT)
