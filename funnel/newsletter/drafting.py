@@ -82,7 +82,7 @@ def check_slug(slug: str) -> str:
         raise DraftError("the slug is empty: it names the file, e.g. hill-repeats")
     if "/" in slug or "\\" in slug or ".." in slug:
         raise DraftError(f"'{slug}' is not a slug: a slug names one file in "
-                         "emails/broadcasts/, no folders and no '..'")
+                         "the newsletters' folder (broadcasts/), no folders and no '..'")
     if slug in RESERVED:
         raise DraftError(f"'{slug}' is a word the admin pages use: choose another slug")
     if len(slug) > MAX_SLUG or not _SLUG.match(slug):
