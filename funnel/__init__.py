@@ -53,7 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.http import extensions, ratelimits
     from funnel.studio.emails_dir import ensure_emails_dir
     from funnel.web import errors, headers, nul_guard, ops, webhooks
-    from funnel.web.admin import auth, broadcasts, previews, sending
+    from funnel.web.admin import auth, broadcast_studio, broadcasts, previews, roles, sending, team
     from funnel.web.admin import automation as admin_automation
     from funnel.web.admin import connect as connect_admin
     from funnel.web.admin import dashboard as admin
@@ -102,6 +102,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_routes.bp)
     app.register_blueprint(broadcasts.bp)
     app.register_blueprint(sending.bp)
+    # The coach's studio: new newsletters, test sends, moving a schedule; the team.
+    app.register_blueprint(broadcast_studio.bp)
+    app.register_blueprint(team.bp)
+    roles.init_app(app)
     cli.init_app(app)
     ops.init_app(app)
     return app

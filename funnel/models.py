@@ -18,12 +18,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from funnel.core.states import (
+    AdminRole,
     ArrivalPath,
     BroadcastStatus,
     ConsentAction,
@@ -36,6 +38,7 @@ from funnel.core.states import (
     MessageState,
     RecipientOutcome,
     RevisionKind,
+    SubjectTestState,
     SubscriberStatus,
     VisitPage,
     check_in,
@@ -450,6 +453,15 @@ class AdminUser(Base):
     # Hashes (SHA-256) of the unused recovery codes, space-separated.
     recovery_hashes: Mapped[str | None] = mapped_column(Text)
 
+    # What the account may do (core.states.AdminRole); accounts made before roles are owners.
+    role: Mapped[str] = mapped_column(String(16), default=AdminRole.OWNER,
+                                      server_default=AdminRole.OWNER.value)
+    # The zone times are typed and shown in on the admin pages; NULL until the browser
+    # has told us (guessed once with Intl.DateTimeFormat) or the admin chose one.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (CheckConstraint(check_in("role", AdminRole), name="role"),)
+
 
 class AdminSession(Base):
     """One signed-in browser of an admin account, so the account can see where it
@@ -645,9 +657,19 @@ class Broadcast(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A subject test (newsletter.subject_tests): NULL state means none was asked for.
+    test_state: Mapped[str | None] = mapped_column(String(16))
+    test_subjects: Mapped[str | None] = mapped_column(Text)  # JSON list, in the file's order
+    test_sample: Mapped[int | None] = mapped_column(Integer)  # percent of the audience
+    test_wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    test_decide_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    test_winner: Mapped[int | None] = mapped_column(Integer)  # index into test_subjects
+    test_note: Mapped[str | None] = mapped_column(Text)  # the decision, or why no test ran
 
     __table_args__ = (
         CheckConstraint(check_in("status", BroadcastStatus), name="status"),
+        CheckConstraint("test_state IS NULL OR " + check_in("test_state", SubjectTestState),
+                        name="test_state"),
     )
 
 
@@ -665,6 +687,11 @@ class BroadcastRecipient(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
+    # Which subject this reader gets (an index into the broadcast's test_subjects),
+    # fixed before their email is sent, so nobody ever gets two versions.
+    variant: Mapped[int | None] = mapped_column(Integer)
+    # In the test's sample (its figures decide), not among the rest who get the winner.
+    sampled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     broadcast: Mapped[Broadcast] = relationship()
     subscriber: Mapped[Subscriber] = relationship()

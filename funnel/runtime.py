@@ -149,7 +149,8 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                                emails_dir=settings.emails_dir, batch_size=settings.batch_size,
                                lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS,
                                allowance=lambda at: brakes.newsletter_allowance(
-                                   sessions, settings, transport, at))
+                                   sessions, settings, transport, at),
+                               default_timezone=settings.default_timezone)
     hooks = Dispatcher(sessions, runtime.hook_settings)
     automation = Automation(sessions, settings.emails_dir)
     from funnel.control import chores, mail_state

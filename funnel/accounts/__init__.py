@@ -1,1 +1,1 @@
-"""Admin accounts: passwords."""
+"""Admin accounts: passwords, roles and the team."""

@@ -8,8 +8,10 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from funnel.accounts import team
 from funnel.accounts.passwords import MIN_LENGTH, hash_password
 from funnel.core.inputs import FunnelError, normalise_email
+from funnel.core.states import AdminRole
 from funnel.models import AdminUser
 from funnel.runtime import rt as _rt
 
@@ -20,7 +22,11 @@ admin_cli = AppGroup("admin", help="Admin accounts.")
 @click.argument("email")
 @click.option("--password-stdin", is_flag=True,
               help="Read the password from the first line of standard input (for scripts).")
-def admin_create(email: str, password_stdin: bool) -> None:
+@click.option("--role", type=click.Choice([r.value for r in AdminRole]), default=None,
+              help="owner (everything), editor (write, preview, test, schedule) or viewer "
+              "(dashboard and figures). A new account is an owner unless told; an existing "
+              "one keeps its role unless told.")
+def admin_create(email: str, password_stdin: bool, role: str | None) -> None:
     """Create an admin account, or reset its password (which logs it out everywhere).
 
     The password is asked for, never given as an option: options end up in shell
@@ -41,15 +47,22 @@ def admin_create(email: str, password_stdin: bool) -> None:
         admin = s.scalar(select(AdminUser).where(AdminUser.email == address))
         if admin is None:
             s.add(AdminUser(email=address, password_hash=hash_password(password),
-                            created_at=rt.clock()))
+                            created_at=rt.clock(), role=role or AdminRole.OWNER))
             verb = "created"
         else:
+            if role is not None and role != admin.role:
+                try:
+                    team.check_role_change(s, admin, role)
+                except team.TeamError as exc:
+                    raise click.ClickException(str(exc)) from exc
+                admin.role = role
             admin.password_hash = hash_password(password)
             # Every session cookie made under the old password stops working.
             admin.session_version = (admin.session_version or 0) + 1
             verb = "updated"
         s.commit()
-    click.echo(f"admin {address} {verb}")
+        final = s.scalar(select(AdminUser.role).where(AdminUser.email == address))
+    click.echo(f"admin {address} {verb} (role: {final})")
 
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import secrets
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -25,10 +22,10 @@ from funnel.core.broadcast import (
 from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.sequence import EmailFileError, read_email_file
 from funnel.core.states import BroadcastStatus
-from funnel.mail.check import run_check, sample_subscriber
+from funnel.mail.check import run_check
 from funnel.newsletter import audience as aud
-from funnel.newsletter import scheduling
-from funnel.newsletter.scheduling import REASON
+from funnel.newsletter import scheduling, subject_tests
+from funnel.newsletter.test_send import test_message
 from funnel.runtime import Runtime
 
 broadcast_cli = AppGroup("broadcast", help="Send one-off newsletters from emails/broadcasts/.")
@@ -137,8 +134,15 @@ def audience_command(slug: str, where: tuple[str, ...]) -> None:
 @click.option("--local", "local_text", metavar="HH:MM",
               help="Deliver at this hour in each subscriber's own time zone.")
 @click.option("--where", multiple=True, metavar="KEY=VALUE", help=WHERE_HELP)
+@click.option("--test-sample", "test_sample", metavar="PERCENT",
+              help="A file with 'subjects:' runs a subject test on this share of the "
+              f"audience (1-100, default {subject_tests.DEFAULT_SAMPLE}).")
+@click.option("--test-wait", "test_wait", metavar="TIME",
+              help="How long the test runs before the winner goes to the rest, e.g. 4h, "
+              "90m, 1d (default 4h).")
 def send_command(slug: str, at_text: str | None, local_text: str | None,
-                 where: tuple[str, ...]) -> None:
+                 where: tuple[str, ...], test_sample: str | None,
+                 test_wait: str | None) -> None:
     """Schedule SLUG for its audience; the worker sends it."""
     rt = _rt()
     now = rt.clock()
@@ -147,8 +151,17 @@ def send_command(slug: str, at_text: str | None, local_text: str | None,
     try:
         at = parse_at(at_text, now) if at_text else None
         local = parse_local_time(local_text) if local_text else None
+        test = subject_tests.TestPlan(
+            sample_percent=subject_tests.parse_sample(test_sample),
+            wait=subject_tests.parse_wait(test_wait),
+            min_per_subject=current_app.config.get("SUBJECT_TEST_MIN_PER_SUBJECT",
+                                                   subject_tests.MIN_PER_SUBJECT))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    if (test_sample or test_wait) and not item.subjects:
+        raise click.ClickException(
+            f"'{slug}' has one subject: a subject test needs 2 to 4 under 'subjects:' in "
+            "its front matter")
     errors = check_errors(item.source.path)
     if errors:
         for line in errors:
@@ -160,7 +173,7 @@ def send_command(slug: str, at_text: str | None, local_text: str | None,
             done = scheduling.schedule(
                 s, item, audience=flt, now=now, at=at, local=local,
                 default_timezone=rt.settings.default_timezone,
-                last_step=aud.plan_last_step(rt.settings.emails_dir))
+                last_step=aud.plan_last_step(rt.settings.emails_dir), test=test)
         except scheduling.ScheduleError as exc:
             raise click.ClickException(str(exc)) from exc
         when = (f"at {local.strftime('%H:%M')} in each subscriber's time zone, from "
@@ -168,6 +181,8 @@ def send_command(slug: str, at_text: str | None, local_text: str | None,
         when += f"{done.row.send_at:%Y-%m-%d %H:%M} UTC" if at else "now"
         click.echo(f"scheduled '{slug}' for {done.recipients} subscribers ({flt.describe()}), "
                    f"{when}; the worker sends it.")
+        if done.test_note:
+            click.echo(done.test_note)
         if done.already_had:
             click.echo(f"{done.already_had} already had it from before the cancel and are "
                        "left out.")
@@ -201,16 +216,10 @@ def test_command(slug: str, to: str) -> None:
         address = normalise_email(to)
     except FunnelError as exc:
         raise click.ClickException(str(exc)) from exc
-    now: datetime = rt.clock()
-    sample = sample_subscriber()
     try:
-        msg = rt.composer.message(
-            item.source, sample, key=f"{now:%Y%m%dT%H%M%S}-test-{slug}-{secrets.token_hex(4)}",
-            now=now, extra={"reason": REASON,
-                            "view_url": rt.composer.links.view(sample.public_id, "preview")})
+        msg = test_message(rt.composer, item.source, address, rt.clock(), broadcast=True)
     except TemplateError as exc:
         raise click.ClickException(f"{item.source.path}: does not render: {exc}") from exc
-    msg = dataclasses.replace(msg, to=address, to_name=None, subject=TEST_PREFIX + msg.subject)
     [result] = rt.transport.send([msg])
     if not result.ok:
         raise click.ClickException(f"not sent: {result.error}")

@@ -20,7 +20,8 @@ from funnel.core.sequence import EmailFileError, EmailSource, read_email_file
 from funnel.core.tags import normal_tag
 
 BROADCAST_KEYS = {"slug": True, "subject": True, "preheader": False, "archive": False,
-                  "audience": False}
+                  "audience": False, "subjects": False}
+MIN_SUBJECTS, MAX_SUBJECTS = 2, 4  # a subject test compares 2 to 4 subjects
 PLAN_FINISHED = "finished"
 PLAN_IN_PLAN = "in-plan"
 PLAN_CHOICES = (PLAN_FINISHED, PLAN_IN_PLAN)
@@ -111,6 +112,26 @@ def parse_where(pairs: Iterable[str]) -> Filter:
     return parse_filter(raw)
 
 
+def parse_subjects(value: Any) -> tuple[str, ...]:
+    """The ``subjects:`` list of a subject test: 2 to 4 different, non-empty lines."""
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError("subjects must be a list, one '- subject' line each")
+    subjects = tuple(str(v).strip() for v in value)
+    if any(not s or "\n" in s for s in subjects):
+        raise ValueError("each of the subjects must be one non-empty line")
+    if len(subjects) < MIN_SUBJECTS:
+        raise ValueError(f"a subject test needs at least {MIN_SUBJECTS} subjects, this has "
+                         f"{len(subjects)}: add one, or remove 'subjects:' to send one subject")
+    if len(subjects) > MAX_SUBJECTS:
+        raise ValueError(f"a subject test compares at most {MAX_SUBJECTS} subjects, this has "
+                         f"{len(subjects)}: keep the {MAX_SUBJECTS} you like best")
+    if len({s.casefold() for s in subjects}) != len(subjects):
+        raise ValueError("two of the subjects are the same: each must differ")
+    return subjects
+
+
 def parse_archive(value: Any) -> bool:
     if value is None or value is True or value is False:
         return value is not False
@@ -171,6 +192,7 @@ class Broadcast:
     source: EmailSource
     archive: bool
     audience: Filter
+    subjects: tuple[str, ...] = ()  # a subject test's variants (empty: no test)
 
     @property
     def slug(self) -> str:
@@ -193,7 +215,11 @@ def broadcast_from_source(src: EmailSource) -> Broadcast:
         audience = parse_filter(src.meta.get("audience"))
     except ValueError as exc:
         raise EmailFileError(src.path, src.meta_lines.get("audience", 1), str(exc)) from exc
-    return Broadcast(source=src, archive=archive, audience=audience)
+    try:
+        subjects = parse_subjects(src.meta.get("subjects"))
+    except ValueError as exc:
+        raise EmailFileError(src.path, src.meta_lines.get("subjects", 1), str(exc)) from exc
+    return Broadcast(source=src, archive=archive, audience=audience, subjects=subjects)
 
 
 def broadcast_files(emails_dir: str | Path) -> list[Path]:

@@ -139,6 +139,27 @@ class RecipientOutcome(StrEnum):
     CANCELLED = "cancelled"  # the broadcast was cancelled first
 
 
+
+class AdminRole(StrEnum):
+    """What an admin account may do (``funnel.web.roles`` maps every admin page to one)."""
+
+    OWNER = "owner"     # everything, including accounts, export, erase, import and settings
+    EDITOR = "editor"   # write, preview, test and schedule newsletters
+    VIEWER = "viewer"   # the dashboard and the figures
+
+
+# Higher may do what lower may: an owner passes an editor's page.
+ROLE_RANK = {AdminRole.VIEWER: 0, AdminRole.EDITOR: 1, AdminRole.OWNER: 2}
+
+
+class SubjectTestState(StrEnum):
+    """A newsletter's subject test, when it carries ``subjects:``."""
+
+    TESTING = "testing"   # the sample is being sent; the rest wait for the decision
+    DECIDED = "decided"   # a winner was picked and the rest get it
+    SKIPPED = "skipped"   # the audience was too small: everyone gets the first subject
+
+
 def check_in(column: str, values: type[StrEnum]) -> str:
     """SQL for a CHECK constraint that ``column`` holds one of ``values``."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"

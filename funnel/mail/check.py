@@ -27,7 +27,7 @@ from markdown_it import MarkdownIt
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
-from funnel.core.broadcast import BROADCAST_KEYS, parse_archive, parse_filter
+from funnel.core.broadcast import BROADCAST_KEYS, parse_archive, parse_filter, parse_subjects
 from funnel.core.rendering import Renderer
 from funnel.core.sequence import (
     EmailFileError,
@@ -258,7 +258,8 @@ class Checker:
             self.error(path, lines.get("slug", 1),
                        f"slug '{src.slug}' differs from the file name: name the file "
                        f"{src.slug}.md")
-        for key, parse in (("archive", parse_archive), ("audience", parse_filter)):
+        for key, parse in (("archive", parse_archive), ("audience", parse_filter),
+                           ("subjects", parse_subjects)):
             if key in src.meta:
                 try:
                     parse(src.meta[key])

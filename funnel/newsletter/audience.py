@@ -53,10 +53,13 @@ def matches(flt: Filter, last_step: str | None) -> ColumnElement[bool]:
         conds.append(Subscriber.created_at >= _day(flt.signed_up_after))
     if flt.source is not None:
         v = flt.source.lower()
-        conds.append(or_(func.lower(Subscriber.utm_source) == v,
-                         func.lower(Subscriber.referrer) == v))
+        # coalesce: a NULL column would make the condition NULL, and then its negation
+        # ("outside the filter" in the breakdown) would miss the row too.
+        conds.append(or_(func.coalesce(func.lower(Subscriber.utm_source), "") == v,
+                         func.coalesce(func.lower(Subscriber.referrer), "") == v))
     if flt.campaign is not None:
-        conds.append(func.lower(Subscriber.utm_campaign) == flt.campaign.lower())
+        conds.append(func.coalesce(func.lower(Subscriber.utm_campaign), "")
+                     == flt.campaign.lower())
     if flt.tag is not None:
         conds.append(Subscriber.id.in_(_tagged(flt.tag)))
     if flt.without_tag is not None:

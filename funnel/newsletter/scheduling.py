@@ -37,6 +37,7 @@ from funnel.models import (
 from funnel.models import (
     Broadcast as BroadcastRow,
 )
+from funnel.newsletter import subject_tests
 from funnel.newsletter.audience import audience_ids
 
 BROADCAST_KIND = "broadcast"  # the delivery kind (funnel.sending.BROADCAST)
@@ -53,6 +54,7 @@ class Scheduled:
     row: BroadcastRow
     recipients: int
     already_had: int  # left out because an earlier, cancelled run reached them
+    test_note: str | None = None  # the subject test's split, or why none runs
 
 
 def frozen_source(row: BroadcastRow, emails_dir: str) -> EmailSource:
@@ -85,8 +87,11 @@ def schedule(
     local: time | None = None,
     default_timezone: str,
     last_step: str | None,
+    test: subject_tests.TestPlan | None = None,
 ) -> Scheduled:
-    """Schedule ``item`` for ``audience``; commits. Refuses a slug already on its way."""
+    """Schedule ``item`` for ``audience``; commits. Refuses a slug already on its way.
+
+    A file with ``subjects:`` runs a subject test (``test``, else the defaults)."""
     text = source_text(item.source)
     start = max(at or now, now)
     row = find(session, item.slug)
@@ -134,13 +139,14 @@ def schedule(
             session.execute(insert(BroadcastRecipient).from_select(
                 cols, fresh.where(Subscriber.timezone == name).with_only_columns(
                     literal(row.id), Subscriber.id, literal(due, UTCDateTime()))))
+    note = subject_tests.start(session, row, item.subjects, test or subject_tests.TestPlan())
     count = session.scalar(select(func.count()).where(
         BroadcastRecipient.broadcast_id == row.id, BroadcastRecipient.outcome.is_(None))) or 0
     row.audience_size = count + (session.scalar(select(func.count()).where(
         BroadcastRecipient.broadcast_id == row.id,
         BroadcastRecipient.outcome.is_not(None))) or 0)
     session.commit()
-    return Scheduled(row=row, recipients=count, already_had=already)
+    return Scheduled(row=row, recipients=count, already_had=already, test_note=note)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ a pause or a cancel that commits first always wins.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from funnel.models import (
     Subscriber,
     new_public_id,
 )
+from funnel.newsletter import subject_tests
 from funnel.newsletter.scheduling import REASON, frozen_source, mark_finished
 from funnel.transports import Message, Transport
 
@@ -57,6 +59,7 @@ class BroadcastReport:
     retried: int = 0
     skipped: int = 0
     sent_keys: list[str] = field(default_factory=list)
+    decided: list[str] = field(default_factory=list)  # slugs whose subject test was decided
 
 
 def delivery_key(d: Delivery) -> str:
@@ -79,7 +82,8 @@ class BroadcastWork:
     def __init__(self, sessions: sessionmaker[Session], composer, transport: Transport, *,
                  owner: str, emails_dir: str, batch_size: int = 200,
                  lease_seconds: int = 300, max_attempts: int = sending.MAX_ATTEMPTS,
-                 allowance: Callable[[datetime], int | None] | None = None) -> None:
+                 allowance: Callable[[datetime], int | None] | None = None,
+                 default_timezone: str = "UTC") -> None:
         self.sessions = sessions
         self.composer = composer
         self.transport = transport
@@ -91,10 +95,15 @@ class BroadcastWork:
         # How many may go now (the brakes and the warm-up, funnel/control/brakes.py):
         # asked before every batch, so a pause stops a newsletter mid-send.
         self.allowance = allowance
-        self._sources: dict[tuple[int, str], EmailSource] = {}
+        self.default_timezone = default_timezone
+        self._sources: dict[tuple[int, str, int | None], EmailSource] = {}
 
     def run(self, now: datetime, stop=None) -> BroadcastReport:
         report = BroadcastReport()
+        # A subject test whose wait is over picks its winner and makes the rest due,
+        # so they are claimed in this same pass.
+        with self.sessions() as s:
+            report.decided = subject_tests.decide(s, now, self.default_timezone)
         started = time.monotonic()
         while not (stop and stop.is_set()):
             held_at = now + timedelta(seconds=time.monotonic() - started)
@@ -200,10 +209,15 @@ class BroadcastWork:
 
     def _render(self, rec: BroadcastRecipient, d: Delivery, now: datetime) -> Message:
         row = rec.broadcast
-        key = (row.id, row.source)
+        key = (row.id, row.source, rec.variant)
         src = self._sources.get(key)
         if src is None:
-            src = self._sources[key] = frozen_source(row, self.emails_dir)
+            src = frozen_source(row, self.emails_dir)
+            if rec.variant is not None:
+                # The reader's subject in a subject test, fixed on their row before sending.
+                subject = subject_tests.subjects_of(row)[rec.variant]
+                src = dataclasses.replace(src, meta={**src.meta, "subject": subject})
+            self._sources[key] = src
         return self.composer.message(src, rec.subscriber, key=delivery_key(d), now=now,
                                      delivery_id=d.public_id, category=row.slug,
                                      extra={"reason": REASON})

@@ -13,21 +13,16 @@ from datetime import UTC, datetime, timedelta
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from funnel import runtime
-from funnel.core.broadcast import (
-    broadcast_files,
-    fingerprint,
-    parse_at,
-    parse_local_time,
-    parse_where,
-    read_broadcast,
-)
+from funnel.core import timezones
+from funnel.core.broadcast import broadcast_files, fingerprint, read_broadcast
 from funnel.core.sequence import EmailFileError, read_email_file
 from funnel.core.states import BroadcastStatus
 from funnel.mail.check import run_check
 from funnel.newsletter import audience as aud
-from funnel.newsletter import scheduling
+from funnel.newsletter import scheduling, subject_tests
 from funnel.reporting import stats
-from funnel.web.admin.auth import admin_only
+from funnel.web.admin import broadcast_form
+from funnel.web.admin.auth import admin_only, current_admin
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")
 admin_only(bp)
@@ -99,25 +94,16 @@ def show(slug: str):
     edited = bool(row and item and fingerprint(item.source.path.read_text(encoding="utf-8"))
                   != fingerprint(row.source))
     b = aud.breakdown(s, item.audience, aud.plan_last_step(_emails_dir()), now) if item else None
+    admin = current_admin()
     return render_template(
         "admin/broadcast.html", slug=slug, row=row, item=item, edited=edited, breakdown=b,
+        tz=broadcast_form.admin_zone(admin), admin=admin, choices=broadcast_form.choices(),
+        test_figures=subject_tests.figures(s, row) if row else [],
+        admin_has_zone=bool(admin and admin.timezone), zone_groups=timezones.grouped,
         progress=scheduling.progress(s, row) if row else None,
         figures=figures(row) if row else None, labels=FIGURE_LABELS,
         refresh=bool(row and row.status in (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING)),
     )
-
-
-def _plan_from_form(item):
-    """The form's choices, checked; raises ValueError with a message for the page."""
-    now = runtime.now()
-    at_text = request.form.get("at", "").strip()
-    local_text = request.form.get("local", "").strip()
-    where = [w.strip() for w in request.form.get("where", "").split(",") if w.strip()]
-    at = parse_at(at_text, now) if at_text else None
-    local = parse_local_time(local_text) if local_text else None
-    flt = item.audience.merged(parse_where(where))
-    return at, local, flt, {"at": at_text, "local": local_text,
-                            "where": request.form.get("where", "").strip()}
 
 
 @bp.post("/<slug>/schedule")
@@ -126,11 +112,13 @@ def schedule(slug: str):
     if item is None:
         abort(404)
     back = redirect(url_for(".show", slug=slug), code=303)
+    admin = current_admin()
     try:
-        at, local, flt, form = _plan_from_form(item)
+        plan = broadcast_form.plan_from_form(item, admin)
     except ValueError as exc:
         flash(f"Not scheduled: {exc}")
         return back
+    at, local, flt, form = plan.at, plan.local, plan.flt, plan.form
     from flask import current_app
 
     errors = [p.display() for p in run_check(current_app._get_current_object())  # type: ignore[attr-defined]
@@ -144,16 +132,18 @@ def schedule(slug: str):
     if request.form.get("confirm") != "yes":
         b = aud.breakdown(s, flt, aud.plan_last_step(_emails_dir()), now)
         return render_template("admin/broadcast_confirm.html", slug=slug, item=item, flt=flt,
-                               breakdown=b, form=form, at=at, local=local)
+                               breakdown=b, form=form, at=at, local=local, plan=plan,
+                               tz=broadcast_form.admin_zone(admin))
     try:
         done = scheduling.schedule(s, item, audience=flt, now=now, at=at, local=local,
                                    default_timezone=runtime.rt().settings.default_timezone,
-                                   last_step=aud.plan_last_step(_emails_dir()))
+                                   last_step=aud.plan_last_step(_emails_dir()), test=plan.test)
     except scheduling.ScheduleError as exc:
         flash(f"Not scheduled: {exc}")
         return back
     runtime.rt().wake.set()
-    flash(f"Scheduled '{slug}' for {done.recipients} subscribers. The worker sends it.")
+    flash(f"Scheduled '{slug}' for {done.recipients} subscribers. The worker sends it."
+          + (f" {done.test_note}" if done.test_note else ""))
     return back
 
 

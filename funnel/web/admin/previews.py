@@ -7,9 +7,7 @@ endpoint with a fingerprint of its files, so an edit shows up without a restart.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +32,7 @@ from funnel.core.sequence import EmailFileError, EmailSource, read_email_file, s
 from funnel.mail import check as emailcheck
 from funnel.mail.check import run_check
 from funnel.newsletter.scheduling import REASON
+from funnel.newsletter.test_send import test_message
 from funnel.transports import AuthError, TransientSendError
 from funnel.web.admin.auth import login_required
 
@@ -232,23 +231,13 @@ def send_test(slug: str):
         flash(str(exc), "error")
         return back
     r = runtime.rt()
-    now = runtime.now()
-    sample = emailcheck.sample_subscriber()
-    system = src.path.parent.name == "system"
     try:
-        msg = r.composer.message(
-            src, sample, key=f"{now:%Y%m%dT%H%M%S}-test-{slug}-{secrets.token_hex(4)}",
-            now=now, list_mail=not system,
-            # No delivery row exists for a test, so no provider event should point at one;
-            # the view link is still shown as subscribers will see it.
-            extra=None if system else {"view_url": r.composer.links.view(sample.public_id,
-                                                                         "preview"),
-                                       **(_extra(src) or {})},
-        )
+        # Its links lead to real pages that say it was a test (funnel.web.test_links).
+        msg = test_message(r.composer, src, address, runtime.now(),
+                           broadcast=src.path.parent.name == "broadcasts")
     except TemplateError as exc:
         flash(f"Not sent: the email does not render ({exc}).", "error")
         return back
-    msg = dataclasses.replace(msg, to=address, to_name=None, subject=TEST_PREFIX + msg.subject)
     try:
         [result] = r.transport.send([msg])
     except (TransientSendError, AuthError) as exc:

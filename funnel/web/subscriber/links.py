@@ -19,29 +19,13 @@ from funnel.http.extensions import csrf
 from funnel.mail.links import PATHS
 from funnel.mail.sending import BROADCAST, DRIP
 from funnel.models import Delivery
-from funnel.newsletter.scheduling import REASON, frozen_source
-from funnel.newsletter.scheduling import find as find_broadcast
+from funnel.newsletter.copies import broadcast_copy
+from funnel.newsletter.scheduling import REASON
 from funnel.subscribers import actions as subscribers
-from funnel.web.subscriber import fresh_links
-from funnel.web.subscriber.personal import (
-    SAMPLE_PUBLIC_ID,
-    invalid_link,
-    request_meta,
-    test_link_page,
-    try_confirmation,
-)
+from funnel.web.subscriber import fresh_links, test_links
+from funnel.web.subscriber.personal import invalid_link, request_meta, try_confirmation
 
 bp = Blueprint("links", __name__)
-
-
-def _is_test(token: str, purpose: str) -> bool:
-    """A link from a test send (the sample reader's)."""
-    try:
-        payload = runtime.rt().composer.tokens.load(purpose, token)
-    except BadToken:
-        return False
-    ids = payload if isinstance(payload, list) else [payload]
-    return bool(ids) and ids[0] == SAMPLE_PUBLIC_ID
 
 
 def _signed(token: str, purpose: str) -> bool:
@@ -113,10 +97,10 @@ def resend_confirmation(token: str):
 @bp.route(PATHS["unsubscribe"], methods=["GET", "POST"])
 @csrf.exempt  # RFC 8058: mail providers POST here with no session and no token
 def unsubscribe(token: str):
+    if test_links.is_test(token, "unsubscribe"):
+        return test_links.test_page("unsubscribe")
     s = runtime.session()
     sub = subscribers.subscriber_from_token(s, runtime.rt().composer, "unsubscribe", token)
-    if sub is None and request.method == "GET" and _is_test(token, "unsubscribe"):
-        return test_link_page("unsubscribe")
     if sub is None:
         if request.method == "POST" and _signed(token, "unsubscribe"):
             # Erased: there is nothing left to mail, so the one-click POST succeeds.
@@ -136,6 +120,8 @@ def unsubscribe(token: str):
 
 @bp.get(PATHS["view"])
 def view(token: str):
+    if test_links.is_test(token, "view"):
+        return test_links.test_view(token)
     r = runtime.rt()
     try:
         # Expires like a preference link: the page it shows carries fresh ones.
@@ -145,24 +131,21 @@ def view(token: str):
         return exc.answer
     except (BadToken, ValueError, TypeError):
         return invalid_link()
-    if public_id == SAMPLE_PUBLIC_ID:
-        return test_link_page("view")
     s = runtime.session()
     sub = subscribers.subscriber_from_public_id(s, public_id)
     d = s.scalar(select(Delivery).where(Delivery.public_id == delivery_id))
     if sub is None or d is None or d.subscriber_id != sub.id:
         abort(404)
     if d.kind == BROADCAST:
-        # A newsletter: the copy frozen when it was scheduled, as it was sent.
-        row = find_broadcast(s, d.step_slug)
-        if row is None:
+        # A newsletter: the copy frozen when it was scheduled, with this reader's subject.
+        src = broadcast_copy(s, d, r.settings.emails_dir)
+        if src is None:
             abort(404)
-        rendered = r.composer.render(frozen_source(row, r.settings.emails_dir), sub,
-                                     d.public_id, extra={"reason": REASON})
-    else:
-        step = all_steps(r.settings.emails_dir).get(d.step_slug)
-        if step is None:
-            abort(404)
-        rendered = r.composer.render(step.source, sub, d.public_id)
+        rendered = r.composer.render(src, sub, d.public_id, extra={"reason": REASON})
+        return Markup(rendered.html), 200, {"X-Robots-Tag": "noindex"}
+    step = all_steps(r.settings.emails_dir).get(d.step_slug)
+    if step is None:
+        abort(404)
+    rendered = r.composer.render(step.source, sub, d.public_id)
     resp = Markup(rendered.html)
     return resp, 200, {"X-Robots-Tag": "noindex"}

@@ -17,17 +17,16 @@ from funnel.core.schedule import zone
 from funnel.core.sequences import all_steps
 from funnel.core.tokens import BadToken
 from funnel.mail.links import PATHS
+from funnel.newsletter.test_send import TEST_READER
 from funnel.plan import stage
 from funnel.subscribers import actions as subscribers
 from funnel.subscribers import privacy
 from funnel.web.errors import render_error
-from funnel.web.subscriber import fresh_links
+from funnel.web.subscriber import fresh_links, test_links
 from funnel.web.subscriber.personal import (
     PRIVATE_HEADERS,
-    SAMPLE_PUBLIC_ID,
     invalid_link,
     request_meta,
-    test_link_page,
     try_confirmation,
 )
 
@@ -48,8 +47,8 @@ def _preferences_subscriber(token: str, age_of: str | None = None):
         return None, exc.answer
     except BadToken:
         return None, invalid_link()
-    if public_id == SAMPLE_PUBLIC_ID and request.method == "GET":
-        return None, test_link_page("preferences")
+    if public_id == TEST_READER:
+        return None, test_links.test_page("preferences")
     sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
     if sub is None:
         # Same answer whether the data was erased or never existed.
