@@ -26,6 +26,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(cfg.from_environment(os.environ))
     if config:
         app.config.update(config)
+    from funnel.inputs import use_fast_address_check
+
+    use_fast_address_check(app.config.get("FAST_ADDRESS_CHECK", True))
     if not app.config.get("SECRET_KEY"):
         if cfg.is_production(app.config):
             raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")

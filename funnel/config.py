@@ -62,6 +62,10 @@ ENV_VARS = (
     "WEBHOOKS_ALLOW_PRIVATE",
     "WEBHOOKS_TIMEOUT",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
+    # The fast paths, each proven equal to its plain path by a hypothesis property
+    # (tests/test_fast_paths_equal.py); either can be turned off (0) to rule it out.
+    "FAST_COMPOSE",
+    "FAST_ADDRESS_CHECK",
 )
 
 INT_VARS = {
@@ -81,7 +85,7 @@ INT_VARS = {
 }
 FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
-             "SIGNUP_ASYNC_COMMIT"}
+             "SIGNUP_ASYNC_COMMIT", "FAST_COMPOSE", "FAST_ADDRESS_CHECK"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
 
 
@@ -135,6 +139,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "FAILURE_ALERTS_TO": "",
         "FAILURE_ALERTS_EVERY_MINUTES": 60,
         "IMPORT_OPTIN_DAILY_MAX": 200,
+        "FAST_COMPOSE": True,
+        "FAST_ADDRESS_CHECK": True,
     }
 
 
@@ -211,6 +217,8 @@ class Settings:
     failure_alerts_to: str = ""
     failure_alerts_every_minutes: int = 60
     import_optin_daily_max: int = 200
+    # Off: every recipient of a batched email is rendered in full (then split).
+    fast_compose: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -234,4 +242,5 @@ class Settings:
             failure_alerts_to=config.get("FAILURE_ALERTS_TO", ""),
             failure_alerts_every_minutes=int(config.get("FAILURE_ALERTS_EVERY_MINUTES", 60)),
             import_optin_daily_max=int(config.get("IMPORT_OPTIN_DAILY_MAX", 200)),
+            fast_compose=bool(config.get("FAST_COMPOSE", True)),
         )
