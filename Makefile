@@ -102,6 +102,7 @@ bench: $(BIN)/.installed
 	$(BIN)/pytest bench/test_worker_bench.py --benchmark-only -p no:cacheprovider -q -s
 	$(BIN)/python bench/bench_sendgrid.py
 	$(BIN)/python bench/bench_sendgrid_worker.py --subscribers 20000 --repeat 3
+	$(BIN)/python bench/bench_newsletter_worker.py --readers 20000 --repeat 3
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_pages.py
 	$(BIN)/python bench/bench_pages_cpu.py
