@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_sendgrid import Accept
+from bench.bench_sendgrid_worker import CPU as PLAN_CPU
 from bench.bench_sendgrid_worker import run as plan_step
 from bench.test_worker_bench import NOW, make_app, seed_sqlite
 from funnel.db import upgrade
@@ -114,8 +115,9 @@ def main() -> None:
             runs["outbox"].append(send_issue(url, tmp / f"ob{i}", n, "outbox", port))
             plan.append(plan_step(url, tmp / f"plan{i}", n, 1000, port))
         base = statistics.median(plan)
+        plan_cpu = 1 / statistics.median(PLAN_CPU)  # PLAN_CPU holds recipients per CPU second
         print(f"plan step 1 through SendGrid, {n:,} readers ({where}): {base:,.0f} recipients/s "
-              "(1.0 x baseline)")
+              f"(1.0 x baseline) {plan_cpu * 1e6:,.0f} us CPU per recipient")
         for kind, label in (("sendgrid", "through SendGrid"), ("outbox", "to the outbox")):
             rate = statistics.median(r for r, _ in runs[kind])
             cpu = statistics.median(c for _, c in runs[kind])
