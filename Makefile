@@ -1,5 +1,6 @@
 # make run  – set everything up and serve the site with an embedded worker
-# make test – set everything up and run the test suite
+# make test – set everything up and run the test suite (in parallel, TEST_WORKERS)
+# make test-fast – the edit loop: no browser, no slow tests, SQLite only (under a minute)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +14,7 @@ PORT   ?= 5000
 # Root can install system packages directly; anyone else goes through sudo.
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint lock worker bench bench-million bench-million-seed bench-million-figures system-deps pdf-deps clean
+.PHONY: run test test-fast lint lock worker bench bench-million bench-million-seed bench-million-figures system-deps pdf-deps clean
 
 # Installs come from the lock files, so every machine gets the same versions;
 # the project itself is installed on top without resolving anything again.
@@ -77,8 +78,17 @@ $(AXE):
 	npm install --no-save --no-audit --no-fund --prefix .npm axe-core@4
 
 # In order: system-deps brings npm, which the Prism and axe-core steps need.
+# pytest-xdist: one process per core; each has its own PostgreSQL database, Prism
+# and browser (tests/parallel.py); --dist worksteal lets an idle process take
+# queued tests from a busy one, so one long test does not hold up the end.
+TEST_WORKERS ?= auto
 test: $(BIN)/.installed system-deps $(PRISM) $(AXE)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# No browser, no slow tests, no PostgreSQL: the quick answer while editing.
+test-fast: $(BIN)/.installed
+	FUNNEL_TEST_POSTGRES_URL= FUNNEL_REQUIRE_POSTGRES= $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal \
+		-m "not browser and not slow and not postgresql" -p no:cacheprovider -q $(PYTEST_ARGS)
 
 # Benchmarks are not part of the test suite; each prints
 # "name: value unit (ratio x baseline)" against a baseline measured in the same run.
@@ -92,6 +102,7 @@ bench: $(BIN)/.installed
 	$(BIN)/pytest bench/test_worker_bench.py --benchmark-only -p no:cacheprovider -q -s
 	$(BIN)/python bench/bench_sendgrid.py
 	$(BIN)/python bench/bench_sendgrid_worker.py --subscribers 20000 --repeat 3
+	$(BIN)/python bench/bench_newsletter_worker.py --readers 20000 --repeat 3
 	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_pages.py
 	$(BIN)/python bench/bench_pages_cpu.py

@@ -33,6 +33,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         served = base_url.recorded(app.instance_path)
         if served:
             app.config["FUNNEL_BASE_URL"] = served
+    from funnel.core.inputs import use_fast_address_check
+
+    use_fast_address_check(app.config.get("FAST_ADDRESS_CHECK", True))
     if not app.config.get("SECRET_KEY"):
         if cfg.is_production(app.config):
             raise cfg.ConfigError("SECRET_KEY must be set in production (FUNNEL_ENV=production).")
@@ -53,7 +56,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.http import extensions, ratelimits
     from funnel.studio.emails_dir import ensure_emails_dir
     from funnel.web import errors, headers, nul_guard, ops, webhooks
-    from funnel.web.admin import auth, broadcast_studio, broadcasts, previews, roles, sending, team
+    from funnel.web.admin import (
+        auth,
+        broadcast_studio,
+        broadcasts,
+        previews,
+        roles,
+        sending,
+        team,
+    )
     from funnel.web.admin import automation as admin_automation
     from funnel.web.admin import connect as connect_admin
     from funnel.web.admin import dashboard as admin

@@ -87,6 +87,10 @@ ENV_VARS = (
     "DNS_TIMEOUT",
     "WARMUP_START",
     "BRAKES_MIN_SENT",
+    # The fast paths, each proven equal to its plain path by a hypothesis property
+    # (tests/test_fast_paths_equal.py); either can be turned off (0) to rule it out.
+    "FAST_COMPOSE",
+    "FAST_ADDRESS_CHECK",
 )
 
 INT_VARS = {
@@ -114,7 +118,7 @@ FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", 
               "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT",
               "WORKER_STOP_GRACE"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS", "ADMIN_REQUIRE_2FA",
-             "SIGNUP_ASYNC_COMMIT"}
+             "SIGNUP_ASYNC_COMMIT", "FAST_COMPOSE", "FAST_ADDRESS_CHECK"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS", "DKIM_SELECTORS", "SENDGRID_DNS_NAMES"}
 
 
@@ -207,6 +211,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "WARMUP_START": 0,
         # The brakes judge a newsletter or a day only from this many emails on.
         "BRAKES_MIN_SENT": 200,
+        "FAST_COMPOSE": True,
+        "FAST_ADDRESS_CHECK": True,
     }
 
 
@@ -288,6 +294,8 @@ class Settings:
     mail_fallback: str = ""  # MAIL_FALLBACK (docs/deliverability.md)
     warmup_start: int = 0  # WARMUP_START: newsletter emails on the first day; 0: no warm-up
     brakes_min_sent: int = 200
+    # Off: every recipient of a batched email is rendered in full (then split).
+    fast_compose: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -314,4 +322,5 @@ class Settings:
             mail_fallback=config.get("MAIL_FALLBACK", "") or "",
             warmup_start=int(config.get("WARMUP_START", 0) or 0),
             brakes_min_sent=int(config.get("BRAKES_MIN_SENT", 200)),
+            fast_compose=bool(config.get("FAST_COMPOSE", True)),
         )

@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from funnel.config import PROJECT_ROOT
+from tests.parallel import database_name
 from tests.sendgrid_support import API_KEY, link_path, received_by
 
 BIN = Path(sys.executable).parent
@@ -41,7 +42,7 @@ def postgres_url(suffix: str) -> str:
             pytest.fail("FUNNEL_REQUIRE_POSTGRES=1 but FUNNEL_TEST_POSTGRES_URL is not set")
         pytest.skip("PostgreSQL not configured (set FUNNEL_TEST_POSTGRES_URL)")
     url = make_url(base)
-    url = url.set(database=f"{url.database}_{suffix}")
+    url = url.set(database=database_name(f"{url.database}_{suffix}"))
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))

@@ -11,6 +11,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from funnel.accounts import api_keys as keys
 
+# Hundreds of generated requests: not in `make test-fast`, always in `make test`.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = 40
 # Every default check runs except "schema-valid data is accepted": a string the
 # document allows (any email, cursor, time zone) may still be one the domain

@@ -7,8 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from funnel.config import PROJECT_ROOT
 from tests.conftest import START, TEST_SECRET, sign_up_and_confirm
+
+# A standalone worker process: not in `make test-fast`, always in `make test`.
+pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 

@@ -33,6 +33,7 @@ def _assert_one_clear_line(proc: subprocess.CompletedProcess[str], *words: str) 
     assert len(lines) >= 1, out
 
 
+@pytest.mark.slow  # starts a worker process
 def test_worker_with_unreachable_database(tmp_path):
     url = f"postgresql+psycopg://funnel@127.0.0.1:{free_port()}/nowhere"
     proc = subprocess.run([str(BIN / "flask"), "--app", "funnel", "worker"], cwd=PROJECT_ROOT,
@@ -48,6 +49,7 @@ def test_worker_with_nonsense_database_url():
     _assert_one_clear_line(proc, "DATABASE_URL")
 
 
+@pytest.mark.slow  # starts gunicorn
 def test_gunicorn_with_unreachable_database_or_redis(tmp_path):
     good_db = f"sqlite:///{tmp_path / 'f.db'}"
     cases = [

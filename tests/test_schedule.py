@@ -150,3 +150,38 @@ def test_windows():
     assert parse_window(None) is None
     with pytest.raises(ValueError):
         parse_window("20-8")
+
+
+def test_a_window_that_opens_at_midnight_holds_a_late_morning_until_midnight():
+    # (0, 6): the night only. At 10:00 local the step waits for 00:00 the next day;
+    # only (0, 24) means "any time".
+    tz = ZoneInfo("Europe/Paris")
+    morning = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # 10:00 in Paris
+    moved = into_window(morning, tz, (0, 6))
+    assert moved == datetime(2026, 12, 1, 23, 0, tzinfo=UTC)  # 00:00 on 2 December there
+    night = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 03:00 in Paris: inside
+    assert into_window(night, tz, (0, 6)) == night
+
+
+def test_a_window_that_closes_at_midnight_holds_a_morning_until_evening():
+    tz = ZoneInfo("UTC")
+    morning = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert into_window(morning, tz, (18, 24)) == datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+
+
+windows = st.tuples(st.integers(0, 23), st.integers(1, 24)).filter(lambda w: w[0] < w[1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(t=times, zone=st.sampled_from(ZONES), window=windows)
+def test_into_window_lands_inside_the_window_at_or_after_t(t, zone, window):
+    tz = ZoneInfo(zone)
+    start, end = window
+    moved = into_window(t, tz, window)
+    assert moved >= t
+    assert (moved - t) <= timedelta(hours=26)
+    local = moved.astimezone(tz)
+    # Inside the window, or at its opening hour pushed on by a daylight-saving gap.
+    assert start <= local.hour < end or local.hour == start + 1
+    if start <= t.astimezone(tz).hour < end:
+        assert moved == t  # already inside: sent now

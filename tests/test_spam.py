@@ -16,6 +16,9 @@ from funnel.mail.check import sample_subscriber
 from funnel.transports.outbox import eml_bytes
 from tests.test_emails import ALL_SLUGS, EMAILS, composer, source
 
+# SpamAssassin scores every email (about a minute): not in `make test-fast`, always in `make test`.
+pytestmark = pytest.mark.slow
+
 SPAMASSASSIN = "/usr/bin/spamassassin"
 LIMIT = 1.0
 SCORE = re.compile(r"^X-Spam-Status: \w+, score=(-?\d+(?:\.\d+)?)", re.MULTILINE)

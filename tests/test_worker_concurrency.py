@@ -22,6 +22,9 @@ from funnel.models import Delivery, Subscriber
 from tests.conftest import catch_holding
 from tests.drip import make_emails_dir
 
+# Several worker processes: not in `make test-fast`, always in `make test`.
+pytestmark = pytest.mark.slow
+
 N = 20_000
 WORKERS = 4
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -174,8 +174,11 @@ def local_due(start: datetime, at: time, tz: ZoneInfo) -> datetime:
     So ``--local 09:00`` reaches everyone within a day of ``start``: those whose
     09:00 has already passed today get it at 09:00 tomorrow. On a day when
     daylight saving skips that hour, the wall-clock time is read as fold 0
-    (zoneinfo's rule), which lands an hour later.
+    (zoneinfo's rule), which lands an hour later. A ``fold=1`` time is read as
+    fold 0 as well: in a skipped hour fold 1 means the clock *before* the jump,
+    which lands an hour earlier, at a time the reader's clock never showed.
     """
+    at = at.replace(fold=0)
     local = start.astimezone(tz)
     for days in range(3):
         day = local.date() + timedelta(days=days)

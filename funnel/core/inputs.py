@@ -98,7 +98,18 @@ def normalise_email(raw: str) -> str:
     raw = (raw or "").strip()
     if len(raw) > 254:
         raise FunnelError("That email address is too long.")
-    return _common_shape(raw) or _validated(raw)
+    fast = _common_shape(raw) if _FAST_ADDRESS_CHECK[0] else None
+    return fast or _validated(raw)
+
+
+# FAST_ADDRESS_CHECK (on by default): create_app sets it for the process, as the
+# verdicts kept by _plain_domain are the process's too. Off: email_validator decides
+# every address.
+_FAST_ADDRESS_CHECK = [True]
+
+
+def use_fast_address_check(on: bool) -> None:
+    _FAST_ADDRESS_CHECK[0] = bool(on)
 
 
 def _validated(raw: str) -> str:

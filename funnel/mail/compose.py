@@ -270,7 +270,7 @@ class _Batch:
                                        {k: v for k, v in own.items() if k in used}),
                      **self.overrides}
         shared: tuple[SharedBody, dict[str, str]] | None = None
-        if delivery_id and not self.by_tags:
+        if delivery_id and not self.by_tags and composer.settings.fast_compose:
             if self.shared_key is None:
                 self.shared_key = composer.shared.common_key(variables, self.personal)
             fast = composer.shared.compose(self.source, variables, self.personal,

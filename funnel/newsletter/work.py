@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
+from sqlalchemy.orm import Session, contains_eager, selectinload, sessionmaker
 
 from funnel.core import lifecycle
-from funnel.core.sequence import EmailFileError, EmailSource
+from funnel.core.sequence import EmailSource
 from funnel.db import claim, lease_free
 from funnel.mail import sending
 from funnel.mail.sending import BROADCAST, DONE_STATES, RETRY, SENDING, UNKNOWN, Outgoing
@@ -137,7 +137,9 @@ class BroadcastWork:
         q = (select(BroadcastRecipient).where(BroadcastRecipient.id.in_(ids))
              .join(Subscriber, Subscriber.id == BroadcastRecipient.subscriber_id)
              .options(contains_eager(BroadcastRecipient.subscriber),
-                      joinedload(BroadcastRecipient.broadcast, innerjoin=True))
+                      # One query for the batch's broadcasts (usually one): joined, the
+                      # issue's whole text would come back once per recipient row.
+                      selectinload(BroadcastRecipient.broadcast))
              .order_by(BroadcastRecipient.subscriber_id))
         if lock and s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(of=(BroadcastRecipient, Subscriber))
@@ -207,20 +209,52 @@ class BroadcastWork:
                 mark_finished(s, row_id, now)
             s.commit()
 
-    def _render(self, rec: BroadcastRecipient, d: Delivery, now: datetime) -> Message:
-        row = rec.broadcast
-        key = (row.id, row.source, rec.variant)
+    def _source(self, row: Broadcast, variant: int | None = None) -> EmailSource:
+        """The issue's frozen copy, with the reader's subject in a subject test."""
+        key = (row.id, row.source, variant)
         src = self._sources.get(key)
         if src is None:
             src = frozen_source(row, self.emails_dir)
-            if rec.variant is not None:
+            if variant is not None:
                 # The reader's subject in a subject test, fixed on their row before sending.
-                subject = subject_tests.subjects_of(row)[rec.variant]
+                subject = subject_tests.subjects_of(row)[variant]
                 src = dataclasses.replace(src, meta={**src.meta, "subject": subject})
             self._sources[key] = src
-        return self.composer.message(src, rec.subscriber, key=delivery_key(d), now=now,
-                                     delivery_id=d.public_id, category=row.slug,
+        return src
+
+    def _render(self, rec: BroadcastRecipient, d: Delivery, now: datetime) -> Message:
+        row = rec.broadcast
+        return self.composer.message(self._source(row, rec.variant), rec.subscriber,
+                                     key=delivery_key(d), now=now, delivery_id=d.public_id,
+                                     category=row.slug,
                                      extra={"reason": REASON})
+
+    def _render_all(self, pairs: list[tuple[BroadcastRecipient, Delivery]], now: datetime
+                    ) -> list[Message | Exception]:
+        """``_render`` for a batch: the recipients of one issue are composed together
+        (``Composer.messages``), so what they share (the files, the layout, the shared
+        body's template) is worked out once, as the plan's step does. Each email is
+        the one ``_render`` gives; one that cannot be made is its exception."""
+        out: list[Message | Exception] = [ValueError("not rendered")] * len(pairs)
+        # One group per issue and subject: a subject test's readers differ only there.
+        groups: dict[tuple[int, int | None], list[int]] = {}
+        for i, (rec, _d) in enumerate(pairs):
+            groups.setdefault((rec.broadcast.id, rec.variant), []).append(i)
+        for (_issue, variant), places in groups.items():
+            row = pairs[places[0]][0].broadcast
+            try:
+                src = self._source(row, variant)
+            except Exception as exc:  # noqa: BLE001  (the frozen copy is broken: all held)
+                for i in places:
+                    out[i] = exc
+                continue
+            made = self.composer.messages(
+                src, [(pairs[i][0].subscriber, delivery_key(pairs[i][1]), pairs[i][1].public_id)
+                      for i in places],
+                now=now, category=row.slug, extra={"reason": REASON})
+            for i, msg in zip(places, made, strict=True):
+                out[i] = msg
+        return out
 
     def _send(self, intents: dict[int, Delivery], now: datetime, report: BroadcastReport) -> None:
         why: dict[int, str] = {}
@@ -244,17 +278,23 @@ class BroadcastWork:
         with self.sessions() as s:
             # The row locks make a concurrent unsubscribe or cancel wait for us or win.
             items: list[Outgoing] = []
-            for rec in self._load(s, list(intents), lock=True):
+            recs = self._load(s, list(intents), lock=True)
+            # The intents, read back in one query (not one per recipient).
+            wanted = [intents[r.id].id for r in recs]
+            rows = {d.id: d for d in s.scalars(select(Delivery).where(Delivery.id.in_(wanted)))}
+            pairs: list[tuple[BroadcastRecipient, Delivery]] = []
+            for rec in recs:
                 if rec.lease_owner != self.owner:
                     continue  # our lease ran out and another worker took over
-                d = s.get(Delivery, intents[rec.id].id)
+                d = rows.get(intents[rec.id].id)
                 if d is None or d.state != SENDING:
                     continue
-                try:
-                    msg = self._render(rec, d, now)
-                except (EmailFileError, Exception) as exc:  # never stop the batch
-                    log.exception("broadcast %s could not be rendered", rec.broadcast.slug)
-                    d.state, d.error = sending.HELD, f"could not be rendered: {exc}"[:2000]
+                pairs.append((rec, d))
+            for (rec, d), msg in zip(pairs, self._render_all(pairs, now), strict=True):
+                if isinstance(msg, Exception):  # never stop the batch
+                    log.error("broadcast %s could not be rendered: %s", rec.broadcast.slug, msg,
+                              exc_info=msg)
+                    d.state, d.error = sending.HELD, f"could not be rendered: {msg}"[:2000]
                     d.attempts -= 1
                     rec.due_at, rec.lease_until = now + RENDER_RECHECK, None
                     continue
