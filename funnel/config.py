@@ -47,6 +47,7 @@ ENV_VARS = (
     "WORKER_POLL_SECONDS",
     "VISIT_FLUSH_SECONDS",
     "PAGE_CACHE_SIZE",
+    "FAST_PAGES",
     "SENDGRID_API_KEY",
     "SENDGRID_API_HOST",
     "SENDGRID_TIMEOUT",
@@ -81,7 +82,7 @@ INT_VARS = {
 }
 FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
-             "SIGNUP_ASYNC_COMMIT"}
+             "SIGNUP_ASYNC_COMMIT", "FAST_PAGES"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
 
 
@@ -115,6 +116,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "WORKER_POLL_SECONDS": 5.0,
         "VISIT_FLUSH_SECONDS": 2.0,
         "PAGE_CACHE_SIZE": 1000,
+        # The article and landing page replayed before Flask (funnel.web.fastpages).
+        "FAST_PAGES": True,
         "SENDGRID_API_KEY": "",
         "SENDGRID_API_HOST": "https://api.sendgrid.com",
         "SENDGRID_TIMEOUT": 10.0,

@@ -24,6 +24,7 @@ from funnel import importer, privacy, runtime, subscribers
 from funnel.api import keys, spec
 from funnel.api.problems import Problem, from_status
 from funnel.core import lifecycle
+from funnel.core.states import IntakeVia
 from funnel.inputs import FunnelError, time_zones
 from funnel.models import ApiKey, ConsentRecord, Subscriber
 from funnel.web.extensions import csrf, limiter
@@ -238,23 +239,20 @@ def sign_up() -> tuple[Response, int]:
         page=data.get("source") or (f"API key {key.name}" if key else None),
         referrer=None, utm={k: v for k, v in (data.get("utm") or {}).items() if v},
     )
-    s = runtime.session()
     try:
-        sub = subscribers.subscribe(s, email=data["email"], first_name=data.get("first_name"),
-                                 timezone=zone or runtime.rt().settings.default_timezone,
-                                 meta=meta, now=runtime.now())
+        row = subscribers.intake_row(
+            email=data["email"], first_name=data.get("first_name"),
+            timezone=zone or runtime.rt().settings.default_timezone, meta=meta,
+            now=runtime.now(), front=IntakeVia.API)
     except FunnelError as exc:
         raise _domain(exc) from exc
-    if sub is not None:
-        _confirmation(sub)
-    # The same answer whoever the address belongs to, suppressed or not.
+    # The landing page's one INSERT, nothing looked up: the same answer, in the
+    # same time, whoever the address belongs to, suppressed or not. The worker
+    # takes it in (subscribers.take_intake) and queues the confirmation.
+    subscribers.record_intake(runtime.rt().intake(), row)
+    runtime.rt().wake.set()  # the embedded worker takes it in at once
     return jsonify(status="accepted", message="If the address can be used, a confirmation "
                    "email is on its way; nothing else is sent until it is confirmed."), 202
-
-
-def _confirmation(sub: Subscriber) -> None:
-    """subscribe() queued the email; the worker sends it (the embedded one at once)."""
-    runtime.rt().wake.set()
 
 
 @bp.post("/subscribers/import")

@@ -184,7 +184,7 @@ class Worker:
         while not (stop and stop.is_set()):
             taken = subscribers.take_intake(self.store.sessions, limit=self.store.batch_size)
             report.taken_in += taken.taken
-            if taken.taken < self.store.batch_size:
+            if taken.taken + taken.refused < self.store.batch_size:
                 return
 
     def compact_tallies(self) -> None:

@@ -8,8 +8,9 @@ A browser sets both headers itself, and a page cannot forge them, so a site
 not on the list cannot sign people up through a visitor's browser.
 
 Everything else is the landing page's: the same form fields and honeypot, the
-same per-IP rate limit (shared with the landing page), the same sign-up use
-case with its per-address caps, and the same check-your-inbox page. The site
+same per-IP rate limit (shared with the landing page), the same one-row
+sign-up intake the worker takes in (so the answer's timing says nothing about
+the address), and the same check-your-inbox page. The site
 the person signed up on is kept in their consent record (its ``page``).
 """
 
@@ -30,6 +31,7 @@ from flask import (
 from markupsafe import escape
 
 from funnel import runtime, subscribers
+from funnel.core.states import IntakeVia
 from funnel.inputs import FunnelError
 from funnel.web import ratelimits
 from funnel.web.extensions import csrf
@@ -130,15 +132,18 @@ def subscribe():
                  for k in ("source", "medium", "campaign", "term", "content")},
         )
         try:
-            sub = subscribers.subscribe(
-                runtime.session(), email=form.email.data, first_name=form.first_name.data,
-                timezone=_zone(form.tz.data), meta=meta, now=runtime.now())
+            row = subscribers.intake_row(
+                email=form.email.data, first_name=form.first_name.data,
+                timezone=_zone(form.tz.data), meta=meta, now=runtime.now(),
+                front=IntakeVia.EMBED)
         except FunnelError as exc:
             getattr(form, exc.field).errors = [str(exc)]
             return _invalid(form, origin)
+        # The landing page's one INSERT: the answer and its time are the same
+        # whoever the address belongs to; the worker decides (subscribers.take_intake).
+        subscribers.record_intake(runtime.rt().intake(), row)
         ratelimits.hit("signup", "RATELIMIT_SIGNUP")
-        if sub is not None:
-            _confirmation(sub)
+        runtime.rt().wake.set()  # the worker takes it in; the embedded one at once
     if wants_json():
         return _cors(jsonify(ok=True, message="Check your inbox: we've sent you a link to "
                              "confirm your address."), origin)
@@ -149,11 +154,6 @@ def _zone(name: str | None) -> str:
     from funnel.web.site import valid_zone
 
     return valid_zone(name)
-
-
-def _confirmation(sub) -> None:
-    """subscribe() queued the email; the worker sends it (the embedded one at once)."""
-    runtime.rt().wake.set()
 
 
 def _invalid(form: SignupForm, origin: str):
