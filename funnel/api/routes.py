@@ -249,6 +249,9 @@ def sign_up() -> tuple[Response, int]:
     # The landing page's one INSERT, nothing looked up: the same answer, in the
     # same time, whoever the address belongs to, suppressed or not. The worker
     # takes it in (subscribers.take_intake) and queues the confirmation.
+    # The key's lookup may hold a write (its last use); on SQLite the intake's own
+    # connection would wait for it, so the request's transaction ends first.
+    runtime.session().commit()
     subscribers.record_intake(runtime.rt().intake(), row)
     runtime.rt().wake.set()  # the embedded worker takes it in at once
     return jsonify(status="accepted", message="If the address can be used, a confirmation "

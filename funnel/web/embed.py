@@ -36,6 +36,7 @@ from funnel.inputs import FunnelError
 from funnel.web import ratelimits
 from funnel.web.extensions import csrf
 from funnel.web.forms import SignupForm
+from funnel.web.headers import hashed_policy
 
 bp = Blueprint("embed", __name__, url_prefix="/embed")
 
@@ -160,7 +161,7 @@ def _invalid(form: SignupForm, origin: str):
     errors = {name: list(errs) for name, errs in form.errors.items()}
     if wants_json():
         return _cors(jsonify(ok=False, errors=errors), origin), 422
-    # Corrected on this site's own landing page (which has its CSRF token).
+    # Corrected on this site's own landing page.
     page = SignupForm(formdata=None)
     page.email.data, page.first_name.data = form.email.data, form.first_name.data
     page.tz.data = form.tz.data
@@ -168,7 +169,10 @@ def _invalid(form: SignupForm, origin: str):
     page.first_name.errors = list(form.first_name.errors) or []
     if not (page.email.errors or page.first_name.errors):
         page.email.errors = ["Please check the form and try again."]
-    return render_template("landing.html", form=page, consent_text=subscribers.CONSENT_TEXT), 422
+    from funnel.web.site import page_response
+
+    html = render_template("landing.html", form=page, consent_text=subscribers.CONSENT_TEXT)
+    return page_response((html, hashed_policy(html)), 422)
 
 
 @bp.get("/form")

@@ -56,7 +56,10 @@ def source_host() -> str | None:
 def referring_host(referer: str | None, own_host: Callable[[], str],
                    args: Mapping[str, str]) -> str | None:
     """``source_host`` from its parts (funnel.web.fastpages answers without a request)."""
-    host = urlsplit(referer).hostname if referer else None  # most views have none: no parsing
+    try:
+        host = urlsplit(referer).hostname if referer else None  # most views have none: no parsing
+    except ValueError:
+        host = None  # "http://[::1": no host anyone could be credited with
     if host and host == own_host().split(":")[0]:
         host = args.get("ref") or None  # moving around our own site is not a source
     return host[:255] if host else None
