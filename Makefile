@@ -34,6 +34,7 @@ lock: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check funnel tests bench wsgi.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # Shell fragments for the two targets below: which PDF packages are missing, and
 # installing whatever ended up in $$missing (one apt-get run, only when needed).

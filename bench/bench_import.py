@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import select, text
 
-from funnel import importer
 from funnel.db import make_engine, make_sessionmaker, upgrade
+from funnel.importing import importer
 from funnel.models import Subscriber
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select, text
 
 from funnel import create_app
+from funnel.accounts.passwords import hash_password
+from funnel.core.sequence import load_sequence
 from funnel.models import AdminUser, AppState, Subscriber
-from funnel.passwords import hash_password
 from funnel.runtime import make_worker
 
 
@@ -65,7 +66,7 @@ def main() -> None:
     now = rt.clock()
     with rt.sessions() as s:  # as if the workers had already seen this sequence
         if s.get(AppState, "sequence_fingerprint") is None:
-            s.add(AppState(key="sequence_fingerprint", value=worker.load_sequence().fingerprint))
+            s.add(AppState(key="sequence_fingerprint", value=load_sequence(rt.settings.emails_dir).fingerprint))
         s.commit()
         soonest = s.scalar(select(Subscriber.next_due_at).where(Subscriber.next_due_at.is_not(None))
                            .order_by(Subscriber.next_due_at).limit(1))
@@ -100,7 +101,7 @@ def main() -> None:
         email = s.scalar(select(Subscriber.email).where(Subscriber.id == n // 2))
     client = app.test_client()
     with client.session_transaction() as sess:
-        # What funnel.web.sessions writes at a login.
+        # What funnel.web.admin.sessions writes at a login.
         sess["admin_id"] = admin_id
         sess["admin_version"] = admin_version
         sess["admin_login"] = sess["admin_seen"] = rt.clock().isoformat()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import logging
 import os
 import statistics
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_sendgrid import Accept
 from bench.test_worker_bench import NOW, make_app, seed_sqlite
+from funnel.core.sequence import load_sequence
 from funnel.db import upgrade
 from funnel.models import AppState
 from funnel.runtime import make_worker
@@ -62,10 +64,10 @@ def run(url: str, tmp: Path, n: int, max_batch: int, port: int,
     rt = app.extensions["funnel"]
     transport = SendGridTransport("SG.bench", host=f"http://127.0.0.1:{port}")
     transport.max_batch = max_batch
+    rt.settings = dataclasses.replace(rt.settings, batch_size=1000)
     worker = make_worker(rt, transport=transport)
-    worker.store.batch_size = 1000
     with rt.sessions() as s:  # as if the workers had already seen this sequence
-        s.add(AppState(key="sequence_fingerprint", value=worker.load_sequence().fingerprint))
+        s.add(AppState(key="sequence_fingerprint", value=load_sequence(rt.settings.emails_dir).fingerprint))
         s.commit()
     started, cpu = time.perf_counter(), time.thread_time()
     if profile:

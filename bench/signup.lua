@@ -1,6 +1,6 @@
 -- wrk script: sign-up POSTs, each with a new address, as a browser on the site
 -- sends them (no token or cookie: the landing page is the same for everyone and
--- the post is checked by where it comes from, funnel/web/crossorigin.py).
+-- the post is checked by where it comes from, funnel/web/public/crossorigin.py).
 local threads = 0
 local run = os.time()
 

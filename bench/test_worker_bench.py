@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.conftest import RESULTS, ratio, record
 from funnel import create_app
+from funnel.core.sequence import load_sequence
 from funnel.db import upgrade
 from funnel.models import AppState, Subscriber
 from funnel.runtime import make_worker
@@ -61,7 +62,7 @@ def test_baseline_render_and_write_only(benchmark, tmp):
     """Baseline: render and write SEND_N emails with no database at all."""
     app = make_app(tmp / "base", f"sqlite:///{tmp}/base.db")
     rt = app.extensions["funnel"]
-    step = make_worker(rt).load_sequence().steps[0]
+    step = load_sequence(rt.settings.emails_dir).steps[0]
     outbox = OutboxTransport(tmp / "base-outbox")
     subs = [Subscriber(email=f"r{i}@example.com", first_name="R", public_id=f"p{i}")
             for i in range(SEND_N)]
@@ -80,7 +81,7 @@ def test_baseline_old_builder(benchmark, tmp):
     fsync at a time (file, then folder), as the outbox did before, no database."""
     app = make_app(tmp / "old", f"sqlite:///{tmp}/old.db")
     rt = app.extensions["funnel"]
-    step = make_worker(rt).load_sequence().steps[0]
+    step = load_sequence(rt.settings.emails_dir).steps[0]
     folder = tmp / "old-outbox"
     folder.mkdir(exist_ok=True)
     subs = [Subscriber(email=f"r{i}@example.com", first_name="R", public_id=f"p{i}")
@@ -152,7 +153,7 @@ def test_idle_pass(benchmark, tmp, n):
     rt = app.extensions["funnel"]
     worker = make_worker(rt)
     with rt.sessions() as s:  # as if the workers had already seen this sequence
-        s.add(AppState(key="sequence_fingerprint", value=worker.load_sequence().fingerprint))
+        s.add(AppState(key="sequence_fingerprint", value=load_sequence(rt.settings.emails_dir).fingerprint))
         s.commit()
 
     def run():

@@ -63,11 +63,11 @@ def _refuse(message: str) -> None:
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
-    from funnel.operations.metrics import mark_process_dead
+    from funnel.operations.scrape import mark_process_dead
 
     mark_process_dead(worker.pid)
 
 
 # Page views are buffered per process (funnel/web/visits.py): write them when a
 # worker stops or is recycled by max_requests, not only at interpreter exit.
-from funnel.web.visits import worker_exit  # noqa: E402,F401
+from funnel.web.public.visits import worker_exit  # noqa: E402,F401

@@ -19,10 +19,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(cfg.PROJECT_ROOT / "templates"),
         static_folder=None,
     )
-    from funnel.operations import wiring as ops
-
     app.config.update(cfg.defaults(app.instance_path))
-    app.config.update(ops.from_environment(os.environ))
     app.config.update(cfg.from_environment(os.environ))
     if config:
         app.config.update(config)
@@ -41,29 +38,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Imported here, not at the top: importing the package must not pull in the web
     # layer (the worker and the CLI import funnel.* too).
     from funnel import cli, runtime
+    from funnel.api import problems as api_problems
     from funnel.api import routes as api_routes
-    from funnel.web import (
-        admin,
-        admin_import,
-        admin_subscriber,
-        auth,
-        broadcasts,
-        connect_admin,
-        embed,
-        errors,
-        extensions,
-        fastpages,
-        headers,
-        links,
-        newsletter,
-        plan,
-        preferences,
-        previews,
-        ratelimits,
-        site,
-        webhooks,
-    )
+    from funnel.http import extensions, ratelimits
+    from funnel.studio.emails_dir import ensure_emails_dir
+    from funnel.web import errors, headers, ops, webhooks
+    from funnel.web.admin import auth, broadcasts, previews
+    from funnel.web.admin import connect as connect_admin
+    from funnel.web.admin import dashboard as admin
+    from funnel.web.admin import editor as admin_editor
+    from funnel.web.admin import imports as admin_import
+    from funnel.web.admin import subscriber as admin_subscriber
+    from funnel.web.public import embed, fastpages, newsletter, site
+    from funnel.web.subscriber import links, plan, preferences
 
+    # A production EMAILS_DIR outside the code starts as a copy of the shipped emails.
+    ensure_emails_dir(app.config["EMAILS_DIR"], cfg.PROJECT_ROOT / "emails")
     runtime.init_app(app)
     extensions.init_app(app)
     # The article and landing page from the page cache without Flask's request
@@ -71,7 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     fastpages.init_app(app)
     headers.init_app(app)
     ratelimits.init_app(app)
-    errors.init_app(app)
+    errors.init_app(app, elsewhere={"/api/": api_problems.from_status})
     # One blueprint per audience: visitors, subscribers' links, providers, the marketer.
     site.init_app(app)
     app.register_blueprint(site.bp)
@@ -83,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(previews.bp)
+    app.register_blueprint(admin_editor.bp)
     app.register_blueprint(admin_subscriber.bp)
     app.register_blueprint(admin_import.bp)
     app.register_blueprint(connect_admin.bp)

@@ -63,6 +63,12 @@ ENV_VARS = (
     "WEBHOOKS_ALLOW_PRIVATE",
     "WEBHOOKS_TIMEOUT",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "METRICS_TOKEN",
+    "READY_WORKER_MAX_AGE",
+    "SQLITE_BUSY_TIMEOUT",
+    "DATABASE_CONNECT_TIMEOUT",
 )
 
 INT_VARS = {
@@ -80,7 +86,8 @@ INT_VARS = {
     "IMPORT_OPTIN_DAILY_MAX",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
 }
-FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT"}
+FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT",
+              "READY_WORKER_MAX_AGE", "SQLITE_BUSY_TIMEOUT", "DATABASE_CONNECT_TIMEOUT"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
              "SIGNUP_ASYNC_COMMIT", "FAST_PAGES"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
@@ -116,7 +123,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "WORKER_POLL_SECONDS": 5.0,
         "VISIT_FLUSH_SECONDS": 2.0,
         "PAGE_CACHE_SIZE": 1000,
-        # The article and landing page replayed before Flask (funnel.web.fastpages).
+        # The article and landing page replayed before Flask (funnel.web.public.fastpages).
         "FAST_PAGES": True,
         "SENDGRID_API_KEY": "",
         "SENDGRID_API_HOST": "https://api.sendgrid.com",
@@ -138,6 +145,12 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "FAILURE_ALERTS_TO": "",
         "FAILURE_ALERTS_EVERY_MINUTES": 60,
         "IMPORT_OPTIN_DAILY_MAX": 200,
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "INFO",
+        "METRICS_TOKEN": "",
+        "READY_WORKER_MAX_AGE": 60.0,
+        "SQLITE_BUSY_TIMEOUT": 5.0,
+        "DATABASE_CONNECT_TIMEOUT": 5.0,
     }
 
 
@@ -158,6 +171,8 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             out[name] = [k.strip() for k in raw.split(",") if k.strip()]
         else:
             out[name] = raw
+    if "LOG_FORMAT" in out:
+        out["LOG_FORMAT"] = out["LOG_FORMAT"].lower()
     return out
 
 

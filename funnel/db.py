@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ColumnElement, Engine, Select, create_engine, event, or_, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -114,3 +116,37 @@ def upgrade_reporting(url: str) -> tuple[str | None, str | None]:
     before = current_revision(url)
     upgrade(url)
     return before, current_revision(url)
+
+
+def sqlite_time(value: datetime) -> str:
+    """A datetime as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text,
+    always with microseconds): the cursor compares these strings, so the form
+    must be exactly that (tests/test_worker_batch.py checks it against SQLAlchemy)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S.%f}"
+
+
+# -- leases: how every worker piece claims its rows ------------------------------
+
+def skip_locked(q: Select, session: Session, of: Any = None) -> Select:
+    """On PostgreSQL, rows another worker is claiming are skipped, not waited for;
+    SQLite has a single writer, so there is nothing to skip."""
+    if session.get_bind().dialect.name == "postgresql":
+        return q.with_for_update(of=of, skip_locked=True)
+    return q
+
+
+def lease_free(lease_until: Any, held_at: datetime) -> ColumnElement[bool]:
+    """Not leased, or leased by a worker whose lease ran out (it died or stalled)."""
+    return or_(lease_until.is_(None), lease_until < held_at)
+
+
+def claim(session: Session, q: Select, model: Any, **values: Any) -> list[int]:
+    """Lease the rows ``q`` selects (by id): skip those another worker is taking,
+    write ``values`` (the lease's owner and end, a state...) on the rest, commit."""
+    ids = list(session.scalars(skip_locked(q, session, of=model)))
+    if ids:
+        session.execute(update(model).where(model.id.in_(ids)).values(**values))
+    session.commit()
+    return ids

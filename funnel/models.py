@@ -29,12 +29,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from funnel.core.states import (
     ArrivalPath,
+    BroadcastStatus,
     ConsentAction,
     DeliveryKind,
     DeliveryState,
+    EndpointState,
     EventKind,
+    ImportJobState,
     IntakeState,
     IntakeVia,
+    MessageState,
+    RecipientOutcome,
+    RevisionKind,
     SubscriberStatus,
     VisitPage,
     check_in,
@@ -162,7 +168,7 @@ class SignupIntake(Base):
     via: Mapped[str | None] = mapped_column(String(16))  # the front that wrote it
     # Failed takes of this row alone; at INTAKE_MAX_ATTEMPTS the worker leaves it.
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    # Refused by the worker's checks (funnel.intake_check): kept with why, never mailed.
+    # Refused by the worker's checks (funnel.subscribers.intake_check): kept with why, never mailed.
     state: Mapped[str] = mapped_column(String(16), server_default=str(IntakeState.WAITING))
     refused_reason: Mapped[str | None] = mapped_column(String(200))
 
@@ -279,7 +285,7 @@ class DeliveryEvent(Base):
 
 
 class StatusTally(Base):
-    """Deltas of the number of subscribers per status, appended by triggers (funnel.tallies)."""
+    """Deltas of the number of subscribers per status, appended by triggers (funnel.reporting.tallies)."""
 
     __tablename__ = "status_tally"
 
@@ -291,7 +297,7 @@ class StatusTally(Base):
 class StepTally(Base):
     """Deltas of emails sent per UTC day and step, and of those with each event group.
 
-    Appended by triggers on delivery (funnel.tallies); the sums are the dashboard's
+    Appended by triggers on delivery (funnel.reporting.tallies); the sums are the dashboard's
     per-step figures without reading the deliveries.
     """
 
@@ -351,7 +357,7 @@ class ProblemTally(Base):
 class ConsentTally(Base):
     """Deltas of consent records per UTC day and action, with the day of the same
     person's previous record of that action and where the person came from
-    (migration 0010; read by funnel.people_tally)."""
+    (migration 0010; read by funnel.reporting.people_tally)."""
 
     __tablename__ = "consent_tally"
 
@@ -476,7 +482,6 @@ class AdminUser(Base):
 
 # -- the marketer's control room (README "The control room") --------------------------
 
-IMPORT_JOB_STATES = ("uploaded", "previewed", "queued", "running", "done", "failed")
 ARRIVAL_PATHS = tuple(str(a) for a in ArrivalPath)
 
 
@@ -505,7 +510,7 @@ class ImportJob(Base):
     optin_sent: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
-        CheckConstraint("state IN ('" + "', '".join(IMPORT_JOB_STATES) + "')", name="state"),
+        CheckConstraint(check_in("state", ImportJobState), name="state"),
         Index("ix_import_job_state", "state"),
     )
 
@@ -516,21 +521,14 @@ class ImportJob(Base):
 API_SCOPES = ("subscribers:read", "subscribers:write", "subscribers:import",
               "subscribers:erase", "stats:read")
 
-ENDPOINT_ACTIVE = "active"
-ENDPOINT_DISABLED = "disabled"
-ENDPOINT_STATES = (ENDPOINT_ACTIVE, ENDPOINT_DISABLED)
-
-MESSAGE_PENDING = "pending"      # waiting for its (next) attempt
-MESSAGE_SENDING = "sending"      # claimed by a worker; its lease says until when
-MESSAGE_DELIVERED = "delivered"  # the endpoint answered 2xx
-MESSAGE_FAILED = "failed"        # 24 h of retries ran out
-MESSAGE_SCRUBBED = "scrubbed"    # its subscriber was erased before it went out
-MESSAGE_STATES = (MESSAGE_PENDING, MESSAGE_SENDING, MESSAGE_DELIVERED, MESSAGE_FAILED,
-                  MESSAGE_SCRUBBED)
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+# Short names for the states of core/states.py that the webhook code uses most.
+ENDPOINT_ACTIVE = EndpointState.ACTIVE
+ENDPOINT_DISABLED = EndpointState.DISABLED
+MESSAGE_PENDING = MessageState.PENDING
+MESSAGE_SENDING = MessageState.SENDING
+MESSAGE_DELIVERED = MessageState.DELIVERED
+MESSAGE_FAILED = MessageState.FAILED
+MESSAGE_SCRUBBED = MessageState.SCRUBBED
 
 
 class ApiKey(Base):
@@ -570,7 +568,7 @@ class WebhookEndpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        CheckConstraint(_in("state", ENDPOINT_STATES), name="state"),
+        CheckConstraint(check_in("state", EndpointState), name="state"),
     )
 
     def event_set(self) -> frozenset[str]:
@@ -609,24 +607,22 @@ class WebhookMessage(Base):
     endpoint: Mapped[WebhookEndpoint] = relationship()
 
     __table_args__ = (
-        CheckConstraint(_in("state", MESSAGE_STATES), name="state"),
+        CheckConstraint(check_in("state", MessageState), name="state"),
         Index("ix_webhook_message_due", "state", "next_attempt_at"),
     )
 
 
 # -- the newsletter (issue 13) -------------------------------------------------
 
-BROADCAST_SCHEDULED = "scheduled"
-BROADCAST_SENDING = "sending"
-BROADCAST_SENT = "sent"
-BROADCAST_CANCELLED = "cancelled"
-BROADCAST_STATUSES = (BROADCAST_SCHEDULED, BROADCAST_SENDING, BROADCAST_SENT, BROADCAST_CANCELLED)
+BROADCAST_SCHEDULED = BroadcastStatus.SCHEDULED
+BROADCAST_SENDING = BroadcastStatus.SENDING
+BROADCAST_SENT = BroadcastStatus.SENT
+BROADCAST_CANCELLED = BroadcastStatus.CANCELLED
 # What became of one recipient; NULL while still to do.
-OUTCOME_SENT = "sent"            # handed to the send step (its delivery row says how it went)
-OUTCOME_PAUSED = "paused"        # paused when their turn came: the pause means no email
-OUTCOME_LEFT = "left"            # unsubscribed, bounced, complained or dropped the topic since
-OUTCOME_CANCELLED = "cancelled"  # the broadcast was cancelled first
-OUTCOMES = (OUTCOME_SENT, OUTCOME_PAUSED, OUTCOME_LEFT, OUTCOME_CANCELLED)
+OUTCOME_SENT = RecipientOutcome.SENT
+OUTCOME_PAUSED = RecipientOutcome.PAUSED
+OUTCOME_LEFT = RecipientOutcome.LEFT
+OUTCOME_CANCELLED = RecipientOutcome.CANCELLED
 
 
 class Broadcast(Base):
@@ -652,8 +648,7 @@ class Broadcast(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('scheduled', 'sending', 'sent', 'cancelled')", name="status"),
+        CheckConstraint(check_in("status", BroadcastStatus), name="status"),
     )
 
 
@@ -679,7 +674,28 @@ class BroadcastRecipient(Base):
         UniqueConstraint("broadcast_id", "subscriber_id", name="uq_broadcast_recipient_once"),
         Index("ix_broadcast_recipient_due", "due_at"),
         Index("ix_broadcast_recipient_outcome", "broadcast_id", "outcome"),
-        CheckConstraint(
-            "outcome IS NULL OR outcome IN ('sent', 'paused', 'left', 'cancelled')",
-            name="outcome"),
+        CheckConstraint("outcome IS NULL OR " + check_in("outcome", RecipientOutcome),
+                        name="outcome"),
+    )
+
+
+class EmailRevision(Base):
+    """One save of an email file from the browser's editor (funnel.studio): who, when,
+    and the text before and after, so the page shows the change and can put it back."""
+
+    __tablename__ = "email_revision"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Relative to EMAILS_DIR, e.g. "sequence/01-stretch.md": the slug may change.
+    path: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(254))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    before: Mapped[str | None] = mapped_column(Text)  # None: the file was new
+    after: Mapped[str] = mapped_column(Text)
+    restored_from: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_email_revision_path", "path", "id"),
+        CheckConstraint(check_in("kind", RevisionKind), name="kind"),
     )

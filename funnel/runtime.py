@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -20,15 +21,20 @@ from sqlalchemy.pool import NullPool
 from funnel.config import ConfigError, Settings
 from funnel.core.sequence import SequenceFiles
 from funnel.db import make_engine, make_intake_engine, make_sessionmaker
+from funnel.drip.batches import Batches
 from funnel.drip.planner import Rules
 from funnel.drip.store import Store
-from funnel.drip.worker import Worker
 from funnel.hooks import capture
 from funnel.hooks.dispatch import Dispatcher, HookSettings
 from funnel.mail.compose import Composer
+from funnel.mail.sending import MAX_ATTEMPTS
 from funnel.newsletter.work import BroadcastWork
-from funnel.sending import MAX_ATTEMPTS
 from funnel.transports import Transport, make_transport
+from funnel.worker.loop import Worker
+from funnel.worker.pieces import Every, Step, Stop
+from funnel.worker.report import PassReport
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -57,7 +63,7 @@ class Runtime:
 
 def init_app(app: Flask) -> None:
     settings = Settings.from_config(app.config)
-    from funnel.operations.wiring import MeteredTransport
+    from funnel.transports.metered import MeteredTransport
 
     try:
         # DATABASE_NULL_POOL (tests): every session closes its connection, so the many
@@ -96,41 +102,97 @@ def rt() -> Runtime:
     return current_app.extensions["funnel"]
 
 
-def make_worker(runtime: Runtime, *, transport: Transport | None = None,
-                composer: Composer | None = None,
-                clock: Callable[[], datetime] | None = None) -> Worker:
-    """A worker wired to this app's database, transport and settings; each part
-    can be swapped (tests inject faults through ``transport`` or ``composer``)."""
-    settings = runtime.settings
-    transport = transport or runtime.transport
-    clock = clock or runtime.clock
-    store = Store(
-        runtime.sessions,
-        owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
-        batch_size=settings.batch_size, lease_seconds=settings.lease_seconds,
-    )
-    rules = Rules(
+def planner_rules(settings: Settings, transport: Transport) -> Rules:
+    """The drip planner's rules, from the settings and what the transport promises."""
+    return Rules(
         window=(settings.window_start, settings.window_end),
         min_gap=timedelta(hours=settings.catchup_min_gap_hours),
         max_attempts=MAX_ATTEMPTS, default_timezone=settings.default_timezone,
         resend_interrupted=transport.idempotent,
     )
+
+
+def make_worker(runtime: Runtime, *, transport: Transport | None = None,
+                composer: Composer | None = None,
+                clock: Callable[[], datetime] | None = None) -> Worker:
+    """A worker wired to this app's database, transport and settings; each part
+    can be swapped (tests inject faults through ``transport`` or ``composer``).
+    Its pieces, in the order of a pass: the purge of old unconfirmed sign-ups
+    (hourly) and the folding of the dashboard's tallies (each minute), the sign-up
+    intake, system mail (confirmations), the drip, the newsletter's broadcasts, the
+    chores (imports, alerts) and the webhook outbox."""
+    settings = runtime.settings
+    sessions = runtime.sessions
+    transport = transport or runtime.transport
+    clock = clock or runtime.clock
+    store = Store(
+        sessions,
+        owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
+        batch_size=settings.batch_size, lease_seconds=settings.lease_seconds,
+    )
     # Its own composer: the web threads' one caches templates unsynchronised.
     composer = composer or Composer(settings, clock)
+    batches = Batches(store, composer, transport, sequence=SequenceFiles(settings.emails_dir),
+                      rules=planner_rules(settings, transport))
     # The newsletter's broadcasts go through the same send step, on their own to-do list.
-    broadcasts = BroadcastWork(runtime.sessions, composer, transport, owner=store.owner,
+    broadcasts = BroadcastWork(sessions, composer, transport, owner=store.owner,
                                emails_dir=settings.emails_dir, batch_size=settings.batch_size,
                                lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS)
+    hooks = Dispatcher(sessions, runtime.hook_settings)
     from funnel.control import chores
+    from funnel.reporting import tallies
+    from funnel.subscribers import actions as subscribers
+    from funnel.subscribers import retention
 
-    return Worker(store, composer, transport, clock,
-                  sequence=SequenceFiles(settings.emails_dir), rules=rules,
-                  pending_retention=timedelta(days=settings.pending_retention_days),
-                  after_pass=lambda now: chores.after_pass(runtime.sessions, settings, transport,
-                                                           now),
-                  # The webhook outbox is delivered as one more step of each pass.
-                  hooks=Dispatcher(runtime.sessions, runtime.hook_settings),
-                  pieces=[broadcasts.run])
+    retain = timedelta(days=settings.pending_retention_days)
+
+    def purge(now: datetime, _stop: Stop) -> PassReport:
+        with sessions() as s:
+            purged = retention.purge_unconfirmed(s, now, retain)
+        if purged:
+            log.info("deleted %d sign-ups never confirmed", purged)
+        return PassReport()
+
+    def fold(_now: datetime, _stop: Stop) -> PassReport:
+        with sessions() as s:
+            tallies.compact(s)
+        return PassReport()
+
+    def intake(_now: datetime, stop: Stop) -> PassReport:
+        # Sign-ups first, so their confirmations go out in this same pass.
+        report = PassReport()
+        while not (stop and stop.is_set()):
+            taken = subscribers.take_intake(sessions, limit=settings.batch_size)
+            report.taken_in += taken.taken
+            if taken.taken + taken.refused < settings.batch_size:
+                break
+        return report
+
+    def newsletter(now: datetime, stop: Stop) -> PassReport:
+        done = broadcasts.run(now, stop)
+        return PassReport(sent=done.sent, failed=done.failed, retried=done.retried,
+                          skipped=done.skipped, claimed=done.claimed,
+                          sent_keys=done.sent_keys)
+
+    def chore(now: datetime, _stop: Stop) -> PassReport:
+        chores.after_pass(sessions, settings, transport, now)
+        return PassReport()
+
+    def webhooks(now: datetime, _stop: Stop) -> PassReport:
+        return PassReport(hooks=hooks.run(now))
+
+    # Storage limitation, at most hourly: the query reads the whole pending list.
+    return Worker([
+        Every(3600, Step("purge", purge, urgent=True)),
+        # Folding keeps the dashboard's reads cheap; once a minute is enough.
+        Every(60, Step("fold tallies", fold, urgent=True)),
+        Step("intake", intake, urgent=True),
+        Step("system mail", batches.system_mail, urgent=True),
+        Step("drip", batches.drip),
+        Step("newsletter", newsletter),
+        Step("chores", chore),
+        Step("webhooks", webhooks),
+    ], clock, name=store.owner, guarded=frozenset({"intake"}))
 
 
 def session() -> Session:

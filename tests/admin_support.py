@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from funnel.accounts.passwords import hash_password
 from funnel.models import AdminUser, Subscriber
-from funnel.passwords import hash_password
 from tests.conftest import csrf_token
 
 ADMIN = "coach@example.com"

@@ -239,7 +239,7 @@ def run_worker(app, clock):
 
 def csrf_token(client, path: str = "/admin/login") -> str:
     """The CSRF token of the client's session, as a form on ``path`` carries it (the
-    public pages carry none: funnel.web.crossorigin guards the sign-up form)."""
+    public pages carry none: funnel.web.public.crossorigin guards the sign-up form)."""
     page = client.get(path).get_data(as_text=True)
     m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
         r'name="csrf_token" value="([^"]+)"', page)
@@ -256,7 +256,7 @@ def post_signup(client, email: str, first_name: str = "", **fields):
 def take_in(app):
     """The worker's first step on its next pass: the sign-ups the form stored become
     subscribers, consent records and queued confirmations (nothing is sent)."""
-    from funnel import subscribers
+    from funnel.subscribers import actions as subscribers
 
     return subscribers.take_intake(app.extensions["funnel"].sessions)
 

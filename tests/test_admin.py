@@ -11,8 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from funnel.accounts.passwords import hash_password
 from funnel.models import AdminUser, ConsentRecord, Subscriber, Suppression, Visit
-from funnel.passwords import hash_password
+from funnel.reporting import periods
 from funnel.runtime import make_worker
 from tests.conftest import csrf_token, sign_up, sign_up_and_confirm
 from tests.test_stats import known  # noqa: F401  (the fixture: a month with known numbers)
@@ -335,7 +336,7 @@ def test_export_from_the_dashboard(logged_in, db, clock, make_subscriber):
 # -- demo data -------------------------------------------------------------------------
 
 def test_demo_seed_fills_an_empty_database_once(runner, app, db, clock):
-    from funnel import stats
+    from funnel.reporting import stats
 
     result = runner.invoke(args=["demo", "seed", "--days", "7", "--scale", "0.05"])
     assert result.exit_code == 0, result.output
@@ -343,7 +344,7 @@ def test_demo_seed_fills_an_empty_database_once(runner, app, db, clock):
                   r"(\d+) sign-ups, (\d+) confirmations, (\d+) emails sent", result.output)
     assert m, result.output
     first_day = clock.now.date() - timedelta(days=6)
-    counts = stats.funnel_counts(db, *stats.utc_day_bounds(first_day, clock.now.date()))
+    counts = stats.funnel_counts(db, *periods.utc_day_bounds(first_day, clock.now.date()))
     assert (counts.article_visits, counts.landing_visits, counts.signups, counts.confirmations,
             counts.sent) == tuple(int(g) for g in m.groups())
     assert db.scalar(select(Subscriber).where(~Subscriber.email.like("%@example.%"))) is None

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from funnel import demo
+from funnel.accounts.passwords import hash_password
 from funnel.core.sequence import load_sequence
+from funnel.demo import seed as demo
 from funnel.models import AdminUser, Subscriber
-from funnel.passwords import hash_password
 from tests.conftest import serious_violations
 
 pytestmark = pytest.mark.browser

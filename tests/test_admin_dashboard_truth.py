@@ -7,11 +7,11 @@ import itertools
 import re
 from datetime import date
 
-from funnel import insights, stats
-from funnel.web import charts
+from funnel.reporting import insights, periods, stats
+from funnel.web.admin import charts
 from tests.test_stats import Builder, t
 
-NOV = stats.utc_day_bounds(date(2026, 11, 1), date(2026, 11, 30))
+NOV = periods.utc_day_bounds(date(2026, 11, 1), date(2026, 11, 30))
 
 
 def arrange(db):

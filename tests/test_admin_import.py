@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from funnel import import_jobs
+from funnel.importing import import_jobs
 from funnel.models import ConsentRecord, ImportJob, Subscriber
 from tests.admin_support import ADMIN, token_on
 

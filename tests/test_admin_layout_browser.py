@@ -6,15 +6,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from funnel import demo
 from funnel.core.sequence import load_sequence
+from funnel.demo import seed as demo
 from funnel.models import Subscriber
 from tests.admin_support import browser_log_in, screenshot
 
 pytestmark = pytest.mark.browser
 
 PAGES = ["/admin/", "/admin/subscribers", "SUBSCRIBER", "/admin/suppression",
-         "/admin/emails/", "/admin/emails/lateral-hip-stretch", "/admin/import/"]
+         "/admin/emails/", "/admin/emails/lateral-hip-stretch",
+         "/admin/emails/lateral-hip-stretch/edit", "/admin/import/"]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from funnel import timezones
+from funnel.core import timezones
 from tests.conftest import press_confirm, sign_up_and_confirm
 from tests.test_preferences import EMAIL, page_text, post, prefs  # noqa: F401
 

@@ -7,9 +7,9 @@ import logging
 import pytest
 from sqlalchemy import select
 
-from funnel import privacy
-from funnel.api import keys
+from funnel.accounts import api_keys as keys
 from funnel.models import ApiKey, ConsentRecord, Subscriber
+from funnel.subscribers import privacy
 from tests.conftest import deliver, take_in
 
 PROBLEM = "application/problem+json"

@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from funnel.api import keys
+from funnel.accounts import api_keys as keys
 
 EXAMPLES = 40
 # Every default check runs except "schema-valid data is accepted": a string the

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from funnel import tallies
 from funnel.models import Delivery, DeliveryEvent, Subscriber
+from funnel.reporting import tallies
 
 
 def test_seeds_a_list_with_history_or_says_it_needs_postgresql(runner, db, db_url):

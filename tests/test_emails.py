@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 
 from funnel import create_app
+from funnel.accounts.passwords import hash_password
 from funnel.config import PROJECT_ROOT, Settings, defaults
 from funnel.core.sequence import load_sequence, read_email_file
 from funnel.mail.check import email_files, sample_subscriber
 from funnel.mail.compose import Composer
 from funnel.models import AdminUser, Subscriber
-from funnel.passwords import hash_password
 from funnel.runtime import make_worker
 from tests.conftest import TEST_SECRET, csrf_token, sign_up_and_confirm
 from tests.external import SEED_ARTICLE, require

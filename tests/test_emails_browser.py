@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from funnel.accounts.passwords import hash_password
 from funnel.mail.check import sample_subscriber
 from funnel.models import AdminUser
-from funnel.passwords import hash_password
 from tests.test_emails import ALL_SLUGS, EMAILS, composer, source
 
 pytestmark = pytest.mark.browser

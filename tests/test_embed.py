@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from funnel import privacy
 from funnel.models import ConsentRecord, Subscriber
+from funnel.subscribers import privacy
 from tests.conftest import deliver, take_in
 
 BLOG = "https://blog.runstronger.example"
@@ -129,8 +129,8 @@ def test_the_iframe_page_may_be_framed_only_by_allowed_sites(client):
 
 
 def test_admin_shows_the_snippets(app, client, db, clock):
+    from funnel.accounts.passwords import hash_password
     from funnel.models import AdminUser
-    from funnel.passwords import hash_password
     from tests.conftest import csrf_token
 
     db.add(AdminUser(email="coach@example.com", password_hash=hash_password("correct horse battery"),

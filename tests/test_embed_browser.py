@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from funnel.models import ConsentRecord, Subscriber
-from funnel.web.embed import iframe_snippet, snippet
+from funnel.web.public.embed import iframe_snippet, snippet
 from tests.conftest import take_in
 
 pytestmark = pytest.mark.browser

@@ -1,5 +1,5 @@
 """The article and the landing page are replayed without Flask's request handling
-(funnel/web/fastpages.py), and a visitor cannot tell: the same bytes, the same
+(funnel/web/public/fastpages.py), and a visitor cannot tell: the same bytes, the same
 headers, a sign-up form that works, the visit counted with the same source.
 Hypothesis draws the requests; the plain path is the same app with the layer
 skipped."""
@@ -216,7 +216,7 @@ def test_with_the_layer_off_flask_answers_every_page(app_config, db, setting):
 def test_the_layer_uses_no_private_api_of_flask_flask_wtf_or_itsdangerous():
     from pathlib import Path
 
-    import funnel.web.fastpages as layer
+    import funnel.web.public.fastpages as layer
 
     source = Path(layer.__file__).read_text()
     assert "itsdangerous" not in source and "flask_wtf" not in source

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from funnel import importer, privacy
 from funnel.db import make_engine
+from funnel.importing import importer
 from funnel.models import ConsentRecord, Subscriber
 from funnel.runtime import make_worker
+from funnel.subscribers import privacy
 
 
 def write(path: Path, text: str) -> Path:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from funnel.inputs import (
+from funnel.core.inputs import (
     FunnelError,
     _common_shape,
     _validated,

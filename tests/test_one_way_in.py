@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DataError
 
-from funnel.api import keys
+from funnel.accounts import api_keys as keys
 from funnel.models import ApiKey, SignupIntake, Subscriber
 from tests.conftest import deliver, post_signup
 

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, select, text
 
-from funnel import privacy, subscribers
 from funnel.core import lifecycle
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Suppression
+from funnel.subscribers import actions as subscribers
+from funnel.subscribers import privacy
 from tests.conftest import csrf_token, press_confirm, sign_up, sign_up_and_confirm
 
 EMAIL = "pat@example.com"
@@ -305,7 +306,7 @@ def test_erased_and_never_existing_links_answer_the_same(client, prefs, app):
 
 
 def test_import_refuses_an_erased_address(client, prefs, db, clock):
-    from funnel.importer import import_rows
+    from funnel.importing.importer import import_rows
 
     post(client, prefs, "erase", confirm="erase")
     db.rollback()

@@ -11,10 +11,10 @@ from pathlib import Path
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from funnel.importer import import_rows
+from funnel.importing.importer import import_rows
 from funnel.models import Subscriber, Suppression
-from funnel.privacy import is_suppressed
 from funnel.runtime import make_worker
+from funnel.subscribers.privacy import is_suppressed
 
 EMAIL = "browser.runner@example.com"
 

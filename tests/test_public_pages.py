@@ -81,7 +81,7 @@ def test_the_cache_key_holds_the_prefix_scheme_and_host(app, db):
     assert 'action="/blog/free-plan"' in landing.get_data(as_text=True)
     assert 'action="/free-plan"' in client.get("/free-plan").get_data(as_text=True)
     # Scheme and host are in the key too: a page made for one is not served for another.
-    from funnel.web import site
+    from funnel.web.public import site
 
     keys = {site.landing_key(site.page_origin(env), {}, "direct") for env in (
         {"wsgi.url_scheme": "http", "HTTP_HOST": "a.example"},

@@ -1,5 +1,5 @@
 """Bad input that used to get through: international addresses and first names
-carrying control or bidi characters. One rule (funnel.inputs) for every way in."""
+carrying control or bidi characters. One rule (funnel.core.inputs) for every way in."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def test_import_refuses_the_same_names(runner, db, tmp_path):
 
 
 def test_one_rule_for_every_way_in():
-    from funnel.inputs import FunnelError, clean_first_name
+    from funnel.core.inputs import FunnelError, clean_first_name
 
     for name in BAD_NAMES.values():
         with pytest.raises(FunnelError):

@@ -85,7 +85,7 @@ def test_ipv6_addresses_count_per_64(app, client, db):
 
 
 def test_a_stopped_room_gets_in_again_once_the_minute_is_over(app, client, db, monkeypatch):
-    from funnel.web import ratelimits
+    from funnel.http import ratelimits
 
     now = [1_000_000.0]  # the limits' own clock (wall time), moved by hand
     monkeypatch.setattr(ratelimits, "time", type("Clock", (), {"time": staticmethod(lambda: now[0])}))

@@ -270,7 +270,7 @@ def test_a_failing_mail_server_loses_no_sign_up_and_lets_the_person_retry(app, c
 
 
 def test_one_click_unsubscribe_for_an_erased_address_still_answers_200(client, db, outbox, clock):
-    from funnel import privacy
+    from funnel.subscribers import privacy
 
     sign_up_and_confirm(client, outbox, "gone@example.com")
     unsub = outbox.link(outbox.to("gone@example.com")[0], "unsubscribe")

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from funnel import subscribers
 from funnel.models import ConsentRecord, Delivery, SignupIntake, Subscriber
+from funnel.subscribers import actions as subscribers
 from tests.conftest import csrf_token, deliver, post_signup, take_in
 
 
@@ -37,7 +37,7 @@ def test_the_request_stores_the_sign_up_and_the_next_pass_mails_it(app, client, 
 
 
 def test_a_suppressed_address_gets_the_same_answer_and_no_mail(app, client, db, outbox, clock):
-    from funnel import privacy
+    from funnel.subscribers import privacy
 
     sign = post_signup(client, "erased@example.com")
     deliver(app)

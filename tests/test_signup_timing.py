@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from funnel.api import keys
+from funnel.accounts import api_keys as keys
 from tests.conftest import take_in
 
 BLOG = "https://blog.runstronger.example"

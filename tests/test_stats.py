@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from funnel import stats
 from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber, Visit
+from funnel.reporting import periods, stats
 
-NOV = stats.utc_day_bounds(date(2026, 11, 1), date(2026, 11, 30))
+NOV = periods.utc_day_bounds(date(2026, 11, 1), date(2026, 11, 30))
 STEPS = [("step-1", "Day 1"), ("step-2", "Part 2"), ("step-3", "Part 3")]
 
 
@@ -110,7 +110,7 @@ def test_funnel_counts_a_known_month(known):
 
 
 def test_an_empty_period_has_zeros_and_no_rates(known):
-    empty = stats.funnel_counts(known, *stats.utc_day_bounds(date(2025, 1, 1), date(2025, 1, 31)))
+    empty = stats.funnel_counts(known, *periods.utc_day_bounds(date(2025, 1, 1), date(2025, 1, 31)))
     assert empty.signups == 0
     assert empty.landing_to_signup is None
     assert all(conv is None for _k, _l, _n, conv in empty.stages)
@@ -177,6 +177,6 @@ def test_source_label_and_days():
     assert stats.source_label(None, "https://www.Strava.com/clubs/1") == "strava.com"
     assert stats.source_label(None, "runstronger.example", ["runstronger.example"]) == stats.DIRECT
     assert stats.source_label(None, None) == stats.DIRECT
-    start, end = stats.utc_day_bounds(date(2026, 3, 28), date(2026, 3, 29))
+    start, end = periods.utc_day_bounds(date(2026, 3, 28), date(2026, 3, 29))
     assert (end - start).days == 2
-    assert stats.days_in(start, end) == [date(2026, 3, 28), date(2026, 3, 29)]
+    assert periods.days_in(start, end) == [date(2026, 3, 28), date(2026, 3, 29)]

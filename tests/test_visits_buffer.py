@@ -123,7 +123,7 @@ def _free_port() -> int:
 def test_gunicorn_graceful_stop_writes_every_workers_views(db_url, db, tmp_path):
     port = _free_port()
     conf = tmp_path / "gunicorn.conf.py"
-    conf.write_text("from funnel.web.visits import worker_exit  # noqa: F401\n")
+    conf.write_text("from funnel.web.public.visits import worker_exit  # noqa: F401\n")
     env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "t", "VISIT_FLUSH_SECONDS": "3600"}
     log = (tmp_path / "gunicorn.log").open("w")
     server = subprocess.Popen(

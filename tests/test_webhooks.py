@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from funnel import events as provider_events
-from funnel import privacy, subscribers
 from funnel.hooks import manage
 from funnel.hooks.dispatch import Dispatcher, HookSettings
 from funnel.models import Subscriber, WebhookEndpoint, WebhookMessage
+from funnel.subscribers import actions as subscribers
+from funnel.subscribers import privacy, provider_events
 from tests.conftest import sign_up_and_confirm
 from tests.webhook_support import Reply, start_receiver
 
@@ -136,7 +136,7 @@ def test_outbox_rows_commit_and_roll_back_with_the_event(app, db, receiver):
 
 
 def test_imported_subscribers_are_announced_too(app, db, receiver):
-    from funnel import importer
+    from funnel.importing import importer
 
     add(app, receiver.url, ["subscriber.created"])
     rt = app.extensions["funnel"]

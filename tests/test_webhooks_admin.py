@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from funnel.accounts.passwords import hash_password
 from funnel.hooks.dispatch import Dispatcher
 from funnel.models import AdminUser, WebhookEndpoint, WebhookMessage
-from funnel.passwords import hash_password
 from tests.conftest import csrf_token, sign_up
 from tests.webhook_support import Reply, start_receiver
 

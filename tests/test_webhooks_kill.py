@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from funnel import subscribers
 from funnel.db import make_sessionmaker
 from funnel.hooks import capture, manage
 from funnel.models import WebhookMessage
+from funnel.subscribers import actions as subscribers
 from tests.webhook_support import Reply, start_receiver
 
 

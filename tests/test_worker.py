@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, select
 
-from funnel import subscribers
+from funnel.drip.store import Store
+from funnel.mail.compose import Composer
 from funnel.models import Subscriber
 from funnel.runtime import make_worker
+from funnel.subscribers import actions as subscribers
 from funnel.transports import AuthError, TransientSendError
 from tests.conftest import sign_up_and_confirm
 from tests.drip import make_emails_dir, write_step
@@ -102,7 +104,7 @@ def test_unsubscribe_after_claim_wins(app, client, outbox, clock, db):
             sub = s.scalar(select(Subscriber).where(Subscriber.email == "late@example.com"))
             subscribers.unsubscribe(s, sub, now=clock.now, reason="test")
 
-    composer = InterruptingComposer(make_worker(rt).composer, unsubscribe)
+    composer = InterruptingComposer(Composer(rt.settings, rt.clock), unsubscribe)
     report = worker_with(app, composer=composer).run_pass(clock.now)
     assert report.claimed == 1 and report.sent == 0 and report.skipped == 1
     assert drip_subjects(outbox, "late@example.com") == []
@@ -122,7 +124,7 @@ def test_pending_subscribers_get_no_drip(app, client, outbox, clock):
 def test_dead_worker_claim_is_picked_up_after_lease(app, client, outbox, clock, db):
     sign_up_and_confirm(client, outbox, "crash@example.com")
     rt = app.extensions["funnel"]
-    assert worker_with(app).store.claim_due(clock.now, clock.now)
+    assert Store(rt.sessions, owner="dead-worker").claim_due(clock.now, clock.now)
     # The worker died here, after claiming. Another worker must leave it alone…
     assert run(app, clock).sent == 0
     # …until the lease runs out.
@@ -283,7 +285,7 @@ def test_worker_whose_lease_was_taken_over_does_not_send(app, client, outbox, cl
         clock.advance(seconds=rt.settings.lease_seconds + 1)
         run(app, clock, other)  # …and another worker takes the subscriber over
 
-    stalled = worker_with(app, slow, InterruptingComposer(make_worker(rt).composer, stall))
+    stalled = worker_with(app, slow, InterruptingComposer(Composer(rt.settings, rt.clock), stall))
     stalled.run_pass(clock.now)  # it wakes up and carries on
     assert slow.sent == [] and other.sent == []  # never twice, from either
     [d] = deliveries(db, "stall@example.com")

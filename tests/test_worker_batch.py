@@ -10,9 +10,17 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.dialects import sqlite
 
-from funnel.drip.store import sqlite_time
+from funnel.db import sqlite_time
+from funnel.drip.store import Store
 from funnel.models import Subscriber, UTCDateTime
 from funnel.runtime import make_worker
+
+
+def store_of(app) -> Store:
+    """The drip's store as a worker of this app would have it."""
+    rt = app.extensions["funnel"]
+    return Store(rt.sessions, owner="test-worker", batch_size=rt.settings.batch_size,
+                 lease_seconds=rt.settings.lease_seconds)
 
 
 def test_a_batch_writes_back_only_the_columns_it_changed(app, db, make_subscriber, clock,
@@ -21,7 +29,7 @@ def test_a_batch_writes_back_only_the_columns_it_changed(app, db, make_subscribe
         pytest.skip("on SQLite the batch holds the write lock: nobody can commit meanwhile")
     sub = make_subscriber("paused.meanwhile@example.com",
                           lease_until=clock.now + timedelta(minutes=5))
-    store = make_worker(app.extensions["funnel"]).store
+    store = store_of(app)
     later = clock.now + timedelta(days=7)
     with store.transaction() as s:
         batch = store.load(s, [sub.id], lock=False)
@@ -83,7 +91,7 @@ def test_a_batch_writes_times_in_the_form_the_orm_reads_and_compares(when):
 
 def test_a_cursor_the_batch_writes_is_due_exactly_at_its_time(app, make_subscriber, clock):
     sub = make_subscriber("cursor@example.com")
-    store = make_worker(app.extensions["funnel"]).store
+    store = store_of(app)
     due = clock.now.replace(microsecond=0) + timedelta(days=2)
     with store.transaction() as s:
         batch = store.load(s, [sub.id], lock=False)
@@ -107,7 +115,7 @@ def test_the_worker_reads_a_batch_exactly_as_the_app_stored_it(app, db, make_sub
                     attempts=2, created_at=clock.now, error="429",
                     retry_at=clock.now + timedelta(minutes=3, microseconds=1)))
     db.commit()
-    store = make_worker(app.extensions["funnel"]).store
+    store = store_of(app)
     with store.transaction() as s:
         row = store.load(s, [sub.id], lock=True).subs[0]
     db.expire_all()

@@ -8,9 +8,9 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from funnel.inputs import FunnelError, normalise_email
+from funnel.accounts.passwords import MIN_LENGTH, hash_password
+from funnel.core.inputs import FunnelError, normalise_email
 from funnel.models import AdminUser
-from funnel.passwords import MIN_LENGTH, hash_password
 from funnel.runtime import rt as _rt
 
 admin_cli = AppGroup("admin", help="Admin accounts.")

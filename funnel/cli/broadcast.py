@@ -22,8 +22,9 @@ from funnel.core.broadcast import (
     parse_where,
     read_broadcast,
 )
-from funnel.core.sequence import EmailFileError, load_sequence, read_email_file
-from funnel.inputs import FunnelError, normalise_email
+from funnel.core.inputs import FunnelError, normalise_email
+from funnel.core.sequence import EmailFileError, read_email_file
+from funnel.core.states import BroadcastStatus
 from funnel.mail.check import run_check, sample_subscriber
 from funnel.newsletter import audience as aud
 from funnel.newsletter import scheduling
@@ -39,15 +40,6 @@ WHERE_HELP = ("Narrow the audience, KEY=VALUE, repeatable: plan=finished|in-plan
 
 def _rt() -> Runtime:
     return current_app.extensions["funnel"]
-
-
-def last_step(emails_dir: str) -> str | None:
-    """The plan's last email: having had it is what "finished the plan" means."""
-    try:
-        steps = load_sequence(emails_dir).steps
-    except EmailFileError:
-        return None
-    return steps[-1].slug if steps else None
 
 
 def _load(slug: str) -> Broadcast:
@@ -98,7 +90,7 @@ def list_command() -> None:
             seen.add(item.slug)
             row = rows.get(item.slug)
             if row is None:
-                size = aud.breakdown(s, item.audience, last_step(rt.settings.emails_dir),
+                size = aud.breakdown(s, item.audience, aud.plan_last_step(rt.settings.emails_dir),
                                      now).would_get
                 click.echo(f"{item.slug:<28} {'draft':<10} {size:>8} {0:>6} {0:>6}  "
                            "not scheduled")
@@ -114,10 +106,10 @@ def list_command() -> None:
 
 def _row_line(s, row, note: str) -> None:
     p = scheduling.progress(s, row)
-    if row.status == "scheduled":
+    if row.status == BroadcastStatus.SCHEDULED:
         note = note or f"due from {row.send_at:%Y-%m-%d %H:%M} UTC" + (
             f", {row.local_time} in each reader's zone" if row.local_time else "")
-    elif row.status == "sending":
+    elif row.status == BroadcastStatus.SENDING:
         note = note or f"{p.done} of {p.audience} done"
     click.echo(f"{row.slug:<28} {row.status:<10} {row.audience_size:>8} {p.sent:>6} "
                f"{p.failed:>6}  {note}".rstrip())
@@ -132,7 +124,7 @@ def audience_command(slug: str, where: tuple[str, ...]) -> None:
     item = _load(slug)
     flt = _filter(item, where)
     with rt.sessions() as s:
-        b = aud.breakdown(s, flt, last_step(rt.settings.emails_dir), rt.clock())
+        b = aud.breakdown(s, flt, aud.plan_last_step(rt.settings.emails_dir), rt.clock())
     click.echo(f"audience: {flt.describe()}")
     for label, n in b.lines():
         click.echo(f"{n:>8}  {label}")
@@ -168,7 +160,7 @@ def send_command(slug: str, at_text: str | None, local_text: str | None,
             done = scheduling.schedule(
                 s, item, audience=flt, now=now, at=at, local=local,
                 default_timezone=rt.settings.default_timezone,
-                last_step=last_step(rt.settings.emails_dir))
+                last_step=aud.plan_last_step(rt.settings.emails_dir))
         except scheduling.ScheduleError as exc:
             raise click.ClickException(str(exc)) from exc
         when = (f"at {local.strftime('%H:%M')} in each subscriber's time zone, from "

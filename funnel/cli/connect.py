@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from funnel.api import keys
+from funnel.accounts import api_keys as keys
 from funnel.hooks import manage
 
 api_key_cli = AppGroup("api-key", help="Keys for the JSON API (/api/v1).")

@@ -6,9 +6,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from funnel import demo
 from funnel.config import is_production
 from funnel.core.sequence import load_sequence
+from funnel.demo import seed as demo
 from funnel.runtime import rt as _rt
 
 demo_cli = AppGroup("demo", help="Demo data for trying the dashboard.")
@@ -50,7 +50,7 @@ def seed_command(days: int, scale: float, random_seed: int, subscribers: int | N
 def _seed_million(rt, n: int) -> None:
     import time
 
-    from funnel.demo_million import seed_million
+    from funnel.demo.million import seed_million
 
     started = time.monotonic()
     slugs = [step.slug for step in load_sequence(rt.settings.emails_dir).steps]

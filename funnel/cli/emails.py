@@ -32,6 +32,10 @@ def check_command(strict: bool) -> None:
     warnings = len(problems) - errors
     files = len(emailcheck.email_files(emails_dir))
     click.echo(f"{files} emails checked: {errors} error(s), {warnings} warning(s)", err=True)
+    # Drafts are not sent and not checked as live emails, but the coach should know.
+    for draft in sorted(emails_dir.glob("**/*.draft")):
+        click.echo(f"{draft.relative_to(emails_dir)}: a draft saved in the browser's editor "
+                   "(it had errors); the live file beside it is what gets sent", err=True)
     if errors or (strict and warnings):
         raise SystemExit(1)
 
@@ -60,3 +64,27 @@ def preview_command(slug: str, as_text: bool) -> None:
         click.echo(rendered.text, nl=False)
     else:
         click.echo(rendered.html)
+
+
+@emails_cli.command("history")
+@click.argument("slug")
+@click.option("--diff", "with_diff", is_flag=True, help="Print each change in full.")
+@click.option("--limit", default=50, show_default=True, help="How many saves to list.")
+def history_command(slug: str, with_diff: bool, limit: int) -> None:
+    """List the saves of one email made in the browser's editor, newest first."""
+    from funnel.studio import Studio, StudioError
+
+    rt: Runtime = current_app.extensions["funnel"]
+    with rt.sessions() as session:
+        studio = Studio(rt.settings, session, rt.clock)
+        try:
+            file = studio.file(slug)
+            revisions = studio.history(file, limit=limit)
+        except StudioError as exc:
+            raise click.ClickException(exc.message) from exc
+    click.echo(f"{file.rel} ({file.kind}): {len(revisions)} save(s) from the editor")
+    for r in revisions:
+        click.echo(r.summary())
+        if with_diff:
+            for line in r.diff:
+                click.echo("    " + line)

@@ -11,11 +11,12 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from funnel import importer, privacy
 from funnel.core import lifecycle
+from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.sequence import load_sequence
-from funnel.inputs import FunnelError, normalise_email
+from funnel.importing import importer
 from funnel.runtime import rt as _rt
+from funnel.subscribers import privacy
 
 subscribers_cli = AppGroup("subscribers", help="Subscribers: privacy requests, import and export.")
 
@@ -166,7 +167,7 @@ def purge_pending(days: int | None) -> None:
     The worker does this on its own about hourly; this is for a cron job or by hand."""
     from datetime import timedelta
 
-    from funnel import retention
+    from funnel.subscribers import retention
 
     rt = _rt()
     days = rt.settings.pending_retention_days if days is None else days

@@ -12,14 +12,15 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import Engine, event
 
-from funnel import queries
+from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.sequence import load_sequence
+from funnel.core.states import SubscriberStatus
 from funnel.drip import planner
-from funnel.drip.worker import view
-from funnel.inputs import FunnelError, normalise_email
+from funnel.drip.batches import view
 from funnel.operations.health import Heartbeat
-from funnel.runtime import make_worker
+from funnel.runtime import make_worker, planner_rules
 from funnel.runtime import rt as _rt
+from funnel.subscribers import queries
 from funnel.transports import AuthError
 
 
@@ -126,7 +127,7 @@ def schedule_command(email: str, now_text: str | None) -> None:
         raise click.ClickException(str(exc)) from exc
     now = parse_now(now_text) or rt.clock()
     seq = load_sequence(rt.settings.emails_dir)
-    worker = make_worker(rt)
+    rules = planner_rules(rt.settings, rt.transport)
     with rt.sessions() as s:
         sub = queries.subscriber_by_email(s, address)
         if sub is None:
@@ -135,13 +136,13 @@ def schedule_command(email: str, now_text: str | None) -> None:
         for d in sorted(sub.deliveries, key=lambda d: d.id):
             when = d.sent_at or d.created_at
             click.echo(f"  {d.step_slug:<28} {d.state:<8} {when:%Y-%m-%d %H:%M} UTC")
-        if sub.status != "confirmed":
+        if sub.status != SubscriberStatus.CONFIRMED:
             click.echo("  (no further emails: not a confirmed subscriber)")
             return
         # Project the rest by pretending each step goes out when it falls due.
         subscriber, history = view(sub)
         for _ in range(10 * len(seq) + 10):  # bounded: each step waits at most twice
-            decision = planner.plan(subscriber, history, seq.steps, now, worker.rules)
+            decision = planner.plan(subscriber, history, seq.steps, now, rules)
             if isinstance(decision, planner.WaitUntil):
                 now = decision.at
                 continue

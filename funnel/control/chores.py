@@ -12,9 +12,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from funnel import import_jobs
 from funnel.config import Settings
 from funnel.control import alerts
+from funnel.importing import import_jobs
 from funnel.transports import AuthError, Transport
 
 log = logging.getLogger(__name__)

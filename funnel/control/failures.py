@@ -77,28 +77,6 @@ def by_step(session: Session, subjects: dict[str, str] | None = None) -> list[St
     return _listed(steps, reasons)
 
 
-def by_step_from_rows(session: Session, subjects: dict[str, str] | None = None
-                      ) -> list[StepProblems]:
-    """``by_step`` counted from the sends and their subscribers: the tally's recount."""
-    subjects = subjects or {}
-    rows = session.execute(
-        select(Delivery.step_slug, Delivery.state, Delivery.error, Subscriber.status,
-               Delivery.kind, func.count())
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.state.in_(PROBLEM_STATES))
-        .group_by(Delivery.step_slug, Delivery.state, Delivery.error, Subscriber.status,
-                  Delivery.kind)
-    ).all()
-    steps: dict[str, StepProblems] = {}
-    reasons: dict[str, Counter[str]] = {}
-    for slug, state, error, status, kind, n in rows:
-        if kind != DRIP:  # system mail carries a per-send suffix: group by the email
-            slug = slug.rsplit("-", 1)[0]
-        retryable = n if kind == DRIP and lifecycle.can_receive_sequence(status) else 0
-        _add(steps, reasons, subjects, slug, state, error, n, retryable)
-    return _listed(steps, reasons)
-
-
 def _add(steps: dict[str, StepProblems], reasons: dict[str, Counter[str]],
          subjects: dict[str, str], slug: str, state: str, error: str | None, n: int,
          retryable: int) -> None:

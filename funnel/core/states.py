@@ -34,6 +34,11 @@ class DeliveryState(StrEnum):
     UNKNOWN = "unknown"   # a worker died mid-send: never resent, so never twice
 
 
+# A send still to settle, and one that is settled for good.
+UNSETTLED = (DeliveryState.QUEUED, DeliveryState.SENDING, DeliveryState.RETRY, DeliveryState.HELD)
+SETTLED = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.UNKNOWN)
+
+
 class ConsentAction(StrEnum):
     SIGNUP = "signup"
     CONFIRM = "confirm"
@@ -85,6 +90,56 @@ class VisitPage(StrEnum):
     LANDING = "landing"
 
 
+class ImportJobState(StrEnum):
+    UPLOADED = "uploaded"
+    PREVIEWED = "previewed"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class EndpointState(StrEnum):
+    """An outbound webhook endpoint."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class MessageState(StrEnum):
+    """One outbound webhook message."""
+
+    PENDING = "pending"      # waiting for its (next) attempt
+    SENDING = "sending"      # claimed by a worker; its lease says until when
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"        # 24 h of retries ran out
+    SCRUBBED = "scrubbed"    # its subscriber was erased before it went out
+
+
+class BroadcastStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class RecipientOutcome(StrEnum):
+    """What became of one person a newsletter issue was for (NULL until settled)."""
+
+    SENT = "sent"            # handed to the send step (its delivery row says how it went)
+    PAUSED = "paused"        # paused when their turn came: the pause means no email
+    LEFT = "left"            # unsubscribed, bounced, complained or dropped the topic since
+    CANCELLED = "cancelled"  # the broadcast was cancelled first
+
+
 def check_in(column: str, values: type[StrEnum]) -> str:
     """SQL for a CHECK constraint that ``column`` holds one of ``values``."""
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+class RevisionKind(StrEnum):
+    """What a save in the browser's email editor did (funnel.studio)."""
+
+    SAVED = "saved"        # the live file was replaced
+    DRAFT = "draft"        # it had errors: kept beside the live file, which is unchanged
+    RESTORED = "restored"  # an earlier revision was put back as the live file

@@ -42,9 +42,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.core.states import SubscriberStatus
+from funnel.db import claim, lease_free, sqlite_time
 from funnel.hooks import capture
+from funnel.mail.sending import HELD, QUEUED, RETRY, SENDING, SENT, SYSTEM
 from funnel.models import AppState, Delivery, Subscriber, UTCDateTime
-from funnel.sending import HELD, QUEUED, RETRY, SENDING, SENT, SYSTEM
 
 FINGERPRINT_KEY = "sequence_fingerprint"
 
@@ -77,16 +78,9 @@ class Store:
 
     def _claim(self, q: Select, held_at: datetime) -> list[int]:
         with self.sessions() as s:
-            q = (q.where(or_(Subscriber.lease_until.is_(None), Subscriber.lease_until < held_at))
-                 .limit(self.batch_size))
-            if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            ids = list(s.scalars(q))
-            if ids:
-                s.execute(update(Subscriber).where(Subscriber.id.in_(ids))
-                          .values(lease_until=held_at + self.lease, lease_owner=self.owner))
-            s.commit()
-            return ids
+            return claim(s, q.where(lease_free(Subscriber.lease_until, held_at))
+                         .limit(self.batch_size), Subscriber,
+                         lease_until=held_at + self.lease, lease_owner=self.owner)
 
     # -- loading -------------------------------------------------------------
 
@@ -257,15 +251,6 @@ def _changes(table: str, fields: tuple[str, ...],
             row[c] = now[i]
         params.append(row)
     return out
-
-
-def sqlite_time(value: datetime) -> str:
-    """A datetime as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text,
-    always with microseconds): the cursor compares these strings, so the form
-    must be exactly that (tests/test_worker_batch.py checks it against SQLAlchemy)."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%d %H:%M:%S.%f}"
 
 
 _IDS = "__ids__"

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
+from funnel.db import claim
 from funnel.hooks.addresses import UnsafeURL, parse
 from funnel.hooks.post import Answer, PostError, post
 from funnel.models import (
@@ -124,17 +125,9 @@ class Dispatcher:
                 .order_by(WebhookMessage.next_attempt_at, WebhookMessage.id)
                 .limit(self.settings.batch_size)
             )
-            if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(of=WebhookMessage, skip_locked=True)
-            ids = list(s.scalars(q))
-            if ids:
-                s.execute(
-                    update(WebhookMessage).where(WebhookMessage.id.in_(ids))
-                    .values(state=MESSAGE_SENDING, lease_until=now + self.settings.lease,
-                            attempts=WebhookMessage.attempts + 1, last_attempt_at=now)
-                )
-            s.commit()
-            return ids
+            return claim(s, q, WebhookMessage, state=MESSAGE_SENDING,
+                         lease_until=now + self.settings.lease,
+                         attempts=WebhookMessage.attempts + 1, last_attempt_at=now)
 
     def deliver(self, message_id: int, now: datetime, report: HookReport) -> None:
         with self.sessions() as s:

@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from funnel.core.inputs import pick_names
 from funnel.hooks.addresses import UnsafeURL, check
 from funnel.hooks.events import EVENT_TYPES, RETRY_FOR
-from funnel.inputs import pick_names
 from funnel.models import (
     ENDPOINT_ACTIVE,
     ENDPOINT_DISABLED,

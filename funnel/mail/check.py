@@ -43,7 +43,7 @@ from funnel.plan.media import CONTENT_TYPES, ImageError, MediaLibrary, image_siz
 if TYPE_CHECKING:
     from flask import Flask
 
-    from funnel.runtime import Runtime
+    from funnel.mail.compose import Composer
 
 ERROR = "error"
 WARNING = "warning"
@@ -389,9 +389,12 @@ class Checker:
             self.error(path, line, f"image '{ref}': '{suffix or name}' pictures are not "
                                    "supported: use SVG, PNG, JPEG or GIF")
             return
-        file = MediaLibrary(self.emails_dir / "images").path(name)
+        library = MediaLibrary(self.emails_dir / "images")
+        file = library.path(name)
         if file is None:
-            self.error(path, line, f"image '{ref}' does not exist: put the file in "
+            close = difflib.get_close_matches(name, library.names(), n=1, cutoff=0.6)
+            hint = f" (did you mean 'images/{close[0]}'?)" if close else ""
+            self.error(path, line, f"image '{ref}' does not exist{hint}: put the file in "
                                    f"{self.emails_dir / 'images'}")
             return
         data = file.read_bytes()
@@ -551,14 +554,14 @@ def route_checker(app: Flask) -> Callable[[str], bool]:
     return exists
 
 
-def sample_variables(rt: Runtime) -> dict[str, Any]:
+def sample_variables(composer: Composer) -> dict[str, Any]:
     """Every template variable, filled in for the sample reader."""
-    return rt.composer.variables(sample_subscriber(), "preview")
+    return composer.variables(sample_subscriber(), "preview")
 
 
 def run_check(app: Flask) -> list[Problem]:
     rt = app.extensions["funnel"]
     return check_emails(
-        rt.settings.emails_dir, sample_variables(rt), base_url=rt.settings.base_url,
+        rt.settings.emails_dir, sample_variables(rt.composer), base_url=rt.settings.base_url,
         route_exists=route_checker(app),
     )

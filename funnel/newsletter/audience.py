@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from funnel.core import lifecycle
 from funnel.core.broadcast import PLAN_FINISHED, PLAN_IN_PLAN, Filter
+from funnel.core.sequence import EmailFileError, load_sequence
 from funnel.models import Delivery, Subscriber
 
 DONE_STATES = ("sent", "failed", "unknown")
@@ -108,3 +109,12 @@ def breakdown(session: Session, flt: Filter, last_step: str | None, now: datetim
         unsubscribed=count(Subscriber.status == lifecycle.UNSUBSCRIBED),
         bounced_or_complained=count(Subscriber.status.in_(lifecycle.SUPPRESSED)),
     )
+
+
+def plan_last_step(emails_dir: str) -> str | None:
+    """The plan's last email: having had it is what "finished the plan" means."""
+    try:
+        steps = load_sequence(emails_dir).steps
+    except EmailFileError:
+        return None
+    return steps[-1].slug if steps else None

@@ -4,7 +4,7 @@ Same three guarantees as the plan (README "Delivery guarantees"), on the
 broadcast's own to-do list: a unique (subscriber, "broadcast", slug) delivery
 committed as an intent before sending; a lease on each claimed recipient row;
 and the subscriber and the recipient row re-read under lock right before the
-shared send step (``funnel.sending``) hands the email over, so an unsubscribe,
+shared send step (``funnel.mail.sending``) hands the email over, so an unsubscribe,
 a pause or a cancel that commits first always wins.
 """
 
@@ -15,13 +15,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, joinedload, sessionmaker
 
-from funnel import sending
 from funnel.core import lifecycle
 from funnel.core.sequence import EmailFileError, EmailSource
+from funnel.db import claim, lease_free
+from funnel.mail import sending
+from funnel.mail.sending import BROADCAST, DONE_STATES, RETRY, SENDING, UNKNOWN, Outgoing
 from funnel.models import (
     BROADCAST_CANCELLED,
     BROADCAST_SCHEDULED,
@@ -37,7 +39,6 @@ from funnel.models import (
     new_public_id,
 )
 from funnel.newsletter.scheduling import REASON, frozen_source, mark_finished
-from funnel.sending import BROADCAST, DONE_STATES, RETRY, SENDING, UNKNOWN, Outgoing
 from funnel.transports import Message, Transport
 
 log = logging.getLogger(__name__)
@@ -107,19 +108,12 @@ class BroadcastWork:
             Broadcast.status.in_((BROADCAST_SCHEDULED, BROADCAST_SENDING))).exists()
         with self.sessions() as s:
             q = (select(BroadcastRecipient.id)
-                 .where(BroadcastRecipient.due_at <= now, live)
-                 .where(or_(BroadcastRecipient.lease_until.is_(None),
-                            BroadcastRecipient.lease_until < held_at))
+                 .where(BroadcastRecipient.due_at <= now, live,
+                        lease_free(BroadcastRecipient.lease_until, held_at))
                  .order_by(BroadcastRecipient.due_at, BroadcastRecipient.id)
                  .limit(self.batch_size))
-            if s.get_bind().dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            ids = list(s.scalars(q))
-            if ids:
-                s.execute(update(BroadcastRecipient).where(BroadcastRecipient.id.in_(ids))
-                          .values(lease_until=held_at + self.lease, lease_owner=self.owner))
-            s.commit()
-            return ids
+            return claim(s, q, BroadcastRecipient,
+                         lease_until=held_at + self.lease, lease_owner=self.owner)
 
     def _load(self, s: Session, ids: list[int], *, lock: bool) -> list[BroadcastRecipient]:
         # The subscriber is joined by name (not an alias) so its row can be locked too.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -24,7 +27,11 @@ def render_error(code: int, detail: str | None = None):
     return render_template("error.html", code=code, title=title, text=detail or text), code
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, elsewhere: Mapping[str, Callable[[int], Any]] | None = None) -> None:
+    """``elsewhere``: path prefixes answered in another front's own form (the API's
+    problem documents), since routing errors never reach that front's handlers."""
+    others = dict(elsewhere or {})
+
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):
         return render_error(
@@ -34,9 +41,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        if request.path.startswith("/api/"):
-            # Routing errors (404, 405) never reach the API blueprint's own handler.
-            from funnel.api.problems import from_status
-
-            return from_status(exc.code or 500)
+        for prefix, render in others.items():
+            if request.path.startswith(prefix):
+                return render(exc.code or 500)
         return render_error(exc.code or 500)

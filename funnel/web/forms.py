@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from funnel.inputs import FunnelError, clean_first_name
+from funnel.core.inputs import FunnelError, clean_first_name
 
 MAX_UTM = 100
 
@@ -14,7 +14,7 @@ MAX_UTM = 100
 class SignupForm(FlaskForm):
     class Meta:
         # No per-visitor token: the landing page is the same bytes for everyone and
-        # the POST is checked by where it comes from (funnel.web.crossorigin).
+        # the POST is checked by where it comes from (funnel.web.public.crossorigin).
         csrf = False
 
     email = EmailField(

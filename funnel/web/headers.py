@@ -86,7 +86,7 @@ def hashed_policy(html: str) -> str:
 
 
 def fixed_headers(production: bool) -> list[tuple[str, str]]:
-    """The headers every page gets whatever it is (funnel.web.fastpages sends them too)."""
+    """The headers every page gets whatever it is (funnel.web.public.fastpages sends them too)."""
     fixed = [
         ("Permissions-Policy", PERMISSIONS_POLICY),
         ("X-Content-Type-Options", "nosniff"),

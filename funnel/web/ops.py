@@ -1,4 +1,5 @@
-"""Endpoints for the operator: liveness, readiness and Prometheus metrics.
+"""The operator's side in the app: logs, a 503 page when the database is away,
+and the endpoints for liveness, readiness and Prometheus metrics.
 
 ``/healthz`` only proves the process answers (no database), so a load balancer
 does not restart web processes because the database is away. ``/readyz`` says
@@ -11,11 +12,13 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from funnel.operations import health, metrics
+from funnel import metrics
+from funnel.operations import health, logs, scrape
 from funnel.runtime import rt
+from funnel.web.errors import render_error
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)
@@ -45,9 +48,33 @@ def metrics_view():
     if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         abort(404)  # not even saying that something is here
     try:
-        body = metrics.exposition(rt().sessions, rt().clock())
+        body = scrape.exposition(rt().sessions, rt().clock())
     except SQLAlchemyError:
         log.warning("metrics: the database is unreachable, backlog gauges left out")
-        body = metrics.exposition_counters_only()
+        body = scrape.exposition_counters_only()
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8",
                     headers={"Cache-Control": "no-store"})
+
+
+def _database_unavailable(exc: Exception):
+    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError) \
+            and not exc.connection_invalidated:
+        raise exc  # a bug, not an outage: let the 500 handler have it
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    log.warning("database unavailable, answered 503: %s", reason)
+    body, code = render_error(503, "We can't reach our records right now. Please try again in a minute.")
+    return body, code, {"Retry-After": "30"}
+
+
+def _count_webhook_refusals(resp: Response) -> Response:
+    if request.endpoint == "webhooks.sendgrid" and resp.status_code >= 400:
+        metrics.WEBHOOK_REFUSALS.labels(status=str(resp.status_code)).inc()
+    return resp
+
+
+def init_app(app: Flask) -> None:
+    logs.init_app(app)
+    app.register_blueprint(bp)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(DBAPIError, _database_unavailable)
+    app.after_request(_count_webhook_refusals)

@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Blueprint, current_app, request
 
-from funnel import events, runtime
-from funnel.web.extensions import csrf
+from funnel import runtime
+from funnel.http.extensions import csrf
+from funnel.subscribers import provider_events as events
 
 log = logging.getLogger(__name__)
 

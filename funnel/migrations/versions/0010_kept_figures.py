@@ -232,7 +232,7 @@ class Pg:
 
     def credited(self, deliveries: str, people: str, sign: str) -> str:
         """The emails credited with an unsubscribe through our own link, as in
-        funnel.stats: for each person of ``people`` who unsubscribed, the last email
+        funnel.reporting.stats: for each person of ``people`` who unsubscribed, the last email
         sent up to that moment (all of them if several share it), unless it is system
         mail or the provider already reported the unsubscribe for it."""
         return (f"SELECT {self.day.format('d.sent_at')} AS day, d.step_slug AS step_slug, "

@@ -1,0 +1,1 @@
+"""Bringing people in from CSV and taking them out again (export)."""

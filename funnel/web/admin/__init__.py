@@ -1,0 +1,1 @@
+"""The coach's and operator's admin under /admin."""

@@ -1,0 +1,104 @@
+"""Admin login: password hashes (scrypt), a session that times out, rate-limited attempts."""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import select
+
+from funnel import runtime
+from funnel.accounts.passwords import check_password
+from funnel.http.extensions import limiter
+from funnel.models import AdminUser
+from funnel.web.admin import sessions
+
+bp = Blueprint("auth", __name__, url_prefix="/admin")
+
+SESSION_TIMEOUT = timedelta(hours=8)
+
+
+def current_admin() -> AdminUser | None:
+    return sessions.current(runtime.session(), runtime.now())
+
+
+def login_required(view):
+    """Every admin page and action goes through this."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_admin() is None:
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/admin") and not target.startswith("//"):
+        return target
+    return url_for("admin.dashboard") if "admin.dashboard" in current_app.view_functions else "/admin/"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config.get("RATELIMIT_LOGIN", "10 per minute"),
+               methods=["POST"])
+def login():
+    error = None
+    if request.method == "POST":
+        email = (request.form.get("email") or "").strip().lower()
+        password = request.form.get("password") or ""
+        s = runtime.session()
+        admin = s.scalar(select(AdminUser).where(AdminUser.email == email))
+        ok = check_password(admin.password_hash if admin else None, password)
+        if admin is not None and ok:
+            sessions.start(admin, runtime.now())
+            admin.last_login_at = runtime.now()
+            s.commit()
+            return redirect(_safe_next(request.args.get("next")))
+        error = "That email and password don't match an account."
+    return render_template("admin/login.html", error=error), (401 if error else 200)
+
+
+@bp.post("/logout")
+def logout():
+    admin = current_admin()
+    if admin is not None:
+        # Every copy of the cookie ends, not just this browser's.
+        sessions.end_everywhere(admin)
+        runtime.session().commit()
+    session.clear()
+    flash("You are logged out.")
+    return redirect(url_for("auth.login"))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def admin_only(bp: Blueprint) -> None:
+    """Every page of ``bp`` needs the login, and no cache or search engine keeps it."""
+
+    @bp.before_request
+    def _require_login():
+        if current_admin() is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return None
+
+    @bp.after_request
+    def _no_store(resp: Response) -> Response:
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["X-Robots-Tag"] = "noindex"
+        return resp

@@ -1,0 +1,92 @@
+"""Admin pages for connecting to other tools: the embeddable form and webhooks.
+
+Behind the admin login like every admin page; every POST carries the CSRF token.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from funnel import runtime
+from funnel.hooks import manage
+from funnel.hooks.events import EVENT_TYPES
+from funnel.web.admin.auth import admin_only
+from funnel.web.public import embed
+
+bp = Blueprint("connect", __name__, url_prefix="/admin")
+admin_only(bp)
+
+
+@bp.get("/embed")
+def embed_page():
+    base = current_app.config["FUNNEL_BASE_URL"]
+    listed = [o for o in (embed.normalise_origin(x) for x in
+                          current_app.config.get("EMBED_ORIGINS") or []) if o]
+    return render_template("admin/embed.html", form_snippet=embed.snippet(base),
+                           iframe_snippet=embed.iframe_snippet(base), origins=listed)
+
+
+@bp.get("/webhooks")
+def webhooks():
+    s = runtime.session()
+    return render_template(
+        "admin/webhooks.html", endpoints=manage.endpoints(s), deliveries=manage.recent(s),
+        event_types=EVENT_TYPES, new_secret=request.args.get("created"),
+    )
+
+
+@bp.post("/webhooks")
+def webhooks_add():
+    s = runtime.session()
+    try:
+        endpoint = manage.add_endpoint(
+            s, request.form.get("url", ""), request.form.getlist("events"), now=runtime.now(),
+            allow_private=current_app.config["WEBHOOKS_ALLOW_PRIVATE"])
+    except manage.EndpointError as exc:
+        s.rollback()
+        return render_template(
+            "admin/webhooks.html", endpoints=manage.endpoints(s), deliveries=manage.recent(s),
+            event_types=EVENT_TYPES, error=str(exc), url=request.form.get("url", "")[:2000],
+            chosen=request.form.getlist("events")), 422
+    flash(f"Endpoint {endpoint.url} added. Its signing secret is shown below.")
+    return redirect(url_for("connect.webhooks", created=endpoint.id), code=303)
+
+
+@bp.post("/webhooks/<int:endpoint_id>")
+def webhooks_change(endpoint_id: int):
+    s = runtime.session()
+    action = request.form.get("action")
+    try:
+        if action == "remove":
+            manage.remove_endpoint(s, endpoint_id)
+            flash("Endpoint removed; nothing more will be sent to it.")
+        elif action in ("enable", "disable"):
+            manage.set_enabled(s, endpoint_id, action == "enable", now=runtime.now())
+            flash(f"Endpoint {action}d.")
+        else:
+            abort(400)
+    except manage.EndpointError:
+        abort(404)
+    return redirect(url_for("connect.webhooks"), code=303)
+
+
+@bp.post("/webhooks/deliveries/<int:message_id>/again")
+def webhooks_again(message_id: int):
+    s = runtime.session()
+    try:
+        manage.send_again(s, message_id, now=runtime.now())
+    except manage.EndpointError as exc:
+        flash(str(exc))
+        return redirect(url_for("connect.webhooks"), code=303)
+    runtime.rt().wake.set()
+    flash("Queued to be sent again (same id, so a receiver that already has it can skip it).")
+    return redirect(url_for("connect.webhooks"), code=303)

@@ -1,0 +1,551 @@
+"""The marketer's dashboard: the funnel at a glance, the list, the suppression list.
+
+Every page and action here is behind the admin login (``before_request``), every
+POST carries a CSRF token (the app-wide CSRFProtect), and responses are never
+cached, since they hold personal data.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select, tuple_
+
+from funnel import runtime
+from funnel.control import failures
+from funnel.core import lifecycle, timezones
+from funnel.core.inputs import FunnelError, normalise_email
+from funnel.core.states import SETTLED, UNSETTLED, DeliveryKind
+from funnel.importing import importer
+from funnel.models import Subscriber, Suppression
+from funnel.reporting import insights, periods, stats
+from funnel.subscribers import actions as cases
+from funnel.subscribers import privacy, queries
+from funnel.web.admin import charts
+from funnel.web.admin.auth import admin_only, current_admin
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+admin_only(bp)
+
+PER_PAGE = 50
+DEFAULT_DAYS = 30
+PRESETS = (7, 30, 90)
+MAX_DAYS = 400
+CSV_REPORTS = ("daily", "funnel", "steps", "sources")
+
+
+# -- the period ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Period:
+    first: date
+    last: date
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return periods.utc_day_bounds(self.first, self.last)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def args(self) -> dict[str, str]:
+        return {"from": self.first.isoformat(), "to": self.last.isoformat()}
+
+
+EARLIEST = date(2000, 1, 1)
+
+
+class BadPeriod(ValueError):
+    """A period the dashboard cannot show; the message says what it accepts."""
+
+
+def _default_period() -> Period:
+    today = runtime.now().astimezone(UTC).date()
+    return Period(today - timedelta(days=DEFAULT_DAYS - 1), today)
+
+
+def _period() -> Period:
+    """The period asked for in the query string, else the last 30 days (UTC).
+    Raises BadPeriod for dates that are malformed or outside what we can count."""
+    today = runtime.now().astimezone(UTC).date()
+    if request.args.get("days", "").isdigit():
+        days = min(max(int(request.args["days"]), 1), MAX_DAYS)
+        return Period(today - timedelta(days=days - 1), today)
+    raw_from, raw_to = request.args.get("from"), request.args.get("to")
+    if not (raw_from or raw_to):
+        return _default_period()
+    latest = today + timedelta(days=366)
+    accepted = (f"Dates are written like 2026-12-31, between {EARLIEST.isoformat()} and "
+                f"{latest.isoformat()}; showing the last {DEFAULT_DAYS} days instead.")
+    try:
+        first = date.fromisoformat(raw_from or "")
+        last = date.fromisoformat(raw_to or "") if raw_to else today
+    except ValueError as exc:
+        raise BadPeriod(accepted) from exc
+    if first > last:
+        first, last = last, first
+    # Checked before any arithmetic: 9999-12-31 has no next day to end the period on.
+    if first < EARLIEST or last > latest:
+        raise BadPeriod(accepted)
+    if (last - first).days >= MAX_DAYS:
+        flash(f"That is more than {MAX_DAYS} days; showing the last {MAX_DAYS}.")
+        first = last - timedelta(days=MAX_DAYS - 1)
+    return Period(first, last)
+
+
+def _sequence_steps() -> tuple[list[tuple[str, str]], str | None]:
+    """The sequence as (slug, subject), and a problem to show if it cannot be read.
+
+    Parsed again only when a sequence file changes (as the worker does): once the
+    figures came from kept cells, parsing the files was a fifth of a load's CPU."""
+    from flask import current_app
+
+    from funnel.core.sequence import SequenceFiles
+
+    emails_dir = runtime.rt().settings.emails_dir
+    files = current_app.extensions.get("funnel_sequence_files")
+    if not isinstance(files, SequenceFiles) or files.emails_dir != emails_dir:
+        files = current_app.extensions["funnel_sequence_files"] = SequenceFiles(emails_dir)
+    try:
+        seq = files()
+    except (OSError, ValueError) as exc:  # a broken email file must not take the dashboard down
+        return [], f"The email files could not be read ({exc}); steps are listed by name."
+    return [(s.slug, s.subject) for s in seq], None
+
+
+def sequence_subjects() -> dict[str, str]:
+    return dict(_sequence_steps()[0])
+
+
+def broken_steps() -> dict[str, list[str]]:
+    """Emails whose files have check errors, by slug (a broken layout breaks them all).
+
+    Checking renders every email (about 200 ms of CPU, a tenth of the dashboard at
+    a million subscribers), so the answer is kept until any file under the emails
+    folder is added, removed or changed: an edit shows at the next load."""
+    from flask import current_app
+
+    key = _emails_fingerprint(Path(runtime.rt().settings.emails_dir))
+    kept = current_app.extensions.get("funnel_broken_steps")
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    found = _broken_steps()
+    current_app.extensions["funnel_broken_steps"] = (key, found)
+    return found
+
+
+def _emails_fingerprint(root: Path) -> bytes:
+    """Changes whenever a file under ``root`` does. Text files by their bytes (two
+    edits within one tick of the file system's clock can leave the same mtime and
+    size); large files, the pictures, by their size and mtime."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:
+        st = path.stat()
+        digest.update(f"{path}\0{st.st_size}\0".encode())
+        digest.update(path.read_bytes() if st.st_size < 256 * 1024 else str(st.st_mtime_ns).encode())
+    return digest.digest()
+
+
+def _broken_steps() -> dict[str, list[str]]:
+    from flask import current_app
+
+    from funnel.core.sequence import EmailFileError, read_email_file
+    from funnel.mail.check import ERROR, email_files, run_check
+
+    settings = runtime.rt().settings
+    errors = [p for p in run_check(current_app._get_current_object())  # type: ignore[attr-defined]
+              if p.level == ERROR]
+    slugs: dict[Path, str] = {}
+    for path in email_files(settings.emails_dir):
+        try:
+            slugs[path] = read_email_file(path).slug
+        except EmailFileError:
+            slugs[path] = path.stem
+    out: dict[str, list[str]] = {}
+    for problem in errors:
+        if problem.path.parent.name == "layout":
+            for slug in slugs.values():
+                out.setdefault(slug, []).append(problem.message)
+        elif problem.path in slugs:
+            out.setdefault(slugs[problem.path], []).append(problem.message)
+    return out
+
+
+def _own_hosts() -> list[str]:
+    hosts = [request.host.split(":")[0]]
+    base = urlsplit(runtime.rt().settings.base_url).hostname
+    if base:
+        hosts.append(base)
+    return hosts
+
+
+def _dimension() -> str:
+    by = request.args.get("by", "source")
+    return by if by in stats.DIMENSIONS else "source"
+
+
+# -- the dashboard -----------------------------------------------------------------
+
+@bp.get("/")
+def dashboard():
+    status = 200
+    try:
+        period = _period()
+    except BadPeriod as exc:
+        flash(str(exc))
+        period, status = _default_period(), 400
+    start, end = period.bounds
+    steps, steps_problem = _sequence_steps()
+    dimension, own_hosts = _dimension(), _own_hosts()
+    subjects = dict(steps)
+    # Read in turn in the page's one transaction: from the kept figures each part takes
+    # milliseconds, and reading them at once on their own connections was slower (README).
+    s = runtime.session()
+    got = {name: call(s) for name, call in {
+        "problems": lambda s: failures.by_step(s, subjects),
+        "origins": lambda s: _sources_and_funnels(s, start, end, dimension, own_hosts),
+        "steps": lambda s: stats.per_step(s, start, end, steps=steps),
+        "days": lambda s: stats.daily(s, start, end),
+        "counts": lambda s: stats.funnel_counts(s, start, end),
+        "clicks": lambda s: insights.clicks_per_link(s, start, end),
+        "growth": lambda s: insights.growth(s, start, end),
+        "small": lambda s: (insights.reach(s, steps), stats.status_counts(s),
+                            failures.counts(s)),
+    }.items()}
+    problems, growth, days = got["problems"], got["growth"], got["days"]
+    sources, funnels = got["origins"]
+    reach, status_counts, failure_counts = got["small"]
+    step_rows = got["steps"]
+    return render_template(
+        "admin/dashboard.html",
+        failures=problems, failure_counts=failure_counts if problems else None,
+        broken=broken_steps() if problems else {}, subjects=subjects,
+        funnels=funnels, funnel_charts=[charts.path_funnel(f) for f in funnels],
+        growth=growth, chart_growth=charts.growth(growth), chart_reach=charts.reach(reach),
+        clicks=got["clicks"],
+        period=period, presets=PRESETS, counts=got["counts"], days=days, steps=step_rows,
+        steps_problem=steps_problem, sources=sources, dimension=dimension,
+        dimensions=stats.DIMENSIONS, status_counts=status_counts,
+        statuses=lifecycle.STATUSES, percent=charts.percent,
+        chart_daily=charts.signups_per_day(days),
+        chart_steps=charts.engagement([r for r in step_rows if r.sent] or step_rows),
+    ), status
+
+
+def _sources_and_funnels(s, start: datetime, end: datetime, dimension: str,
+                         own_hosts: list[str]) -> tuple[list[stats.SourceRow], tuple]:
+    """Both from one read of the period's people and where they came from."""
+    origins = stats.people_by_origin(s, start, end)
+    return (stats.by_source(s, start, end, dimension=dimension, own_hosts=own_hosts,
+                            origins=origins),
+            insights.funnels(s, start, end, origins))
+
+
+def _csv_response(rows: Iterable[list[str]], filename: str) -> Response:
+    def generate() -> Iterator[str]:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\r\n")
+        for row in rows:
+            writer.writerow(row)
+            if buf.tell() > 64 * 1024:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    return Response(generate(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+@bp.get("/stats.csv")
+def stats_csv():
+    """The dashboard's numbers as CSV: ?report=daily|funnel|steps|sources."""
+    report = request.args.get("report", "daily")
+    if report not in CSV_REPORTS:
+        abort(404)
+    try:
+        period = _period()
+    except BadPeriod:
+        abort(400)
+    start, end = period.bounds
+    s = runtime.session()
+    rows: list[list[str]]
+    if report == "daily":
+        rows = [["day", *stats.DAILY_COLUMNS]]
+        rows += [[d.day.isoformat(), *(str(getattr(d, c)) for c in stats.DAILY_COLUMNS)]
+                 for d in stats.daily(s, start, end)]
+    elif report == "funnel":
+        c = stats.funnel_counts(s, start, end)
+        rows = [["stage", "count", "conversion_from_previous"]]
+        rows += [[key, str(count), _fmt(conv)] for key, _label, count, conv in c.stages]
+        rows += [[name, str(getattr(c, name)), ""] for name in (
+            "imported", "unsubscribes", "sent", "delivered", "opened", "clicked", "bounced",
+            "complained")]
+    elif report == "steps":
+        groups = list(stats.EVENT_GROUPS)
+        rows = [["step", "subject", "sent", *groups, *(f"{g}_rate" for g in groups)]]
+        for r in stats.per_step(s, start, end, steps=_sequence_steps()[0]):
+            rows.append([r.slug, r.subject, str(r.sent), *(str(r.count(g)) for g in groups),
+                         *(_fmt(r.rate(g)) for g in groups)])
+    else:
+        dimension = _dimension()
+        rows = [[dimension, "article_visits", "landing_visits", "signups", "confirmations",
+                 "signup_rate", "confirmation_rate"]]
+        for r in stats.by_source(s, start, end, dimension=dimension, own_hosts=_own_hosts()):
+            rows.append([importer.escape_cell(r.label), str(r.article_visits),
+                         str(r.landing_visits), str(r.signups), str(r.confirmations),
+                         _fmt(r.signup_rate), _fmt(r.confirmation_rate)])
+    s.rollback()
+    name = f"funnel-{report}-{period.first.isoformat()}-to-{period.last.isoformat()}.csv"
+    return _csv_response(rows, name)
+
+
+# -- the list ----------------------------------------------------------------------
+
+def _list_filters() -> tuple[str, str | None]:
+    q = (request.args.get("q") or "").strip()[:254]
+    status = request.args.get("status") or None
+    return q, status if status in lifecycle.STATUSES else None
+
+
+@bp.get("/subscribers")
+def subscribers():
+    """The list, newest first, a page at a time.
+
+    Pages are keyed by the subscriber they start after (``after``, older) or before
+    (``before``, newer), never by an offset: the thousandth page reads 50 rows from
+    the index like the first. The totals come from the tallies, or for a search
+    from its own count, never from counting the whole list.
+    """
+    q, status = _list_filters()
+    s = runtime.session()
+    counts = stats.status_counts(s)
+    newest_first = (Subscriber.created_at.desc(), Subscriber.id.desc())
+    key = tuple_(Subscriber.created_at, Subscriber.id)
+    stmt = queries.subscriber_search(select(Subscriber), search=q, status=status)
+    cursor = _cursor(s, request.args.get("after") or request.args.get("before"))
+    total: int | None = None
+    if not q:
+        total = counts.get(status, 0) if status else sum(counts.values())
+    elif cursor is None and not request.args.get("last"):
+        # A search's first page: its rows and its count from one pass over the
+        # trigram index (the index scan is most of the cost, so not twice).
+        found = s.execute(stmt.add_columns(func.count().over())
+                          .order_by(*newest_first).limit(PER_PAGE + 1)).all()
+        total = found[0][1] if found else 0
+        return _list_page(q, status, counts, total, [r[0] for r in found], newer=False)
+    if total is None:
+        total = s.scalar(queries.subscriber_search(
+            select(func.count()).select_from(Subscriber), search=q, status=status)) or 0
+    if request.args.get("last"):
+        # The oldest page: the last rows, read from the other end of the index.
+        rows = list(reversed(s.scalars(
+            stmt.order_by(Subscriber.created_at, Subscriber.id).limit(PER_PAGE)).all()))
+        newer, older = total > len(rows), False
+    elif cursor is not None and request.args.get("before"):
+        got = s.scalars(stmt.where(key > cursor).order_by(Subscriber.created_at, Subscriber.id)
+                        .limit(PER_PAGE + 1)).all()
+        newer, older = len(got) > PER_PAGE, True
+        rows = list(reversed(got[:PER_PAGE]))
+    else:
+        if cursor is not None:
+            stmt = stmt.where(key < cursor)
+        got = s.scalars(stmt.order_by(*newest_first).limit(PER_PAGE + 1)).all()
+        return _list_page(q, status, counts, total, list(got), newer=cursor is not None)
+    return render_template(
+        "admin/subscribers.html", rows=rows, q=q, status=status, statuses=lifecycle.STATUSES,
+        total=total, newer=newer, older=older, status_counts=counts,
+        source_of=lambda sub: stats.source_label(sub.utm_source, sub.referrer, _own_hosts()),
+    )
+
+
+def _list_page(q: str, status: str | None, counts: dict[str, int], total: int,
+               got: list[Subscriber], *, newer: bool):
+    """A page read newest first: ``got`` holds one row more than the page when older ones exist."""
+    return render_template(
+        "admin/subscribers.html", rows=got[:PER_PAGE], q=q, status=status,
+        statuses=lifecycle.STATUSES, total=total, newer=newer, older=len(got) > PER_PAGE,
+        status_counts=counts,
+        source_of=lambda sub: stats.source_label(sub.utm_source, sub.referrer, _own_hosts()),
+    )
+
+
+def _cursor(s, public_id: str | None) -> tuple[datetime, int] | None:
+    """(created_at, id) of the subscriber a page starts from; None if gone or not given."""
+    if not public_id:
+        return None
+    found = s.execute(select(Subscriber.created_at, Subscriber.id)
+                      .where(Subscriber.public_id == public_id[:64])).first()
+    return (found[0], found[1]) if found else None
+
+
+@bp.get("/subscribers.csv")
+def subscribers_csv():
+    q, status = _list_filters()
+    sessions = runtime.rt().sessions
+    today = runtime.now().date().isoformat()
+
+    def rows() -> Iterator[list[str]]:
+        # Its own session: the response streams after the request's session is closed.
+        with sessions() as s:
+            yield from importer.export_rows(s, search=q, status=status)
+
+    return _csv_response(rows(), f"subscribers-{today}.csv")
+
+
+def _subscriber(public_id: str) -> Subscriber:
+    sub = cases.subscriber_from_public_id(runtime.session(), public_id)
+    if sub is None:
+        abort(404)
+    return sub
+
+
+@bp.get("/subscribers/<public_id>")
+def subscriber(public_id: str):
+    s = runtime.session()
+    sub = _subscriber(public_id)
+    steps, _problem = _sequence_steps()
+    subjects = dict(steps)
+    deliveries = sorted(sub.deliveries, key=lambda d: d.id)
+    events = {d.id: sorted(d.events, key=lambda e: (e.at, e.id)) for d in deliveries}
+    now = runtime.now()
+    paused_until = sub.paused_until
+    paused = paused_until is not None and paused_until > now
+    next_email, next_none = _next_email(sub, subjects, now)
+    return render_template(
+        "admin/subscriber.html", sub=sub, consents=privacy.consent_history(s, sub),
+        deliveries=deliveries, events=events, subjects=subjects,
+        next_email=next_email, next_email_none=next_none, paused=paused,
+        paused_until_text=(_local_text(paused_until, sub.timezone) + " their time"
+                           if paused_until is not None and paused and paused_until.year < 9000
+                           else "they are resumed"),
+        time_zone_groups=timezones.grouped(sub.timezone),
+        retryable=sum(d.state == failures.FAILED for d in deliveries)
+        if sub.status == lifecycle.CONFIRMED else 0,
+        can_unsubscribe=sub.status in (lifecycle.PENDING, lifecycle.CONFIRMED),
+        source=stats.source_label(sub.utm_source, sub.referrer, _own_hosts()),
+    )
+
+
+def _local_text(when: datetime, tz_name: str) -> str:
+    from funnel.core.schedule import zone
+
+    local = when.astimezone(zone(tz_name, runtime.rt().settings.default_timezone))
+    return f"{local:%a %d %b %Y, %H:%M}"
+
+
+def _next_email(sub: Subscriber, subjects: dict[str, str], now: datetime
+                ) -> tuple[dict[str, str] | None, str]:
+    """The next email of the plan and when it goes out, in their zone and in UTC."""
+    if sub.status != lifecycle.CONFIRMED:
+        return None, f"None: they are {sub.status}."
+    from funnel.core.schedule import next_step, zone
+    from funnel.core.sequence import load_sequence
+    from funnel.drip import planner
+    from funnel.drip.batches import view
+    from funnel.runtime import planner_rules
+
+    try:
+        sequence = load_sequence(runtime.rt().settings.emails_dir)
+    except (OSError, ValueError):
+        return None, "Unknown: the email files could not be read."
+    sub_view, deliveries = view(sub)
+    decision = planner.plan(sub_view, deliveries, sequence.steps, now,
+                            planner_rules(runtime.rt().settings, runtime.rt().transport))
+    if isinstance(decision, planner.Hold):
+        return None, f"None for now: {decision.reason}."
+    if isinstance(decision, planner.Send):
+        slug, due = decision.step.slug, now
+    elif isinstance(decision, planner.WaitUntil):
+        in_flight = [d.step_slug for d in deliveries
+                     if d.kind == DeliveryKind.DRIP and d.state in UNSETTLED]
+        done = [d.step_slug for d in sorted(deliveries, key=lambda d: d.sent_at or d.created_at)
+                if d.kind == DeliveryKind.DRIP and d.state in SETTLED]
+        step = next_step(sequence.steps, done)
+        slug = in_flight[0] if in_flight else (step.slug if step else "")
+        due = decision.at
+    else:
+        return None, "The worker is settling an earlier send first."
+    tz = zone(sub.timezone, runtime.rt().settings.default_timezone)
+    return {"subject": subjects.get(slug, slug),
+            "local": _local_text(due, sub.timezone), "zone": str(tz.key),
+            "utc": f"{due.astimezone(UTC):%a %d %b %Y, %H:%M}"}, ""
+
+
+@bp.post("/subscribers/<public_id>/unsubscribe")
+def unsubscribe(public_id: str):
+    sub = _subscriber(public_id)
+    admin = current_admin()
+    assert admin is not None
+    done = cases.unsubscribe(runtime.session(), sub, now=runtime.now(),
+                                reason=f"unsubscribed by admin {admin.email}"[:500])
+    flash("Unsubscribed: no more emails will be sent to this address." if done
+          else "This subscriber was not receiving emails; nothing changed.")
+    return redirect(url_for("admin.subscriber", public_id=public_id), code=303)
+
+
+@bp.post("/subscribers/<public_id>/erase")
+def erase(public_id: str):
+    sub = _subscriber(public_id)
+    if request.form.get("confirm") != "yes":
+        flash("Tick the box to confirm: erasing cannot be undone.")
+        return redirect(url_for("admin.subscriber", public_id=public_id), code=303)
+    privacy.erase(runtime.session(), sub, runtime.now())
+    # The address is not repeated here: flashed messages travel in the session cookie.
+    flash("Erased. Everything about that subscriber was deleted; only a salted hash of the "
+          "address remains on the suppression list.")
+    return redirect(url_for("admin.subscribers"), code=303)
+
+
+# -- the suppression list -------------------------------------------------------------
+
+@bp.get("/suppression")
+def suppression():
+    s = runtime.session()
+    by_reason, latest = queries.suppression_summary(s)
+    total = sum(n for _r, n in by_reason)
+    return render_template("admin/suppression.html", by_reason=by_reason, latest=latest,
+                           total=total, result=None, checked=None)
+
+
+@bp.post("/suppression")
+def suppression_action():
+    """Check whether an address is suppressed, or suppress it (never to be mailed again)."""
+    s = runtime.session()
+    action = request.form.get("action")
+    try:
+        address = normalise_email(request.form.get("email") or "")
+    except FunnelError as exc:
+        flash(str(exc))
+        return redirect(url_for("admin.suppression"), code=303)
+    h = privacy.suppression_hash(s, address)
+    entry = queries.suppression_entry(s, h)
+    if action == "add":
+        if entry is None:
+            s.add(Suppression(email_hash=h, reason="added by admin", created_at=runtime.now()))
+            s.commit()
+        sub = queries.subscriber_by_email(s, address)
+        if sub is not None:
+            cases.unsubscribe(s, sub, now=runtime.now(), reason="suppressed by admin")
+        flash("Suppressed: this address will never be mailed or added again." if entry is None
+              else "That address was already on the suppression list.")
+        return redirect(url_for("admin.suppression"), code=303)
+    result = (f"On the suppression list ({entry.reason}, since {entry.created_at:%d %b %Y})."
+              if entry is not None else "Not on the suppression list.")
+    s.rollback()  # a first-ever check may have created the salt: keep it only with data
+    by_reason, latest = queries.suppression_summary(s)
+    return render_template("admin/suppression.html", by_reason=by_reason, latest=latest,
+                           total=sum(n for _r, n in by_reason), result=result, checked=address)

@@ -1,0 +1,1 @@
+"""What visitors meet: the article and landing page, the embedded form, the archive."""

@@ -1,0 +1,281 @@
+"""The public site: the article, the landing page and the sign-up."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wsgi import get_host
+
+from funnel import runtime
+from funnel.core.inputs import FunnelError, time_zones
+from funnel.http import ratelimits
+from funnel.http.extensions import csrf
+from funnel.subscribers import actions as subscribers
+from funnel.web.forms import SignupForm
+from funnel.web.headers import hashed_policy
+from funnel.web.public import crossorigin
+from funnel.web.public.visits import VisitBuffer
+
+bp = Blueprint("site", __name__)
+
+UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+UTM_ARGS = tuple(f"utm_{k}" for k in UTM_KEYS)
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    # The zones the worker's own check accepts (funnel.intake_check), so a zone the
+    # form lets through is never refused later.
+    return frozenset(time_zones())
+
+
+def valid_zone(name: str | None) -> str:
+    return name if name in _zones() else runtime.rt().settings.default_timezone
+
+
+def source_host() -> str | None:
+    """The site that sent the visitor: the Referer's host, or, when they came
+    through our own article, the host the article passed along as ``ref``.
+    Only the host is kept: a full referring URL can carry personal data."""
+    return referring_host(request.environ.get("HTTP_REFERER"), lambda: request.host, request.args)
+
+
+def referring_host(referer: str | None, own_host: Callable[[], str],
+                   args: Mapping[str, str]) -> str | None:
+    """``source_host`` from its parts (funnel.web.public.fastpages answers without a request)."""
+    try:
+        host = urlsplit(referer).hostname if referer else None  # most views have none: no parsing
+    except ValueError:
+        host = None  # "http://[::1": no host anyone could be credited with
+    if host and host == own_host().split(":")[0]:
+        host = args.get("ref") or None  # moving around our own site is not a source
+    return host[:255] if host else None
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["funnel_visits"] = VisitBuffer(
+        app.extensions["funnel"].sessions, float(app.config["VISIT_FLUSH_SECONDS"]))
+    app.extensions["funnel_pages"] = PageCache(int(app.config["PAGE_CACHE_SIZE"]))
+
+    @app.before_request
+    def _flush_visits_for_the_dashboard() -> None:
+        # The marketer sees this process's buffered views at once. An app-level
+        # hook runs before the admin login check opens the request's session,
+        # which on SQLite holds the write lock the flush needs.
+        if request.blueprint == "admin":
+            visits().flush()
+
+
+def visits() -> VisitBuffer:
+    return current_app.extensions["funnel_visits"]
+
+
+def arrived_via(args: Mapping[str, str] | None = None) -> str:
+    """"article" when the visitor followed the article's link to the landing page."""
+    return "article" if (request.args if args is None else args).get("via") == "article" else "direct"
+
+
+def count_visit(page: str, host: str | None, via: str | None = None) -> None:
+    """Count a page view with no personal data: the referring site and UTM only.
+    Buffered: written with others a few seconds later (see funnel/web/visits.py)."""
+    visits().add(visit_row(page, runtime.now(), host, via, request.args))
+
+
+def visit_row(page: str, at: datetime, host: str | None, via: str | None,
+              args: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "page": page, "at": at, "referrer_host": host, "via": via,
+        "utm_source": args.get("utm_source", "")[:100] or None,
+        "utm_medium": args.get("utm_medium", "")[:100] or None,
+        "utm_campaign": args.get("utm_campaign", "")[:100] or None,
+    }
+
+
+class PageCache:
+    """Rendered pages, each with its Content-Security-Policy, by everything they
+    depend on: the page, the scheme, host and path prefix the links are made
+    for, and the query's values (``page_key``). A page holds nothing of the
+    visitor's, so one visitor's copy is every later visitor's. Templates only
+    change with a deploy, which restarts the processes; the size bound keeps
+    made-up query strings from growing it without limit."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pages: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()  # the development server is threaded
+
+    def get(self, key: tuple, render: Callable[[], tuple[str, str]]) -> tuple[str, str]:
+        if self.size <= 0 or current_app.debug:
+            return render()
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+                return page
+        page = render()
+        with self._lock:
+            self._pages[key] = page
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+        return page
+
+    def peek(self, key: tuple) -> tuple[str, str] | None:
+        """The page if it is kept, without rendering it (no app context needed)."""
+        with self._lock:
+            return self._pages.get(key)
+
+
+def pages() -> PageCache:
+    return current_app.extensions["funnel_pages"]
+
+
+def page_origin(environ: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What a page's links are made from besides its path and query: the scheme,
+    the host and the path prefix (after ProxyFix). Every cache key holds them, so
+    a page made for one host or prefix is never served for another."""
+    return (str(environ.get("wsgi.url_scheme", "http")), get_host(environ),  # type: ignore[arg-type]
+            str(environ.get("SCRIPT_NAME", "")))
+
+
+def carried_ref(args: Mapping[str, str]) -> str:
+    """The referring site the URL itself names (``ref``); the pages' own script
+    adds the browser's referrer, so the bytes depend on the URL alone."""
+    return (args.get("ref") or "")[:255]
+
+
+def article_carry(args: Mapping[str, str]) -> dict[str, str]:
+    """What the article's link to the landing page passes along: UTM, via and ``ref``."""
+    carry = {key: value[:100] for key in UTM_ARGS if (value := args.get(key))}
+    carry["via"] = "article"
+    if ref := carried_ref(args):
+        carry["ref"] = ref  # so a sign-up is credited to where the reader came from
+    return carry
+
+
+def article_key(origin: tuple, carry: dict[str, str]) -> tuple:
+    return ("article", origin, tuple(carry.items()))
+
+
+def landing_key(origin: tuple, args: Mapping[str, str], via: str) -> tuple:
+    return ("landing", origin, carried_ref(args), via,
+            tuple(args.get(f"utm_{k}", "")[:100] for k in UTM_KEYS))
+
+
+def page_response(page: tuple[str, str], status: int = 200) -> Response:
+    html, policy = page
+    resp = Response(html, status, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = policy
+    return resp
+
+
+def _made(html: str) -> tuple[str, str]:
+    return html, hashed_policy(html)
+
+
+@bp.get("/")
+def article():
+    count_visit("article", source_host())
+    carry = article_carry(request.args)
+
+    def render() -> tuple[str, str]:
+        return _made(render_template("article.html", plan_url=url_for("site.landing", **carry)))
+
+    return page_response(pages().get(article_key(page_origin(request.environ), carry), render))
+
+
+@bp.get("/free-plan")
+def landing():
+    via = arrived_via()
+    count_visit("landing", source_host(), via)
+    key = landing_key(page_origin(request.environ), request.args, via)
+    ref, utm = key[2], key[4]
+
+    def render() -> tuple[str, str]:
+        form = SignupForm(formdata=None)
+        form.referrer.data = ref
+        form.via.data = via
+        for k, v in zip(UTM_KEYS, utm, strict=True):
+            getattr(form, f"utm_{k}").data = v
+        return _made(render_template("landing.html", form=form,
+                                     consent_text=subscribers.CONSENT_TEXT))
+
+    return page_response(pages().get(key, render))
+
+
+SLOW_DOWN = ("Slow down a little: there have been a lot of sign-ups from your connection "
+             "just now. Please wait a minute and send the form again; what you typed is "
+             "still here.")
+
+
+def _again(form: SignupForm, status: int, **extra):
+    """The page again with what was typed and why: a runner at a busy talk loses nothing."""
+    return page_response(_made(render_template(
+        "landing.html", form=form, consent_text=subscribers.CONSENT_TEXT, **extra)), status)
+
+
+def _limited(form: SignupForm):
+    return _again(form, 429, limited=SLOW_DOWN)
+
+
+@bp.post("/free-plan")
+@csrf.exempt  # no per-visitor token: a browser's cross-site post is refused instead
+def signup():
+    if crossorigin.refused(request, crossorigin.allowed_origins()):
+        from funnel.web.errors import render_error
+
+        current_app.logger.info("sign-up refused: cross-origin post from %r",
+                                request.headers.get("Origin"))
+        return render_error(403, crossorigin.REFUSED)
+    form = SignupForm()
+    if not ratelimits.hit("signup-attempt", "RATELIMIT_SIGNUP_ATTEMPTS"):
+        return _limited(form)
+    if not form.validate():
+        return _again(form, 422)
+    if form.website.data:
+        # A bot filled the honeypot: answer like a success, store nothing.
+        return redirect(url_for("site.check_inbox"), code=303)
+    # Only sign-ups that pass validation count: a typo costs nothing.
+    if not ratelimits.within("signup", "RATELIMIT_SIGNUP"):
+        return _limited(form)
+    meta = subscribers.SignupMeta(
+        ip=request.remote_addr,
+        user_agent=request.user_agent.string,
+        page=request.url,
+        referrer=form.referrer.data,
+        utm={k: getattr(form, f"utm_{k}").data or "" for k in UTM_KEYS},
+        via=form.via.data,
+    )
+    try:
+        row = subscribers.intake_row(
+            email=form.email.data, first_name=form.first_name.data,
+            timezone=valid_zone(form.tz.data), meta=meta, now=runtime.now(),
+        )
+    except FunnelError as exc:
+        getattr(form, exc.field).errors = [str(exc)]
+        return _again(form, 422)
+    # One INSERT, committed before the answer; whether the address is known, and
+    # what to mail it, the worker decides (subscribers.take_intake).
+    subscribers.record_intake(runtime.rt().intake(), row)
+    ratelimits.hit("signup", "RATELIMIT_SIGNUP")
+    runtime.rt().wake.set()  # the worker takes it in; the embedded one at once
+    return redirect(url_for("site.check_inbox"), code=303)
+
+
+@bp.get("/check-your-inbox")
+def check_inbox():
+    return render_template("check_inbox.html")

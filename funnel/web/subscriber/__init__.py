@@ -1,0 +1,1 @@
+"""Subscribers' personal links: confirm, unsubscribe, preferences, the plan."""

@@ -1,0 +1,68 @@
+"""Shared arrangements for the studio (email editor) tests: a copy of emails/ per
+test, the editor page's hidden fields, and small pictures made with Pillow."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+
+from PIL import Image
+
+from funnel.config import PROJECT_ROOT
+
+SHIPPED = PROJECT_ROOT / "emails"
+STEP = "lateral-hip-stretch"              # the plan's first email
+STEP_FILE = "sequence/01-stretch.md"
+
+
+def copy_emails(target: Path) -> Path:
+    return Path(shutil.copytree(SHIPPED, target))
+
+
+def form_fields(page_html: str) -> dict[str, str]:
+    """The editor form's CSRF token and the hash of the version it opened."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page_html)
+    base = re.search(r'name="base" value="([^"]*)"', page_html)
+    assert token and base, "no editor form on the page"
+    return {"csrf_token": token.group(1), "base": base.group(1)}
+
+
+def open_editor(client, slug: str = STEP) -> dict[str, str]:
+    resp = client.get(f"/admin/emails/{slug}/edit")
+    assert resp.status_code == 200, resp.status_code
+    return form_fields(resp.get_data(as_text=True))
+
+
+def save(client, fields: dict[str, str], source: str, slug: str = STEP, action: str = "save"):
+    return client.post(f"/admin/emails/{slug}/edit",
+                       data={**fields, "source": source, "action": action})
+
+
+def png(width: int = 200, height: int = 120, *, text_chunk: str = "") -> bytes:
+    from PIL import PngImagePlugin
+
+    img = Image.new("RGB", (width, height), (180, 40, 30))
+    info = PngImagePlugin.PngInfo()
+    if text_chunk:
+        info.add_text("Comment", text_chunk)
+    out = io.BytesIO()
+    img.save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def jpeg_with_exif(width: int = 300, height: int = 200) -> bytes:
+    img = Image.new("RGB", (width, height), (20, 90, 160))
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"          # Make
+    exif[0x8825] = {2: (51.0, 30.0, 0.0)}  # GPS: latitude
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("P", (100, 100)).save(out, "GIF")
+    return out.getvalue()
