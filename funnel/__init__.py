@@ -42,15 +42,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.api import routes as api_routes
     from funnel.http import extensions, ratelimits
     from funnel.studio.emails_dir import ensure_emails_dir
-    from funnel.web import errors, headers, ops, webhooks
-    from funnel.web.admin import auth, broadcasts, previews
+    from funnel.web import errors, headers, nul_guard, ops, webhooks
+    from funnel.web.admin import auth, broadcasts, previews, sending
     from funnel.web.admin import connect as connect_admin
     from funnel.web.admin import dashboard as admin
     from funnel.web.admin import editor as admin_editor
     from funnel.web.admin import imports as admin_import
+    from funnel.web.admin import session_list as admin_sessions
     from funnel.web.admin import subscriber as admin_subscriber
+    from funnel.web.admin import two_factor as two_factor_pages
     from funnel.web.public import embed, fastpages, newsletter, site
-    from funnel.web.subscriber import links, plan, preferences
+    from funnel.web.subscriber import fresh_links, links, plan, preferences
 
     # A production EMAILS_DIR outside the code starts as a copy of the shipped emails.
     ensure_emails_dir(app.config["EMAILS_DIR"], cfg.PROJECT_ROOT / "emails")
@@ -62,11 +64,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     headers.init_app(app)
     ratelimits.init_app(app)
     errors.init_app(app, elsewhere={"/api/": api_problems.from_status})
+    nul_guard.init_app(app)
     # One blueprint per audience: visitors, subscribers' links, providers, the marketer.
     site.init_app(app)
     app.register_blueprint(site.bp)
     app.register_blueprint(links.bp)
     app.register_blueprint(preferences.bp)
+    app.register_blueprint(fresh_links.bp)
     app.register_blueprint(newsletter.bp)
     app.register_blueprint(webhooks.bp)
     plan.init_app(app)
@@ -75,12 +79,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(previews.bp)
     app.register_blueprint(admin_editor.bp)
     app.register_blueprint(admin_subscriber.bp)
+    app.register_blueprint(admin_sessions.bp)
+    app.register_blueprint(two_factor_pages.bp)
     app.register_blueprint(admin_import.bp)
     app.register_blueprint(connect_admin.bp)
     # Other sites and tools: the embedded sign-up form and the JSON API.
     app.register_blueprint(embed.bp)
     app.register_blueprint(api_routes.bp)
     app.register_blueprint(broadcasts.bp)
+    app.register_blueprint(sending.bp)
     cli.init_app(app)
     ops.init_app(app)
     return app

@@ -35,6 +35,12 @@ ENV_VARS = (
     "SEND_WINDOW_END",
     "CATCHUP_MIN_GAP_HOURS",
     "CONFIRM_MAX_AGE_DAYS",
+    "PERSONAL_LINK_DAYS",
+    "DATA_EXPORT_LINK_HOURS",
+    "SIGNUP_INTAKE_MAX",
+    "RATELIMIT_FRESH_LINK",
+    "WORKER_STOP_GRACE",
+    "ADMIN_REQUIRE_2FA",
     "RATELIMIT_SIGNUP",
     "RATELIMIT_LOGIN",
     "RATELIMIT_SIGNUP_ATTEMPTS",
@@ -69,6 +75,19 @@ ENV_VARS = (
     "READY_WORKER_MAX_AGE",
     "SQLITE_BUSY_TIMEOUT",
     "DATABASE_CONNECT_TIMEOUT",
+    # Mail that arrives (docs/deliverability.md).
+    "SMTP_URL",
+    "SMTP_TIMEOUT",
+    "SMTP_CA_FILE",
+    "MAIL_FALLBACK",
+    "FALLBACK_AFTER",
+    "FALLBACK_PROBE_MINUTES",
+    "DKIM_SELECTORS",
+    "SENDGRID_DNS_NAMES",
+    "DNS_RESOLVER",
+    "DNS_TIMEOUT",
+    "WARMUP_START",
+    "BRAKES_MIN_SENT",
 )
 
 INT_VARS = {
@@ -79,18 +98,25 @@ INT_VARS = {
     "SEND_WINDOW_END",
     "CATCHUP_MIN_GAP_HOURS",
     "CONFIRM_MAX_AGE_DAYS",
+    "PERSONAL_LINK_DAYS",
+    "DATA_EXPORT_LINK_HOURS",
+    "SIGNUP_INTAKE_MAX",
     "WORKER_BATCH_SIZE",
     "WORKER_LEASE_SECONDS",
     "PAGE_CACHE_SIZE",
     "FAILURE_ALERTS_EVERY_MINUTES",
     "IMPORT_OPTIN_DAILY_MAX",
     "WEBHOOKS_MAX_RESPONSE_BYTES",
+    "WARMUP_START",
+    "BRAKES_MIN_SENT",
 }
 FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT",
-              "READY_WORKER_MAX_AGE", "SQLITE_BUSY_TIMEOUT", "DATABASE_CONNECT_TIMEOUT"}
-BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
+              "READY_WORKER_MAX_AGE", "SQLITE_BUSY_TIMEOUT", "DATABASE_CONNECT_TIMEOUT",
+              "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT",
+              "WORKER_STOP_GRACE"}
+BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS", "ADMIN_REQUIRE_2FA",
              "SIGNUP_ASYNC_COMMIT", "FAST_PAGES"}
-LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
+LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS", "DKIM_SELECTORS", "SENDGRID_DNS_NAMES"}
 
 
 def defaults(instance_path: str) -> dict[str, Any]:
@@ -109,6 +135,19 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SEND_WINDOW_END": 20,
         "CATCHUP_MIN_GAP_HOURS": 20,
         "CONFIRM_MAX_AGE_DAYS": 7,
+        # Preference, plan and view links work this long after the email that
+        # carried them; the data export wants a link from the last day
+        # (docs/security.md). Unsubscribe links never expire.
+        "PERSONAL_LINK_DAYS": 90,
+        "DATA_EXPORT_LINK_HOURS": 24,
+        "RATELIMIT_FRESH_LINK": "5 per hour",
+        # Sign-ups waiting for the worker before the form says "try later" (0: no cap).
+        "SIGNUP_INTAKE_MAX": 5000,
+        # Seconds a worker told to stop (SIGTERM) may take; webhooks in flight are cut
+        # at once. Keep it below systemd's TimeoutStopSec (deploy/funnel-worker.service).
+        "WORKER_STOP_GRACE": 20.0,
+        # Every admin account must set up two-factor sign-in before using the admin.
+        "ADMIN_REQUIRE_2FA": False,
         # Sign-ups that passed validation, per client: a room of runners on one
         # Wi-Fi fits; a script does not. Attempts count every POST.
         "RATELIMIT_SIGNUP": "30 per minute;200 per hour",
@@ -151,6 +190,26 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "READY_WORKER_MAX_AGE": 60.0,
         "SQLITE_BUSY_TIMEOUT": 5.0,
         "DATABASE_CONNECT_TIMEOUT": 5.0,
+        # MAIL_TRANSPORT=smtp, or MAIL_FALLBACK=smtp behind SendGrid.
+        "SMTP_URL": "",
+        "SMTP_TIMEOUT": 30.0,
+        "SMTP_CA_FILE": "",  # a private CA's certificate (a self-signed Postfix)
+        "MAIL_FALLBACK": "",
+        # Minutes of SendGrid failing (5xx, timeouts) before SMTP takes over…
+        "FALLBACK_AFTER": 10.0,
+        # …and how often SendGrid is tried again meanwhile, to switch back.
+        "FALLBACK_PROBE_MINUTES": 5.0,
+        # The deliverability check-up: DKIM selectors to look for (SendGrid: s1, s2),
+        # and a resolver "host:port" instead of the system's (tests).
+        "DKIM_SELECTORS": [],
+        # SendGrid's per-account names (em1234, url5678, 5678) to check as CNAMEs.
+        "SENDGRID_DNS_NAMES": [],
+        "DNS_RESOLVER": "",
+        "DNS_TIMEOUT": 5.0,
+        # Newsletter sends on a new domain's first day, growing by half each day; 0: off.
+        "WARMUP_START": 0,
+        # The brakes judge a newsletter or a day only from this many emails on.
+        "BRAKES_MIN_SENT": 200,
     }
 
 
@@ -229,6 +288,9 @@ class Settings:
     failure_alerts_to: str = ""
     failure_alerts_every_minutes: int = 60
     import_optin_daily_max: int = 200
+    mail_fallback: str = ""  # MAIL_FALLBACK (docs/deliverability.md)
+    warmup_start: int = 0  # WARMUP_START: newsletter emails on the first day; 0: no warm-up
+    brakes_min_sent: int = 200
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -252,4 +314,7 @@ class Settings:
             failure_alerts_to=config.get("FAILURE_ALERTS_TO", ""),
             failure_alerts_every_minutes=int(config.get("FAILURE_ALERTS_EVERY_MINUTES", 60)),
             import_optin_daily_max=int(config.get("IMPORT_OPTIN_DAILY_MAX", 200)),
+            mail_fallback=config.get("MAIL_FALLBACK", "") or "",
+            warmup_start=int(config.get("WARMUP_START", 0) or 0),
+            brakes_min_sent=int(config.get("BRAKES_MIN_SENT", 200)),
         )

@@ -38,6 +38,7 @@ from funnel.core.states import (
     ImportJobState,
     IntakeState,
     IntakeVia,
+    MachineEventKind,
     MessageState,
     RecipientOutcome,
     RevisionKind,
@@ -478,6 +479,31 @@ class AdminUser(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Raised at logout and password change: cookies made under an older one stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Two-factor sign-in (funnel/web/admin/two_factor.py): the TOTP secret, encrypted like
+    # webhook secrets; set at enrolment, in force once ``totp_enabled_at`` is set.
+    totp_secret: Mapped[str | None] = mapped_column(String(400))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last 30-second step a code was accepted for: a code works once.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Hashes (SHA-256) of the unused recovery codes, space-separated.
+    recovery_hashes: Mapped[str | None] = mapped_column(Text)
+
+
+class AdminSession(Base):
+    """One signed-in browser of an admin account, so the account can see where it
+    is signed in and end any of them (funnel/web/admin/sessions.py)."""
+
+    __tablename__ = "admin_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin_user.id", ondelete="CASCADE"),
+                                          index=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)  # in the cookie
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # -- the marketer's control room (README "The control room") --------------------------
@@ -558,8 +584,9 @@ class WebhookEndpoint(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[str] = mapped_column(String(500))  # space-separated event types
-    # Standard Webhooks secret ("whsec_" + base64), shown to the marketer to verify with.
-    secret: Mapped[str] = mapped_column(String(100))
+    # Standard Webhooks secret ("whsec_" + base64), shown to the marketer to verify
+    # with, stored encrypted (funnel/hooks/secret_box.py: a Fernet token).
+    secret: Mapped[str] = mapped_column(String(400))
     state: Mapped[str] = mapped_column(String(16), default=ENDPOINT_ACTIVE)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -573,6 +600,16 @@ class WebhookEndpoint(Base):
 
     def event_set(self) -> frozenset[str]:
         return frozenset(self.events.split())
+
+    @property
+    def plain_secret(self) -> str | None:
+        """The secret in the clear, only on the object that registered it (to show
+        once); never stored, never loaded."""
+        return self.__dict__.get("_plain_secret")
+
+    @plain_secret.setter
+    def plain_secret(self, value: str) -> None:
+        self.__dict__["_plain_secret"] = value
 
 
 class WebhookMessage(Base):
@@ -698,4 +735,25 @@ class EmailRevision(Base):
     __table_args__ = (
         Index("ix_email_revision_path", "path", "id"),
         CheckConstraint(check_in("kind", RevisionKind), name="kind"),
+    )
+
+
+class MachineEvent(Base):
+    """An open or click no person made (Apple's privacy proxy, a link scanner): kept
+    apart from ``delivery_event`` so no figure counts it and nothing is set off by it.
+    Why it is a machine's is kept; the address and user agent are not."""
+
+    __tablename__ = "machine_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    provider_event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    step_slug: Mapped[str | None] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        CheckConstraint(check_in("kind", MachineEventKind), name="kind"),
     )

@@ -79,6 +79,11 @@ def init_app(app: Flask) -> None:
     transport = MeteredTransport(app.config.get("TRANSPORT") or make_transport(app.config),
                                  str(app.config.get("MAIL_TRANSPORT", "outbox")))
     sessions = make_sessionmaker(engine)
+    from funnel.control.mail_state import fallback_of
+
+    fallback = fallback_of(transport)
+    if fallback is not None:
+        fallback.clock = clock  # FALLBACK_AFTER counts on the app's clock
     # Every event the app's sessions flush is written to the webhook outbox with it.
     capture.install(sessions, clock)
     app.extensions["funnel"] = Runtime(
@@ -135,15 +140,23 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     batches = Batches(store, composer, transport, sequence=SequenceFiles(settings.emails_dir),
                       rules=planner_rules(settings, transport))
     # The newsletter's broadcasts go through the same send step, on their own to-do list.
+    from funnel.control import brakes
+
     broadcasts = BroadcastWork(sessions, composer, transport, owner=store.owner,
                                emails_dir=settings.emails_dir, batch_size=settings.batch_size,
-                               lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS)
+                               lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS,
+                               allowance=lambda at: brakes.newsletter_allowance(
+                                   sessions, settings, transport, at))
     hooks = Dispatcher(sessions, runtime.hook_settings)
-    from funnel.control import chores
+    from funnel.control import chores, mail_state
     from funnel.reporting import tallies
     from funnel.subscribers import actions as subscribers
     from funnel.subscribers import retention
 
+    try:  # a restarted worker carries on with the transport the others are using
+        mail_state.sync(sessions, transport)
+    except Exception:  # no schema yet: the first pass will tell
+        pass
     retain = timedelta(days=settings.pending_retention_days)
 
     def purge(now: datetime, _stop: Stop) -> PassReport:
@@ -168,6 +181,12 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                 break
         return report
 
+    def drip(now: datetime, stop: Stop) -> PassReport:
+        # The brakes pause sequences too; confirmations (system mail) never wait.
+        if brakes.evaluate(sessions, settings, transport, now).paused:
+            return PassReport()
+        return batches.drip(now, stop)
+
     def newsletter(now: datetime, stop: Stop) -> PassReport:
         done = broadcasts.run(now, stop)
         return PassReport(sent=done.sent, failed=done.failed, retried=done.retried,
@@ -178,8 +197,8 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         chores.after_pass(sessions, settings, transport, now)
         return PassReport()
 
-    def webhooks(now: datetime, _stop: Stop) -> PassReport:
-        return PassReport(hooks=hooks.run(now))
+    def webhooks(now: datetime, stop: Stop) -> PassReport:
+        return PassReport(hooks=hooks.run(now, stop))
 
     # Storage limitation, at most hourly: the query reads the whole pending list.
     return Worker([
@@ -188,11 +207,11 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         Every(60, Step("fold tallies", fold, urgent=True)),
         Step("intake", intake, urgent=True),
         Step("system mail", batches.system_mail, urgent=True),
-        Step("drip", batches.drip),
+        Step("drip", drip),
         Step("newsletter", newsletter),
         Step("chores", chore),
         Step("webhooks", webhooks),
-    ], clock, name=store.owner, guarded=frozenset({"intake"}))
+    ], clock, name=store.owner, guarded=frozenset({"intake"}), on_stop=(hooks.cancel.cancel,))
 
 
 def session() -> Session:

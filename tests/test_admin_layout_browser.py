@@ -15,7 +15,8 @@ pytestmark = pytest.mark.browser
 
 PAGES = ["/admin/", "/admin/subscribers", "SUBSCRIBER", "/admin/suppression",
          "/admin/emails/", "/admin/emails/lateral-hip-stretch",
-         "/admin/emails/lateral-hip-stretch/edit", "/admin/import/"]
+         "/admin/emails/lateral-hip-stretch/edit", "/admin/import/",
+         "/admin/sessions", "/admin/two-factor"]
 
 
 @pytest.fixture

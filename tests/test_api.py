@@ -323,4 +323,4 @@ def test_a_search_with_a_nul_byte_is_a_400_problem(client, key):
     # Found by Schemathesis: PostgreSQL refuses NUL in a string, which was a 500.
     resp = client.get("/api/v1/subscribers?email_contains=a%00b", headers=auth(key))
     assert resp.status_code == 400 and resp.mimetype == PROBLEM
-    assert "control characters" in resp.get_json()["detail"]
+    assert "NUL character" in resp.get_json()["detail"]  # funnel/web/nul_guard.py

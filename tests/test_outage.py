@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from funnel.models import Delivery, Subscriber
 from tests.production_support import (
+    METRICS_TOKEN,
     Browser,
     confirm_link,
     flask,
@@ -68,7 +69,7 @@ def test_ten_second_database_outage(tmp_path):
             page = browser.sign_up("during@example.com")
             assert page.status == 503 and "Back in a minute" in page.body
             assert page.seconds < 6
-            ready = browser.get("/readyz")
+            ready = browser.get("/readyz", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
             assert ready.status == 503
             assert "database" in ready.json()["reasons"][0]
             assert browser.get("/healthz").status == 200

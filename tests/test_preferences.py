@@ -215,9 +215,11 @@ def test_consent_history_says_what_when_and_from_where(client, prefs, db):
 
 # -- download ----------------------------------------------------------------------
 
-def test_download_my_data(client, prefs, app, clock, db, run_worker):
+def test_download_my_data(client, prefs, app, clock, db, run_worker, outbox):
     clock.advance(days=3)
     run_worker()
+    # The export wants a link from the last day: the one in Part 2, just sent.
+    prefs = outbox.link(outbox.to(EMAIL)[-1], "preferences")
     resp = client.get(f"{prefs}/data.json")
     assert resp.status_code == 200
     assert resp.headers["Content-Disposition"].startswith("attachment;")

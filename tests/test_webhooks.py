@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from funnel.hooks import manage
 from funnel.hooks.dispatch import Dispatcher, HookSettings
+from funnel.hooks.secret_box import box_from_config
 from funnel.models import Subscriber, WebhookEndpoint, WebhookMessage
 from funnel.subscribers import actions as subscribers
 from funnel.subscribers import privacy, provider_events
@@ -36,7 +37,8 @@ def receiver():
 def add(app, url: str, events=ALL) -> WebhookEndpoint:
     rt = app.extensions["funnel"]
     with rt.sessions() as s:
-        return manage.add_endpoint(s, url, events, now=rt.clock(), allow_private=True)
+        return manage.add_endpoint(s, url, events, now=rt.clock(), allow_private=True,
+                                   box=box_from_config(app.config))
 
 
 def deliver(app, now=None, **settings):
@@ -91,7 +93,7 @@ def test_private_loopback_and_link_local_urls_are_refused(app, db, url):
     with (pytest.raises(manage.EndpointError, match="loopback, private or link-local"),
           Session(app.extensions["funnel"].engine) as s):
             manage.add_endpoint(s, url, ALL, now=app.extensions["funnel"].clock(),
-                                allow_private=False)
+                                allow_private=False, box=box_from_config(app.config))
     assert db.scalars(select(WebhookEndpoint)).all() == []
 
 
@@ -107,7 +109,7 @@ def test_malformed_urls_are_refused(app, url, problem):
     with (Session(app.extensions["funnel"].engine) as s,
           pytest.raises(manage.EndpointError, match=problem)):
             manage.add_endpoint(s, url, ALL, now=app.extensions["funnel"].clock(),
-                                allow_private=True)
+                                allow_private=True, box=box_from_config(app.config))
 
 
 def test_a_url_registered_in_development_is_not_requested_without_the_setting(app, db, receiver):
@@ -186,7 +188,7 @@ def test_each_event_arrives_exactly_as_signed(app, client, db, outbox, receiver,
     assert len(got) == len(live)
     kinds = []
     for r in got:
-        payload = r.verify(endpoint.secret)  # raises unless signed with this secret
+        payload = r.verify(endpoint.plain_secret)  # raises unless signed with this secret
         assert json.loads(r.body) == payload
         assert r.headers["webhook-id"].startswith("msg_")
         assert r.headers["Content-Type"] == "application/json"
@@ -228,7 +230,7 @@ def test_retried_after_a_500_and_a_timeout_with_the_same_id(app, db, receiver, c
     assert len(got) == 3 and len({r.headers["webhook-id"] for r in got}) == 1
     assert [r.body for r in got] == [got[0].body] * 3
     for r in got:
-        r.verify(endpoint.secret)
+        r.verify(endpoint.plain_secret)
     [msg] = messages(db)
     assert (msg.state, msg.attempts) == ("delivered", 3)
 
@@ -313,6 +315,6 @@ def test_a_finished_broadcast_is_announced_once_with_its_figures(app, runner, db
     assert msg.event_type == "broadcast.finished" and msg.subscriber_id is None
     deliver(app)
     [got] = receiver.wait_for(1)
-    data = got.verify(endpoint.secret)["data"]
+    data = got.verify(endpoint.plain_secret)["data"]
     assert (data["slug"], data["audience"], data["sent"], data["failed"]) == ("first-issue", 3, 3, 0)
     assert data["finished_at"] and data["subject"]

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from funnel.db import make_sessionmaker
 from funnel.hooks import capture, manage
+from funnel.hooks.secret_box import SecretBox
 from funnel.models import WebhookMessage
 from funnel.subscribers import actions as subscribers
 from tests.webhook_support import Reply, start_receiver
@@ -29,7 +30,7 @@ def test_sigkill_mid_delivery_loses_nothing(db_url, tmp_path):
         capture.install(sessions, lambda: now)
         with sessions() as s:
             endpoint = manage.add_endpoint(s, receiver.url, ["subscriber.created"], now=now,
-                                           allow_private=True)
+                                           allow_private=True, box=SecretBox(["kill-test"]))
             subscribers.subscribe(s, email="kill@example.com", first_name=None,
                                timezone="UTC", meta=subscribers.SignupMeta(), now=now)
         receiver.reply(Reply(delay=60))  # the first request hangs until the worker dies
@@ -58,7 +59,7 @@ def test_sigkill_mid_delivery_loses_nothing(db_url, tmp_path):
         got = receiver.wait_for(2)
         assert len(got) == 2
         assert got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
-        assert got[1].verify(endpoint.secret)["data"]["email"] == "kill@example.com"
+        assert got[1].verify(endpoint.plain_secret)["data"]["email"] == "kill@example.com"
         with Session(engine) as s:
             [msg] = s.scalars(select(WebhookMessage)).all()
             assert (msg.state, msg.attempts) == ("delivered", 2)

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 
@@ -25,7 +25,7 @@ from funnel.accounts import api_keys as keys
 from funnel.api import spec
 from funnel.api.problems import Problem, from_status
 from funnel.core import lifecycle
-from funnel.core.inputs import FunnelError, time_zones
+from funnel.core.inputs import FunnelError, nul_problem, time_zones
 from funnel.core.states import IntakeVia
 from funnel.http.extensions import csrf, limiter
 from funnel.importing import importer
@@ -40,6 +40,10 @@ csrf.exempt(bp)
 VALIDATORS = {name: Draft202012Validator(schema) for name, schema in
               (("SignUp", spec.SIGNUP), ("Import", spec.IMPORT), ("Update", spec.UPDATE))}
 LAST_USED_EVERY = timedelta(minutes=1)
+# The dates the API accepts: room on both sides for arithmetic (a pause's end plus
+# a step's delay) without leaving what Python and both databases can hold.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 # -- authentication, scopes, rate limit --------------------------------------------
@@ -125,6 +129,9 @@ def body(schema: str) -> dict[str, Any]:
         data = json.loads(request.get_data(cache=False) or b"")
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, f"The body is not valid JSON: {exc}") from exc
+    nul = nul_problem(data, "the body")
+    if nul:
+        raise Problem(400, nul, title="Invalid character")
     errors = sorted(VALIDATORS[schema].iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         raise Problem(422, "The body does not fit the schema.", title="Invalid body", errors=[
@@ -147,7 +154,17 @@ def _when(text: str, where: str) -> datetime:
         raise Problem(400, f"{where} is not an ISO 8601 date-time.") from exc
     if value.tzinfo is None:
         raise Problem(400, f"{where} needs a time zone offset (e.g. Z).")
-    return value
+    try:
+        # 9999-12-31T23:59:59-14:00 is a valid text but lies past year 9999 in UTC,
+        # where neither Python nor the database can hold it.
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise Problem(400, f"{where} is out of range: use a date between {EARLIEST:%Y-%m-%d} "
+                           f"and {LATEST:%Y-%m-%d}.") from exc
+    if not EARLIEST <= utc <= LATEST:
+        raise Problem(400, f"{where} is out of range: use a date between {EARLIEST:%Y-%m-%d} "
+                           f"and {LATEST:%Y-%m-%d}.")
+    return utc
 
 
 # -- subscribers ------------------------------------------------------------------

@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 
 from funnel.accounts import api_keys as keys
 from funnel.hooks import manage
+from funnel.hooks.secret_box import box_from_config
 
 api_key_cli = AppGroup("api-key", help="Keys for the JSON API (/api/v1).")
 webhooks_cli = AppGroup("webhooks", help="Endpoints that are told about events.")
@@ -72,11 +73,12 @@ def webhooks_add(url: str, events: tuple[str, ...]) -> None:
         try:
             endpoint = manage.add_endpoint(
                 s, url, events, now=rt.clock(),
-                allow_private=current_app.config["WEBHOOKS_ALLOW_PRIVATE"])
+                allow_private=current_app.config["WEBHOOKS_ALLOW_PRIVATE"],
+                box=box_from_config(current_app.config))
         except manage.EndpointError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"endpoint {endpoint.id}: {endpoint.url} ({endpoint.events})")
-        click.echo(f"signing secret: {endpoint.secret}")
+        click.echo(f"signing secret: {endpoint.plain_secret}")
 
 
 @webhooks_cli.command("list")

@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from funnel.control import mail_health
 from funnel.operations import health
 from funnel.runtime import rt
 
@@ -29,5 +30,12 @@ def status_command() -> None:
         click.echo(f"{'due now':<11} {count:<10} oldest {age:.0f} s late")
     except SQLAlchemyError:
         click.echo(f"{'due now':<11} unknown")
+    try:
+        with runtime.sessions() as s:
+            health_lines = mail_health.read(s, bool(runtime.settings.mail_fallback)).lines
+    except SQLAlchemyError:
+        health_lines = []
+    for level, text in health_lines:
+        click.echo(f"{'sending':<11} {level:<10} {text}")
     if not all(c.ok for c in results):
         sys.exit(1)

@@ -129,6 +129,18 @@ def _find(session, email: str):
     return sub
 
 
+def _waiting_only(session, email: str, then):
+    """``then()`` when the address is only in the sign-up intake (the worker has not
+    taken it in yet), else None."""
+    try:
+        address = normalise_email(email)
+    except FunnelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if privacy.find_by_email(session, address) is None and privacy.waiting_signups(session, address):
+        return then()
+    return None
+
+
 @subscribers_cli.command("export-data")
 @click.argument("email")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
@@ -138,8 +150,9 @@ def export_data_command(email: str, output) -> None:
     rt = _rt()
     subjects = load_sequence(rt.settings.emails_dir).subjects()
     with rt.sessions() as s:
-        sub = _find(s, email)
-        data = privacy.export_data(s, sub, now=rt.clock(), subjects=subjects)
+        data = _waiting_only(s, email, lambda: privacy.export_waiting_only(s, email, now=rt.clock()))
+        if data is None:
+            data = privacy.export_data(s, _find(s, email), now=rt.clock(), subjects=subjects)
     output.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -150,6 +163,14 @@ def erase_command(email: str, yes: bool) -> None:
     """Delete everything about EMAIL; keep only a salted hash so it is never mailed again."""
     rt = _rt()
     with rt.sessions() as s:
+        if _waiting_only(s, email, lambda: True):
+            if not yes:
+                click.confirm(f"Erase the waiting sign-ups of {email.strip()}? This cannot be "
+                              "undone", abort=True)
+            count = privacy.erase_waiting(s, email, rt.clock())
+            click.echo(f"erased {count} waiting sign-up(s) of {email.strip()}; only a salted "
+                       "hash remains on the suppression list")
+            return
         sub = _find(s, email)
         address = sub.email
         if not yes:

@@ -80,11 +80,28 @@ def worker_command(once: bool, now_text: str | None) -> None:
         )
         return
     stop = threading.Event()
+    grace = float(current_app.config["WORKER_STOP_GRACE"])
 
     def _stop(signum, _frame):
-        click.echo(f"received signal {signum}: finishing the current batch", err=True)
+        if stop.is_set():
+            return
+        click.echo(f"received signal {signum}: finishing the current batch "
+                   f"(at most {grace:g} s)", err=True)
         stop.set()
         rt.wake.set()
+        # A webhook endpoint that hangs is cut off now; its message goes back.
+        worker.stopping()
+        overdue = threading.Timer(grace, _overdue)
+        overdue.daemon = True
+        overdue.start()
+
+    def _overdue() -> None:
+        # The last resort when a send outlives the grace (a provider that hangs):
+        # what was claimed is safe (leases, intents committed before the send) and
+        # the next worker picks it up, so leaving now loses nothing.
+        click.echo(f"worker did not stop within WORKER_STOP_GRACE={grace:g} s: exiting now; "
+                   "the next worker takes over what was claimed", err=True)
+        os._exit(1)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.config import Settings
-from funnel.control import alerts
+from funnel.control import alerts, mail_state
 from funnel.importing import import_jobs
 from funnel.transports import AuthError, Transport
 
@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 def after_pass(sessions: sessionmaker[Session], settings: Settings, transport: Transport,
                now: datetime) -> None:
     chores = (
+        # First: SMTP taking over (or handing back) is saved for the others to see.
+        ("mail fallback state", lambda: mail_state.sync(sessions, transport)),
         ("import", lambda: import_jobs.run_pending(sessions, settings, now)),
         # Queued as system mail: the worker's next pass sends them.
         ("opt-in emails", lambda: import_jobs.send_optins(sessions, settings, now)),

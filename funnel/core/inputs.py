@@ -27,10 +27,12 @@ class FunnelError(ValueError):
 
 # Characters a name never needs and an attacker loves: terminal escapes, bells,
 # line and paragraph separators, and the bidi controls that make text read
-# backwards (U+202E turns "gnp.exe" into "exe.png").
+# backwards (U+202E turns "gnp.exe" into "exe.png"), and every other invisible
+# format character (Unicode category Cf: U+FEFF, U+200B, soft hyphens, joiners),
+# which make two names that look alike compare different.
 BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                           "\u2066\u2067\u2068\u2069")
-REFUSED_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs", "Co", "Cn"})
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 
 def first_name_problem(name: str) -> str | None:
@@ -51,6 +53,28 @@ def every_character_checked(name: str) -> str | None:
             return ("Please use a first name with letters only: it has a hidden or control "
                     f"character (U+{ord(c):04X}) that we can't put in an email.")
     return _too_long(name)
+
+
+NUL_MESSAGE = "Remove the NUL character (U+0000) from {what}: no text we keep can hold it."
+
+
+def nul_problem(value: object, what: str = "the request") -> str | None:
+    """The one rule for a NUL byte, wherever text comes in (query strings, forms,
+    JSON bodies): PostgreSQL cannot store it in text, so it is refused up front with
+    a message instead of failing deep inside a query."""
+    if isinstance(value, str):
+        return NUL_MESSAGE.format(what=what) if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = nul_problem(key, what) or nul_problem(item, f"'{key}'")
+            if problem:
+                return problem
+    elif isinstance(value, list | tuple):
+        for item in value:
+            problem = nul_problem(item, what)
+            if problem:
+                return problem
+    return None
 
 
 def _too_long(name: str) -> str | None:

@@ -60,6 +60,13 @@ class EventKind(StrEnum):
     BLOCKED = "blocked"
 
 
+class MachineEventKind(StrEnum):
+    """Opens and clicks no person made (funnel/core/machine_events.py)."""
+
+    OPEN = "open"
+    CLICK = "click"
+
+
 class ArrivalPath(StrEnum):
     """How someone reached the landing page: the article's link, or not."""
 

@@ -62,9 +62,34 @@ def parse(url: str) -> Target:
                   path)
 
 
+# IPv6 prefixes whose addresses carry an IPv4 address a gateway may connect to:
+# NAT64 (RFC 6052, the well-known and the local-use prefix) and 6to4 (RFC 3056).
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # ::a.b.c.d, deprecated but routed by some
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, in any form that carries one:
+    IPv4-mapped, IPv4-compatible, NAT64, 6to4 and Teredo (its client address)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _IPV4_COMPATIBLE or any(ip in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        carried = embedded_ipv4(ip)
+        if carried is not None and not is_public(carried):
+            return False  # a gateway would take the request to a refused IPv4 address
+        if carried is not None and (ip in _IPV4_COMPATIBLE or any(ip in n for n in _NAT64)):
+            return True  # is_global calls these prefixes non-global; the IPv4 inside decides
     return ip.is_global and not ip.is_multicast
 
 
@@ -80,8 +105,10 @@ def resolve(target: Target, *, allow_private: bool) -> list[str]:
         for address in addresses:
             ip = ipaddress.ip_address(address.split("%")[0])
             if not is_public(ip):
+                carried = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+                shown = f"{ip} (which carries {carried})" if carried is not None else str(ip)
                 raise UnsafeURL(
-                    f"{target.host} resolves to {ip}, a loopback, private or link-local "
+                    f"{target.host} resolves to {shown}, a loopback, private or link-local "
                     "address; webhooks only go to public addresses "
                     "(WEBHOOKS_ALLOW_PRIVATE=1 allows it in development)")
     if not addresses:

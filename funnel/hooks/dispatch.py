@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from funnel.db import claim
 from funnel.hooks.addresses import UnsafeURL, parse
-from funnel.hooks.post import Answer, PostError, post
+from funnel.hooks.post import Answer, Cancel, PostError, post
+from funnel.hooks.secret_box import PLAIN_PREFIX, SecretBox, SecretUnreadable
 from funnel.models import (
     ENDPOINT_ACTIVE,
     ENDPOINT_DISABLED,
@@ -52,6 +54,8 @@ class HookSettings:
     max_response_bytes: int = 16 * 1024
     allow_private: bool = False
     batch_size: int = 50
+    # SECRET_KEY, then its fallbacks: the key of the signing secrets at rest.
+    secret_keys: tuple[str, ...] = ()
 
     @property
     def lease(self) -> timedelta:
@@ -65,7 +69,19 @@ class HookSettings:
             max_response_bytes=int(config.get("WEBHOOKS_MAX_RESPONSE_BYTES", 16 * 1024)),
             allow_private=bool(config.get("WEBHOOKS_ALLOW_PRIVATE", False)),
             batch_size=int(config.get("WEBHOOKS_BATCH_SIZE", 50)),
+            secret_keys=(config.get("SECRET_KEY") or "", *config.get("SECRET_KEY_FALLBACKS", [])),
         )
+
+
+def seal_plain_secrets(session: Session, box: SecretBox) -> int:
+    """Encrypt secrets an older version stored in plain text; how many."""
+    rows = list(session.scalars(select(WebhookEndpoint).where(
+        WebhookEndpoint.secret.like(f"{PLAIN_PREFIX}%"))))
+    for endpoint in rows:
+        endpoint.secret = box.seal(endpoint.secret)
+    if rows:
+        session.commit()
+    return len(rows)
 
 
 @dataclass
@@ -98,16 +114,48 @@ class Dispatcher:
         # clock, so it is the real time of the attempt, whatever ``now`` says.
         self.wall_clock = wall_clock
         self.rng = rng or random.Random()
+        self._box: SecretBox | None = None
+        # Cancelled by the worker's SIGTERM: the request in flight ends at once and
+        # what this pass claimed but did not finish goes back for the next worker.
+        self.cancel = Cancel()
 
-    def run(self, now: datetime) -> HookReport:
+    @property
+    def box(self) -> SecretBox:
+        if self._box is None:
+            self._box = SecretBox(self.settings.secret_keys)
+        return self._box
+
+    def run(self, now: datetime, stop: threading.Event | None = None) -> HookReport:
         report = HookReport()
+        with self.sessions() as s:
+            seal_plain_secrets(s, self.box)
         for _ in range(MAX_BATCHES_PER_PASS):
+            if self._stopping(stop):
+                break
             ids = self.claim(now)
             if not ids:
                 break
-            for message_id in ids:
+            for i, message_id in enumerate(ids):
+                if self._stopping(stop):
+                    self.release(ids[i:], now)
+                    return report
                 self.deliver(message_id, now, report)
         return report
+
+    def _stopping(self, stop: threading.Event | None) -> bool:
+        return self.cancel.cancelled or (stop is not None and stop.is_set())
+
+    def release(self, ids: list[int], now: datetime) -> None:
+        """Hand claimed messages back untried: the next worker sends them at once,
+        without counting an attempt or waiting for the lease to run out."""
+        with self.sessions() as s:
+            s.execute(
+                update(WebhookMessage)
+                .where(WebhookMessage.id.in_(ids), WebhookMessage.state == MESSAGE_SENDING)
+                .values(state=MESSAGE_PENDING, lease_until=None, next_attempt_at=now,
+                        attempts=WebhookMessage.attempts - 1)
+            )
+            s.commit()
 
     def claim(self, now: datetime) -> list[int]:
         with self.sessions() as s:
@@ -140,14 +188,19 @@ class Dispatcher:
         answer: Answer | None = None
         error: str | None = None
         try:
+            secret = self.box.open(secret)
             answer = post(parse(url), body.encode(), self.sign(secret, msg_id, body),
                           timeout=self.settings.timeout,
                           max_bytes=self.settings.max_response_bytes,
-                          allow_private=self.settings.allow_private)
+                          allow_private=self.settings.allow_private, cancel=self.cancel)
             if not 200 <= answer.status < 300:
                 error = f"HTTP {answer.status}"
-        except (PostError, UnsafeURL) as exc:
+        except (PostError, UnsafeURL, SecretUnreadable) as exc:
             error = str(exc)
+        if error is not None and self.cancel.cancelled:
+            # Cut short by a stop, not the endpoint's fault: sent again, same id.
+            self.release([message_id], now)
+            return
         self.record(message_id, now, answer, error, report)
 
     def sign(self, secret: str, msg_id: str, body: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from funnel.core.inputs import pick_names
 from funnel.hooks.addresses import UnsafeURL, check
 from funnel.hooks.events import EVENT_TYPES, RETRY_FOR
+from funnel.hooks.secret_box import SecretBox
 from funnel.models import (
     ENDPOINT_ACTIVE,
     ENDPOINT_DISABLED,
@@ -43,7 +44,9 @@ def parse_events(raw: Iterable[str]) -> list[str]:
 
 
 def add_endpoint(session: Session, url: str, events: Iterable[str], *, now: datetime,
-                 allow_private: bool) -> WebhookEndpoint:
+                 allow_private: bool, box: SecretBox) -> WebhookEndpoint:
+    """Register the endpoint. Its signing secret is stored encrypted; the plain one
+    is on the returned object as ``plain_secret``, to show once."""
     try:
         check(url, allow_private=allow_private)
     except UnsafeURL as exc:
@@ -54,11 +57,18 @@ def add_endpoint(session: Session, url: str, events: Iterable[str], *, now: date
         raise EndpointError("that URL is already registered")
     if (session.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0) >= MAX_ENDPOINTS:
         raise EndpointError(f"at most {MAX_ENDPOINTS} endpoints; remove one first")
-    endpoint = WebhookEndpoint(url=url, events=" ".join(wanted), secret=new_secret(),
+    plain = new_secret()
+    endpoint = WebhookEndpoint(url=url, events=" ".join(wanted), secret=box.seal(plain),
                                state=ENDPOINT_ACTIVE, created_at=now)
     session.add(endpoint)
     session.commit()
+    endpoint.plain_secret = plain  # not a column: shown once
     return endpoint
+
+
+def reveal_secret(session: Session, endpoint_id: int, box: SecretBox) -> str:
+    """The plain signing secret, for a marketer who typed their password again."""
+    return box.open(get_endpoint(session, endpoint_id).secret)
 
 
 def endpoints(session: Session) -> list[WebhookEndpoint]:

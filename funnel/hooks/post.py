@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,35 @@ class PostError(Exception):
 class Answer:
     status: int
     body: str  # the first part of the response, for the admin page
+
+
+class Cancel:
+    """Lets another thread, or a signal handler, cut the request in flight: a worker
+    told to stop must not wait out an endpoint that hangs. Re-entrant, because a
+    signal handler runs in the very thread that may be attaching a socket."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._sock: socket.socket | None = None
+        self.cancelled = False
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.cancelled:
+                self._shut()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns at once
+            except OSError:
+                pass
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
@@ -49,8 +79,25 @@ class _PinnedHTTP(http.client.HTTPConnection):
 
 
 def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float,
-         max_bytes: int, allow_private: bool) -> Answer:
-    """POST ``body``; the whole exchange takes at most about ``timeout`` seconds."""
+         max_bytes: int, allow_private: bool, cancel: Cancel | None = None) -> Answer:
+    """POST ``body``; the whole exchange takes at most about ``timeout`` seconds, or
+    less when ``cancel`` is cancelled (then PostError says so)."""
+    if cancel is not None and cancel.cancelled:
+        raise PostError("not sent: the worker is stopping")
+    try:
+        return _post(target, body, headers, timeout=timeout, max_bytes=max_bytes,
+                     allow_private=allow_private, cancel=cancel)
+    except PostError:
+        if cancel is not None and cancel.cancelled:
+            raise PostError("cut short: the worker is stopping") from None
+        raise
+    finally:
+        if cancel is not None:
+            cancel.attach(None)
+
+
+def _post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float,
+          max_bytes: int, allow_private: bool, cancel: Cancel | None) -> Answer:
     deadline = time.monotonic() + timeout
     try:
         address = resolve(target, allow_private=allow_private)[0]
@@ -64,6 +111,9 @@ def post(target: Target, body: bytes, headers: dict[str, str], *, timeout: float
         for name, value in {**headers, "User-Agent": USER_AGENT,
                             "Content-Length": str(len(body))}.items():
             conn.putheader(name, value)
+        conn.connect()
+        if cancel is not None:
+            cancel.attach(conn.sock)
         conn.endheaders(body)
         if conn.sock is not None:  # the answer's headers get only what time is left
             conn.sock.settimeout(max(0.001, deadline - time.monotonic()))

@@ -36,6 +36,7 @@ from funnel.core.sequence import (
     parse_window,
     read_email_file,
 )
+from funnel.mail.inbox import inbox_problems
 from funnel.models import Subscriber
 from funnel.plan.coach import CoachFileError, load_coach
 from funnel.plan.media import CONTENT_TYPES, ImageError, MediaLibrary, image_size, svg_to_png
@@ -431,9 +432,12 @@ class Checker:
 
     def _check_renders(self, src: EmailSource) -> None:
         try:
-            Renderer(self.emails_dir).render(src, self.variables)
+            rendered = Renderer(self.emails_dir).render(src, self.variables)
         except TemplateError as exc:
             self.error(src.path, src.body_line, f"does not render: {exc}")
+            return
+        for message in inbox_problems(rendered.html, rendered.text):
+            self.warning(src.path, src.body_line, message)
 
     # -- the layout -----------------------------------------------------------------------
 

@@ -187,7 +187,10 @@ class _Run:
         for item in chunk:
             r = by_key.get(item.message.key)
             d = item.delivery
-            if r is not None and r.ok:
+            if r is not None and r.unknown:
+                self.finish(item, UNKNOWN, r.error or "outcome unknown; not resent")
+                self.report.failed += 1
+            elif r is not None and r.ok:
                 d.message_id = item.message.message_id
                 d.provider_id = r.provider_id
                 self.finish(item, SENT, None)

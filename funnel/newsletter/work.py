@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -77,7 +78,8 @@ class BroadcastWork:
 
     def __init__(self, sessions: sessionmaker[Session], composer, transport: Transport, *,
                  owner: str, emails_dir: str, batch_size: int = 200,
-                 lease_seconds: int = 300, max_attempts: int = sending.MAX_ATTEMPTS) -> None:
+                 lease_seconds: int = 300, max_attempts: int = sending.MAX_ATTEMPTS,
+                 allowance: Callable[[datetime], int | None] | None = None) -> None:
         self.sessions = sessions
         self.composer = composer
         self.transport = transport
@@ -86,6 +88,9 @@ class BroadcastWork:
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
+        # How many may go now (the brakes and the warm-up, funnel/control/brakes.py):
+        # asked before every batch, so a pause stops a newsletter mid-send.
+        self.allowance = allowance
         self._sources: dict[tuple[int, str], EmailSource] = {}
 
     def run(self, now: datetime, stop=None) -> BroadcastReport:
@@ -93,7 +98,10 @@ class BroadcastWork:
         started = time.monotonic()
         while not (stop and stop.is_set()):
             held_at = now + timedelta(seconds=time.monotonic() - started)
-            ids = self.claim(now, held_at)
+            allowed = self.allowance(held_at) if self.allowance else None
+            if allowed is not None and allowed <= 0:
+                break
+            ids = self.claim(now, held_at, limit=min(self.batch_size, allowed or self.batch_size))
             if not ids:
                 break
             report.claimed += len(ids)
@@ -102,7 +110,7 @@ class BroadcastWork:
 
     # -- claiming ------------------------------------------------------------
 
-    def claim(self, now: datetime, held_at: datetime) -> list[int]:
+    def claim(self, now: datetime, held_at: datetime, limit: int | None = None) -> list[int]:
         live = select(Broadcast.id).where(
             Broadcast.id == BroadcastRecipient.broadcast_id,
             Broadcast.status.in_((BROADCAST_SCHEDULED, BROADCAST_SENDING))).exists()
@@ -111,7 +119,7 @@ class BroadcastWork:
                  .where(BroadcastRecipient.due_at <= now, live,
                         lease_free(BroadcastRecipient.lease_until, held_at))
                  .order_by(BroadcastRecipient.due_at, BroadcastRecipient.id)
-                 .limit(self.batch_size))
+                 .limit(limit or self.batch_size))
             return claim(s, q, BroadcastRecipient,
                          lease_until=held_at + self.lease, lease_owner=self.owner)
 

@@ -19,7 +19,7 @@ from typing import Any
 from flask import Flask, g, has_request_context, request
 
 # The personal-link routes (funnel.links.PATHS) plus anything else shaped like them.
-_TOKEN_PATH = re.compile(r"(/(?:confirm|unsubscribe|preferences|view)/)[^/?#\s\"']+")
+_TOKEN_PATH = re.compile(r"(/(?:confirm|unsubscribe|preferences|view|plan)/)[^/?#\s\"']+")
 _EMAIL = re.compile(r"[\w.!#$%&'*+=^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 _QUERY = re.compile(r"\?[^\s\"']*")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")

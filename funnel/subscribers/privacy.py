@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 
 from funnel.core import lifecycle
 from funnel.core.inputs import normalise_email
-from funnel.models import AppState, ConsentRecord, DeliveryEvent, Subscriber, Suppression
+from funnel.models import (
+    AppState,
+    ConsentRecord,
+    DeliveryEvent,
+    SignupIntake,
+    Subscriber,
+    Suppression,
+)
 from funnel.subscribers import queries
 
 EXPORT_FORMAT = "run-stronger-subscriber-data/1"
@@ -121,8 +128,48 @@ def export_data(session: Session, sub: Subscriber, *, now: datetime | None = Non
     out: dict[str, Any] = {"format": EXPORT_FORMAT}
     if now is not None:
         out["exported_at"] = _iso(now)
-    out.update(profile=profile, consent=consent, emails=emails)
+    out.update(profile=profile, consent=consent, emails=emails,
+               waiting_signups=waiting_signups(session, sub.email))
     return out
+
+
+def waiting_signups(session: Session, email: str) -> list[dict[str, Any]]:
+    """Sign-ups of this address the form stored and the worker has not taken in yet
+    (``signup_intake``): address, name, IP and user agent are personal data too."""
+    rows = session.scalars(select(SignupIntake).where(SignupIntake.email == email)
+                           .order_by(SignupIntake.id))
+    return [
+        {"email": r.email, "first_name": r.first_name, "time_zone": r.timezone,
+         "at": _iso(r.at), "ip": r.ip, "user_agent": r.user_agent, "page": r.page,
+         "referrer": r.referrer,
+         "utm": {k: v for k in ("source", "medium", "campaign", "term", "content")
+                 if (v := getattr(r, f"utm_{k}"))}}
+        for r in rows
+    ]
+
+
+def export_waiting_only(session: Session, email: str, *, now: datetime) -> dict[str, Any] | None:
+    """The export for an address that is only in the intake (the worker has not run
+    since it signed up), or None when nothing at all is stored about it."""
+    address = normalise_email(email)
+    waiting = waiting_signups(session, address)
+    if not waiting:
+        return None
+    return {"format": EXPORT_FORMAT, "exported_at": _iso(now), "profile": None, "consent": [],
+            "emails": [], "waiting_signups": waiting}
+
+
+def erase_waiting(session: Session, email: str, now: datetime) -> int:
+    """Delete the address's intake rows and suppress it (so a row the worker is
+    taking in right now cannot turn into a subscriber); the number deleted."""
+    address = normalise_email(email)
+    deleted = session.execute(  # a DELETE gives a CursorResult, which has rowcount
+        delete(SignupIntake).where(SignupIntake.email == address)).rowcount  # type: ignore[attr-defined]
+    email_hash = suppression_hash(session, address)
+    if session.scalar(select(Suppression).where(Suppression.email_hash == email_hash)) is None:
+        session.add(Suppression(email_hash=email_hash, reason="erased", created_at=now))
+    session.commit()
+    return int(deleted or 0)
 
 
 def erase(session: Session, sub: Subscriber, now: datetime) -> None:
@@ -132,6 +179,9 @@ def erase(session: Session, sub: Subscriber, now: datetime) -> None:
     # Provider events for mail with no delivery row (the confirmation email) are
     # tied to the subscriber by key; a bounce note may quote the address.
     session.execute(delete(DeliveryEvent).where(DeliveryEvent.subscriber_id == sub.id))
+    # A sign-up of the same address still waiting for the worker holds an IP and a
+    # user agent too (and would otherwise bring the address back).
+    session.execute(delete(SignupIntake).where(SignupIntake.email == sub.email))
     # ORM cascades delete consent records, deliveries and their events.
     session.delete(sub)
     existing = session.scalar(select(Suppression).where(Suppression.email_hash == email_hash))

@@ -19,10 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from funnel import metrics
-from funnel.core import lifecycle
+from funnel.core import lifecycle, machine_events
 from funnel.core.states import ConsentAction
 from funnel.mail.links import PATHS
-from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
+from funnel.models import ConsentRecord, Delivery, DeliveryEvent, MachineEvent, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ class ProviderEvent:
     delivery_id: str | None
     email: str | None
     detail: str | None
+    # For telling machines from people (funnel/core/machine_events.py); never stored.
+    ip: str | None = None
+    user_agent: str | None = None
+    machine_hint: bool = False  # SendGrid's sg_machine_open
 
 
 @dataclass
@@ -65,6 +69,7 @@ class EventReport:
     recorded: int = 0
     duplicates: int = 0
     ignored: int = 0
+    machine: int = 0  # opens and clicks no person made
     stopped: list[str] = field(default_factory=list)  # subscriber public ids
 
 
@@ -104,6 +109,9 @@ def parse_events(data: Any) -> list[ProviderEvent]:
             delivery_id=delivery_id if isinstance(delivery_id, str) else None,
             email=email.strip().lower() if isinstance(email, str) else None,
             detail=_detail(kind, raw),
+            ip=raw["ip"][:64] if isinstance(raw.get("ip"), str) else None,
+            user_agent=raw["useragent"][:500] if isinstance(raw.get("useragent"), str) else None,
+            machine_hint=raw.get("sg_machine_open") is True,
         ))
     return events
 
@@ -129,6 +137,8 @@ def _apply(session: Session, events: list[ProviderEvent], now: datetime) -> Even
     ids = {e.event_id for e in events}
     seen = set(session.scalars(
         select(DeliveryEvent.provider_event_id).where(DeliveryEvent.provider_event_id.in_(ids))
+    )) | set(session.scalars(
+        select(MachineEvent.provider_event_id).where(MachineEvent.provider_event_id.in_(ids))
     )) if ids else set()
     delivery_ids = {e.delivery_id for e in events if e.delivery_id}
     deliveries = {
@@ -137,6 +147,7 @@ def _apply(session: Session, events: list[ProviderEvent], now: datetime) -> Even
             .options(selectinload(Delivery.subscriber))
         )
     } if delivery_ids else {}
+    machine = machine_reasons(events, deliveries)
     for e in events:
         if e.event_id in seen:
             report.duplicates += 1
@@ -150,6 +161,13 @@ def _apply(session: Session, events: list[ProviderEvent], now: datetime) -> Even
         if delivery is None and sub is None:
             report.ignored += 1  # not ours, or already erased
             continue
+        if delivery is not None and e.event_id in machine:
+            # Kept apart: counted by no figure, and it sets nothing off.
+            session.add(MachineEvent(delivery_id=delivery.id, provider_event_id=e.event_id,
+                                     kind=e.kind, step_slug=delivery.step_slug, at=e.at,
+                                     reason=machine[e.event_id][:200]))
+            report.machine += 1
+            continue
         session.add(DeliveryEvent(
             delivery=delivery, subscriber_id=sub.id if sub is not None else None,
             provider_event_id=e.event_id, kind=e.kind,
@@ -161,6 +179,26 @@ def _apply(session: Session, events: list[ProviderEvent], now: datetime) -> Even
             report.stopped.append(sub.public_id)
     session.flush()
     return report
+
+
+def machine_reasons(events: list[ProviderEvent],
+                    deliveries: dict[str, Delivery]) -> dict[str, str]:
+    """event id -> why it is a machine's, for the opens and clicks of this batch."""
+    out: dict[str, str] = {}
+    clicks = [(e.delivery_id or "", e.at, e.detail or "", e.event_id) for e in events
+              if e.kind == "click" and e.delivery_id in deliveries]
+    for i in machine_events.bursts([(k, at, url) for k, at, url, _id in clicks]):
+        out[clicks[i][3]] = "several links clicked at once: a scanner"
+    for e in events:
+        d = deliveries.get(e.delivery_id or "")
+        if d is None or e.kind not in ("open", "click") or e.event_id in out:
+            continue
+        why = machine_events.classify(machine_events.Seen(
+            kind=e.kind, at=e.at, sent_at=d.sent_at, ip=e.ip, user_agent=e.user_agent,
+            provider_says_machine=e.machine_hint, url=e.detail))
+        if why is not None:
+            out[e.event_id] = why
+    return out
 
 
 def _stop(session: Session, sub: Subscriber, e: ProviderEvent, now: datetime) -> bool:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # the worker passes its plain rows
 
 CONFIRM = "confirm"
 ALREADY = "already-subscribed"
-NAMES = (CONFIRM, ALREADY)
+FRESH_LINK = "fresh-link"  # a new preference link, asked for from an expired one
+NAMES = (CONFIRM, ALREADY, FRESH_LINK)
 CAP = 3
 CAP_PERIOD = timedelta(days=30)
 GAPS = (timedelta(minutes=5), timedelta(hours=1), timedelta(hours=24))
@@ -35,9 +36,12 @@ REASONS = {
              "free plan form. Until you confirm, we will not email you again.",
     ALREADY: "You are getting this because this address was entered on the Run Stronger "
              "free plan form and is already on the list.",
+    FRESH_LINK: "You are getting this because a new link to your Run Stronger preference "
+                "page was asked for from one of our older emails.",
 }
 # Who may still receive each email when the worker gets to it.
-STATUS_FOR = {CONFIRM: lifecycle.PENDING, ALREADY: lifecycle.CONFIRMED}
+STATUS_FOR = {CONFIRM: lifecycle.PENDING, ALREADY: lifecycle.CONFIRMED,
+              FRESH_LINK: lifecycle.CONFIRMED}
 
 
 def name_of(d: Delivery | DeliveryRow) -> str:

@@ -52,6 +52,9 @@ class SendResult:
     ok: bool
     provider_id: str | None = None
     error: str | None = None
+    # The message may have gone out (a connection lost after its data was handed
+    # over): recorded as ``unknown``, never sent again on any transport.
+    unknown: bool = False
 
 
 class TransientSendError(Exception):
@@ -59,13 +62,20 @@ class TransientSendError(Exception):
 
     ``results`` holds the messages settled before the failure (a batch that went
     out in several requests): those must be recorded, not sent again.
+
+    ``status`` is the provider's HTTP status when it answered; ``unsure`` names the
+    messages of a request that may have been accepted unseen (a timeout after
+    sending), so the fallback never hands those to a second transport.
     """
 
     def __init__(self, message: str, retry_after: float | None = None,
-                 results: Sequence[SendResult] = ()) -> None:
+                 results: Sequence[SendResult] = (), *, status: int | None = None,
+                 unsure: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.results = list(results)
+        self.status = status
+        self.unsure = list(unsure)
 
 
 class AuthError(Exception):
@@ -91,7 +101,27 @@ class Transport(Protocol):
 
 
 def make_transport(config: Mapping[str, Any]) -> Transport:
-    name = config["MAIL_TRANSPORT"]
+    """``MAIL_TRANSPORT``, wrapped in the fallback when ``MAIL_FALLBACK`` names one."""
+    main = _one_transport(config, config["MAIL_TRANSPORT"])
+    fallback = config.get("MAIL_FALLBACK") or ""
+    if not fallback:
+        return main
+    if fallback != "smtp" or config["MAIL_TRANSPORT"] != "sendgrid":
+        raise ValueError("MAIL_FALLBACK=smtp takes over from MAIL_TRANSPORT=sendgrid; "
+                         f"{config['MAIL_TRANSPORT']!r} with fallback {fallback!r} is not supported")
+    from funnel.transports.fallback import FallbackTransport
+
+    return FallbackTransport(main, _one_transport(config, "smtp"),
+                             after_minutes=float(config["FALLBACK_AFTER"]),
+                             probe_minutes=float(config["FALLBACK_PROBE_MINUTES"]))
+
+
+def _one_transport(config: Mapping[str, Any], name: str) -> Transport:
+    if name == "smtp":
+        from funnel.transports.smtp import SMTPTransport
+
+        return SMTPTransport(config["SMTP_URL"], timeout=float(config["SMTP_TIMEOUT"]),
+                             ca_file=config.get("SMTP_CA_FILE") or "")
     if name == "outbox":
         from funnel.transports.outbox import OutboxTransport
 
@@ -105,4 +135,4 @@ def make_transport(config: Mapping[str, Any]) -> Transport:
             timeout=float(config["SENDGRID_TIMEOUT"]),
             sandbox=bool(config["SENDGRID_SANDBOX"]),
         )
-    raise ValueError(f"MAIL_TRANSPORT must be 'outbox' or 'sendgrid', not {name!r}")
+    raise ValueError(f"MAIL_TRANSPORT must be 'outbox', 'sendgrid' or 'smtp', not {name!r}")

@@ -91,7 +91,7 @@ class SendGridTransport:
         pending = [group]
         while pending:
             batch = pending.pop()
-            status, headers, body = self._post(self.request_body(batch))
+            status, headers, body = self._post(self.request_body(batch), [m.key for m in batch])
             if 200 <= status < 300:
                 provider_id = headers.get("X-Message-Id")
                 log.info("SendGrid accepted %d recipient(s), message id %s", len(batch), provider_id)
@@ -100,7 +100,7 @@ class SendGridTransport:
                 raise AuthError(f"SendGrid answered {status}: {_error_text(body)}")
             elif status == 429 or status >= 500:
                 raise TransientSendError(f"SendGrid answered {status}: {_error_text(body)}",
-                                         retry_after=_retry_after(headers))
+                                         retry_after=_retry_after(headers), status=status)
             elif status == 413 and len(batch) > 1:
                 half = len(batch) // 2  # too large: nothing was accepted, send in halves
                 pending += [batch[half:], batch[:half]]
@@ -126,15 +126,17 @@ class SendGridTransport:
                 raise TransientSendError(f"unexpected answer from SendGrid ({status}): "
                                          f"{_error_text(body)}")
 
-    def _post(self, body: dict[str, Any]) -> tuple[int, Any, bytes]:
+    def _post(self, body: dict[str, Any], keys: list[str]) -> tuple[int, Any, bytes]:
         try:
             response = self.api.client.mail.send.post(request_body=body)
         except http_errors.HTTPError as exc:
             return exc.status_code, exc.headers, exc.body or b""
         except (OSError, http.client.HTTPException) as exc:
             # Refused connections, resets, and timeouts (TimeoutError is an OSError).
+            # Only a refused connection proves the request never arrived.
             raise TransientSendError(f"SendGrid unreachable or too slow "
-                                     f"(timeout {self.timeout:g}s): {exc!r}") from exc
+                                     f"(timeout {self.timeout:g}s): {exc!r}",
+                                     unsure=[] if _refused(exc) else keys) from exc
         return response.status_code, response.headers, response.body or b""
 
     # -- the request body ----------------------------------------------------
@@ -180,6 +182,12 @@ class SendGridTransport:
             # Encoded as they are, not copied, when already a dict (the composer's).
             p["substitutions"] = subs if type(subs) is dict else dict(subs)
         return p
+
+
+def _refused(exc: BaseException) -> bool:
+    """The connection was refused (urllib wraps the reason in a URLError)."""
+    return isinstance(exc, ConnectionRefusedError) or \
+        isinstance(getattr(exc, "reason", None), ConnectionRefusedError)
 
 
 def _group_key(msg: Message) -> tuple:

@@ -3,8 +3,10 @@ and the endpoints for liveness, readiness and Prometheus metrics.
 
 ``/healthz`` only proves the process answers (no database), so a load balancer
 does not restart web processes because the database is away. ``/readyz`` says
-whether this installation can do its job, and why not. ``/metrics`` is not
-public: it answers only a bearer token (``METRICS_TOKEN``), else 404.
+whether this installation can do its job: to anyone only ready or not, and why
+not (database kind, migration, worker host and PID) only to the bearer of
+``METRICS_TOKEN``. ``/metrics`` is not public: it answers only that bearer
+token, else 404.
 """
 
 from __future__ import annotations
@@ -35,17 +37,23 @@ def readyz():
     results = health.checks(rt().engine, float(cfg["READY_WORKER_MAX_AGE"]),
                             busy_ms=int(float(cfg["SQLITE_BUSY_TIMEOUT"]) * 1000))
     body = health.as_json(results)
+    if not _has_metrics_token():
+        body = {"ready": body["ready"]}  # a stranger learns nothing about the setup
     resp = jsonify(body)
     resp.status_code = 200 if body["ready"] else 503
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
 
-@bp.get("/metrics")
-def metrics_view():
+def _has_metrics_token() -> bool:
     token = current_app.config.get("METRICS_TOKEN") or ""
     given = request.headers.get("Authorization", "")
-    if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
+@bp.get("/metrics")
+def metrics_view():
+    if not _has_metrics_token():
         abort(404)  # not even saying that something is here
     try:
         body = scrape.exposition(rt().sessions, rt().clock())

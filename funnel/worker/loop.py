@@ -22,11 +22,20 @@ class Worker:
     which the loop retries."""
 
     def __init__(self, pieces: Sequence[Step | Every], clock: Callable[[], datetime], *,
-                 name: str, guarded: frozenset[str] = frozenset()) -> None:
+                 name: str, guarded: frozenset[str] = frozenset(),
+                 on_stop: Sequence[Callable[[], None]] = ()) -> None:
         self.pieces = tuple(pieces)
         self.clock = clock
         self.name = name  # who holds the leases (host:pid:random), as operators see it
         self.guarded = guarded
+        # Called when the worker is told to stop: cut work in flight that would
+        # otherwise outlast the stop (a webhook endpoint that hangs).
+        self.on_stop = tuple(on_stop)
+
+    def stopping(self) -> None:
+        """Told to stop (SIGTERM): safe to call from a signal handler."""
+        for cut in self.on_stop:
+            cut()
 
     def run_pass(self, now: datetime | None = None, stop: threading.Event | None = None, *,
                  drip: bool = True) -> PassReport:

@@ -4,14 +4,14 @@ row the worker's checks refuse stays, marked refused with its reason, and is nev
 mailed.
 
 Revision ID: 0012_h22b
-Revises: 0012_h23a (re-chained on main after the merge)
+Revises: 0014_h27 (re-chained on main after the merge)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_h22b"
-down_revision = "0012_h23a"
+down_revision = "0014_h27"
 branch_labels = None
 depends_on = None
 

@@ -20,10 +20,11 @@ from flask import (
 from sqlalchemy import select
 
 from funnel import runtime
+from funnel.accounts import two_factor
 from funnel.accounts.passwords import check_password
 from funnel.http.extensions import limiter
 from funnel.models import AdminUser
-from funnel.web.admin import sessions
+from funnel.web.admin import login_limits, sessions
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
@@ -39,14 +40,17 @@ def login_required(view):
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if current_admin() is None:
+        admin = current_admin()
+        if admin is None:
             return redirect(url_for("auth.login", next=request.full_path))
+        if must_enrol(admin):
+            return redirect(url_for("two_factor.manage"))
         return view(*args, **kwargs)
 
     return wrapped
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     if target and target.startswith("/admin") and not target.startswith("//"):
         return target
     return url_for("admin.dashboard") if "admin.dashboard" in current_app.view_functions else "/admin/"
@@ -60,14 +64,27 @@ def login():
     if request.method == "POST":
         email = (request.form.get("email") or "").strip().lower()
         password = request.form.get("password") or ""
+        wait = login_limits.wait_seconds(email)
+        if wait:
+            # The password is not checked while waiting: the delay is not a free guess.
+            error = (f"Too many failed sign-ins to this account from your connection. "
+                     f"Wait {wait} seconds and try again.")
+            return render_template("admin/login.html", error=error), 429
         s = runtime.session()
         admin = s.scalar(select(AdminUser).where(AdminUser.email == email))
         ok = check_password(admin.password_hash if admin else None, password)
         if admin is not None and ok:
+            if two_factor.enabled(admin):
+                # Failures are forgiven only after the code: the password alone must
+                # not reset the count a code guesser runs up.
+                sessions.await_code(admin, runtime.now(), safe_next(request.args.get("next")))
+                return redirect(url_for("two_factor.code"))
+            login_limits.succeeded(email)
             sessions.start(admin, runtime.now())
             admin.last_login_at = runtime.now()
             s.commit()
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
+        login_limits.failed(email)
         error = "That email and password don't match an account."
     return render_template("admin/login.html", error=error), (401 if error else 200)
 
@@ -84,6 +101,12 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+def must_enrol(admin: AdminUser) -> bool:
+    """ADMIN_REQUIRE_2FA=1: an account without two-factor sees only the page that
+    sets it up."""
+    return bool(current_app.config.get("ADMIN_REQUIRE_2FA")) and not two_factor.enabled(admin)
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
@@ -93,8 +116,11 @@ def admin_only(bp: Blueprint) -> None:
 
     @bp.before_request
     def _require_login():
-        if current_admin() is None:
+        admin = current_admin()
+        if admin is None:
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if must_enrol(admin):
+            return redirect(url_for("two_factor.manage"))
         return None
 
     @bp.after_request

@@ -17,9 +17,12 @@ from flask import (
 )
 
 from funnel import runtime
+from funnel.accounts.passwords import check_password
 from funnel.hooks import manage
 from funnel.hooks.events import EVENT_TYPES
-from funnel.web.admin.auth import admin_only
+from funnel.hooks.secret_box import box_from_config
+from funnel.http.extensions import limiter
+from funnel.web.admin.auth import admin_only, current_admin
 from funnel.web.public import embed
 
 bp = Blueprint("connect", __name__, url_prefix="/admin")
@@ -35,13 +38,33 @@ def embed_page():
                            iframe_snippet=embed.iframe_snippet(base), origins=listed)
 
 
-@bp.get("/webhooks")
-def webhooks():
+def _page(status: int = 200, **extra):
     s = runtime.session()
     return render_template(
         "admin/webhooks.html", endpoints=manage.endpoints(s), deliveries=manage.recent(s),
-        event_types=EVENT_TYPES, new_secret=request.args.get("created"),
-    )
+        event_types=EVENT_TYPES, **extra), status
+
+
+@bp.get("/webhooks")
+def webhooks():
+    return _page()
+
+
+@bp.post("/webhooks/<int:endpoint_id>/reveal")
+@limiter.limit("10 per minute")
+def webhooks_reveal(endpoint_id: int):
+    """A stored secret is shown only to someone who types their password again: an
+    unattended signed-in browser does not give it away."""
+    admin = current_admin()
+    if admin is None or not check_password(admin.password_hash,
+                                           request.form.get("password") or ""):
+        return _page(403, reveal_error=endpoint_id)
+    try:
+        secret = manage.reveal_secret(runtime.session(), endpoint_id,
+                                      box_from_config(current_app.config))
+    except manage.EndpointError:
+        abort(404)
+    return _page(shown={"id": endpoint_id, "secret": secret})
 
 
 @bp.post("/webhooks")
@@ -50,15 +73,17 @@ def webhooks_add():
     try:
         endpoint = manage.add_endpoint(
             s, request.form.get("url", ""), request.form.getlist("events"), now=runtime.now(),
-            allow_private=current_app.config["WEBHOOKS_ALLOW_PRIVATE"])
+            allow_private=current_app.config["WEBHOOKS_ALLOW_PRIVATE"],
+            box=box_from_config(current_app.config))
     except manage.EndpointError as exc:
         s.rollback()
         return render_template(
             "admin/webhooks.html", endpoints=manage.endpoints(s), deliveries=manage.recent(s),
             event_types=EVENT_TYPES, error=str(exc), url=request.form.get("url", "")[:2000],
             chosen=request.form.getlist("events")), 422
-    flash(f"Endpoint {endpoint.url} added. Its signing secret is shown below.")
-    return redirect(url_for("connect.webhooks", created=endpoint.id), code=303)
+    # Shown in this answer only (not after a redirect, not in a cookie): once.
+    return _page(201, shown={"id": endpoint.id, "secret": endpoint.plain_secret},
+                 added=endpoint.url)
 
 
 @bp.post("/webhooks/<int:endpoint_id>")

@@ -20,7 +20,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from sqlalchemy import func, select, tuple_
 
 from funnel import runtime
-from funnel.control import failures
+from funnel.control import failures, mail_health
 from funnel.core import lifecycle, timezones
 from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.states import SETTLED, UNSETTLED, DeliveryKind
@@ -227,6 +227,8 @@ def dashboard():
     step_rows = got["steps"]
     return render_template(
         "admin/dashboard.html",
+        mail_health=mail_health.read(s, bool(runtime.rt().settings.mail_fallback)),
+        machine=mail_health.machine_counts(s, start, end),
         failures=problems, failure_counts=failure_counts if problems else None,
         broken=broken_steps() if problems else {}, subjects=subjects,
         funnels=funnels, funnel_charts=[charts.path_funnel(f) for f in funnels],

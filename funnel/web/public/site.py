@@ -27,6 +27,7 @@ from funnel.core.inputs import FunnelError, time_zones
 from funnel.http import ratelimits
 from funnel.http.extensions import csrf
 from funnel.subscribers import actions as subscribers
+from funnel.subscribers.intake_limits import IntakeCap
 from funnel.web.forms import SignupForm
 from funnel.web.headers import hashed_policy
 from funnel.web.public import crossorigin
@@ -71,6 +72,7 @@ def init_app(app: Flask) -> None:
     app.extensions["funnel_visits"] = VisitBuffer(
         app.extensions["funnel"].sessions, float(app.config["VISIT_FLUSH_SECONDS"]))
     app.extensions["funnel_pages"] = PageCache(int(app.config["PAGE_CACHE_SIZE"]))
+    app.extensions["funnel_intake_cap"] = IntakeCap(int(app.config["SIGNUP_INTAKE_MAX"]))
 
     @app.before_request
     def _flush_visits_for_the_dashboard() -> None:
@@ -79,6 +81,10 @@ def init_app(app: Flask) -> None:
         # which on SQLite holds the write lock the flush needs.
         if request.blueprint == "admin":
             visits().flush()
+
+
+def _intake_cap() -> IntakeCap:
+    return current_app.extensions["funnel_intake_cap"]
 
 
 def visits() -> VisitBuffer:
@@ -100,10 +106,17 @@ def visit_row(page: str, at: datetime, host: str | None, via: str | None,
               args: Mapping[str, str]) -> dict[str, Any]:
     return {
         "page": page, "at": at, "referrer_host": host, "via": via,
-        "utm_source": args.get("utm_source", "")[:100] or None,
-        "utm_medium": args.get("utm_medium", "")[:100] or None,
-        "utm_campaign": args.get("utm_campaign", "")[:100] or None,
+        "utm_source": _utm(args, "utm_source"),
+        "utm_medium": _utm(args, "utm_medium"),
+        "utm_campaign": _utm(args, "utm_campaign"),
     }
+
+
+def _utm(args: Mapping[str, str], name: str) -> str | None:
+    # A value with a NUL byte is not counted: PostgreSQL would refuse the whole
+    # buffered batch of visits (the fast page layer never reaches the NUL guard).
+    value = args.get(name, "")[:100]
+    return value if value and "\x00" not in value else None
 
 
 class PageCache:
@@ -268,6 +281,11 @@ def signup():
     except FunnelError as exc:
         getattr(form, exc.field).errors = [str(exc)]
         return _again(form, 422)
+    if _intake_cap().full(runtime.rt().intake()):
+        from funnel.web.errors import render_error
+
+        return render_error(503, "We can't take sign-ups for a little while. Please try "
+                                 "again in an hour; nothing was stored.")
     # One INSERT, committed before the answer; whether the address is known, and
     # what to mail it, the worker decides (subscribers.take_intake).
     subscribers.record_intake(runtime.rt().intake(), row)

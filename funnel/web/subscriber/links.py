@@ -20,6 +20,7 @@ from funnel.mail.links import PATHS
 from funnel.mail.sending import DRIP
 from funnel.models import Delivery
 from funnel.subscribers import actions as subscribers
+from funnel.web.subscriber import fresh_links
 from funnel.web.subscriber.personal import invalid_link, request_meta, try_confirmation
 
 bp = Blueprint("links", __name__)
@@ -114,8 +115,11 @@ def unsubscribe(token: str):
 def view(token: str):
     r = runtime.rt()
     try:
-        payload = r.composer.tokens.load("view", token)
+        # Expires like a preference link: the page it shows carries fresh ones.
+        payload = fresh_links.load("view", token)
         public_id, delivery_id = payload
+    except fresh_links.Expired as exc:
+        return exc.answer
     except (BadToken, ValueError, TypeError):
         return invalid_link()
     s = runtime.session()

@@ -17,6 +17,7 @@ from funnel.core.tokens import BadToken
 from funnel.plan.document import build_weeks, pdf_bytes
 from funnel.subscribers import actions as subscribers
 from funnel.web.errors import render_error
+from funnel.web.subscriber import fresh_links
 
 bp = Blueprint("plan", __name__)
 
@@ -51,7 +52,9 @@ def my_plan_path(sub) -> str:
 def _plan_subscriber(token: str):
     """(subscriber, None) for a confirmed reader's link, else (None, the answer)."""
     try:
-        public_id = runtime.rt().composer.tokens.load("plan", token)
+        public_id = fresh_links.load("plan", token)
+    except fresh_links.Expired as exc:
+        return None, exc.answer
     except BadToken:
         return None, render_error(400, "This link isn't valid. Open it straight from "
                                        "your email or your preferences page.")

@@ -20,6 +20,7 @@ from funnel.mail.links import PATHS
 from funnel.subscribers import actions as subscribers
 from funnel.subscribers import privacy
 from funnel.web.errors import render_error
+from funnel.web.subscriber import fresh_links
 from funnel.web.subscriber.personal import (
     PRIVATE_HEADERS,
     invalid_link,
@@ -35,11 +36,13 @@ NOTHING_STORED = (
 )
 
 
-def _preferences_subscriber(token: str):
-    """(subscriber, None) for a good token, else (None, the error page to answer)."""
-    r = runtime.rt()
+def _preferences_subscriber(token: str, age_of: str | None = None):
+    """(subscriber, None) for a good token, else (None, the error page to answer).
+    An expired token answers the page that offers a fresh link, naming nobody."""
     try:
-        public_id = r.composer.tokens.load("preferences", token)
+        public_id = fresh_links.load("preferences", token, age_of=age_of)
+    except fresh_links.Expired as exc:
+        return None, exc.answer
     except BadToken:
         return None, invalid_link()
     sub = subscribers.subscriber_from_public_id(runtime.session(), public_id)
@@ -188,7 +191,7 @@ def preferences_resubscribe(token: str):
 
 @bp.get("/preferences/<token>/data.json")
 def preferences_data(token: str):
-    sub, error = _preferences_subscriber(token)
+    sub, error = _preferences_subscriber(token, age_of="export")
     if error:
         return error
     subjects = load_sequence(runtime.rt().settings.emails_dir).subjects()

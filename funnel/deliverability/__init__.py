@@ -1,0 +1,1 @@
+"""Mail that arrives: the DNS check-up (docs/deliverability.md)."""
