@@ -261,6 +261,26 @@ def take_in(app):
     return subscribers.take_intake(app.extensions["funnel"].sessions)
 
 
+def taken_in(app, db, email: str, timeout: float = 10.0):
+    """The worker's intake step, then the subscriber ``email`` once it exists: a live
+    server's own worker may be taking the same row in at that moment (PostgreSQL
+    skips the row it holds), so wait for its commit rather than race it."""
+    import time
+
+    from sqlalchemy import select
+
+    from funnel.models import Subscriber
+
+    take_in(app)
+    deadline = time.monotonic() + timeout
+    while True:
+        db.rollback()
+        sub = db.scalar(select(Subscriber).where(Subscriber.email == email))
+        if sub is not None or time.monotonic() > deadline:
+            return sub
+        time.sleep(0.05)
+
+
 def deliver(app):
     """What the embedded worker of ``make run`` does within a second of a sign-up:
     send the queued system mail (confirmations), and nothing of the drip."""
