@@ -34,7 +34,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from http.cookiejar import CookieJar
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,16 +118,6 @@ def measured(server: Server, url: str, cpu: list[float], script: Path | None = N
     return rate
 
 
-def signup_credentials(base: str) -> dict[str, str]:
-    """A session cookie and its CSRF token, as a browser would hold them."""
-    jar = CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    html = opener.open(base + "/free-plan").read().decode()
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
-    return {"BENCH_TOKEN": token, "BENCH_COOKIE": cookie}
-
-
 def postgres_url(suffix: str = "") -> str | None:
     """A new, empty database on the bench's server (``funnel_bench`` + ``suffix``),
     or None, saying why, when there is no server."""
@@ -159,7 +148,6 @@ def run(label: str, db_url: str, tmp: Path, workers: str) -> None:
                    check=True, capture_output=True)
     bare = Server("bench.bare_app:app", env, tmp / f"bare-{label}-{workers}.log", workers)
     app = Server("wsgi:app", env, tmp / f"app-{label}-{workers}.log", workers)
-    creds = signup_credentials(app.url)
     script = ROOT / "bench" / "signup.lua"
     # How much of the gap is the article's size alone: the bare page sending as many bytes.
     size = len(urllib.request.urlopen(app.url + "/?utm_source=bench").read())
@@ -175,7 +163,7 @@ def run(label: str, db_url: str, tmp: Path, workers: str) -> None:
             figures["landing"].append(
                 measured(app, app.url + "/free-plan?utm_source=bench", cpus["landing"]))
             figures["signup"].append(measured(app, app.url + "/free-plan", cpus["signup"],
-                                              script, creds))
+                                              script))
     finally:
         bare.stop()
         app.stop()

@@ -29,7 +29,6 @@ from bench.bench_pages import (  # noqa: E402
     ROOT,
     Server,
     postgres_url,
-    signup_credentials,
     wrk,
 )
 
@@ -57,13 +56,12 @@ def run(label: str, urls: dict[str, str], trees: dict[str, Path], tmp: Path) -> 
                      tmp / f"{label}-{k}.log")
             for k in ("a", "b")}
     script = ROOT / "bench" / "signup.lua"
-    creds = {k: signup_credentials(s.url) for k, s in apps.items()}
     figures: dict[str, list[float]] = {"bare": [], "a": [], "b": []}
     try:
         for _ in range(ROUNDS):
             figures["bare"].append(wrk(bare.url + "/"))
-            figures["a"].append(wrk(apps["a"].url + "/free-plan", script, creds["a"]))
-            figures["b"].append(wrk(apps["b"].url + "/free-plan", script, creds["b"]))
+            figures["a"].append(wrk(apps["a"].url + "/free-plan", script))
+            figures["b"].append(wrk(apps["b"].url + "/free-plan", script))
     except SystemExit:
         for k in ("a", "b"):  # the server's own words on what failed
             print(f"--- tree {k.upper()} log:", *(tmp / f"{label}-{k}.log").read_text()

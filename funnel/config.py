@@ -53,6 +53,7 @@ ENV_VARS = (
     "WORKER_POLL_SECONDS",
     "VISIT_FLUSH_SECONDS",
     "PAGE_CACHE_SIZE",
+    "FAST_PAGES",
     "SENDGRID_API_KEY",
     "SENDGRID_API_HOST",
     "SENDGRID_TIMEOUT",
@@ -118,7 +119,7 @@ FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", 
               "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT",
               "WORKER_STOP_GRACE"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS", "ADMIN_REQUIRE_2FA",
-             "SIGNUP_ASYNC_COMMIT", "FAST_COMPOSE", "FAST_ADDRESS_CHECK"}
+             "SIGNUP_ASYNC_COMMIT", "FAST_COMPOSE", "FAST_ADDRESS_CHECK", "FAST_PAGES"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS", "DKIM_SELECTORS", "SENDGRID_DNS_NAMES"}
 
 
@@ -165,6 +166,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "WORKER_POLL_SECONDS": 5.0,
         "VISIT_FLUSH_SECONDS": 2.0,
         "PAGE_CACHE_SIZE": 1000,
+        # The article and landing page replayed before Flask (funnel.web.public.fastpages).
+        "FAST_PAGES": True,
         "SENDGRID_API_KEY": "",
         "SENDGRID_API_HOST": "https://api.sendgrid.com",
         "SENDGRID_TIMEOUT": 10.0,

@@ -34,6 +34,8 @@ from funnel.core.states import (
     EndpointState,
     EventKind,
     ImportJobState,
+    IntakeState,
+    IntakeVia,
     MachineEventKind,
     MessageState,
     RecipientOutcome,
@@ -139,9 +141,17 @@ class SignupIntake(Base):
     utm_campaign: Mapped[str | None] = mapped_column(String(100))
     utm_term: Mapped[str | None] = mapped_column(String(100))
     utm_content: Mapped[str | None] = mapped_column(String(100))
-    via: Mapped[str | None] = mapped_column(String(16))
+    via: Mapped[str | None] = mapped_column(String(16))  # the front that wrote it
     # Failed takes of this row alone; at INTAKE_MAX_ATTEMPTS the worker leaves it.
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Refused by the worker's checks (funnel.subscribers.intake_check): kept with why, never mailed.
+    state: Mapped[str] = mapped_column(String(16), server_default=str(IntakeState.WAITING))
+    refused_reason: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        CheckConstraint(check_in("via", IntakeVia), name="via"),
+        CheckConstraint(check_in("state", IntakeState), name="state"),
+    )
 
 
 class ConsentRecord(Base):

@@ -182,7 +182,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         while not (stop and stop.is_set()):
             taken = subscribers.take_intake(sessions, limit=settings.batch_size)
             report.taken_in += taken.taken
-            if taken.taken < settings.batch_size:
+            if taken.taken + taken.refused < settings.batch_size:
                 break
         return report
 

@@ -239,7 +239,9 @@ def run_worker(app, clock):
 
 # -- helpers -------------------------------------------------------------------
 
-def csrf_token(client, path: str = "/free-plan") -> str:
+def csrf_token(client, path: str = "/admin/login") -> str:
+    """The CSRF token of the client's session, as a form on ``path`` carries it (the
+    public pages carry none: funnel.web.public.crossorigin guards the sign-up form)."""
     page = client.get(path).get_data(as_text=True)
     m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
         r'name="csrf_token" value="([^"]+)"', page)
@@ -249,7 +251,7 @@ def csrf_token(client, path: str = "/free-plan") -> str:
 
 def post_signup(client, email: str, first_name: str = "", **fields):
     """Only the POST: its email is queued, not yet sent."""
-    data = {"email": email, "first_name": first_name, "csrf_token": csrf_token(client), **fields}
+    data = {"email": email, "first_name": first_name, **fields}
     return client.post("/free-plan", data=data)
 
 
@@ -259,6 +261,26 @@ def take_in(app):
     from funnel.subscribers import actions as subscribers
 
     return subscribers.take_intake(app.extensions["funnel"].sessions)
+
+
+def taken_in(app, db, email: str, timeout: float = 10.0):
+    """The worker's intake step, then the subscriber ``email`` once it exists: a live
+    server's own worker may be taking the same row in at that moment (PostgreSQL
+    skips the row it holds), so wait for its commit rather than race it."""
+    import time
+
+    from sqlalchemy import select
+
+    from funnel.models import Subscriber
+
+    take_in(app)
+    deadline = time.monotonic() + timeout
+    while True:
+        db.rollback()
+        sub = db.scalar(select(Subscriber).where(Subscriber.email == email))
+        if sub is not None or time.monotonic() > deadline:
+            return sub
+        time.sleep(0.05)
 
 
 def deliver(app):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from funnel.accounts import api_keys as keys
 from funnel.models import ApiKey, ConsentRecord, Subscriber
 from funnel.subscribers import privacy
-from tests.conftest import deliver
+from tests.conftest import deliver, take_in
 
 PROBLEM = "application/problem+json"
 
@@ -36,7 +36,10 @@ def auth(k: str) -> dict[str, str]:
 
 
 def signup(client, key, email="api.runner@example.com", **extra):
-    return client.post("/api/v1/subscribers", json={"email": email, **extra}, headers=auth(key))
+    """The API's sign-up, then the worker's intake step that makes the subscriber."""
+    resp = client.post("/api/v1/subscribers", json={"email": email, **extra}, headers=auth(key))
+    take_in(client.application)
+    return resp
 
 
 def imported(client, key, *emails, confirmed=False):

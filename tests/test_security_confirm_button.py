@@ -65,7 +65,7 @@ def test_an_expired_link_offers_a_new_one(app, client, db, clock):
     clock.advance(days=8)
     resp = client.get(path)
     assert resp.status_code == 410 and "Send me a new link" in text(resp)
-    token = csrf_token(client, "/free-plan")
+    token = csrf_token(client)
     assert client.post(path, data={"csrf_token": token}).status_code == 410
     assert subscriber(db, EMAIL).status == "pending"
 

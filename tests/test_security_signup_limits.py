@@ -70,7 +70,7 @@ def test_a_stopped_form_is_shown_again_with_what_was_typed(app, client, db):
     assert 'value="kim@example.com"' in html and 'value="Kim"' in html
     assert 'value="talk"' in html
     assert re.search(r'role="alert">[^<]*(wait a minute|a minute)', html, re.IGNORECASE), html
-    assert "<form" in html and 'name="csrf_token"' in html
+    assert "<form" in html and 'action="/free-plan"' in html
     assert count(app, db) == 2
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from funnel.models import Subscriber
-from tests.conftest import csrf_token, deliver, press_confirm, sign_up, sign_up_and_confirm
+from tests.conftest import csrf_token, deliver, press_confirm, sign_up, sign_up_and_confirm, take_in
 
 
 def subscriber(db, email):
@@ -136,13 +136,32 @@ def test_bad_input_is_refused_and_nothing_written(client, db, outbox):
     assert len(outbox) == 0
 
 
-def test_missing_or_stale_csrf_is_400(client, app, db, outbox, clock):
-    resp = client.post("/free-plan", data={"email": "x@example.com"})
-    assert resp.status_code == 400
-    assert "expired" in resp.get_data(as_text=True)
-    resp = client.post("/free-plan", data={"email": "x@example.com", "csrf_token": "forged"})
-    assert resp.status_code == 400
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    {"Sec-Fetch-Site": "same-site", "Origin": "https://shop.localhost"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Origin": "https://evil.example"},  # an older browser: Origin only
+    {"Origin": "null"},
+])
+def test_a_cross_site_post_is_refused_and_changes_nothing(client, app, db, outbox, headers):
+    resp = client.post("/free-plan", data={"email": "x@example.com"}, headers=headers)
+    assert resp.status_code == 403
+    assert "can only be sent from the Run Stronger site" in resp.get_data(as_text=True)
+    take_in(app)
     assert count(db) == 0 and len(outbox) == 0
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+    {"Origin": "http://localhost"},
+    {},  # neither header: not a browser, nobody's cookies are used
+])
+def test_a_same_site_post_signs_up(client, db, outbox, headers):
+    resp = client.post("/free-plan", data={"email": "same@example.com"}, headers=headers)
+    assert resp.status_code == 303
+    deliver(client.application)
+    assert subscriber(db, "same@example.com").status == "pending"
+    assert len(outbox.to("same@example.com")) == 1
 
 
 def test_honeypot_answers_success_and_stores_nothing(client, db, outbox):
@@ -198,8 +217,12 @@ def test_crash_shows_the_site_500_page(app_config):
 
 
 def test_source_site_is_credited_through_the_article(client, db, outbox):
+    # The page is the same for every reader: the Referer only counts the visit; the
+    # article's script (tests/test_public_pages_browser.py) adds it to the link.
     article = client.get("/", headers={"Referer": "https://www.strava.com/clubs/123?x=private"})
-    assert 'href="/free-plan?via=article&amp;ref=www.strava.com"' in article.get_data(as_text=True)
+    assert 'href="/free-plan?via=article"' in article.get_data(as_text=True)
+    carried = client.get("/?ref=www.strava.com", headers={"Referer": "http://localhost/"})
+    assert 'href="/free-plan?via=article&amp;ref=www.strava.com"' in carried.get_data(as_text=True)
     landing = client.get("/free-plan?ref=www.strava.com", headers={"Referer": "http://localhost/"})
     assert 'name="referrer" type="hidden" value="www.strava.com"' in landing.get_data(as_text=True)
     sign_up(client, "src@example.com", referrer="www.strava.com")
@@ -210,7 +233,7 @@ def test_source_site_is_credited_through_the_article(client, db, outbox):
     client.application.extensions["funnel_visits"].flush()  # views are written in batches
     db.rollback()
     hosts = [v.referrer_host for v in db.scalars(select(Visit).order_by(Visit.id))]
-    assert hosts[:2] == ["www.strava.com", "www.strava.com"]
+    assert hosts[:3] == ["www.strava.com", "www.strava.com", "www.strava.com"]
 
 
 def test_resend_from_an_expired_link_is_throttled(client, db, outbox, clock):

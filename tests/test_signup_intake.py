@@ -65,7 +65,7 @@ def test_a_worker_failing_part_way_loses_nothing_and_sends_nothing_twice(
         seen.append(row.email)
         if len(seen) == 3:
             raise Killed("worker killed mid-intake")
-        real(s, row, report)
+        return real(s, row, report)
 
     monkeypatch.setattr(subscribers, "_take", dies_on_the_third)
     with pytest.raises(Killed):
@@ -93,7 +93,7 @@ def test_a_new_address_made_elsewhere_meanwhile_is_taken_one_by_one(app, client,
         calls.append(row.email)
         if len(calls) == 1:
             raise IntegrityError("INSERT", {}, Exception("duplicate key value"))
-        real(s, row, report)
+        return real(s, row, report)
 
     monkeypatch.setattr(subscribers, "_take", collides_once)
     assert take_in(app).taken == 2
@@ -155,7 +155,7 @@ def test_a_sign_up_that_keeps_failing_holds_up_neither_the_others_nor_the_mail(
     def breaks_on_one(s, row, report):
         if row.email == "broken@example.com":
             raise ValueError("a row the code cannot take in")
-        real(s, row, report)
+        return real(s, row, report)
 
     monkeypatch.setattr(subscribers, "_take", breaks_on_one)
     report = deliver(app)

@@ -53,7 +53,7 @@ def token_of(path: str) -> str:
 
 def pages(client, token: str, skip: Collection[str] = ()):
     """Every page a token can be taken to, except ``skip``, as (name, response)."""
-    form = {"csrf_token": csrf_token(client, "/free-plan")}
+    form = {"csrf_token": csrf_token(client)}
     requests = {
         "confirm": lambda: press_confirm(client, f"/confirm/{token}"),
         "unsubscribe": lambda: client.get(f"/unsubscribe/{token}"),

@@ -27,7 +27,7 @@ from funnel.api.problems import Problem, from_status
 from funnel.automation_models import SubscriberTag
 from funnel.core import lifecycle
 from funnel.core.inputs import FunnelError, nul_problem, time_zones
-from funnel.core.states import TagSource
+from funnel.core.states import IntakeVia, TagSource
 from funnel.http.extensions import csrf, limiter
 from funnel.importing import importer
 from funnel.models import ApiKey, Subscriber
@@ -271,23 +271,23 @@ def sign_up() -> tuple[Response, int]:
         page=data.get("source") or (f"API key {key.name}" if key else None),
         referrer=None, utm={k: v for k, v in (data.get("utm") or {}).items() if v},
     )
-    s = runtime.session()
     try:
-        sub = subscribers.subscribe(s, email=data["email"], first_name=data.get("first_name"),
-                                 timezone=zone or runtime.rt().settings.default_timezone,
-                                 meta=meta, now=runtime.now())
+        row = subscribers.intake_row(
+            email=data["email"], first_name=data.get("first_name"),
+            timezone=zone or runtime.rt().settings.default_timezone, meta=meta,
+            now=runtime.now(), front=IntakeVia.API)
     except FunnelError as exc:
         raise _domain(exc) from exc
-    if sub is not None:
-        _confirmation(sub)
-    # The same answer whoever the address belongs to, suppressed or not.
+    # The landing page's one INSERT, nothing looked up: the same answer, in the
+    # same time, whoever the address belongs to, suppressed or not. The worker
+    # takes it in (subscribers.take_intake) and queues the confirmation.
+    # The key's lookup may hold a write (its last use); on SQLite the intake's own
+    # connection would wait for it, so the request's transaction ends first.
+    runtime.session().commit()
+    subscribers.record_intake(runtime.rt().intake(), row)
+    runtime.rt().wake.set()  # the embedded worker takes it in at once
     return jsonify(status="accepted", message="If the address can be used, a confirmation "
                    "email is on its way; nothing else is sent until it is confirmed."), 202
-
-
-def _confirmation(sub: Subscriber) -> None:
-    """subscribe() queued the email; the worker sends it (the embedded one at once)."""
-    runtime.rt().wake.set()
 
 
 @bp.post("/subscribers/import")

@@ -217,9 +217,13 @@ def document(server_url: str = "/api/v1") -> dict[str, Any]:
                             "400": _problem("A filter or the cursor cannot be used.")},
                            parameters=list_params),
                 "post": _op("signUp", "Sign someone up (double opt-in: a confirmation email "
-                            "goes out; nothing else until they confirm).", "subscribers:write",
-                            {"202": _json(_ref("Accepted"), "Accepted. The answer is the same "
-                                          "whether or not the address was already known."),
+                            "goes out; nothing else until they confirm). The sign-up is "
+                            "queued like the site's form: the worker takes it in within "
+                            "seconds, so the subscriber is listed shortly after the answer, "
+                            "not at once.", "subscribers:write",
+                            {"202": _json(_ref("Accepted"), "Accepted for the worker. The "
+                                          "answer, and the time it takes, are the same whether "
+                                          "or not the address was already known."),
                              **BODY_ERRORS},
                             requestBody=_body("SignUp")),
             },

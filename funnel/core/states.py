@@ -92,6 +92,24 @@ class ArrivalPath(StrEnum):
     DIRECT = "direct"
 
 
+class IntakeVia(StrEnum):
+    """Which front wrote a sign-up intake row: the landing page (reached from the
+    article or not), the form embedded on another site, or the API."""
+
+    ARTICLE = "article"
+    DIRECT = "direct"
+    EMBED = "embed"
+    API = "api"
+
+
+class IntakeState(StrEnum):
+    """A sign-up intake row waits for the worker; one that fails the worker's
+    checks is kept as refused, with its reason, and never mailed."""
+
+    WAITING = "waiting"
+    REFUSED = "refused"
+
+
 class VisitPage(StrEnum):
     ARTICLE = "article"
     LANDING = "landing"

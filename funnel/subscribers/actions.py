@@ -22,12 +22,12 @@ from funnel import metrics
 from funnel.core import lifecycle
 from funnel.core.inputs import FunnelError, clean_first_name, normalise_email, time_zones
 from funnel.core.lifecycle import UNTIL_RESUMED, is_paused
-from funnel.core.states import ConsentAction
+from funnel.core.states import ConsentAction, IntakeState, IntakeVia
 from funnel.core.tokens import BadToken, ExpiredToken
 from funnel.db import skip_locked
 from funnel.mail.compose import Composer
 from funnel.models import ConsentRecord, SignupIntake, Subscriber
-from funnel.subscribers import system_mail
+from funnel.subscribers import intake_check, system_mail
 from funnel.subscribers.privacy import is_suppressed
 
 log = logging.getLogger(__name__)
@@ -148,10 +148,12 @@ INTAKE_KEYS = ("email", "first_name", "timezone", "at", "ip", "user_agent", "pag
 
 
 def intake_row(*, email: str, first_name: str | None, timezone: str, meta: SignupMeta,
-               now: datetime) -> dict[str, Any]:
+               now: datetime, front: str | None = None) -> dict[str, Any]:
     """A sign-up as the intake keeps it, checked and cut to its columns. Raises
     FunnelError (with the field) for an address or a name that cannot be used, so
-    the person is told at once; nothing about the address is looked up."""
+    the person is told at once; nothing about the address is looked up.
+    ``front``: ``IntakeVia.EMBED`` or ``IntakeVia.API``; the landing page leaves
+    it out and its row says whether the visitor came through the article."""
     if now.tzinfo is None:
         # The raw INSERT skips UTCDateTime's own refusal, and SQLite would read a
         # naive time as local.
@@ -169,7 +171,8 @@ def intake_row(*, email: str, first_name: str | None, timezone: str, meta: Signu
         "user_agent": kept(meta.user_agent, 500), "page": kept(meta.page, 500),
         "referrer": kept(meta.referrer, 500),
         **{f"utm_{k}": kept(utm.get(k), 100) for k in UTM_KEYS},
-        "via": "article" if meta.via == "article" else "direct",
+        "via": str(front) if front in (IntakeVia.EMBED, IntakeVia.API)
+        else IntakeVia.ARTICLE.value if meta.via == "article" else IntakeVia.DIRECT.value,
     }
 
 
@@ -234,6 +237,7 @@ class IntakeReport:
     taken: int = 0      # intake rows turned into sign-ups (or dropped: suppressed, bounced)
     signed_up: int = 0  # new people (or people back after unsubscribing)
     queued: int = 0     # of them, how many have a system email waiting
+    refused: int = 0    # rows failing the sign-up rules: kept as refused, never mailed
 
 
 def take_intake(sessions: sessionmaker[Session], *, limit: int = 200) -> IntakeReport:
@@ -244,7 +248,8 @@ def take_intake(sessions: sessionmaker[Session], *, limit: int = 200) -> IntakeR
     taking are skipped (PostgreSQL) or waited for (SQLite's single writer)."""
     report = IntakeReport()
     with sessions() as s:
-        q = (select(SignupIntake).where(SignupIntake.attempts < INTAKE_MAX_ATTEMPTS)
+        q = (select(SignupIntake).where(SignupIntake.attempts < INTAKE_MAX_ATTEMPTS,
+                                        SignupIntake.state == IntakeState.WAITING)
              .order_by(SignupIntake.id).limit(limit))
         rows = list(s.scalars(skip_locked(q, s)))
         ids = [r.id for r in rows]  # read now: a rollback expires the rows
@@ -252,9 +257,8 @@ def take_intake(sessions: sessionmaker[Session], *, limit: int = 200) -> IntakeR
             s.commit()
             return report
         try:
-            for row in rows:
-                _take(s, row, report)
-            s.execute(delete(SignupIntake).where(SignupIntake.id.in_(ids)))
+            done = [row.id for row in rows if _take(s, row, report)]
+            s.execute(delete(SignupIntake).where(SignupIntake.id.in_(done)))
             s.commit()
         except OperationalError:
             raise  # the database is away or chose this pass as a deadlock's victim: retry it
@@ -281,8 +285,8 @@ def _take_alone(sessions: sessionmaker[Session], row_id: int, report: IntakeRepo
                 return  # taken by another worker meanwhile
             mine = IntakeReport()
             try:
-                _take(s, row, mine)
-                s.delete(row)
+                if _take(s, row, mine):
+                    s.delete(row)
                 s.commit()
             except OperationalError:
                 raise
@@ -298,6 +302,7 @@ def _take_alone(sessions: sessionmaker[Session], row_id: int, report: IntakeRepo
                 report.taken += mine.taken
                 report.signed_up += mine.signed_up
                 report.queued += mine.queued
+                report.refused += mine.refused
                 return
         break
     if failure is not None:
@@ -319,7 +324,19 @@ def _count_failure(sessions: sessionmaker[Session], row_id: int, failure: Except
                     row_id, type(failure).__name__, failure)
 
 
-def _take(s: Session, row: SignupIntake, report: IntakeReport) -> None:
+def _take(s: Session, row: SignupIntake, report: IntakeReport) -> bool:
+    """Every sign-up, from every front, comes in here. The row is checked again by
+    the rules the fronts apply (``intake_check``): one that fails is marked refused
+    with its reason and kept, and nothing about it is looked up or mailed.
+    True when the row is done with (to be deleted), False when it was refused."""
+    reason = intake_check.refusal(row)
+    if reason is not None:
+        row.state = IntakeState.REFUSED
+        row.refused_reason = reason
+        report.refused += 1
+        # Its id, never its address: the log is not a place for personal data.
+        log.warning("sign-up intake row %d refused: %s", row.id, reason)
+        return False
     meta = SignupMeta(ip=row.ip, user_agent=row.user_agent, page=row.page, referrer=row.referrer,
                       utm={k: v for k in UTM_KEYS if (v := getattr(row, f"utm_{k}"))},
                       via=row.via)
@@ -328,6 +345,7 @@ def _take(s: Session, row: SignupIntake, report: IntakeReport) -> None:
     report.taken += 1
     report.signed_up += fresh
     report.queued += sub is not None
+    return True
 
 
 def _take_source(sub: Subscriber, timezone: str, meta: SignupMeta) -> None:

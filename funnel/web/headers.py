@@ -2,10 +2,12 @@
 
 - ``TRUSTED_PROXIES`` hops of reverse proxy in front of the app (Werkzeug's
   ProxyFix): the client address, scheme and host come from their
-  ``X-Forwarded-*`` headers. With 0 (the default) those headers are ignored, so
+  ``X-Forwarded-For/-Proto/-Host`` headers (never ``-Prefix`` or ``-Port``).
+  With 0 (the default) those headers are ignored, so
   nobody can claim another address by sending one.
 - A Content-Security-Policy on every page: scripts only from this site or inline
-  with this response's nonce (templates write ``nonce="{{ csp_nonce() }}"``).
+  with this response's nonce (templates write ``nonce="{{ csp_nonce() }}"``); the
+  public pages, the same for everyone, allow theirs by hash (``hashed_policy``).
 - Pages reached through a personal link are never cached (a shared computer's
   back button must not show someone's preferences).
 - In production: Secure cookies and HSTS.
@@ -13,6 +15,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import secrets
 
 from flask import Flask, Response, g, request
@@ -65,6 +70,19 @@ def content_security_policy(nonce: str | None) -> str:
 
 
 _CSP_NO_INLINE = (_CSP_BEFORE + _CSP_AFTER).replace(" 'nonce-'", "")
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+
+
+def hashed_policy(html: str) -> str:
+    """The policy for a page that is the same for everyone: its inline scripts
+    allowed by their SHA-256 (CSP Level 2), no nonce, so page and header can be
+    cached together. Only ``<script>`` with no attributes is counted: a page that
+    needs another kind uses a nonce or a file."""
+    hashes = sorted({"'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+                     + "'" for body in _INLINE_SCRIPT.findall(html)})
+    if not hashes:
+        return _CSP_NO_INLINE
+    return _CSP_NO_INLINE.replace("script-src 'self'", "script-src 'self' " + " ".join(hashes), 1)
 
 
 def fixed_headers(production: bool) -> list[tuple[str, str]]:
@@ -83,8 +101,12 @@ def fixed_headers(production: bool) -> list[tuple[str, str]]:
 def init_app(app: Flask) -> None:
     hops = int(app.config.get("TRUSTED_PROXIES") or 0)
     if hops:
+        # X-Forwarded-Prefix and -Port are never believed: one request carrying
+        # "X-Forwarded-Prefix: //evil.example" would otherwise make the cached
+        # article link to another site for everyone after it. The app is served at
+        # the root, and the port is in the Host header the proxy passes on.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=0, x_prefix=0)
     production = is_production(app.config)
     if production:
         app.config["SESSION_COOKIE_SECURE"] = True

@@ -8,8 +8,9 @@ A browser sets both headers itself, and a page cannot forge them, so a site
 not on the list cannot sign people up through a visitor's browser.
 
 Everything else is the landing page's: the same form fields and honeypot, the
-same per-IP rate limit (shared with the landing page), the same sign-up use
-case with its per-address caps, and the same check-your-inbox page. The site
+same per-IP rate limit (shared with the landing page), the same one-row
+sign-up intake the worker takes in (so the answer's timing says nothing about
+the address), and the same check-your-inbox page. The site
 the person signed up on is kept in their consent record (its ``page``).
 """
 
@@ -31,41 +32,18 @@ from markupsafe import escape
 
 from funnel import runtime
 from funnel.core.inputs import FunnelError
+from funnel.core.states import IntakeVia
 from funnel.http import ratelimits
 from funnel.http.extensions import csrf
 from funnel.subscribers import actions as subscribers
 from funnel.web.forms import SignupForm
+from funnel.web.headers import hashed_policy
+from funnel.web.public.crossorigin import allowed_origins, normalise_origin
 
 bp = Blueprint("embed", __name__, url_prefix="/embed")
 
 REFUSED = ("This sign-up form can only be used on the sites the coach has allowed. "
            "Please sign up on the Run Stronger site instead.")
-
-
-def normalise_origin(value: str | None) -> str | None:
-    """scheme://host[:port] in lower case without a default port, or None."""
-    if not value or value == "null":
-        return None
-    try:
-        parts = urlsplit(value.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    default = 443 if parts.scheme == "https" else 80
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
-
-
-def allowed_origins() -> frozenset[str]:
-    listed = current_app.config.get("EMBED_ORIGINS") or []
-    if isinstance(listed, str):
-        listed = listed.split(",")
-    found = {normalise_origin(o) for o in listed}
-    found.add(normalise_origin(current_app.config["FUNNEL_BASE_URL"]))
-    found.add(normalise_origin(request.host_url))
-    return frozenset(o for o in found if o)
 
 
 def request_origin() -> str | None:
@@ -131,15 +109,18 @@ def subscribe():
                  for k in ("source", "medium", "campaign", "term", "content")},
         )
         try:
-            sub = subscribers.subscribe(
-                runtime.session(), email=form.email.data, first_name=form.first_name.data,
-                timezone=_zone(form.tz.data), meta=meta, now=runtime.now())
+            row = subscribers.intake_row(
+                email=form.email.data, first_name=form.first_name.data,
+                timezone=_zone(form.tz.data), meta=meta, now=runtime.now(),
+                front=IntakeVia.EMBED)
         except FunnelError as exc:
             getattr(form, exc.field).errors = [str(exc)]
             return _invalid(form, origin)
+        # The landing page's one INSERT: the answer and its time are the same
+        # whoever the address belongs to; the worker decides (subscribers.take_intake).
+        subscribers.record_intake(runtime.rt().intake(), row)
         ratelimits.hit("signup", "RATELIMIT_SIGNUP")
-        if sub is not None:
-            _confirmation(sub)
+        runtime.rt().wake.set()  # the worker takes it in; the embedded one at once
     if wants_json():
         return _cors(jsonify(ok=True, message="Check your inbox: we've sent you a link to "
                              "confirm your address."), origin)
@@ -152,16 +133,11 @@ def _zone(name: str | None) -> str:
     return valid_zone(name)
 
 
-def _confirmation(sub) -> None:
-    """subscribe() queued the email; the worker sends it (the embedded one at once)."""
-    runtime.rt().wake.set()
-
-
 def _invalid(form: SignupForm, origin: str):
     errors = {name: list(errs) for name, errs in form.errors.items()}
     if wants_json():
         return _cors(jsonify(ok=False, errors=errors), origin), 422
-    # Corrected on this site's own landing page (which has its CSRF token).
+    # Corrected on this site's own landing page.
     page = SignupForm(formdata=None)
     page.email.data, page.first_name.data = form.email.data, form.first_name.data
     page.tz.data = form.tz.data
@@ -169,7 +145,10 @@ def _invalid(form: SignupForm, origin: str):
     page.first_name.errors = list(form.first_name.errors) or []
     if not (page.email.errors or page.first_name.errors):
         page.email.errors = ["Please check the form and try again."]
-    return render_template("landing.html", form=page, consent_text=subscribers.CONSENT_TEXT), 422
+    from funnel.web.public.site import page_response
+
+    html = render_template("landing.html", form=page, consent_text=subscribers.CONSENT_TEXT)
+    return page_response((html, hashed_policy(html)), 422)
 
 
 @bp.get("/form")

@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import functools
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import available_timezones
 
-from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
-from flask_wtf.csrf import generate_csrf
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wsgi import get_host
 
 from funnel import runtime
-from funnel.core.inputs import FunnelError
+from funnel.core.inputs import FunnelError, time_zones
 from funnel.http import ratelimits
+from funnel.http.extensions import csrf
 from funnel.subscribers import actions as subscribers
 from funnel.subscribers.intake_limits import IntakeCap
 from funnel.web.forms import SignupForm
-from funnel.web.headers import csp_nonce
+from funnel.web.headers import hashed_policy
+from funnel.web.public import crossorigin
 from funnel.web.public.visits import VisitBuffer
 
 bp = Blueprint("site", __name__)
@@ -31,7 +40,9 @@ UTM_ARGS = tuple(f"utm_{k}" for k in UTM_KEYS)
 
 @functools.cache
 def _zones() -> frozenset[str]:
-    return frozenset(available_timezones())  # reads the tz database: once per process
+    # The zones the worker's own check accepts (funnel.intake_check), so a zone the
+    # form lets through is never refused later.
+    return frozenset(time_zones())
 
 
 def valid_zone(name: str | None) -> str:
@@ -48,7 +59,10 @@ def source_host() -> str | None:
 def referring_host(referer: str | None, own_host: Callable[[], str],
                    args: Mapping[str, str]) -> str | None:
     """``source_host`` from its parts (funnel.web.public.fastpages answers without a request)."""
-    host = urlsplit(referer).hostname if referer else None  # most views have none: no parsing
+    try:
+        host = urlsplit(referer).hostname if referer else None  # most views have none: no parsing
+    except ValueError:
+        host = None  # "http://[::1": no host anyone could be credited with
     if host and host == own_host().split(":")[0]:
         host = args.get("ref") or None  # moving around our own site is not a source
     return host[:255] if host else None
@@ -106,31 +120,34 @@ def _utm(args: Mapping[str, str], name: str) -> str | None:
 
 
 class PageCache:
-    """Rendered pages by what they depend on (page, source host, UTM values).
-    Templates only change with a deploy, which restarts the processes; the size
-    bound keeps made-up query strings from growing it without limit."""
+    """Rendered pages, each with its Content-Security-Policy, by everything they
+    depend on: the page, the scheme, host and path prefix the links are made
+    for, and the query's values (``page_key``). A page holds nothing of the
+    visitor's, so one visitor's copy is every later visitor's. Templates only
+    change with a deploy, which restarts the processes; the size bound keeps
+    made-up query strings from growing it without limit."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._pages: OrderedDict[tuple, tuple[str, ...]] = OrderedDict()
+        self._pages: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
         self._lock = threading.Lock()  # the development server is threaded
 
-    def get(self, key: tuple, render: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:
+    def get(self, key: tuple, render: Callable[[], tuple[str, str]]) -> tuple[str, str]:
         if self.size <= 0 or current_app.debug:
             return render()
         with self._lock:
-            parts = self._pages.get(key)
-            if parts is not None:
+            page = self._pages.get(key)
+            if page is not None:
                 self._pages.move_to_end(key)
-                return parts
-        parts = render()
+                return page
+        page = render()
         with self._lock:
-            self._pages[key] = parts
+            self._pages[key] = page
             while len(self._pages) > self.size:
                 self._pages.popitem(last=False)
-        return parts
+        return page
 
-    def peek(self, key: tuple) -> tuple[str, ...] | None:
+    def peek(self, key: tuple) -> tuple[str, str] | None:
         """The page if it is kept, without rendering it (no app context needed)."""
         with self._lock:
             return self._pages.get(key)
@@ -140,75 +157,77 @@ def pages() -> PageCache:
     return current_app.extensions["funnel_pages"]
 
 
-def article_carry(args: Mapping[str, str], host: str | None) -> dict[str, str]:
+def page_origin(environ: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What a page's links are made from besides its path and query: the scheme,
+    the host and the path prefix (after ProxyFix). Every cache key holds them, so
+    a page made for one host or prefix is never served for another."""
+    return (str(environ.get("wsgi.url_scheme", "http")), get_host(environ),  # type: ignore[arg-type]
+            str(environ.get("SCRIPT_NAME", "")))
+
+
+def carried_ref(args: Mapping[str, str]) -> str:
+    """The referring site the URL itself names (``ref``); the pages' own script
+    adds the browser's referrer, so the bytes depend on the URL alone."""
+    return (args.get("ref") or "")[:255]
+
+
+def article_carry(args: Mapping[str, str]) -> dict[str, str]:
     """What the article's link to the landing page passes along: UTM, via and ``ref``."""
     carry = {key: value[:100] for key in UTM_ARGS if (value := args.get(key))}
     carry["via"] = "article"
-    if host:
-        carry["ref"] = host  # so a sign-up is credited to where the reader came from
+    if ref := carried_ref(args):
+        carry["ref"] = ref  # so a sign-up is credited to where the reader came from
     return carry
 
 
-def article_key(carry: dict[str, str]) -> tuple:
-    return ("article", tuple(carry.items()))
+def article_key(origin: tuple, carry: dict[str, str]) -> tuple:
+    return ("article", origin, tuple(carry.items()))
 
 
-def landing_key(args: Mapping[str, str], host: str, via: str) -> tuple:
-    return ("landing", host, via, tuple(args.get(f"utm_{k}", "")[:100] for k in UTM_KEYS))
+def landing_key(origin: tuple, args: Mapping[str, str], via: str) -> tuple:
+    return ("landing", origin, carried_ref(args), via,
+            tuple(args.get(f"utm_{k}", "")[:100] for k in UTM_KEYS))
 
 
-def cut(html: str, values: dict[str, str]) -> tuple[str, ...]:
-    """``html`` cut around each of ``values``: text, name, text, name, ..., text."""
-    names = {v: k for k, v in values.items()}
-    pieces = re.split("(" + "|".join(map(re.escape, names)) + ")", html)
-    return tuple(names[p] if i % 2 else p for i, p in enumerate(pieces))
+def page_response(page: tuple[str, str], status: int = 200) -> Response:
+    html, policy = page
+    resp = Response(html, status, mimetype="text/html")
+    resp.headers["Content-Security-Policy"] = policy
+    return resp
 
 
-def fill(pieces: tuple[str, ...], values: dict[str, str]) -> str:
-    """What ``cut`` took apart, with this response's ``values`` put in."""
-    return "".join(values[p] if i % 2 else p for i, p in enumerate(pieces))
+def _made(html: str) -> tuple[str, str]:
+    return html, hashed_policy(html)
 
 
 @bp.get("/")
 def article():
-    host = source_host()
-    count_visit("article", host)
-    carry = article_carry(request.args, host)
+    count_visit("article", source_host())
+    carry = article_carry(request.args)
 
-    def render() -> tuple[str, ...]:
-        html = render_template("article.html", plan_url=url_for("site.landing", **carry))
-        # Should the article ever get an inline script, its nonce must be this
-        # response's, not the first reader's: cut around it as the landing page does.
-        return cut(html, {"nonce": g.csp_nonce}) if "csp_nonce" in g else (html,)
+    def render() -> tuple[str, str]:
+        return _made(render_template("article.html", plan_url=url_for("site.landing", **carry)))
 
-    pieces = pages().get(article_key(carry), render)
-    return pieces[0] if len(pieces) == 1 else fill(pieces, {"nonce": csp_nonce()})
+    return page_response(pages().get(article_key(page_origin(request.environ), carry), render))
 
 
 @bp.get("/free-plan")
 def landing():
-    host = source_host() or ""
     via = arrived_via()
-    count_visit("landing", host or None, via)
-    key = landing_key(request.args, host, via)
-    utm = key[3]
+    count_visit("landing", source_host(), via)
+    key = landing_key(page_origin(request.environ), request.args, via)
+    ref, utm = key[2], key[4]
 
-    def render() -> tuple[str, ...]:
+    def render() -> tuple[str, str]:
         form = SignupForm(formdata=None)
-        form.referrer.data = host
+        form.referrer.data = ref
         form.via.data = via
         for k, v in zip(UTM_KEYS, utm, strict=True):
             getattr(form, f"utm_{k}").data = v
-        html = render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT)
-        # The page is the same for everyone but for the form's token and the
-        # script's nonce: keep the text around them and fill in each response's own.
-        pieces = cut(html, {"token": generate_csrf(), "nonce": csp_nonce()})
-        if pieces[1::2].count("token") != 1:
-            raise RuntimeError("the landing page must show its CSRF token exactly once")
-        return pieces
+        return _made(render_template("landing.html", form=form,
+                                     consent_text=subscribers.CONSENT_TEXT))
 
-    pieces = pages().get(key, render)
-    return fill(pieces, {"token": generate_csrf(), "nonce": csp_nonce()})
+    return page_response(pages().get(key, render))
 
 
 SLOW_DOWN = ("Slow down a little: there have been a lot of sign-ups from your connection "
@@ -216,14 +235,10 @@ SLOW_DOWN = ("Slow down a little: there have been a lot of sign-ups from your co
              "still here.")
 
 
-def _again(checked: SignupForm, status: int, **extra):
-    """The page again with what was typed and why: a runner at a busy talk loses nothing.
-    Its form carries a CSRF token for the next try, which the checked one left out."""
-    form = SignupForm()
-    for name, field in checked._fields.items():
-        form[name].errors = field.errors
-    return render_template("landing.html", form=form, consent_text=subscribers.CONSENT_TEXT,
-                           **extra), status
+def _again(form: SignupForm, status: int, **extra):
+    """The page again with what was typed and why: a runner at a busy talk loses nothing."""
+    return page_response(_made(render_template(
+        "landing.html", form=form, consent_text=subscribers.CONSENT_TEXT, **extra)), status)
 
 
 def _limited(form: SignupForm):
@@ -231,18 +246,18 @@ def _limited(form: SignupForm):
 
 
 @bp.post("/free-plan")
+@csrf.exempt  # no per-visitor token: a browser's cross-site post is refused instead
 def signup():
-    # When CSRFProtect has checked the token (every POST, unless configured
-    # otherwise), the form needs no CSRF field: making the next token (an HMAC and
-    # a JSON dump) is only needed if the page is shown again.
-    form = SignupForm(meta={"csrf": False}) if g.get("csrf_valid") else SignupForm()
+    if crossorigin.refused(request, crossorigin.allowed_origins()):
+        from funnel.web.errors import render_error
+
+        current_app.logger.info("sign-up refused: cross-origin post from %r",
+                                request.headers.get("Origin"))
+        return render_error(403, crossorigin.REFUSED)
+    form = SignupForm()
     if not ratelimits.hit("signup-attempt", "RATELIMIT_SIGNUP_ATTEMPTS"):
         return _limited(form)
     if not form.validate():
-        if "csrf_token" in form.errors:
-            from funnel.web.errors import render_error
-
-            return render_error(400, "This form has expired. Please reload the page and try again.")
         return _again(form, 422)
     if form.website.data:
         # A bot filled the honeypot: answer like a success, store nothing.
