@@ -4,7 +4,7 @@ row the worker's checks refuse stays, marked refused with its reason, and is nev
 mailed.
 
 Revision ID: 0012_h22b
-Revises: 0014_h27 (re-chained on main after the merge)
+Revises: 0013_h23b
 """
 
 import sqlalchemy as sa
