@@ -1,4 +1,4 @@
-"""The plan's move to emails/sequences/plan (migration 0013_h25): people already in
+"""The plan's move to emails/sequences/plan (migration 0018): people already in
 the plan carry on where they are, and nothing is sent again."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ CONFIRMED = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 def test_people_in_the_plan_carry_on_after_the_migration(db_url, tmp_path):
-    command.downgrade(alembic_config(db_url), "0012_h25")
+    command.downgrade(alembic_config(db_url), "0017")
     engine = create_engine(db_url)
     naive = CONFIRMED.replace(tzinfo=None) if db_url.startswith("sqlite") else CONFIRMED
     with engine.begin() as conn:

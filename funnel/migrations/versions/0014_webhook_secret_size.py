@@ -3,15 +3,15 @@
 are sealed by the worker's next pass (funnel/hooks/dispatch.py), which has the
 key; a migration does not.
 
-Revision ID: 0012_h27
-Revises: 0012_h26
+Revision ID: 0014
+Revises: 0013
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_h27"
-down_revision = "0012_h26"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

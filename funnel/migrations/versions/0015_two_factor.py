@@ -2,15 +2,15 @@
 turned on, the last time step used (a code works once) and the hashes of the
 unused recovery codes.
 
-Revision ID: 0013_h27
-Revises: 0012_h27
+Revision ID: 0015
+Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_h27"
-down_revision = "0012_h27"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """The coach's rules: one row per rule fired per subscriber (issue 25).
 
-Revision ID: 0014_h25
-Revises: 0013_h25
+Revision ID: 0019
+Revises: 0018
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_h25"
-down_revision = "0013_h25"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """Tags on subscribers: when, by what and why each was added (issue 25).
 
-Revision ID: 0012_h25
-Revises: 0014_h27
+Revision ID: 0017
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_h25"
-down_revision = "0014_h27"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

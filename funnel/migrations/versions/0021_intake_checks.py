@@ -3,15 +3,15 @@ landing page reached from the article or not, the embedded form, the API), and a
 row the worker's checks refuse stays, marked refused with its reason, and is never
 mailed.
 
-Revision ID: 0012_h22b
-Revises: 0013_h23b
+Revision ID: 0021
+Revises: 0020
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_h22b"
-down_revision = "0013_h23b"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -3,8 +3,8 @@
 Every admin account that exists before this migration becomes an owner (the
 server default), so nobody loses access on upgrade.
 
-Revision ID: 0013_h23b
-Revises: 0014_h25
+Revision ID: 0020
+Revises: 0019
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_h23b"
-down_revision = "0014_h25"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

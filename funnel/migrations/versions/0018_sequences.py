@@ -2,15 +2,15 @@
 carry on: each subscriber with plan history or a confirmation gets a "plan" row,
 started when they confirmed, so nothing is resent and nothing restarts.
 
-Revision ID: 0013_h25
-Revises: 0012_h25
+Revision ID: 0018
+Revises: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_h25"
-down_revision = "0012_h25"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """Machine opens and scanner clicks, kept apart from people's events.
 
-Revision ID: 0012_h26
-Revises: 0012_h23a
+Revision ID: 0013
+Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_h26"
-down_revision = "0012_h23a"  # re-chained after main merged h23a
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """Email revisions: every save of an email file from the browser's editor.
 
-Revision ID: 0012_h23a
+Revision ID: 0012
 Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_h23a"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None

@@ -1,15 +1,15 @@
 """Admin sessions as rows, so an account sees where it is signed in and can end
 any of them (the cookie names its row).
 
-Revision ID: 0014_h27
-Revises: 0013_h27
+Revision ID: 0016
+Revises: 0015
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_h27"
-down_revision = "0013_h27"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
