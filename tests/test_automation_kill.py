@@ -13,9 +13,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
-from funnel.automation_models import RuleFiring, SequenceEnrollment, SubscriberTag
 from funnel.db import make_engine
-from funnel.models import AppState, Delivery, Subscriber
+from funnel.models import (
+    AppState,
+    Delivery,
+    RuleFiring,
+    SequenceEnrollment,
+    Subscriber,
+    SubscriberTag,
+)
 from tests.conftest import catch_holding
 from tests.sequences_support import make_sequences_dir
 from tests.test_worker_concurrency import LEASE, _reap_workers, finish, held_by, spawn  # noqa: F401

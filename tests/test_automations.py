@@ -10,12 +10,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, select
 
-from funnel.automation_models import RuleFiring, SequenceEnrollment, SubscriberTag
 from funnel.config import PROJECT_ROOT
 from funnel.core.automations import RulesFileError, check_rules, parse_rules
 from funnel.core.sequences import load_sequences
 from funnel.mail.check import run_check
-from funnel.models import ConsentRecord, Delivery, DeliveryEvent, Subscriber
+from funnel.models import (
+    ConsentRecord,
+    Delivery,
+    DeliveryEvent,
+    RuleFiring,
+    SequenceEnrollment,
+    Subscriber,
+    SubscriberTag,
+)
 from tests.external import SEED_ARTICLE, require
 
 

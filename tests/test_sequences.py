@@ -9,11 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from funnel import tagging
-from funnel.automation_models import SequenceEnrollment
 from funnel.core.sequence import EmailFileError
 from funnel.core.sequences import load_sequences
 from funnel.core.states import TagSource
-from funnel.models import Delivery
+from funnel.models import Delivery, SequenceEnrollment
 from tests.sequences_support import RACE_STEPS, drip_sends, make_sequences_dir, write_sequence
 
 

@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import event, func, select
 
 from funnel import tagging
-from funnel.automation_models import SubscriberTag
 from funnel.core.broadcast import parse_filter
 from funnel.core.states import TagSource
 from funnel.hooks import events as hook_events
 from funnel.importing import importer
-from funnel.models import Subscriber, WebhookEndpoint, WebhookMessage
+from funnel.models import Subscriber, SubscriberTag, WebhookEndpoint, WebhookMessage
 from funnel.newsletter.audience import audience_ids
 from tests.admin_support import post
 from tests.test_api import auth, make_key

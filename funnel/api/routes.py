@@ -24,13 +24,12 @@ from funnel import runtime, tagging
 from funnel.accounts import api_keys as keys
 from funnel.api import spec
 from funnel.api.problems import Problem, from_status
-from funnel.automation_models import SubscriberTag
 from funnel.core import lifecycle
 from funnel.core.inputs import FunnelError, nul_problem, time_zones
 from funnel.core.states import IntakeVia, TagSource
 from funnel.http.extensions import csrf, limiter
 from funnel.importing import importer
-from funnel.models import ApiKey, Subscriber
+from funnel.models import ApiKey, Subscriber, SubscriberTag
 from funnel.reporting import stats as figures
 from funnel.subscribers import actions as subscribers
 from funnel.subscribers import privacy

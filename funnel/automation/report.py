@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from funnel.automation_models import RuleFiring, SequenceEnrollment
 from funnel.core.sequences import SequenceDef
 from funnel.core.states import EnrollmentState
-from funnel.models import Delivery, Subscriber
+from funnel.models import Delivery, RuleFiring, SequenceEnrollment, Subscriber
 
 E = SequenceEnrollment
 SENT_STATES = ("sent", "unknown")

@@ -30,7 +30,6 @@ from sqlalchemy import Select, String, and_, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from funnel.automation.starts import LAG, dialect_insert, enter
-from funnel.automation_models import RuleFiring, SequenceEnrollment, SubscriberTag
 from funnel.core.automations import Rule
 from funnel.core.sequences import SEND_PREFIX, Sequences
 from funnel.core.states import (
@@ -40,8 +39,17 @@ from funnel.core.states import (
     SubscriberStatus,
     TagSource,
 )
-from funnel.model_base import UTCDateTime
-from funnel.models import AppState, ConsentRecord, Delivery, DeliveryEvent, Subscriber
+from funnel.models import (
+    AppState,
+    ConsentRecord,
+    Delivery,
+    DeliveryEvent,
+    RuleFiring,
+    SequenceEnrollment,
+    Subscriber,
+    SubscriberTag,
+)
+from funnel.models.base import UTCDateTime
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from funnel.automation_models import SequenceEnrollment, SubscriberTag
 from funnel.core.sequences import SequenceDef, Sequences
 from funnel.core.states import EnrollmentState, SubscriberStatus
-from funnel.model_base import UTCDateTime
-from funnel.models import AppState, Subscriber
+from funnel.models import AppState, SequenceEnrollment, Subscriber, SubscriberTag
+from funnel.models.base import UTCDateTime
 
 # A trigger stamped before its transaction committed is still seen by the next pass.
 LAG = timedelta(minutes=10)

@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
-from funnel.automation_models import SequenceEnrollment
 from funnel.core.states import EnrollmentState
 from funnel.drip.multiplan import Change, EnrollmentView
+from funnel.models import SequenceEnrollment
 
 E = SequenceEnrollment
 

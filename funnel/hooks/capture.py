@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import event, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from funnel.automation_models import SubscriberTag
 from funnel.core.states import DeliveryKind, DeliveryState
 from funnel.hooks import events as ev
 from funnel.models import (
@@ -31,6 +30,7 @@ from funnel.models import (
     MESSAGE_SENDING,
     Delivery,
     Subscriber,
+    SubscriberTag,
     WebhookMessage,
 )
 

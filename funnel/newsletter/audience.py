@@ -13,11 +13,10 @@ from datetime import UTC, datetime, time
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from funnel.automation_models import SubscriberTag
 from funnel.core import lifecycle
 from funnel.core.broadcast import PLAN_FINISHED, PLAN_IN_PLAN, Filter
 from funnel.core.sequence import EmailFileError, load_sequence
-from funnel.models import Delivery, Subscriber
+from funnel.models import Delivery, Subscriber, SubscriberTag
 
 DONE_STATES = ("sent", "failed", "unknown")
 

@@ -128,7 +128,7 @@ def export_data(session: Session, sub: Subscriber, *, now: datetime | None = Non
     out: dict[str, Any] = {"format": EXPORT_FORMAT}
     if now is not None:
         out["exported_at"] = _iso(now)
-    from funnel.automation_models import RuleFiring, SequenceEnrollment, SubscriberTag
+    from funnel.models import RuleFiring, SequenceEnrollment, SubscriberTag
 
     tags = [{"tag": t.tag, "added_at": _iso(t.added_at), "source": t.source, "reason": t.reason}
             for t in session.scalars(select(SubscriberTag).where(

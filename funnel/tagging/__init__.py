@@ -14,9 +14,8 @@ from datetime import datetime
 from sqlalchemy import CursorResult, Select, delete, func, literal, select, true
 from sqlalchemy.orm import Session
 
-from funnel.automation_models import SubscriberTag
 from funnel.core.states import TagSource
-from funnel.models import Subscriber, UTCDateTime
+from funnel.models import Subscriber, SubscriberTag, UTCDateTime
 from funnel.tagging.names import TagError, clean_reason, parse_tag, parse_tags
 
 __all__ = ["TagError", "TagInfo", "add_tag", "add_tag_where", "clean_reason", "parse_tag",

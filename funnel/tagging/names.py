@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from funnel.automation_models import TAG_REASON_MAX
 from funnel.core.inputs import FunnelError
 from funnel.core.tags import normal_tag
+from funnel.models import TAG_REASON_MAX
 
 # A CSV cell or a form field may hold several, separated by commas or spaces.
 _SEPARATORS = re.compile(r"[,;\s]+")

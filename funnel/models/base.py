@@ -1,7 +1,7 @@
 """The declarative base every table shares, and its column types.
 
 Apart from ``funnel.models`` so that the tables of issue 25
-(``funnel.automation_models``) can use it without an import cycle.
+(``funnel.models``) can use it without an import cycle.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tables for tags, several sequences and the coach's rules (issue 25).
 
-Kept apart from ``funnel.models`` (imported at its end, so ``Base`` knows them).
+Imported by ``funnel.models``, so ``Base`` knows them wherever the models are used.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from funnel.core.states import EnrollmentState, TagSource, check_in
 from funnel.core.tags import TAG_MAX
-from funnel.model_base import Base, UTCDateTime
+from funnel.models.base import Base, UTCDateTime
 
 TAG_REASON_MAX = 200
 
