@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select, text
 
 from funnel.db import make_engine, make_sessionmaker, upgrade
-from funnel.importing import importer
+from funnel.importing import csv_files, export, importer
 from funnel.models import Subscriber
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -103,7 +103,7 @@ def run_import(url: str, path: Path, rss_at: list[tuple[int, float]] | None = No
     t, c = time.perf_counter(), time.process_time()
     with path.open(encoding="utf-8-sig", newline="") as fh, sessions() as s:
         server = ServerCPU(s)
-        _names, rows = importer.read_csv(fh)
+        _names, rows = csv_files.read_csv(fh)
         report = importer.import_rows(s, rows, confirmed=True, now=NOW, origin=path.name,
                                       consent_source="bench list", progress=progress)
         server_cpu = server.used()
@@ -116,7 +116,7 @@ def run_export(url: str, path: Path) -> tuple[float, int]:
     engine = make_engine(url)
     t = time.perf_counter()
     with make_sessionmaker(engine)() as s, path.open("w", newline="", encoding="utf-8") as fh:
-        count = importer.write_csv(fh, importer.export_rows(s))
+        count = csv_files.write_csv(fh, export.export_rows(s))
     elapsed = time.perf_counter() - t
     engine.dispose()
     return elapsed, count

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from funnel.db import make_engine
-from funnel.importing import importer
+from funnel.importing import csv_files, importer
 from funnel.models import ConsentRecord, Subscriber
 from funnel.runtime import make_worker
 from funnel.subscribers import privacy
@@ -237,7 +237,7 @@ def test_export_escapes_spreadsheet_formulas_and_imports_them_back(runner, db, t
     assert row["first_name"] == "'=HYPERLINK(\"http://evil\")"
     assert row["source"] == "'@mention"
     assert row["confirmed_at"] == clock.now.isoformat()
-    assert importer.unescape_cell(row["first_name"]) == "=HYPERLINK(\"http://evil\")"
+    assert csv_files.unescape_cell(row["first_name"]) == "=HYPERLINK(\"http://evil\")"
 
 
 def test_export_filters_by_status(runner, db, tmp_path, clock):
@@ -270,7 +270,7 @@ def test_round_trip_of_5000_subscribers(runner, db, tmp_path, app, _sqlite_templ
     shutil.copy(_sqlite_template, fresh_path)
     engine = make_engine(f"sqlite:///{fresh_path}")
     with Session(engine) as fresh, exported.open(newline="", encoding="utf-8") as fh:
-        _names, rows = importer.read_csv(fh)
+        _names, rows = csv_files.read_csv(fh)
         report = importer.import_rows(fresh, rows, confirmed=True, now=app.config["CLOCK"]())
         assert (report.added, report.bad) == (5000, [])
         again = {tuple(r) for r in fresh.execute(select(

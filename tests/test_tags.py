@@ -13,7 +13,7 @@ from funnel import tagging
 from funnel.core.broadcast import parse_filter
 from funnel.core.states import TagSource
 from funnel.hooks import events as hook_events
-from funnel.importing import importer
+from funnel.importing import csv_files, export, importer
 from funnel.models import Subscriber, SubscriberTag, WebhookEndpoint, WebhookMessage
 from funnel.newsletter.audience import audience_ids
 from tests.admin_support import post
@@ -116,7 +116,7 @@ def test_cli_bad_tag_or_address_changes_nothing(runner, db, make_subscriber, tmp
 
 def run_import(app, text: str):
     rt = app.extensions["funnel"]
-    header, rows = importer.read_csv(io.StringIO(text))
+    header, rows = csv_files.read_csv(io.StringIO(text))
     with rt.sessions() as s:
         return importer.import_rows(s, rows, confirmed=False, now=rt.clock(), origin="t.csv")
 
@@ -140,11 +140,11 @@ def test_export_has_a_tags_column_that_imports_back(app, db, make_subscriber, cl
     tagging.add_tag(db, sub.id, "plan-pdf", now=clock.now, source=TagSource.CLI)
     db.commit()
     buf = io.StringIO()
-    importer.write_csv(buf, importer.export_rows(db))
+    csv_files.write_csv(buf, export.export_rows(db))
     lines = buf.getvalue().splitlines()
     assert lines[0].split(",")[-1] == "tags"
     assert lines[1].endswith('"plan-pdf, race"')
-    _header, rows = importer.read_csv(io.StringIO(buf.getvalue()))
+    _header, rows = csv_files.read_csv(io.StringIO(buf.getvalue()))
     assert [r["tags"] for _line, r in rows] == ["plan-pdf, race"]
 
 

@@ -14,7 +14,7 @@ from flask.cli import AppGroup
 from funnel.core import lifecycle
 from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.sequences import all_steps
-from funnel.importing import importer
+from funnel.importing import csv_files, export, importer
 from funnel.runtime import rt as _rt
 from funnel.subscribers import privacy
 
@@ -65,8 +65,8 @@ def import_command(file: Path, confirmed: bool, consent_source: str | None) -> N
     total = _count_rows(file)
     with file.open(encoding="utf-8-sig", newline="") as fh:
         try:
-            names, rows = importer.read_csv(fh)
-        except importer.ImportFileError as exc:
+            names, rows = csv_files.read_csv(fh)
+        except csv_files.ImportFileError as exc:
             raise click.ClickException(f"{file.name}: {exc}") from exc
         ignored = [n for n in names if n and n not in importer.KNOWN_COLUMNS]
         if ignored:
@@ -97,16 +97,16 @@ def export_command(file: str, status: str | None, search: str | None) -> None:
     """Write the list as CSV to FILE (or standard output), ready to import again."""
     rt = _rt()
     with rt.sessions() as s:
-        rows = importer.export_rows(s, status=status, search=search)
+        rows = export.export_rows(s, status=status, search=search)
         if file == "-":
-            count = importer.write_csv(sys.stdout, rows)
+            count = csv_files.write_csv(sys.stdout, rows)
         else:
             # Written beside the target and renamed, so a failure never leaves half a file.
             target = Path(file)
             fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                    count = importer.write_csv(fh, rows)
+                    count = csv_files.write_csv(fh, rows)
                 os.replace(tmp, target)
             except BaseException:
                 os.unlink(tmp)

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from funnel.config import Settings
 from funnel.core.states import ConsentAction
 from funnel.importing import importer
-from funnel.importing.importer import csv_rows
+from funnel.importing.csv_files import csv_rows
 from funnel.models import ImportJob
 
 log = logging.getLogger(__name__)

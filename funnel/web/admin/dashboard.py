@@ -24,7 +24,7 @@ from funnel.control import failures, mail_health
 from funnel.core import lifecycle, timezones
 from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.states import SETTLED, UNSETTLED, DeliveryKind
-from funnel.importing import importer
+from funnel.importing import csv_files, export
 from funnel.models import Subscriber, Suppression
 from funnel.reporting import insights, periods, stats
 from funnel.subscribers import actions as cases
@@ -308,7 +308,7 @@ def stats_csv():
         rows = [[dimension, "article_visits", "landing_visits", "signups", "confirmations",
                  "signup_rate", "confirmation_rate"]]
         for r in stats.by_source(s, start, end, dimension=dimension, own_hosts=_own_hosts()):
-            rows.append([importer.escape_cell(r.label), str(r.article_visits),
+            rows.append([csv_files.escape_cell(r.label), str(r.article_visits),
                          str(r.landing_visits), str(r.signups), str(r.confirmations),
                          _fmt(r.signup_rate), _fmt(r.confirmation_rate)])
     s.rollback()
@@ -404,7 +404,7 @@ def subscribers_csv():
     def rows() -> Iterator[list[str]]:
         # Its own session: the response streams after the request's session is closed.
         with sessions() as s:
-            yield from importer.export_rows(s, search=q, status=status)
+            yield from export.export_rows(s, search=q, status=status)
 
     return _csv_response(rows(), f"subscribers-{today}.csv")
 
