@@ -171,8 +171,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     def newsletter(now: datetime, stop: Stop) -> PassReport:
         done = broadcasts.run(now, stop)
         return PassReport(sent=done.sent, failed=done.failed, retried=done.retried,
-                          skipped=done.skipped, claimed=done.claimed,
-                          sent_keys=done.sent_keys)
+                          skipped=done.skipped, claimed=done.claimed)
 
     def chore(now: datetime, _stop: Stop) -> PassReport:
         chores.after_pass(sessions, settings, transport, now)

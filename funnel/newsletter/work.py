@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -55,7 +55,6 @@ class BroadcastReport:
     failed: int = 0
     retried: int = 0
     skipped: int = 0
-    sent_keys: list[str] = field(default_factory=list)
 
 
 def delivery_key(d: Delivery) -> str:
@@ -242,4 +241,3 @@ class BroadcastWork:
         report.sent += r.sent
         report.failed += r.failed
         report.retried += r.retried
-        report.sent_keys.extend(r.sent_keys)
