@@ -52,6 +52,7 @@ ENV_VARS = (
     "SENDGRID_TIMEOUT",
     "SENDGRID_SANDBOX",
     "SIGNUP_ASYNC_COMMIT",
+    "SIGNUP_GROUP_COMMIT",
     "SENDGRID_WEBHOOK_PUBLIC_KEY",
     "FAILURE_ALERTS",
     "FAILURE_ALERTS_TO",
@@ -88,7 +89,7 @@ INT_VARS = {
 FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", "WEBHOOKS_TIMEOUT",
               "READY_WORKER_MAX_AGE", "SQLITE_BUSY_TIMEOUT", "DATABASE_CONNECT_TIMEOUT"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS",
-             "SIGNUP_ASYNC_COMMIT"}
+             "SIGNUP_ASYNC_COMMIT", "SIGNUP_GROUP_COMMIT"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS"}
 
 
@@ -128,6 +129,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SENDGRID_SANDBOX": False,
         # Off: a sign-up is on disk before "check your inbox" is shown (README).
         "SIGNUP_ASYNC_COMMIT": False,
+        "SIGNUP_GROUP_COMMIT": True,  # several requests' intake rows, one commit
         "SENDGRID_WEBHOOK_PUBLIC_KEY": "",
         "SECRET_KEY_FALLBACKS": [],
         "EMBED_ORIGINS": [],

@@ -92,7 +92,8 @@ def init_app(app: Flask) -> None:
         hook_settings=HookSettings.from_config(app.config),
         intake_engine=make_intake_engine(
             engine, float(app.config.get("DATABASE_CONNECT_TIMEOUT", 5.0)),
-            async_commit=bool(app.config.get("SIGNUP_ASYNC_COMMIT"))),
+            async_commit=bool(app.config.get("SIGNUP_ASYNC_COMMIT")),
+            group_commit=bool(app.config.get("SIGNUP_GROUP_COMMIT", True))),
     )
     app.teardown_appcontext(_close_session)
 
