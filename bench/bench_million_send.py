@@ -190,7 +190,7 @@ def main() -> None:
           f"({os.cpu_count()} cores):")
     print(f"  send: {sent_time:.1f} s = {n / sent_time:,.0f} recipients/s; "
           f"total with scheduling {scheduled + sent_time:.1f} s")
-    for i, (pid, mb) in enumerate(peaks.items(), 1):
+    for i, mb in enumerate(peaks.values(), 1):
         print(f"  worker {i} peak RSS: {mb:.0f} MB (goal < {RSS_GOAL_MB}: "
               f"{'met' if mb < RSS_GOAL_MB else 'NOT met'})")
     for label, times in pages.times.items():

@@ -52,7 +52,7 @@ def make_engine(url: str, *, immediate: bool = True, busy_timeout: float = 5.0,
 
 
 def make_intake_engine(engine: Engine, connect_timeout: float = 5.0, *,
-                       async_commit: bool = False, group_commit: bool = False) -> Engine:
+                       async_commit: bool = False) -> Engine:
     """The engine the sign-up form's one INSERT goes through (``subscribers.record_intake``).
 
     On PostgreSQL its own small pool, in autocommit (the INSERT commits itself: one
@@ -64,12 +64,7 @@ def make_intake_engine(engine: Engine, connect_timeout: float = 5.0, *,
     commit is flushed to disk: a crash of the database server (not of the app)
     can then lose the sign-ups of its last fraction of a second, whose people were
     told to check their inbox. With 2 sync web workers the flush is what bounds
-    the rate (README, Benchmarks).
-
-    ``group_commit`` (SIGNUP_GROUP_COMMIT, on by default) sends the rows through
-    one writer thread per process that commits the rows of concurrent requests
-    together, each request answering once its own row is on disk
-    (``funnel.subscribers.intake_writer``)."""
+    the rate (README, Benchmarks)."""
     if engine.dialect.name != "postgresql":
         return engine
     kwargs: dict = {"poolclass": type(engine.pool)} if not hasattr(engine.pool, "size") else {
@@ -80,10 +75,6 @@ def make_intake_engine(engine: Engine, connect_timeout: float = 5.0, *,
                                          "options": options}, **kwargs)
     # Whoever disposes of the app's engine disposes of this one with it.
     event.listen(engine, "engine_disposed", lambda _engine: intake.dispose())
-    if group_commit:
-        from funnel.subscribers import intake_writer
-
-        intake_writer.group(intake)
     return intake
 
 

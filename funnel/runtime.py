@@ -90,12 +90,23 @@ def init_app(app: Flask) -> None:
         clock=clock,
         wake=threading.Event(),
         hook_settings=HookSettings.from_config(app.config),
-        intake_engine=make_intake_engine(
-            engine, float(app.config.get("DATABASE_CONNECT_TIMEOUT", 5.0)),
-            async_commit=bool(app.config.get("SIGNUP_ASYNC_COMMIT")),
-            group_commit=bool(app.config.get("SIGNUP_GROUP_COMMIT", True))),
+        intake_engine=_intake_engine(engine, app.config),
     )
     app.teardown_appcontext(_close_session)
+
+
+def _intake_engine(engine: Engine, config: Any) -> Engine:
+    """The sign-up INSERT's engine (``funnel.db.make_intake_engine``). On PostgreSQL
+    its rows go through a writer thread per process that commits the rows of
+    concurrent requests together (SIGNUP_GROUP_COMMIT, on by default;
+    ``funnel.subscribers.intake_writer``): SQLite's intake is the app's engine."""
+    intake = make_intake_engine(engine, float(config.get("DATABASE_CONNECT_TIMEOUT", 5.0)),
+                                async_commit=bool(config.get("SIGNUP_ASYNC_COMMIT")))
+    if intake is not engine and config.get("SIGNUP_GROUP_COMMIT", True):
+        from funnel.subscribers import intake_writer
+
+        intake_writer.group(intake)
+    return intake
 
 
 def rt() -> Runtime:

@@ -102,7 +102,7 @@ def would_get(session: Session, flt: Filter, last_step: str | None, now: datetim
 
 def breakdown(session: Session, flt: Filter, last_step: str | None, now: datetime) -> Breakdown:
     confirmed = Subscriber.status == lifecycle.CONFIRMED
-    wants = Subscriber.wants_newsletter  # bare: see reachable()
+    wants = Subscriber.wants_newsletter.expression  # bare: see reachable()
     paused = not_(not_paused(now))
     match = matches(flt, last_step)
 

@@ -8,8 +8,9 @@ threads, the requests arriving while one flush is under way share the next:
 the flush, not the requests, was what bounded sign-ups (issue 28).
 
 A batch the database refuses is written again row by row, so one bad row fails
-only its own request. Used by ``actions.record_intake`` for an engine made with
-``make_intake_engine(..., group_commit=True)``; SIGNUP_GROUP_COMMIT=0 turns it off.
+only its own request. Used by ``actions.record_intake`` for an engine marked with
+``group`` (runtime does so for PostgreSQL's intake engine); SIGNUP_GROUP_COMMIT=0
+turns it off.
 """
 
 from __future__ import annotations
