@@ -126,9 +126,13 @@ bench-million-seed: $(BIN)/.installed
 	DATABASE_URL=$(BENCH_PG_URL)/funnel_bench_million SECRET_KEY=bench /usr/bin/time -f "seed: %e s, max RSS %M kB" \
 		$(BIN)/flask --app funnel demo seed --subscribers $(BENCH_SUBSCRIBERS)
 
+# The figures also send one newsletter issue to as many readers with 4 workers through
+# a SendGrid fake, in their own database (funnel_bench_send; docs/million.md).
 bench-million-figures: $(BIN)/.installed
 	DATABASE_URL=$(BENCH_PG_URL)/funnel_bench_million $(BIN)/flask --app funnel db upgrade
 	$(BIN)/python bench/bench_million.py --database $(BENCH_PG_URL)/funnel_bench_million
+	$(BIN)/python bench/bench_million_send.py --database $(BENCH_PG_URL)/funnel_bench_send \
+		--readers $(BENCH_SUBSCRIBERS) --workers 4
 	psql "$(BENCH_PSQL)/postgres" -qc "DROP DATABASE IF EXISTS funnel_bench_import" -c "CREATE DATABASE funnel_bench_import"
 	DATABASE_URL=$(BENCH_PG_URL)/funnel_bench_import $(BIN)/flask --app funnel db upgrade
 	/usr/bin/time -f "import: max RSS %M kB" $(BIN)/python bench/bench_import.py \

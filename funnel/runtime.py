@@ -96,11 +96,23 @@ def init_app(app: Flask) -> None:
         clock=clock,
         wake=threading.Event(),
         hook_settings=HookSettings.from_config(app.config),
-        intake_engine=make_intake_engine(
-            engine, float(app.config.get("DATABASE_CONNECT_TIMEOUT", 5.0)),
-            async_commit=bool(app.config.get("SIGNUP_ASYNC_COMMIT"))),
+        intake_engine=_intake_engine(engine, app.config),
     )
     app.teardown_appcontext(_close_session)
+
+
+def _intake_engine(engine: Engine, config: Any) -> Engine:
+    """The sign-up INSERT's engine (``funnel.db.make_intake_engine``). On PostgreSQL
+    its rows go through a writer thread per process that commits the rows of
+    concurrent requests together (SIGNUP_GROUP_COMMIT, on by default;
+    ``funnel.subscribers.intake_writer``): SQLite's intake is the app's engine."""
+    intake = make_intake_engine(engine, float(config.get("DATABASE_CONNECT_TIMEOUT", 5.0)),
+                                async_commit=bool(config.get("SIGNUP_ASYNC_COMMIT")))
+    if intake is not engine and config.get("SIGNUP_GROUP_COMMIT", True):
+        from funnel.subscribers import intake_writer
+
+        intake_writer.group(intake)
+    return intake
 
 
 def rt() -> Runtime:
@@ -201,8 +213,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     def newsletter(now: datetime, stop: Stop) -> PassReport:
         done = broadcasts.run(now, stop)
         return PassReport(sent=done.sent, failed=done.failed, retried=done.retried,
-                          skipped=done.skipped, claimed=done.claimed,
-                          sent_keys=done.sent_keys)
+                          skipped=done.skipped, claimed=done.claimed)
 
     def chore(now: datetime, _stop: Stop) -> PassReport:
         chores.after_pass(sessions, settings, transport, now)

@@ -308,7 +308,6 @@ class Batches:
         report.failed += done.failed
         report.retried += done.retried
         report.skipped += done.withdrawn
-        report.sent_keys.extend(done.sent_keys)
 
     @staticmethod
     def _hold_render(sub: SubscriberRow, d: DeliveryRow, exc: Exception, now: datetime,

@@ -58,7 +58,6 @@ class BroadcastReport:
     failed: int = 0
     retried: int = 0
     skipped: int = 0
-    sent_keys: list[str] = field(default_factory=list)
     decided: list[str] = field(default_factory=list)  # slugs whose subject test was decided
 
 
@@ -304,4 +303,3 @@ class BroadcastWork:
         report.sent += r.sent
         report.failed += r.failed
         report.retried += r.retried
-        report.sent_keys.extend(r.sent_keys)

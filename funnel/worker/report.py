@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 _COUNTS = ("sent", "skipped", "retried", "failed", "held", "rescheduled", "claimed", "taken_in",
@@ -20,13 +20,13 @@ class PassReport:
     claimed: int = 0      # rows leased for this pass: nonzero means there may be more
     taken_in: int = 0     # sign-ups taken from the intake
     purged: int = 0       # sign-ups never confirmed, deleted after PENDING_RETENTION_DAYS
-    sent_keys: list[str] = field(default_factory=list)
+    # Counts only: a pass of a million-reader issue once kept every key it sent
+    # here, and a worker's memory grew with the audience.
     hooks: Any = None     # the webhook piece's detail (hooks.dispatch.HookReport)
 
     def add(self, other: PassReport) -> None:
         for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.sent_keys.extend(other.sent_keys)
         if other.hooks is not None:
             self.hooks = other.hooks
 

@@ -67,7 +67,7 @@ def index():
         row = rows.pop(slug, None)
         item = _item(slug)
         if row is None:
-            size = (aud.breakdown(s, item.audience, aud.plan_last_step(_emails_dir()), now).would_get
+            size = (aud.would_get(s, item.audience, aud.plan_last_step(_emails_dir()), now)
                     if item else 0)
             entries.append({"slug": slug, "status": "draft", "audience": size,
                             "subject": item.subject if item else ""})
