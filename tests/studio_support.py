@@ -14,7 +14,7 @@ from funnel.config import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "emails"
 STEP = "lateral-hip-stretch"              # the plan's first email
-STEP_FILE = "sequence/01-stretch.md"
+STEP_FILE = "sequences/plan/01-stretch.md"
 
 
 def copy_emails(target: Path) -> Path:

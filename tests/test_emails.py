@@ -35,7 +35,7 @@ def composer(base_url: str = "http://localhost", emails_dir: Path = EMAILS) -> C
 
 
 def source(slug: str, emails_dir: Path = EMAILS):
-    from funnel.mail.check import find_source
+    from funnel.mail.check_support import find_source
 
     src = find_source(emails_dir, slug)
     assert src is not None, slug

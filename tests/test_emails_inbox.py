@@ -14,7 +14,7 @@ from funnel.mail.inbox import HTML_MAX_BYTES, inbox_problems
 from tests.test_emails import run_cli
 
 EMAILS = PROJECT_ROOT / "emails"
-FIRST = "sequence/01-stretch.md"
+FIRST = "sequences/plan/01-stretch.md"
 
 
 @pytest.fixture

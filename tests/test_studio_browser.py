@@ -108,7 +108,7 @@ def test_an_earlier_revision_of_a_plan_email_is_restored_from_the_page(page, liv
     expect(first.locator(".diff")).to_contain_text("+Welcome to the first version.")
     shot(page, "studio-history-1280")
     first.get_by_role("button", name="Restore").click()
-    expect(page.get_by_text("restored: sequence/01-stretch.md is live.")).to_be_visible()
+    expect(page.get_by_text("restored: sequences/plan/01-stretch.md is live.")).to_be_visible()
     assert live.read_text() == original.replace("Welcome to the plan.",
                                                 "Welcome to the first version.")
     expect(page.locator(".revisions li")).to_have_count(3)

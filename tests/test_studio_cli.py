@@ -95,7 +95,7 @@ def test_the_app_fills_its_emails_dir_on_first_start_and_reads_from_it(app_confi
         # Everything reads the folder the setting names: change it there, see it there.
         path = target / STEP_FILE
         path.write_text(path.read_text().replace("Part 1: the lateral hip", "Part 1: a new title"))
-        from funnel.mail.check import find_source
+        from funnel.mail.check_support import find_source
 
         src = find_source(rt.settings.emails_dir, STEP)
         assert src is not None and src.subject.startswith("Part 1: a new title")

@@ -30,7 +30,7 @@ def test_worker_summary_counts_held_emails_and_logs_one_line(app_config, tmp_pat
     from funnel.db import make_engine
 
     emails = _emails_copy(tmp_path)
-    step = emails / "sequence" / "01-stretch.md"
+    step = emails / "sequences" / "plan" / "01-stretch.md"
     step.write_text(step.read_text().replace("{{ first_name }}", "{{ first_name | nope }}", 1))
     app = create_app({**app_config, "EMAILS_DIR": str(emails)})
     from sqlalchemy.orm import Session
@@ -85,7 +85,7 @@ def test_a_mistyped_picture_name_gets_a_did_you_mean(app_config, tmp_path):
     from funnel import create_app
 
     emails = _emails_copy(tmp_path)
-    step = emails / "sequence" / "01-stretch.md"
+    step = emails / "sequences" / "plan" / "01-stretch.md"
     step.write_text(step.read_text().replace("images/stretch-1-start.svg",
                                              "images/strech-1-start.svg"))
     app = create_app({**app_config, "EMAILS_DIR": str(emails)})
@@ -122,7 +122,7 @@ def test_part_one_does_not_assume_the_reader_saw_the_article(app, db, clock, out
 def test_the_coach_speaks_as_one_person_throughout():
     """The coach signs as "I" ("I read every reply myself"); the emails do not switch
     to a corporate "we" for hopes and promises."""
-    files = [*sorted((PROJECT_ROOT / "emails" / "sequence").glob("*.md")),
+    files = [*sorted((PROJECT_ROOT / "emails" / "sequences" / "plan").glob("*.md")),
              *sorted((PROJECT_ROOT / "emails" / "broadcasts").glob("*.md"))]
     assert len(files) >= 9
     assert "I read every reply" in (PROJECT_ROOT / "emails" / "coach.yml").read_text()

@@ -13,6 +13,7 @@ from funnel.config import PROJECT_ROOT
 from funnel.core.sequence import EmailFileError, read_email_file
 from funnel.mail import check as emailcheck
 from funnel.mail.check import run_check
+from funnel.mail.check_support import find_source
 from funnel.runtime import Runtime
 
 emails_cli = AppGroup("emails", help="Check and preview the email files in emails/.")
@@ -46,7 +47,7 @@ def check_command(strict: bool) -> None:
 def preview_command(slug: str, as_text: bool) -> None:
     """Render one email (by slug) for a sample reader; HTML to stdout unless --text."""
     rt: Runtime = current_app.extensions["funnel"]
-    src = emailcheck.find_source(rt.settings.emails_dir, slug)
+    src = find_source(rt.settings.emails_dir, slug)
     if src is None:
         known = []
         for path in emailcheck.email_files(rt.settings.emails_dir):

@@ -12,16 +12,12 @@ the site's base URL, and a function telling whether a path on the site exists.
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, meta
+from jinja2 import TemplateError, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -38,101 +34,39 @@ from funnel.core.sequence import (
     read_email_file,
     sequence_files,
 )
-from funnel.core.sequences import send_emails, sequence_folders
 from funnel.mail.check_automations import problems as automation_problems
+from funnel.mail.check_content import ContentChecks
+from funnel.mail.check_support import (
+    _SLUG,
+    ERROR,
+    NEXT_STEP_FILE,
+    WARNING,
+    Problem,
+    _did_you_mean,
+    _Html,
+    _line_of_name,
+    _Unknown,
+    email_files,
+    sample_subscriber,
+)
 from funnel.mail.inbox import inbox_problems
-from funnel.models import Subscriber
 from funnel.plan.coach import CoachFileError, load_coach
-from funnel.plan.media import CONTENT_TYPES, ImageError, MediaLibrary, image_size, svg_to_png
 
 if TYPE_CHECKING:
     from flask import Flask
 
     from funnel.mail.compose import Composer
 
-ERROR = "error"
-WARNING = "warning"
 
-SUBJECT_WARN, SUBJECT_MAX, PREHEADER_WARN = 60, 100, 110
 # Variables only the layout sees: the rendered email itself.
 LAYOUT_VARIABLES = frozenset({"subject", "preheader", "content", "in_plan"})
-# Pictures: bigger files load slowly on phones; tiny or huge ones are usually a mistake.
-IMAGE_WARN_BYTES, IMAGE_MAX_BYTES = 300_000, 1_000_000
-IMAGE_MIN_WIDTH, IMAGE_MAX_WIDTH = 48, 2400
 SEQUENCE_KEYS = {"slug": True, "subject": True, "delay": True, "preheader": False,
                  "window": False}
 SYSTEM_KEYS = {"slug": True, "subject": True, "preheader": False, "delay": False,
                "window": False}
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>")
-_BROKEN_LINK = re.compile(r"!?\[[^\]\n]*\]\([^)\n]*\)")
-# What an unknown variable becomes while the rest of a file is checked: a harmless
-# address, so one typo is reported once (as unknown) and not again as an empty link.
-UNKNOWN = "https://unknown-variable.invalid/"
 
 
-class _Unknown(ChainableUndefined):
-    def __str__(self) -> str:
-        return UNKNOWN
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    path: Path
-    line: int
-    level: str
-    message: str
-
-    def display(self, root: Path | None = None) -> str:
-        path = self.path
-        if root is not None:
-            try:
-                path = self.path.resolve().relative_to(root.resolve())
-            except ValueError:
-                pass
-        return f"{path}:{self.line}: {self.level}: {self.message}"
-
-    def __str__(self) -> str:
-        return self.display()
-
-
-def sample_subscriber() -> Subscriber:
-    """The made-up reader every preview and check renders for (never saved)."""
-    return Subscriber(first_name="Alex", email="alex@example.com", public_id="preview")
-
-
-def email_files(emails_dir: str | Path) -> list[Path]:
-    """Every email a marketer edits: the drip sequence, the newsletter's broadcasts,
-    then the system emails."""
-    root = Path(emails_dir)
-    return (sequence_files(root) + other_sequence_files(root)
-            + sorted((root / "broadcasts").glob("*.md"))
-            + sorted((root / "system").glob("*.md")) + send_emails(root))
-
-
-NEXT_STEP_FILE = "next-step.md"
-
-
-def other_sequence_files(root: Path) -> list[Path]:
-    """The emails of every sequence but the plan (emails/sequences/<name>/)."""
-    plan = plan_folder(root)
-    return [p for folder in sequence_folders(root) if folder != plan
-            for p in sorted(folder.glob("*.md"))]
-
-
-def find_source(emails_dir: str | Path, slug: str) -> EmailSource | None:
-    """The email whose front matter says ``slug: …``, read fresh from disk."""
-    for path in email_files(emails_dir):
-        try:
-            src = read_email_file(path)
-        except EmailFileError:
-            continue
-        if src.slug == slug:
-            return src
-    return None
-
-
-class Checker:
+class Checker(ContentChecks):
     """One run over an emails folder; ``run()`` returns the problems found."""
 
     def __init__(
@@ -304,132 +238,13 @@ class Checker:
 
     # -- subject and preheader -----------------------------------------------------------
 
-    def _check_lengths(self, src: EmailSource) -> None:
-        path, lines = src.path, src.meta_lines
-        if src.meta.get("subject") not in (None, ""):
-            subject = self._loose(src.subject).replace(UNKNOWN, "").strip()
-            n = len(subject)
-            line = lines.get("subject", 1)
-            if n == 0:
-                self.error(path, line, "the subject is empty")
-            elif n > SUBJECT_MAX:
-                self.error(path, line, f"the subject is {n} characters: keep it under "
-                                       f"{SUBJECT_MAX} (ideally {SUBJECT_WARN})")
-            elif n > SUBJECT_WARN:
-                self.warning(path, line, f"the subject is {n} characters: inboxes cut it "
-                                         f"off after about {SUBJECT_WARN}")
-        preheader = self._loose(src.preheader).replace(UNKNOWN, "").strip()
-        if not preheader:
-            self.warning(path, lines.get("preheader", 1),
-                         "no preheader: inboxes will show the first words of the body instead")
-        elif len(preheader) > PREHEADER_WARN:
-            self.warning(path, lines.get("preheader", 1),
-                         f"the preheader is {len(preheader)} characters: inboxes show about "
-                         f"{PREHEADER_WARN}")
 
     # -- Markdown: links, images, stray HTML ------------------------------------------------
 
-    def _check_markdown(self, src: EmailSource) -> None:
-        markdown = self._loose(src.body)
-        md_lines = markdown.splitlines()
-        for tok in self._md.parse(markdown):
-            if tok.type != "inline" or not tok.map:
-                continue
-            start, end = tok.map
 
-            def line_of(*needles: str, _s: int = start, _e: int = end) -> int:
-                for i in range(_s, min(_e, len(md_lines))):
-                    if any(n and n in md_lines[i] for n in needles):
-                        return src.body_line + i
-                return src.body_line + _s
-
-            for child in tok.children or []:
-                if child.type == "link_open":
-                    href = str(child.attrGet("href") or "")
-                    self._check_href(src.path, line_of(f"]({href}", href, "]("), href, "link")
-                elif child.type == "image":
-                    href = str(child.attrGet("src") or "")
-                    line = line_of(f"]({href}", href, "![")
-                    if not child.content.strip():
-                        self.error(src.path, line, "image without alt text: write ![what it "
-                                                   "shows](address)")
-                    if MediaLibrary.name_from_ref(href) is not None:
-                        self.check_picture(src.path, line, href)
-                    else:
-                        self._check_href(src.path, line, href, "image")
-                elif child.type == "text":
-                    broken = _BROKEN_LINK.search(child.content)
-                    if broken:
-                        self.error(src.path, line_of(broken.group(0)[:20]),
-                                   f"'{broken.group(0)[:60]}' is not read as a link: remove "
-                                   "spaces from the address")
-                    tag = _HTML_TAG.search(child.content)
-                    if tag:
-                        self.warning(src.path, line_of(tag.group(0)),
-                                     f"HTML '{tag.group(0)[:40]}' shows as typed: use Markdown "
-                                     "instead")
-
-    def _check_href(self, path: Path, line: int, href: str, what: str) -> None:
-        raw = unquote(href.strip())
-        if raw == "":
-            self.error(path, line, f"{what} with no address")
-            return
-        if raw.startswith("#"):
-            self.error(path, line, f"{what} to '{raw}' points nowhere in an email")
-            return
-        parts = urlsplit(raw)
-        scheme = parts.scheme.lower()
-        if scheme in ("mailto", "tel") and what == "link":
-            return
-        if scheme not in ("http", "https") or not parts.netloc:
-            self.error(path, line, f"{what} to '{raw}' points nowhere in an email: use "
-                                   "{{ site_url }} or a full https:// address")
-            return
-        if raw in self.trusted_urls or raw.startswith(UNKNOWN):
-            return
-        if raw == self.base_url or raw.startswith(self.base_url + "/"):
-            site_path = urlsplit(raw[len(self.base_url):] or "/").path or "/"
-            if self.route_exists is not None and not self.route_exists(site_path):
-                self.error(path, line, f"{what} to '{site_path}' on our site: there is no "
-                                       "such page")
-        elif scheme == "http":
-            self.warning(path, line, f"{what} to '{raw}' is not https")
 
     # -- pictures in emails/images/ ---------------------------------------------------------
 
-    def check_picture(self, path: Path, line: int, ref: str) -> None:
-        """The file exists, is a picture we can show, and has a sensible size."""
-        name = MediaLibrary.name_from_ref(ref) or ""
-        suffix = Path(name).suffix.lower()
-        if suffix not in CONTENT_TYPES:
-            self.error(path, line, f"image '{ref}': '{suffix or name}' pictures are not "
-                                   "supported: use SVG, PNG, JPEG or GIF")
-            return
-        library = MediaLibrary(self.emails_dir / "images")
-        file = library.path(name)
-        if file is None:
-            close = difflib.get_close_matches(name, library.names(), n=1, cutoff=0.6)
-            hint = f" (did you mean 'images/{close[0]}'?)" if close else ""
-            self.error(path, line, f"image '{ref}' does not exist{hint}: put the file in "
-                                   f"{self.emails_dir / 'images'}")
-            return
-        data = file.read_bytes()
-        try:
-            width, _height = image_size(data, suffix)
-            if suffix == ".svg":
-                svg_to_png(data, width=64)  # it must draw, not just parse
-        except ImageError as exc:
-            self.error(path, line, f"image '{ref}': {exc}")
-            return
-        if not IMAGE_MIN_WIDTH <= width <= IMAGE_MAX_WIDTH:
-            self.error(path, line, f"image '{ref}' is {width} pixels wide: use "
-                                   f"{IMAGE_MIN_WIDTH} to {IMAGE_MAX_WIDTH}")
-        if len(data) > IMAGE_MAX_BYTES:
-            self.error(path, line, f"image '{ref}' is {len(data) // 1000} KB: keep it under "
-                                   f"{IMAGE_MAX_BYTES // 1000} KB")
-        elif len(data) > IMAGE_WARN_BYTES:
-            self.warning(path, line, f"image '{ref}' is {len(data) // 1000} KB: over "
-                                     f"{IMAGE_WARN_BYTES // 1000} KB loads slowly on phones")
 
     def check_coach(self) -> None:
         try:
@@ -500,44 +315,6 @@ class Checker:
             if reason and reason not in " ".join(visible.split()):
                 self.warning(path, 1, "the layout does not say why the reader gets this email "
                                       "({{ reason }})")
-
-
-class _Html(HTMLParser):
-    """Collects links, images and visible text from the rendered layout."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[str] = []
-        self.anchors: list[tuple[int, str]] = []
-        self.images: list[tuple[int, str | None]] = []
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "a" and "href" in a:
-            self.hrefs.append(a["href"] or "")
-            self.anchors.append((self.getpos()[0], a["href"] or ""))
-        elif tag == "img":
-            self.images.append((self.getpos()[0], a.get("alt")))
-
-    def handle_data(self, data: str) -> None:
-        self._text.append(data)
-
-    @property
-    def text(self) -> str:
-        return "".join(self._text)
-
-
-def _line_of_name(text: str, name: str) -> int:
-    """0-based line of the first Jinja tag that mentions ``name``."""
-    pattern = re.compile(r"({{|{%)[^}]*?\b" + re.escape(name) + r"\b")
-    m = pattern.search(text)
-    return text.count("\n", 0, m.start()) if m else 0
-
-
-def _did_you_mean(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def check_emails(

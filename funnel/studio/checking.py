@@ -27,6 +27,7 @@ from funnel.core.sequence import (
     sequence_files,
 )
 from funnel.mail import check as emailcheck
+from funnel.mail.check_support import find_source
 from funnel.mail.compose import Composer
 from funnel.newsletter.scheduling import REASON
 from funnel.studio.files import DRAFT_SUFFIX, LOCK_NAME, EmailFile
@@ -110,7 +111,7 @@ def check_text(ctx: CheckContext, file: EmailFile, text: str) -> Checked:
             src = checker.check_file(edited, system=file.folder == "system",
                                      broadcast=file.folder == "broadcasts")
             if src is not None and src.slug:
-                other = emailcheck.find_source(file.root, src.slug)
+                other = find_source(file.root, src.slug)
                 if other is not None and other.path != file.path:
                     checker.error(edited, src.meta_lines.get("slug", 1),
                                   f"slug '{src.slug}' is already used by {other.path.name}")

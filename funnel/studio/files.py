@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from funnel.core.sequence import read_email_file
-from funnel.mail import check as emailcheck
+from funnel.mail.check_support import find_source
 from funnel.mail.compose import NEXT_STEP_FILE
 
 EMAIL_FOLDERS = ("sequence", "system", "broadcasts")
@@ -102,7 +102,7 @@ def resolve(emails_dir: str | Path, slug_or_path: str, *, new: bool = False) -> 
                           "front matter (lowercase letters, digits and hyphens)", 400)
     if name in SPECIAL:
         return EmailFile(root, SPECIAL[name], name)
-    src = emailcheck.find_source(root, name)
+    src = find_source(root, name)
     if src is None:
         raise StudioError(f"there is no email with the slug '{name}'", 404)
     return EmailFile(root, src.path.relative_to(root).as_posix(), name)

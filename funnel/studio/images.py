@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from funnel.mail.check import IMAGE_MAX_BYTES, IMAGE_MIN_WIDTH
+from funnel.mail.check_content import IMAGE_MAX_BYTES, IMAGE_MIN_WIDTH
 from funnel.plan.media import EMAIL_PNG_WIDTH, MediaLibrary
 from funnel.studio.files import StudioError, write_atomically
 

@@ -31,6 +31,7 @@ from funnel.core.rendering import RenderedEmail
 from funnel.core.sequence import EmailFileError, EmailSource, read_email_file, step_from_source
 from funnel.mail import check as emailcheck
 from funnel.mail.check import run_check
+from funnel.mail.check_support import find_source
 from funnel.newsletter.scheduling import REASON
 from funnel.newsletter.test_send import test_message
 from funnel.transports import AuthError, TransientSendError
@@ -113,7 +114,7 @@ def _entries() -> list[Entry]:
 
 
 def _find(slug: str) -> EmailSource:
-    src = emailcheck.find_source(_emails_dir(), slug)
+    src = find_source(_emails_dir(), slug)
     if src is None:
         abort(404)
     return src

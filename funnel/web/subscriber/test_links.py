@@ -12,6 +12,7 @@ from flask import render_template
 from funnel import runtime
 from funnel.core.tokens import BadToken
 from funnel.mail import check as emailcheck
+from funnel.mail.check_support import find_source
 from funnel.newsletter.scheduling import REASON
 from funnel.newsletter.test_send import TEST_READER
 from funnel.web.errors import render_error
@@ -45,7 +46,7 @@ def test_view(token: str):
         _reader, slug = r.composer.tokens.load("view", token)
     except (BadToken, ValueError, TypeError):
         return render_error(400)
-    src = emailcheck.find_source(r.settings.emails_dir, str(slug))
+    src = find_source(r.settings.emails_dir, str(slug))
     if src is None:
         return render_error(404, "This test email's file has been removed or renamed since.")
     extra = {"reason": REASON} if src.path.parent.name == "broadcasts" else None
