@@ -53,7 +53,7 @@ def make_engine(url: str, *, immediate: bool = True, busy_timeout: float = 5.0,
 
 def make_intake_engine(engine: Engine, connect_timeout: float = 5.0, *,
                        async_commit: bool = False) -> Engine:
-    """The engine the sign-up form's one INSERT goes through (``subscribers.record_intake``).
+    """The engine the sign-up form's one INSERT goes through (``subscribers.intake.record_intake``).
 
     On PostgreSQL its own small pool, in autocommit (the INSERT commits itself: one
     round trip, where BEGIN, INSERT and COMMIT were three) and without the

@@ -167,7 +167,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     automation = Automation(sessions, settings.emails_dir)
     from funnel.control import chores, mail_state
     from funnel.reporting import tallies
-    from funnel.subscribers import actions as subscribers
+    from funnel.subscribers import intake as signup_intake
     from funnel.subscribers import retention
 
     try:  # a restarted worker carries on with the transport the others are using
@@ -192,7 +192,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         # Sign-ups first, so their confirmations go out in this same pass.
         report = PassReport()
         while not (stop and stop.is_set()):
-            taken = subscribers.take_intake(sessions, limit=settings.batch_size)
+            taken = signup_intake.take_intake(sessions, limit=settings.batch_size)
             report.taken_in += taken.taken
             if taken.taken + taken.refused < settings.batch_size:
                 break

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from funnel import create_app
 from funnel.db import make_engine, upgrade
 from funnel.models import Base
+from funnel.subscribers import intake
 from tests.parallel import database_name, is_worker
 
 # The admin tests' fixtures (admin, logged_in) live beside their helpers.
@@ -258,9 +259,8 @@ def post_signup(client, email: str, first_name: str = "", **fields):
 def take_in(app):
     """The worker's first step on its next pass: the sign-ups the form stored become
     subscribers, consent records and queued confirmations (nothing is sent)."""
-    from funnel.subscribers import actions as subscribers
 
-    return subscribers.take_intake(app.extensions["funnel"].sessions)
+    return intake.take_intake(app.extensions["funnel"].sessions)
 
 
 def taken_in(app, db, email: str, timeout: float = 10.0):

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from funnel.models import SignupIntake
 from funnel.subscribers import actions as subscribers
-from funnel.subscribers import intake_writer
+from funnel.subscribers import intake, intake_writer
 from tests.conftest import post_signup
 
 N = 40
@@ -26,7 +26,7 @@ def grouped_engine(app):
 
 
 def row(i: int, clock) -> dict:
-    return subscribers.intake_row(email=f"runner{i}@example.com", first_name=f"R{i}",
+    return intake.intake_row(email=f"runner{i}@example.com", first_name=f"R{i}",
                                   timezone="Europe/London", meta=subscribers.SignupMeta(),
                                   now=clock())
 
@@ -34,19 +34,19 @@ def row(i: int, clock) -> dict:
 def test_concurrent_sign_ups_are_all_committed_and_share_commits(app, db, clock, monkeypatch):
     engine = grouped_engine(app)
     gate = threading.Event()
-    first = subscribers._write_intake_row
+    first = intake._write_intake_row
 
     def slow_first(engine_, params):
         gate.wait(10)  # hold the first commit so the others queue behind it
         first(engine_, params)
 
-    monkeypatch.setattr(subscribers, "_write_intake_row", slow_first)
+    monkeypatch.setattr(intake, "_write_intake_row", slow_first)
     answered: list[int] = []
     errors: list[BaseException] = []
 
     def sign_up(i: int) -> None:
         try:
-            subscribers.record_intake(engine, row(i, clock))
+            intake.record_intake(engine, row(i, clock))
             answered.append(i)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
@@ -81,13 +81,13 @@ def test_one_bad_row_in_a_batch_fails_only_its_own_request(app, db, clock, monke
     sent: list = []
     monkeypatch.setattr(intake_writer, "submit", lambda e, p, many, one: sent.append(p) or True)
     for r in rows:
-        subscribers.record_intake(engine, r)
+        intake.record_intake(engine, r)
     params = list(sent)
     monkeypatch.undo()
     bad = params[2][:-1] + (object(),) if isinstance(params[2], tuple) else {**params[2], "at": object()}
     params[2] = bad
-    w = intake_writer.IntakeWriter(engine, subscribers._write_intake_rows,
-                                   subscribers._write_intake_row, key=(0, 0))
+    w = intake_writer.IntakeWriter(engine, intake._write_intake_rows,
+                                   intake._write_intake_row, key=(0, 0))
     items = [intake_writer._Pending(p) for p in params]
     w._commit(items)
     assert [i.error is None for i in items] == [True, True, False, True, True]
@@ -100,8 +100,8 @@ def test_a_failing_writer_answers_an_error_page_not_check_your_inbox(app, client
     def broken(*_args):
         raise OperationalError("INSERT INTO signup_intake", {}, Exception("disk is full"))
 
-    monkeypatch.setattr(subscribers, "_write_intake_row", broken)
-    monkeypatch.setattr(subscribers, "_write_intake_rows", broken)
+    monkeypatch.setattr(intake, "_write_intake_row", broken)
+    monkeypatch.setattr(intake, "_write_intake_rows", broken)
     r = post_signup(client, "lost@example.com")
     assert r.status_code == 503
     assert "check-your-inbox" not in (r.headers.get("Location") or "")
@@ -112,10 +112,10 @@ def test_a_failing_writer_answers_an_error_page_not_check_your_inbox(app, client
 def test_a_writer_that_never_commits_fails_the_request_with_a_clear_error(app, clock, monkeypatch):
     engine = grouped_engine(app)
     stuck = threading.Event()
-    monkeypatch.setattr(subscribers, "_write_intake_row", lambda *_a: stuck.wait(5))
+    monkeypatch.setattr(intake, "_write_intake_row", lambda *_a: stuck.wait(5))
     monkeypatch.setattr(intake_writer, "WAIT_SECONDS", 0.2)
     with pytest.raises(intake_writer.IntakeWriteError, match="not committed within"):
-        subscribers.record_intake(engine, row(1, clock))
+        intake.record_intake(engine, row(1, clock))
     stuck.set()
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from funnel.models import ConsentRecord, Delivery, SignupIntake, Subscriber
-from funnel.subscribers import actions as subscribers
+from funnel.subscribers import intake
 from tests.conftest import csrf_token, deliver, post_signup, take_in
 
 
@@ -58,7 +58,7 @@ def test_a_worker_failing_part_way_loses_nothing_and_sends_nothing_twice(
         app, client, db, outbox, monkeypatch):
     for i in range(3):
         post_signup(client, f"crash{i}@example.com")
-    real = subscribers._take
+    real = intake._take
     seen = []
 
     def dies_on_the_third(s, row, report):
@@ -67,13 +67,13 @@ def test_a_worker_failing_part_way_loses_nothing_and_sends_nothing_twice(
             raise Killed("worker killed mid-intake")
         return real(s, row, report)
 
-    monkeypatch.setattr(subscribers, "_take", dies_on_the_third)
+    monkeypatch.setattr(intake, "_take", dies_on_the_third)
     with pytest.raises(Killed):
         deliver(app)
     # Two sign-ups were made in the failed transaction: none of them is kept ...
     assert (rows(db, SignupIntake), rows(db, Subscriber), rows(db, Delivery)) == (3, 0, 0)
     assert len(outbox) == 0
-    monkeypatch.setattr(subscribers, "_take", real)
+    monkeypatch.setattr(intake, "_take", real)
     # ... and the next pass takes all three, once each.
     assert deliver(app).sent == 3
     assert deliver(app).sent == 0
@@ -86,7 +86,7 @@ def test_a_new_address_made_elsewhere_meanwhile_is_taken_one_by_one(app, client,
                                                                    monkeypatch):
     for email in ("race@example.com", "calm@example.com"):
         post_signup(client, email)
-    real = subscribers._take
+    real = intake._take
     calls = []
 
     def collides_once(s, row, report):
@@ -95,10 +95,10 @@ def test_a_new_address_made_elsewhere_meanwhile_is_taken_one_by_one(app, client,
             raise IntegrityError("INSERT", {}, Exception("duplicate key value"))
         return real(s, row, report)
 
-    monkeypatch.setattr(subscribers, "_take", collides_once)
+    monkeypatch.setattr(intake, "_take", collides_once)
     assert take_in(app).taken == 2
     assert rows(db, SignupIntake) == 0 and rows(db, Subscriber) == 2
-    monkeypatch.setattr(subscribers, "_take", real)
+    monkeypatch.setattr(intake, "_take", real)
     deliver(app)
     assert len(outbox.to("race@example.com")) == len(outbox.to("calm@example.com")) == 1
 
@@ -150,32 +150,32 @@ def test_a_sign_up_that_keeps_failing_holds_up_neither_the_others_nor_the_mail(
         app, client, db, outbox, monkeypatch, caplog):
     for address in ("before@example.com", "broken@example.com", "after@example.com"):
         post_signup(client, address)
-    real = subscribers._take
+    real = intake._take
 
     def breaks_on_one(s, row, report):
         if row.email == "broken@example.com":
             raise ValueError("a row the code cannot take in")
         return real(s, row, report)
 
-    monkeypatch.setattr(subscribers, "_take", breaks_on_one)
+    monkeypatch.setattr(intake, "_take", breaks_on_one)
     report = deliver(app)
     # The two good sign-ups are taken in and mailed in the same pass.
     assert (report.taken_in, report.sent) == (2, 2)
     assert len(outbox.to("before@example.com")) == len(outbox.to("after@example.com")) == 1
     assert rows(db, SignupIntake) == 1
-    for _ in range(subscribers.INTAKE_MAX_ATTEMPTS + 2):
+    for _ in range(intake.INTAKE_MAX_ATTEMPTS + 2):
         deliver(app)
     db.rollback()
     left = db.scalar(select(SignupIntake))
     assert left.email == "broken@example.com"
-    assert left.attempts == subscribers.INTAKE_MAX_ATTEMPTS  # no longer tried once given up
+    assert left.attempts == intake.INTAKE_MAX_ATTEMPTS  # no longer tried once given up
     assert "left in signup_intake for the operator" in caplog.text
     assert "broken@example.com" not in caplog.text
     # A later sign-up still gets its confirmation: the queue moves past the bad row.
     post_signup(client, "later@example.com")
     assert deliver(app).sent == 1 and len(outbox.to("later@example.com")) == 1
     # Fixed (here: the code), the operator's row goes through once it is tried again.
-    monkeypatch.setattr(subscribers, "_take", real)
+    monkeypatch.setattr(intake, "_take", real)
     db.rollback()
     with app.extensions["funnel"].sessions() as s:
         s.execute(update(SignupIntake).values(attempts=0))

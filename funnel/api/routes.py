@@ -32,7 +32,7 @@ from funnel.importing import importer
 from funnel.models import ApiKey, Subscriber, SubscriberTag
 from funnel.reporting import stats as figures
 from funnel.subscribers import actions as subscribers
-from funnel.subscribers import privacy
+from funnel.subscribers import intake, privacy
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -271,7 +271,7 @@ def sign_up() -> tuple[Response, int]:
         referrer=None, utm={k: v for k, v in (data.get("utm") or {}).items() if v},
     )
     try:
-        row = subscribers.intake_row(
+        row = intake.intake_row(
             email=data["email"], first_name=data.get("first_name"),
             timezone=zone or runtime.rt().settings.default_timezone, meta=meta,
             now=runtime.now(), front=IntakeVia.API)
@@ -279,11 +279,11 @@ def sign_up() -> tuple[Response, int]:
         raise _domain(exc) from exc
     # The landing page's one INSERT, nothing looked up: the same answer, in the
     # same time, whoever the address belongs to, suppressed or not. The worker
-    # takes it in (subscribers.take_intake) and queues the confirmation.
+    # takes it in (intake.take_intake) and queues the confirmation.
     # The key's lookup may hold a write (its last use); on SQLite the intake's own
     # connection would wait for it, so the request's transaction ends first.
     runtime.session().commit()
-    subscribers.record_intake(runtime.rt().intake(), row)
+    intake.record_intake(runtime.rt().intake(), row)
     runtime.rt().wake.set()  # the embedded worker takes it in at once
     return jsonify(status="accepted", message="If the address can be used, a confirmation "
                    "email is on its way; nothing else is sent until it is confirmed."), 202

@@ -115,7 +115,7 @@ class Subscriber(Base):
 class SignupIntake(Base):
     """A sign-up as the form sent it, written by the web request in one INSERT and
     turned into a subscriber, consent record and queued confirmation by the worker
-    (``subscribers.take_intake``), which deletes the row in that same transaction."""
+    (``subscribers.intake.take_intake``), which deletes the row in that same transaction."""
 
     __tablename__ = "signup_intake"
 

@@ -36,6 +36,7 @@ from funnel.core.states import IntakeVia
 from funnel.http import ratelimits
 from funnel.http.extensions import csrf
 from funnel.subscribers import actions as subscribers
+from funnel.subscribers import intake
 from funnel.web.forms import SignupForm
 from funnel.web.headers import hashed_policy
 from funnel.web.public.crossorigin import allowed_origins, normalise_origin
@@ -109,7 +110,7 @@ def subscribe():
                  for k in ("source", "medium", "campaign", "term", "content")},
         )
         try:
-            row = subscribers.intake_row(
+            row = intake.intake_row(
                 email=form.email.data, first_name=form.first_name.data,
                 timezone=_zone(form.tz.data), meta=meta, now=runtime.now(),
                 front=IntakeVia.EMBED)
@@ -117,8 +118,8 @@ def subscribe():
             getattr(form, exc.field).errors = [str(exc)]
             return _invalid(form, origin)
         # The landing page's one INSERT: the answer and its time are the same
-        # whoever the address belongs to; the worker decides (subscribers.take_intake).
-        subscribers.record_intake(runtime.rt().intake(), row)
+        # whoever the address belongs to; the worker decides (intake.take_intake).
+        intake.record_intake(runtime.rt().intake(), row)
         ratelimits.hit("signup", "RATELIMIT_SIGNUP")
         runtime.rt().wake.set()  # the worker takes it in; the embedded one at once
     if wants_json():

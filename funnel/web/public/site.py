@@ -27,6 +27,7 @@ from funnel.core.inputs import FunnelError, time_zones
 from funnel.http import ratelimits
 from funnel.http.extensions import csrf
 from funnel.subscribers import actions as subscribers
+from funnel.subscribers import intake
 from funnel.subscribers.intake_limits import IntakeCap
 from funnel.web.forms import SignupForm
 from funnel.web.headers import hashed_policy
@@ -274,7 +275,7 @@ def signup():
         via=form.via.data,
     )
     try:
-        row = subscribers.intake_row(
+        row = intake.intake_row(
             email=form.email.data, first_name=form.first_name.data,
             timezone=valid_zone(form.tz.data), meta=meta, now=runtime.now(),
         )
@@ -287,8 +288,8 @@ def signup():
         return render_error(503, "We can't take sign-ups for a little while. Please try "
                                  "again in an hour; nothing was stored.")
     # One INSERT, committed before the answer; whether the address is known, and
-    # what to mail it, the worker decides (subscribers.take_intake).
-    subscribers.record_intake(runtime.rt().intake(), row)
+    # what to mail it, the worker decides (intake.take_intake).
+    intake.record_intake(runtime.rt().intake(), row)
     ratelimits.hit("signup", "RATELIMIT_SIGNUP")
     runtime.rt().wake.set()  # the worker takes it in; the embedded one at once
     return redirect(url_for("site.check_inbox"), code=303)
