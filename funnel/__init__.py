@@ -70,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.web.admin import dashboard as admin
     from funnel.web.admin import editor as admin_editor
     from funnel.web.admin import imports as admin_import
+    from funnel.web.admin import people as _admin_people  # noqa: F401  (its pages join admin.bp)
     from funnel.web.admin import session_list as admin_sessions
     from funnel.web.admin import subscriber as admin_subscriber
     from funnel.web.admin import tags as admin_tags
