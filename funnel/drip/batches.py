@@ -26,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from funnel.core.sequence import PLAN, Sequence
 from funnel.core.sequences import Sequences
 from funnel.drip import enrollments, multiplan, planner
-from funnel.drip.store import Batch, DeliveryRow, Store, SubscriberRow, unsent
+from funnel.drip.rows import Batch, DeliveryRow, SubscriberRow
+from funnel.drip.store import Store, unsent
 from funnel.mail import sending
 from funnel.mail.sending import DRIP, HELD, SENDING, SYSTEM, UNKNOWN, Outgoing
 from funnel.models import Delivery, Subscriber, new_public_id

@@ -21,7 +21,7 @@ from funnel.models import Delivery, Subscriber, new_public_id
 from funnel.transports import Message
 
 if TYPE_CHECKING:  # the worker passes its plain rows
-    from funnel.drip.store import DeliveryRow, SubscriberRow
+    from funnel.drip.rows import DeliveryRow, SubscriberRow
 
 CONFIRM = "confirm"
 ALREADY = "already-subscribed"
