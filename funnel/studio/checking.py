@@ -83,16 +83,19 @@ def overlay(file: EmailFile, text: str) -> Iterator[tuple[Path, Path]]:
     is a link to the live file."""
     with tempfile.TemporaryDirectory(prefix="funnel-studio-") as tmp:
         root = Path(tmp)
-        top = file.rel.split("/", 1)[0]
-        for entry in file.root.iterdir():
-            if entry.name not in (top, LOCK_NAME):
-                (root / entry.name).symlink_to(entry)
-        if "/" in file.rel:
-            (root / top).mkdir()
-            real = file.root / top
-            for child in real.iterdir() if real.is_dir() else ():
-                if child.name != file.path.name and not child.name.endswith(DRAFT_SUFFIX):
-                    (root / top / child.name).symlink_to(child)
+        # Real folders along the edited file's path (sequences/plan/ is two deep), links
+        # to everything beside them: writing the edit never reaches a live file.
+        parts = file.rel.split("/")
+        real, copy = file.root, root
+        for depth, name in enumerate(parts):
+            last = depth == len(parts) - 1
+            for entry in real.iterdir() if real.is_dir() else ():
+                if entry.name in (name, LOCK_NAME) or entry.name.endswith(DRAFT_SUFFIX):
+                    continue
+                (copy / entry.name).symlink_to(entry)
+            if not last:
+                real, copy = real / name, copy / name
+                copy.mkdir()
         edited = root / file.rel
         edited.write_text(text, encoding="utf-8")
         yield root, edited

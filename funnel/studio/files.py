@@ -22,12 +22,16 @@ from funnel.core.sequence import read_email_file
 from funnel.mail.check_support import find_source
 from funnel.mail.compose import NEXT_STEP_FILE
 
-EMAIL_FOLDERS = ("sequence", "system", "broadcasts")
+# sequences/NAME/NN-slug.md (the plan is sequences/plan/; an old single sequence/ still
+# works), system/, broadcasts/ and the emails rules send (automations/).
+EMAIL_FOLDERS = ("sequences", "sequence", "system", "broadcasts", "automations")
+_SEQUENCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
 # Files that are not emails, under names no email slug can take (slugs have no dots).
 SPECIAL = {"layout.html": "layout/base.html", "layout.txt": "layout/base.txt",
            "next-step.md": NEXT_STEP_FILE}
-KIND_OF_FOLDER = {"sequence": "plan step", "system": "system email",
-                  "broadcasts": "newsletter", "layout": "layout"}
+KIND_OF_FOLDER = {"sequences": "sequence step", "sequence": "plan step",
+                  "system": "system email", "broadcasts": "newsletter",
+                  "automations": "email a rule sends", "layout": "layout"}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9.-]{0,99}$")
 _FILE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\.md$")
 DRAFT_SUFFIX = ".draft"
@@ -66,6 +70,8 @@ class EmailFile:
     def kind(self) -> str:
         if self.rel == NEXT_STEP_FILE:
             return "end of the plan"
+        if self.rel.startswith("sequences/plan/"):
+            return "plan step"
         return KIND_OF_FOLDER.get(self.folder, "email")
 
     @property
@@ -113,11 +119,14 @@ def _by_path(root: Path, rel: str, *, new: bool) -> EmailFile:
     special = {v: k for k, v in SPECIAL.items()}
     if rel in special:
         return EmailFile(root, rel, special[rel])
-    if (len(parts) != 2 or parts[0] not in EMAIL_FOLDERS or not _FILE.match(parts[1])
-            or ".." in rel or rel.startswith("/")):
+    in_sequence = (len(parts) == 3 and parts[0] == "sequences"
+                   and bool(_SEQUENCE_NAME.match(parts[1])))
+    if (not (in_sequence or len(parts) == 2) or parts[0] not in EMAIL_FOLDERS
+            or not _FILE.match(parts[-1]) or ".." in rel or rel.startswith("/")):
         raise StudioError(f"'{rel[:80]}' is not an email file: emails live in "
-                          f"{', '.join(f + '/' for f in EMAIL_FOLDERS)} as NAME.md", 400)
-    found = EmailFile(root, rel, Path(parts[1]).stem)
+                          "sequences/NAME/, system/, broadcasts/ or automations/ as NAME.md",
+                          400)
+    found = EmailFile(root, rel, Path(parts[-1]).stem)
     if not new and not found.path.is_file():
         raise StudioError(f"there is no email file '{rel}'", 404)
     if found.path.is_file():
