@@ -156,45 +156,5 @@ def test_fast_address_check_off_asks_email_validator_every_time(app_config, monk
         inputs.use_fast_address_check(True)
 
 
-# -- the page layer ------------------------------------------------------------
-
-_KEYS = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "ref", "via",
-         "fbclid", "gclid", "x", ""]
-_queries = st.lists(st.tuples(st.sampled_from(_KEYS), st.text(max_size=12)), max_size=4)
-_referers = st.one_of(st.none(), st.sampled_from(["http://localhost/free-plan",
-                                                  "https://www.strava.com/x?y=1"]),
-                      st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255),
-                              max_size=30))
-
-
-@pytest.fixture
-def page_app(app_config):
-    from funnel import create_app
-
-    app = create_app({**app_config, "VISIT_FLUSH_SECONDS": 3600})
-    yield app
-    app.extensions["funnel_visits"].close()
-    app.extensions["funnel"].engine.dispose()
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(["/", "/free-plan"]), query=_queries, referer=_referers)
-@example(path="/", query=[("utm_source", "\udcff")], referer=None)
-def test_the_page_layer_answers_any_request_as_flask_does(page_app, db, path, query, referer):
-    from urllib.parse import urlencode
-
-    from tests.test_fast_pages import Watched, _seeded
-
-    watched = Watched(page_app)
-    target = f"{path}?{urlencode(query, errors='surrogateescape')}" if query else path
-    headers = {"Referer": referer} if referer is not None else {}
-    watched.flask_only.get(target, headers=headers)  # renders it into the page cache
-    with pytest.MonkeyPatch.context() as mp:
-        _seeded(mp)
-        expected = watched.flask_only.get(target, headers=headers)
-    with pytest.MonkeyPatch.context() as mp:
-        _seeded(mp)
-        got = watched.served.get(target, headers=headers)
-    assert got.status == expected.status
-    assert got.get_data() == expected.get_data()
-    assert sorted(got.headers.items()) == sorted(expected.headers.items())
+# The page layer's own property (any request, the same answer as Flask) is in
+# tests/test_fast_pages.py.

@@ -48,7 +48,7 @@ def test_a_test_sends_links_answer_with_a_page_not_an_error(runner, client, outb
     for kind in ("view", "preferences", "unsubscribe"):
         resp = client.get(outbox.link(msg, kind))
         assert resp.status_code == 200, (kind, resp.status_code)
-        assert "test email" in resp.get_data(as_text=True), kind
+        assert "test copy" in resp.get_data(as_text=True), kind
 
 
 def _img_sources(html: str) -> list[str]:
