@@ -144,3 +144,22 @@ def test_a_schedule_can_be_cancelled_before_it_leaves(logged_in, db, clock, runn
     clock.advance(days=2)
     run_worker(runner)
     assert len(outbox.messages()) == 0
+
+
+def test_tags_are_choices_in_the_audience(logged_in, db, clock):
+    from funnel import tagging
+    from funnel.core.states import TagSource
+
+    racer = add(db, "racer@example.com", now=clock.now)
+    add(db, "easy@example.com", now=clock.now)
+    db.commit()
+    tagging.add_tag(db, racer.id, "race", now=clock.now, source=TagSource.ADMIN, reason="test")
+    db.commit()
+    page = logged_in.get("/admin/broadcasts/first-issue").get_data(as_text=True)
+    assert '<select id="tag" name="tag">' in page and '<option value="race">race</option>' in page
+    got = logged_in.get("/admin/broadcasts/first-issue/audience.json?tag=race").get_json()
+    assert got["would_get"] == 1 and got["where"] == "tag=race"
+    got = logged_in.get("/admin/broadcasts/first-issue/audience.json?without_tag=race").get_json()
+    assert got["would_get"] == 1 and got["where"] == "without_tag=race"
+    bad = logged_in.get("/admin/broadcasts/first-issue/audience.json?tag=no%2Cpe")
+    assert bad.status_code == 400

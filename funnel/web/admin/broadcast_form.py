@@ -1,6 +1,6 @@
 """The scheduling form of a broadcast, read in the admin's own time zone.
 
-The audience controls (plan, sign-up dates, source, campaign) are turned into
+The audience controls (plan, sign-up dates, source, campaign, tags) are turned into
 the same ``key=value`` text the page always took (``plan=finished,
 source=instagram``), which stays the one representation: the confirm page and
 the command line show it, and the optional text field can still add to it.
@@ -19,10 +19,11 @@ from funnel import runtime
 from funnel.core import timezones
 from funnel.core.broadcast import PLAN_CHOICES, Broadcast, Filter, parse_local_time, parse_where
 from funnel.core.schedule import zone
-from funnel.models import AdminUser, Subscriber
+from funnel.models import AdminUser, Subscriber, SubscriberTag
 from funnel.newsletter import subject_tests
 
-CONTROL_KEYS = ("plan", "signed_up_after", "signed_up_before", "source", "campaign")
+CONTROL_KEYS = ("plan", "signed_up_after", "signed_up_before", "source", "campaign", "tag",
+                "without_tag")
 
 
 def admin_zone_name(admin: AdminUser | None) -> str:
@@ -97,7 +98,7 @@ def plan_from_form(item: Broadcast, admin: AdminUser | None) -> Plan:
 
 
 def choices() -> dict[str, list[str]]:
-    """The values the source and campaign menus offer: what sign-ups came with."""
+    """The values the source, campaign and tag menus offer: what the list holds."""
     s = runtime.session()
 
     def distinct(col) -> list[str]:
@@ -105,4 +106,4 @@ def choices() -> dict[str, list[str]]:
                                      .distinct().order_by(func.lower(col)).limit(200)) if v]
 
     return {"plan": list(PLAN_CHOICES), "source": distinct(Subscriber.utm_source),
-            "campaign": distinct(Subscriber.utm_campaign)}
+            "campaign": distinct(Subscriber.utm_campaign), "tag": distinct(SubscriberTag.tag)}
