@@ -3,6 +3,7 @@ scanner clicks, holds, the dry run and the shipped examples."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -250,3 +251,34 @@ def test_a_race_click_in_the_last_plan_email_starts_race_week(
     race = [m["Subject"] for m in outbox.to("racer@example.com") if "Race week" in m["Subject"]]
     assert len(race) == 3 and race[0].startswith("Race week, part 1")
     assert tags(db, sub) == {"race"}
+
+
+def test_a_rules_unsubscribe_tells_the_webhooks_like_any_other(app, db, clock, make_subscriber):
+    """The set-based unsubscribe queues subscriber.unsubscribed for each person, with
+    their tags, as the ORM path does for every other way out."""
+    from funnel.automation import rules as rule_actions
+    from funnel.hooks import manage
+    from funnel.hooks.secret_box import box_from_config
+    from funnel.models import WebhookMessage
+    from funnel.tagging import add_tag
+
+    rt = app.extensions["funnel"]
+    with rt.sessions() as s:
+        manage.add_endpoint(s, "http://127.0.0.1:9/hook", ["subscriber.unsubscribed"],
+                            now=clock.now, allow_private=True, box=box_from_config(app.config))
+    quiet = make_subscriber("quiet@example.com")
+    make_subscriber("stays@example.com")
+    with rt.sessions() as s:
+        add_tag(s, quiet.id, "race", now=clock.now, source="rule", reason="test")
+        s.commit()
+        rule_actions.unsubscribe(s, select(Subscriber.id).where(Subscriber.id == quiet.id),
+                                 "inactive", clock.now)
+        s.commit()
+    db.rollback()
+    [msg] = db.scalars(select(WebhookMessage)).all()
+    body = json.loads(msg.payload)
+    assert msg.event_type == "subscriber.unsubscribed" and msg.subscriber_id == quiet.id
+    assert body["data"]["email"] == "quiet@example.com"
+    assert body["data"]["status"] == "unsubscribed" and body["data"]["tags"] == ["race"]
+    db.expire_all()
+    assert db.get(Subscriber, quiet.id).status == "unsubscribed"

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Select, String, and_, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from funnel import tagging
 from funnel.automation.starts import LAG, dialect_insert, enter
 from funnel.core.automations import Rule
 from funnel.core.sequences import SEND_PREFIX, Sequences
@@ -39,6 +40,7 @@ from funnel.core.states import (
     SubscriberStatus,
     TagSource,
 )
+from funnel.hooks import events as hook_events
 from funnel.models import (
     AppState,
     ConsentRecord,
@@ -226,10 +228,36 @@ def unsubscribe(session: Session, who: Select, reason: str, now: datetime) -> No
     a withdrawal in each one's consent history (the same fields as one by one)."""
     targets = select(Subscriber.id).where(Subscriber.id.in_(who),
                                           Subscriber.status == SubscriberStatus.CONFIRMED)
+    announce = _unsubscribed_events(session, targets, now)
     session.execute(insert_consents(targets, reason, now))
     session.execute(update(Subscriber).where(Subscriber.id.in_(targets))
                     .values(status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=now,
                             status_reason=reason, next_due_at=None))
+    announce()
+
+
+def _unsubscribed_events(session: Session, targets: Select, now: datetime):
+    """subscriber.unsubscribed for the endpoints that want it. The set-based UPDATE
+    bypasses the ORM listener that queues it for every other way out, so the rows
+    are read before it and the events written after it, in the same transaction."""
+    conn = session.connection()
+    endpoints = [e for e in hook_events.active_endpoints(conn)
+                 if hook_events.SUBSCRIBER_UNSUBSCRIBED in e[1]]
+    if not endpoints:
+        return lambda: None
+    cols = (Subscriber.id, Subscriber.public_id, Subscriber.email, Subscriber.first_name,
+            Subscriber.timezone, Subscriber.created_at, Subscriber.confirmed_at,
+            Subscriber.utm_source)
+    rows = [dict(r._mapping) for r in conn.execute(select(*cols).where(Subscriber.id.in_(targets)))]
+    tags = tagging.tag_names(session, [r["id"] for r in rows])
+
+    def write() -> None:
+        events = [(hook_events.SUBSCRIBER_UNSUBSCRIBED, hook_events.subscriber_row_data(
+            {**r, "status": str(SubscriberStatus.UNSUBSCRIBED), "unsubscribed_at": now,
+             "tags": tags.get(r["id"], [])}), r["id"]) for r in rows]
+        hook_events.enqueue(conn, events, now, endpoints)
+
+    return write
 
 
 def insert_consents(targets: Select, reason: str, now: datetime):
