@@ -16,7 +16,8 @@ pytestmark = pytest.mark.browser
 PAGES = ["/admin/", "/admin/subscribers", "SUBSCRIBER", "/admin/suppression",
          "/admin/emails/", "/admin/emails/lateral-hip-stretch",
          "/admin/emails/lateral-hip-stretch/edit", "/admin/import/",
-         "/admin/sessions", "/admin/two-factor"]
+         "/admin/sessions", "/admin/two-factor", "/admin/sequences", "/admin/sequences/plan",
+         "/admin/rules/Plan PDF readers", "/admin/team", "/admin/broadcasts/new", "/admin/sending"]
 
 
 @pytest.fixture
