@@ -81,15 +81,21 @@ def send_if_due(sessions: sessionmaker[Session], settings: Settings, transport: 
             s.rollback()
             return False
     subject, text = compose(problems, settings, now)  # type: ignore[arg-type]
-    domain = settings.mail_from.rpartition("@")[2].rstrip(">") or "localhost"
-    messages = [Message(
-        key=f"{now:%Y%m%dT%H%M%S}-alert-{secrets.token_hex(4)}", to=address, subject=subject,
-        html="<pre>" + text.replace("&", "&amp;").replace("<", "&lt;") + "</pre>", text=text,
-        sender=settings.mail_from, date=now, message_id=make_msgid(domain=domain),
-    ) for address in to]
+    messages = admin_messages(settings, to, subject, text, now, kind="alert")
     try:
         transport.send(messages)
     except Exception:  # an alert must never stop the worker
         log.exception("could not send the failure alert")
         return False
     return True
+
+
+def admin_messages(settings: Settings, to: list[str], subject: str, text: str,
+                   now: datetime, *, kind: str) -> list[Message]:
+    """Plain emails to the admins (failure alerts, the brakes), one per address."""
+    domain = settings.mail_from.rpartition("@")[2].rstrip(">") or "localhost"
+    return [Message(
+        key=f"{now:%Y%m%dT%H%M%S}-{kind}-{secrets.token_hex(4)}", to=address, subject=subject,
+        html="<pre>" + text.replace("&", "&amp;").replace("<", "&lt;") + "</pre>", text=text,
+        sender=settings.mail_from, date=now, message_id=make_msgid(domain=domain),
+    ) for address in to]

@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
-from email.utils import make_msgid
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from funnel.config import Settings
+from funnel.control.alerts import admin_messages
 from funnel.core import brakes as rules
 from funnel.core.states import BroadcastStatus, DeliveryKind, DeliveryState, EventKind
 from funnel.models import AppState, Broadcast, BroadcastRecipient, Delivery, DeliveryEvent
-from funnel.transports import Message, Transport
+from funnel.transports import Transport
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +176,7 @@ def _alert(sessions: sessionmaker[Session], settings: Settings, transport: Trans
         subject = "[Run Stronger] Spam complaints or bounces are rising"
         lead = "Nothing is paused yet; sending pauses at 0.3 % complaints or 10 % bounces."
     text = "\n".join([lead, "", *[f"- {r}" for r in state.reasons], ""])
-    domain = settings.mail_from.rpartition("@")[2].rstrip(">") or "localhost"
-    messages = [Message(
-        key=f"{now:%Y%m%dT%H%M%S}-brakes-{secrets.token_hex(4)}", to=address, subject=subject,
-        html="<pre>" + text.replace("&", "&amp;").replace("<", "&lt;") + "</pre>", text=text,
-        sender=settings.mail_from, date=now, message_id=make_msgid(domain=domain),
-    ) for address in to]
+    messages = admin_messages(settings, list(to), subject, text, now, kind="brakes")
     try:
         transport.send(messages)
     except Exception:  # an alert must never stop the worker
