@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def _options(ours: str) -> str:
+    """Our server settings after the operator's PGOPTIONS, which libpq would
+    otherwise drop when a connection names its own options."""
+    theirs = os.environ.get("PGOPTIONS", "").strip()
+    return f"{theirs} {ours}" if theirs else ours
 
 
 def make_engine(url: str, *, immediate: bool = True, busy_timeout: float = 5.0,
@@ -25,7 +33,7 @@ def make_engine(url: str, *, immediate: bool = True, busy_timeout: float = 5.0,
             # No JIT: every query here is short, and compiling one took longer than
             # running it (300 ms of a 550 ms dashboard query at a million subscribers).
             kwargs.setdefault("connect_args", {"connect_timeout": max(1, int(connect_timeout)),
-                                               "options": "-c jit=off"})
+                                               "options": _options("-c jit=off")})
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
     if parsed.database and parsed.database != ":memory:":
@@ -69,7 +77,7 @@ def make_intake_engine(engine: Engine, connect_timeout: float = 5.0, *,
         return engine
     kwargs: dict = {"poolclass": type(engine.pool)} if not hasattr(engine.pool, "size") else {
         "pool_size": 2, "max_overflow": 8}
-    options = "-c jit=off" + (" -c synchronous_commit=off" if async_commit else "")
+    options = _options("-c jit=off" + (" -c synchronous_commit=off" if async_commit else ""))
     intake = create_engine(engine.url, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
                            connect_args={"connect_timeout": max(1, int(connect_timeout)),
                                          "options": options}, **kwargs)

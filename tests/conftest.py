@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from funnel import create_app
+from funnel import db as funnel_db
 from funnel.db import make_engine, upgrade
 from funnel.models import Base
 from funnel.subscribers import intake
@@ -128,10 +130,18 @@ def _postgres_url() -> str:
 
 
 def _truncate_postgres(url: str) -> None:
+    # DELETE on a few small tables is about ten times faster than TRUNCATE, which
+    # makes new files for every table: about 0.1 s against 0.9 s a test. The
+    # replica role skips the foreign keys and the kept-figure triggers, so the order
+    # does not matter and a delete does not write tallies back.
     engine = create_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        conn.exec_driver_sql(";".join(f'DELETE FROM "{t.name}"' for t in Base.metadata.sorted_tables))
+        used = conn.exec_driver_sql("SELECT sequencename FROM pg_sequences "
+                                    "WHERE schemaname = 'public' AND last_value IS NOT NULL")
+        for (sequence,) in used.all():
+            conn.exec_driver_sql(f'ALTER SEQUENCE "{sequence}" RESTART')
     engine.dispose()
 
 
@@ -148,6 +158,42 @@ def db_url(request, tmp_path) -> str:
 
 # -- the app -----------------------------------------------------------------
 
+# The test server's commits need not wait for the disk (4 ms each on this
+# machine's disk, 0.3 ms without): every test starts from an empty database, and
+# what a crash would lose is tested by killing our processes, not the server.
+# Our engines keep PGOPTIONS (funnel.db), and so do the processes tests start.
+os.environ.setdefault("PGOPTIONS", "-c synchronous_commit=off")
+
+_ENGINES: weakref.WeakSet = weakref.WeakSet()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engines_recorded():
+    """Every engine the app makes is recorded, so that its pooled connections can
+    be closed at the end of each test (below)."""
+    made = funnel_db.create_engine
+
+    def recorded(*args, **kwargs):
+        engine = made(*args, **kwargs)
+        _ENGINES.add(engine)
+        return engine
+
+    funnel_db.create_engine = recorded
+    yield
+    funnel_db.create_engine = made
+
+
+@pytest.fixture(autouse=True)
+def _engines_closed(_engines_recorded):
+    # The apps pool their connections as in production (a new connection for every
+    # session made a worker pass three times slower); an app a test made and let go
+    # must not keep server connections open into the next tests.
+    yield
+    for engine in list(_ENGINES):
+        engine.dispose()
+    _ENGINES.clear()
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -162,7 +208,6 @@ def app_config(db_url, tmp_path, clock) -> dict:
         "OUTBOX_DIR": str(tmp_path / "outbox"),
         "FUNNEL_BASE_URL": "http://localhost",
         "CLOCK": clock,
-        "DATABASE_NULL_POOL": True,
         # Generous for tests; test_signup's flood test tightens it.
         "RATELIMIT_SIGNUP": "1000 per minute",
     }
@@ -229,11 +274,17 @@ def make_subscriber(db, clock):
 
 @pytest.fixture
 def run_worker(app, clock):
-    """``run_worker()``: one worker pass at the test clock's time; returns its report."""
+    """``run_worker()``: one worker pass at the test clock's time; returns its report.
+    One worker for the whole test, as in production: its caches (the sequences'
+    files, the composer's templates) live across passes."""
     from funnel.runtime import make_worker
 
+    workers: list = []
+
     def run(now: datetime | None = None):
-        return make_worker(app.extensions["funnel"]).run_pass(now or clock.now)
+        if not workers:
+            workers.append(make_worker(app.extensions["funnel"]))
+        return workers[0].run_pass(now or clock.now)
 
     return run
 

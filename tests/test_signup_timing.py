@@ -54,12 +54,19 @@ def assert_same_time(app, send, tag: str) -> None:
     for _ in range(5):  # warm: compiled statements, pools, caches
         send(KNOWN)
         send(f"warm{tag}{_}@example.com")
-    new, known, gap = paired_gap(send, tag)
-    print(f"{tag}: new {new:.2f} ms, known {known:.2f} ms, paired gap {gap:+.2f} ms")
     # Doing the whole sign-up in the request made a new address slower by 30 %
     # (17.3 against 13.3 ms median in the probe) and here by over 70 % (the test's
-    # database commits more slowly); one INSERT for both leaves only noise.
-    assert abs(gap) < max(2.0, 0.15 * known), (new, known, gap)
+    # database commits more slowly); one INSERT for both leaves only noise. A real
+    # gap shows in every measurement; a neighbour's burst of load in one, so a
+    # measurement is taken again (at most three) before the test fails.
+    seen = []
+    for attempt in range(3):
+        new, known, gap = paired_gap(send, f"{tag}{attempt}x")
+        print(f"{tag}: new {new:.2f} ms, known {known:.2f} ms, paired gap {gap:+.2f} ms")
+        seen.append((new, known, gap))
+        if abs(gap) < max(2.0, 0.15 * known):
+            return
+    raise AssertionError(f"new and known addresses differ in every measurement: {seen}")
 
 
 def test_the_api_answers_new_and_known_addresses_in_the_same_time(app, client, db):
