@@ -64,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         roles,
         sending,
         team,
+        test_sends,
     )
     from funnel.web.admin import automation as admin_automation
     from funnel.web.admin import connect as connect_admin
@@ -116,6 +117,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(sending.bp)
     # The coach's studio: new newsletters, test sends, moving a schedule; the team.
     app.register_blueprint(broadcast_studio.bp)
+    app.register_blueprint(test_sends.bp)
     app.register_blueprint(team.bp)
     roles.init_app(app)
     cli.init_app(app)

@@ -138,9 +138,10 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     can be swapped (tests inject faults through ``transport`` or ``composer``).
     Its pieces, in the order of a pass: the purge of old unconfirmed sign-ups
     (hourly) and the folding of the dashboard's tallies (each minute), the sign-up
-    intake, system mail (confirmations), the drip, the newsletter's broadcasts, the
-    chores (imports, alerts) and the webhook outbox. ``purge=False`` leaves the
-    unconfirmed sign-ups alone (a rehearsal with a future ``--now``)."""
+    intake, system mail (confirmations), the admins' test sends, the drip, the
+    newsletter's broadcasts, the chores (imports, alerts) and the webhook outbox.
+    ``purge=False`` leaves the unconfirmed sign-ups alone (a rehearsal with a future
+    ``--now``)."""
     settings = runtime.settings
     sessions = runtime.sessions
     transport = transport or runtime.transport
@@ -167,6 +168,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     automation = Automation(sessions, settings.emails_dir)
     from funnel.control import chores, mail_state
     from funnel.reporting import tallies
+    from funnel.studio import test_sends
     from funnel.subscribers import intake as signup_intake
     from funnel.subscribers import retention
 
@@ -219,6 +221,13 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         chores.after_pass(sessions, settings, transport, now)
         return PassReport()
 
+    def tests(now: datetime, stop: Stop) -> PassReport:
+        done = test_sends.drain(sessions, composer, transport, settings.emails_dir, now,
+                                owner=store.owner, lease_seconds=settings.lease_seconds,
+                                stop=stop)
+        return PassReport(sent=done.sent, failed=done.failed, retried=done.retried,
+                          claimed=done.claimed)
+
     def webhooks(now: datetime, stop: Stop) -> PassReport:
         return PassReport(hooks=hooks.run(now, stop))
 
@@ -229,6 +238,8 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         Every(60, Step("fold tallies", fold, urgent=True)),
         Step("intake", intake, urgent=True),
         Step("system mail", batches.system_mail, urgent=True),
+        # A coach waiting for a test sees it within seconds; the brakes never hold it.
+        Step("test sends", tests, urgent=True),
         Step("rules", rules),
         Step("drip", drip),
         Step("newsletter", newsletter),

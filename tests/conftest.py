@@ -393,8 +393,9 @@ def live_server(app):
     rt.settings = replace(rt.settings, base_url=base)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    # Like `make run`'s embedded worker, woken by a sign-up: it sends the queued
-    # system mail (confirmations) at once. The drip stays the test's to run.
+    # Like `make run`'s embedded worker, woken by a sign-up or a test send: it sends
+    # the queued system mail (confirmations) and admins' tests at once. The drip
+    # stays the test's to run.
     from funnel.runtime import make_worker
 
     stop = threading.Event()

@@ -422,21 +422,27 @@ def test_preview_follows_file_edits_without_restart(client, db, clock, emails_co
     assert "This email does not render" in page
 
 
-def test_send_test_goes_through_the_transport(client, db, clock, outbox):
+def test_send_test_is_queued_then_sent_by_the_worker(client, db, clock, outbox):
     log_in(client, db, clock)
     page = "/admin/emails/staying-strong"
     token = csrf_token(client, page)
     resp = client.post(page + "/send-test", data={"to": "Me@Example.com", "csrf_token": token})
     assert resp.status_code == 303 and resp.headers["Location"].endswith(page)
+    assert len(outbox) == 0  # the request only queued it
+    shown = client.get(page).get_data(as_text=True)
+    assert shown.count("Test queued for me@example.com: it goes out within a minute.") == 1
+    assert "To me@example.com" in shown and "<strong>queued</strong>" in shown
+    assert make_worker(client.application.extensions["funnel"]).run_pass(clock.now).sent == 1
     [msg] = outbox.messages()
     assert msg["To"] == "me@example.com"
     assert msg["Subject"] == "[TEST] Part 8: staying strong for the rest of the season"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "Hi Alex," in outbox.text(msg) and "/view/" in outbox.text(msg)
-    assert "Test email sent to me@example.com." in client.get(page).get_data(as_text=True)
+    assert f"<strong>sent at {clock.now:%H:%M}</strong>" in client.get(page).get_data(as_text=True)
     bad = client.post(page + "/send-test", data={"to": "not an address", "csrf_token": token})
     assert bad.status_code == 303
-    assert "doesn" in client.get(page).get_data(as_text=True)
+    assert "Not queued: " in client.get(page).get_data(as_text=True)
     no_csrf = client.post(page + "/send-test", data={"to": "me@example.com"})
     assert no_csrf.status_code == 400
+    make_worker(client.application.extensions["funnel"]).run_pass(clock.now)
     assert len(outbox) == 1

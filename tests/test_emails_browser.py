@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import shutil
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from playwright.sync_api import expect
 from funnel.accounts.passwords import hash_password
 from funnel.mail.check import sample_subscriber
 from funnel.models import AdminUser
+from funnel.runtime import make_worker
 from tests.test_emails import ALL_SLUGS, EMAILS, composer, source
 
 pytestmark = pytest.mark.browser
@@ -112,3 +114,38 @@ def test_preview_reloads_itself_when_the_file_changes(live_server, page, db, clo
     expect(page.locator("#text-part")).to_contain_text("How are your hips today?", timeout=10_000)
     expect(page.frame_locator("iframe.phone").get_by_text("How are your hips today?")
            ).to_be_visible()
+
+
+class _Deaf(threading.Event):
+    """A wake-up the live server's worker never hears: the test runs the worker."""
+
+    def set(self) -> None:
+        pass
+
+
+def test_a_test_send_is_queued_and_the_page_follows_it(live_server, page, db, clock, app,
+                                                      outbox):
+    rt = app.extensions["funnel"]
+    rt.wake = _Deaf()
+    db.add(AdminUser(email="coach@example.com", password_hash=hash_password("long enough pw"),
+                     created_at=clock.now))
+    db.commit()
+    page.goto(live_server + "/admin/emails/staying-strong")
+    page.get_by_label("Email").fill("coach@example.com")
+    page.get_by_label("Password").fill("long enough pw")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("Send to").fill("me@example.com")
+    page.get_by_role("button", name="Send test email").click()
+    expect(page.get_by_text("Test queued for me@example.com: it goes out within a minute.")
+           ).to_be_visible()
+    expect(page.locator("#test-sends")).to_contain_text("To me@example.com")
+    expect(page.locator("#test-sends strong")).to_have_text("queued")
+    assert len(outbox) == 0  # the click only queued it
+    page.evaluate("window.stillTheSamePage = true")
+    assert make_worker(rt).run_pass(clock.now).sent == 1
+    # The open page shows the outcome by itself, without a reload.
+    expect(page.locator("#test-sends strong")).to_have_text(f"sent at {clock.now:%H:%M}",
+                                                            timeout=10_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+    [msg] = outbox.to("me@example.com")
+    assert msg["Subject"].startswith("[TEST] ")

@@ -189,3 +189,14 @@ class RevisionKind(StrEnum):
     SAVED = "saved"        # the live file was replaced
     DRAFT = "draft"        # it had errors: kept beside the live file, which is unchanged
     RESTORED = "restored"  # an earlier revision was put back as the live file
+
+
+class TestSendState(StrEnum):
+    """A test send an admin asked for from the studio: the worker sends it."""
+
+    __test__ = False  # a name pytest would otherwise take for a test class
+
+    QUEUED = "queued"    # waiting for the worker (again, after a temporary failure)
+    SENDING = "sending"  # the intent, committed before the provider is called
+    SENT = "sent"
+    FAILED = "failed"

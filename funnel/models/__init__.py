@@ -21,6 +21,7 @@ from funnel.models.admin import (  # noqa: F401
     MESSAGE_SCRUBBED,
     MESSAGE_SENDING,
     AdminSession,
+    AdminTestSend,
     AdminUser,
     ApiKey,
     ImportJob,

@@ -1,5 +1,5 @@
-"""The coach's side: admin accounts and their sessions, browser imports, API keys
-and outbound webhooks.
+"""The coach's side: admin accounts and their sessions, their test sends, browser
+imports, API keys and outbound webhooks.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from funnel.core.states import (
     EndpointState,
     ImportJobState,
     MessageState,
+    TestSendState,
     check_in,
 )
 from funnel.models.base import Base, UTCDateTime, new_public_id
@@ -74,6 +75,38 @@ class AdminSession(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AdminTestSend(Base):
+    """One test of an email an admin asked for from the studio pages; the worker
+    sends it (``funnel.studio.test_sends``), never the web request."""
+
+    __tablename__ = "test_send"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admin_user.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(254))
+    # The email file, relative to EMAILS_DIR: read again when the worker sends.
+    email_path: Mapped[str] = mapped_column(String(300))
+    slug: Mapped[str] = mapped_column(String(200))
+    broadcast: Mapped[bool] = mapped_column(Boolean, default=False)
+    subject: Mapped[str | None] = mapped_column(String(500))  # a subject test's variant
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), default=TestSendState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(1000))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    message_id: Mapped[str | None] = mapped_column(String(300))
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        CheckConstraint(check_in("state", TestSendState), name="state"),
+        Index("ix_test_send_state", "state", "requested_at"),
+        Index("ix_test_send_admin", "admin_id", "requested_at"),
+    )
 
 
 # -- the marketer's control room (README "The control room") --------------------------

@@ -27,11 +27,9 @@ from funnel.core.sequence import EmailFileError, parse_email_text
 from funnel.mail import check as emailcheck
 from funnel.newsletter import audience as aud
 from funnel.newsletter import drafting, rescheduling, scheduling
-from funnel.newsletter.test_send import test_message
 from funnel.studio.files import StudioError
 from funnel.studio.service import Studio
-from funnel.transports import AuthError, TransientSendError
-from funnel.web.admin import broadcast_form
+from funnel.web.admin import broadcast_form, test_sends
 from funnel.web.admin.auth import admin_only, current_admin
 
 bp = Blueprint("broadcast_studio", __name__, url_prefix="/admin")
@@ -83,7 +81,7 @@ def new():
 
 @bp.post("/broadcasts/<slug>/send-test")
 def send_test(slug: str):
-    """The email, [TEST] in front, to the signed-in admin's own address."""
+    """The email, [TEST] in front, queued for the signed-in admin's own address."""
     try:
         item = read_broadcast(_emails_dir(), slug)
     except (EmailFileError, UnicodeDecodeError):
@@ -95,24 +93,17 @@ def send_test(slug: str):
     assert admin is not None  # admin_only
     subject = None
     variant = request.form.get("subject_variant", "")
-    if item.subjects and variant.isdigit() and int(variant) < len(item.subjects):
+    if variant:
+        if not (item.subjects and variant.isdigit() and int(variant) < len(item.subjects)):
+            flash(f"Not queued: this newsletter has no subject number {variant[:8]!r}.")
+            return back
         subject = item.subjects[int(variant)]
-    r = runtime.rt()
-    try:
-        msg = test_message(r.composer, item.source, admin.email, runtime.now(), broadcast=True,
-                           subject=subject)
-        [result] = r.transport.send([msg])
-    except TemplateError as exc:
-        flash(f"Test not sent: the email does not render ({exc}).")
-        return back
-    except (TransientSendError, AuthError) as exc:
-        flash(f"Test not sent: the mail provider said {exc}")
-        return back
-    if not result.ok:
-        flash(f"Test not sent: {result.error}")
-        return back
-    flash(f"Test sent to {admin.email}. Every link in it works; the unsubscribe and "
-          "preferences links say it was a test.")
+    queued, message = test_sends.queue(admin, item.source, admin.email, broadcast=True,
+                                       subject=subject)
+    if queued:
+        message += (" Every link in it works; the unsubscribe and preferences links say "
+                    "it was a test.")
+    flash(message)
     return back
 
 

@@ -21,7 +21,7 @@ from funnel.mail.check import run_check
 from funnel.newsletter import audience as aud
 from funnel.newsletter import scheduling, subject_tests
 from funnel.reporting import stats
-from funnel.web.admin import broadcast_form
+from funnel.web.admin import broadcast_form, test_sends
 from funnel.web.admin.auth import admin_only, current_admin
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/admin/broadcasts")
@@ -103,6 +103,7 @@ def show(slug: str):
         progress=scheduling.progress(s, row) if row else None,
         figures=figures(row) if row else None, labels=FIGURE_LABELS,
         refresh=bool(row and row.status in (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING)),
+        **test_sends.listing(admin, slug),
     )
 
 

@@ -1,5 +1,6 @@
 """Admin previews of the email files: the sequence as a timeline, each email as
-subscribers will see it (desktop, phone and plain text), and a test send.
+subscribers will see it (desktop, phone and plain text), and a test send (queued
+here, sent by the worker).
 
 Everything is read from disk on every request, and each page polls a small JSON
 endpoint with a fingerprint of its files, so an edit shows up without a restart.
@@ -26,21 +27,18 @@ from flask import (
 from jinja2 import TemplateError
 
 from funnel import runtime
-from funnel.core.inputs import FunnelError, normalise_email
 from funnel.core.rendering import RenderedEmail
 from funnel.core.sequence import EmailFileError, EmailSource, read_email_file, step_from_source
 from funnel.mail import check as emailcheck
 from funnel.mail.check import run_check
 from funnel.mail.check_support import find_source
 from funnel.newsletter.scheduling import REASON
-from funnel.newsletter.test_send import test_message
-from funnel.transports import AuthError, TransientSendError
-from funnel.web.admin.auth import login_required
+from funnel.web.admin import test_sends
+from funnel.web.admin.auth import current_admin, login_required
 
 bp = Blueprint("email_previews", __name__, url_prefix="/admin/emails")
 
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
-TEST_PREFIX = "[TEST] "
 
 
 @dataclass(frozen=True)
@@ -187,6 +185,7 @@ def preview(slug: str):
         framed=_framable(rendered.html) if rendered else "", render_error=render_error,
         problems=problems, root=_emails_dir(), sample=emailcheck.sample_subscriber(),
         version=_fingerprint([src.path]), version_url=url_for(".preview_version", slug=slug),
+        **test_sends.listing(current_admin(), src.slug),
     )
     return html, 200, NO_STORE
 
@@ -223,30 +222,14 @@ def preview_text(slug: str):
 @bp.post("/<slug>/send-test")
 @login_required
 def send_test(slug: str):
-    """Send this email, with the sample reader's data, to one address."""
+    """Queue this email, with the sample reader's data, for one address: the worker
+    sends it (its links lead to pages saying it was a test, funnel.web.test_links)."""
     src = _find(slug)
-    back = redirect(url_for(".preview", slug=slug), code=303)
-    try:
-        address = normalise_email(request.form.get("to", ""))
-    except FunnelError as exc:
-        flash(str(exc), "error")
-        return back
-    r = runtime.rt()
-    try:
-        # Its links lead to real pages that say it was a test (funnel.web.test_links).
-        msg = test_message(r.composer, src, address, runtime.now(),
-                           broadcast=src.path.parent.name == "broadcasts")
-    except TemplateError as exc:
-        flash(f"Not sent: the email does not render ({exc}).", "error")
-        return back
-    try:
-        [result] = r.transport.send([msg])
-    except (TransientSendError, AuthError) as exc:
-        flash(f"Not sent: the mail provider said {exc}", "error")
-        return back
-    if not result.ok:
-        flash(f"Not sent: {result.error}", "error")
-        return back
-    current_app.logger.info("test email %s sent to %s", slug, address)
-    flash(f"Test email sent to {address}.", "done")
-    return back
+    admin = current_admin()
+    assert admin is not None  # login_required
+    queued, message = test_sends.queue(admin, src, request.form.get("to", ""),
+                                       broadcast=src.path.parent.name == "broadcasts")
+    if queued:
+        current_app.logger.info("test email %s queued by %s", slug, admin.email)
+    flash(message, "done" if queued else "error")
+    return redirect(url_for(".preview", slug=slug), code=303)

@@ -57,6 +57,7 @@ NEEDS: dict[str, str] = {
     "broadcast_studio.new": EDITOR,
     "broadcast_studio.send_test": EDITOR,
     "broadcast_studio.move": EDITOR,
+    "test_sends.recent": EDITOR,
     # Owners: people's data (export, erase, import), settings and the team.
     "admin.subscribers": OWNER,
     "admin.subscribers_csv": OWNER,
