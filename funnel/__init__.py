@@ -80,7 +80,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.web.subscriber import fresh_links, links, plan, preferences
 
     # A production EMAILS_DIR outside the code starts as a copy of the shipped emails.
-    ensure_emails_dir(app.config["EMAILS_DIR"], cfg.PROJECT_ROOT / "emails")
+    # After an upgrade it gains the shipped files it lacks (never over the coach's).
+    emails_report = ensure_emails_dir(app.config["EMAILS_DIR"], cfg.PROJECT_ROOT / "emails")
     runtime.init_app(app)
     extensions.init_app(app)
     # The article and landing page from the page cache without Flask's request
@@ -122,4 +123,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     roles.init_app(app)
     cli.init_app(app)
     ops.init_app(app)
+    emails_report.log(cfg.PROJECT_ROOT / "emails")  # now that the logs have their format
     return app

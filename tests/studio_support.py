@@ -22,11 +22,14 @@ def copy_emails(target: Path) -> Path:
 
 
 def form_fields(page_html: str) -> dict[str, str]:
-    """The editor form's CSRF token and the hash of the version it opened."""
+    """The editor form's CSRF token and the hashes of the versions it opened (the live
+    file's and the draft's beside it)."""
     token = re.search(r'name="csrf_token" value="([^"]+)"', page_html)
     base = re.search(r'name="base" value="([^"]*)"', page_html)
-    assert token and base, "no editor form on the page"
-    return {"csrf_token": token.group(1), "base": base.group(1)}
+    draft_base = re.search(r'name="draft_base" value="([^"]*)"', page_html)
+    assert token and base and draft_base, "no editor form on the page"
+    return {"csrf_token": token.group(1), "base": base.group(1),
+            "draft_base": draft_base.group(1)}
 
 
 def open_editor(client, slug: str = STEP) -> dict[str, str]:

@@ -13,7 +13,14 @@ from sqlalchemy import select
 from funnel.mail.check import ERROR, run_check
 from funnel.models import EmailRevision
 from tests.admin_support import ADMIN
-from tests.studio_support import STEP, STEP_FILE, copy_emails, open_editor, save
+from tests.studio_support import (
+    STEP,
+    STEP_FILE,
+    copy_emails,
+    form_fields,
+    open_editor,
+    save,
+)
 
 
 @pytest.fixture
@@ -126,6 +133,62 @@ def test_two_tabs_saving_the_same_file_the_second_is_refused(logged_in, emails_d
     assert "From tab one." in resp.get_data(as_text=True)
     assert live.read_text() == first
     assert len(revisions(db)) == 1
+
+
+def test_two_tabs_saving_drafts_the_second_is_refused_and_shown_both(
+        logged_in, emails_dir, db):
+    live = emails_dir / STEP_FILE
+    draft = emails_dir / (STEP_FILE + ".draft")
+    original = live.read_text()
+    tab_one, tab_two = open_editor(logged_in), open_editor(logged_in)
+    first = original.replace("Hi {{ first_name }},", "Hi {{ frist_name }}, from tab one")
+    second = original.replace("Hi {{ first_name }},", "Hi {{ nmae }}, from tab two")
+    resp = save(logged_in, tab_one, first)
+    assert resp.status_code == 200 and "Kept as a draft" in resp.get_data(as_text=True)
+    resp = save(logged_in, tab_two, second)
+    assert resp.status_code == 409
+    page = resp.get_data(as_text=True)
+    assert (f"Not saved: the check found errors, so this would be kept as a draft, but the "
+            f"draft of {STEP_FILE} was changed since you opened it") in page
+    assert "The draft saved since" in page
+    assert 'id="disk-version"' in page and "from tab one" in page.split('id="disk-version"')[1]
+    assert "from tab two" in page.split('id="your-version"')[1]
+    assert "unknown variable &#39;nmae&#39;" in page  # its check is still shown
+    assert draft.read_text() == first and live.read_text() == original
+    assert [r.kind for r in revisions(db)] == ["draft"]
+    # Having seen both, saving again from that page replaces the draft with this tab's.
+    resp = save(logged_in, form_fields(page), second)
+    assert resp.status_code == 200 and "Kept as a draft" in resp.get_data(as_text=True)
+    assert draft.read_text() == second and live.read_text() == original
+    assert [r.kind for r in revisions(db)] == ["draft", "draft"]
+
+
+def test_two_tabs_that_opened_the_same_draft_the_second_draft_save_is_refused(
+        logged_in, emails_dir, db):
+    live = emails_dir / STEP_FILE
+    draft = emails_dir / (STEP_FILE + ".draft")
+    original = live.read_text()
+    broken = original.replace("Hi {{ first_name }},", "Hi {{ frist_name }},")
+    assert save(logged_in, open_editor(logged_in), broken).status_code == 200
+    tab_one, tab_two = open_editor(logged_in), open_editor(logged_in)
+    assert tab_one["draft_base"]  # both opened the draft
+    one = broken.replace("Welcome to the plan.", "Tab one's welcome.")
+    resp = save(logged_in, tab_one, one)
+    assert resp.status_code == 200
+    tab_one_after = form_fields(resp.get_data(as_text=True))
+    resp = save(logged_in, tab_two, broken.replace("Welcome to the plan.", "Tab two's."))
+    assert resp.status_code == 409 and "Tab one&#39;s welcome." in resp.get_data(as_text=True)
+    assert draft.read_text() == one
+    # Tab one goes on saving drafts over its own: no conflict with itself.
+    again = one.replace("Tab one's welcome.", "Tab one, again.")
+    resp = save(logged_in, tab_one_after, again)
+    assert resp.status_code == 200 and draft.read_text() == again
+    # A save without errors from the stale tab still goes live: the draft it replaces
+    # stays in the history, restorable.
+    clean = original.replace("Welcome to the plan.", "Clean from tab two.")
+    resp = save(logged_in, tab_two, clean)
+    assert resp.status_code == 303 and live.read_text() == clean and not draft.exists()
+    assert [r.after for r in revisions(db)][-2] == again
 
 
 def test_restore_puts_an_earlier_revision_of_a_plan_email_back(logged_in, emails_dir, db):

@@ -31,8 +31,9 @@ from funnel.runtime import Runtime
 broadcast_cli = AppGroup("broadcast", help="Send one-off newsletters from emails/broadcasts/.")
 TEST_PREFIX = "[TEST] "
 WHERE_HELP = ("Narrow the audience, KEY=VALUE, repeatable: plan=finished|in-plan, "
-              "signed_up_before=YYYY-MM-DD, signed_up_after=YYYY-MM-DD, source=S, campaign=C. "
-              "Overrides the file's 'audience:'.")
+              "signed_up_before=YYYY-MM-DD, signed_up_after=YYYY-MM-DD, source=S, campaign=C, "
+              "tag=T, without_tag=T, wants_plan=yes|no (also receives the plan, or turned "
+              "it off). Overrides the file's 'audience:'.")
 
 
 def _rt() -> Runtime:

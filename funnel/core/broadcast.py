@@ -25,6 +25,8 @@ MIN_SUBJECTS, MAX_SUBJECTS = 2, 4  # a subject test compares 2 to 4 subjects
 PLAN_FINISHED = "finished"
 PLAN_IN_PLAN = "in-plan"
 PLAN_CHOICES = (PLAN_FINISHED, PLAN_IN_PLAN)
+# The other topic a newsletter reader may have: the plan's emails too, or not.
+WANTS_PLAN_CHOICES = ("yes", "no")
 _TRUE = {"yes", "true", "on", "1"}
 _FALSE = {"no", "false", "off", "0"}
 _HHMM = re.compile(r"^\s*([01]?\d|2[0-3]):([0-5]\d)\s*$")
@@ -44,13 +46,15 @@ class Filter:
     campaign: str | None = None            # utm_campaign
     tag: str | None = None                 # has this tag
     without_tag: str | None = None         # has not got this tag
+    wants_plan: str | None = None          # "yes": also gets the plan; "no": turned it off
 
     def as_dict(self) -> dict[str, str]:
         return {f.name: str(getattr(self, f.name)) for f in fields(self)
                 if getattr(self, f.name) is not None}
 
     def describe(self) -> str:
-        parts = [f"{k.replace('_', ' ')} {v}" for k, v in self.as_dict().items()]
+        parts = [_WANTS_PLAN_WORDS[v] if k == "wants_plan" else f"{k.replace('_', ' ')} {v}"
+                 for k, v in self.as_dict().items()]
         return ", ".join(parts) if parts else "everyone who wants the newsletter"
 
     def merged(self, other: Filter) -> Filter:
@@ -61,6 +65,7 @@ class Filter:
 
 
 FILTER_KEYS = tuple(f.name for f in fields(Filter))
+_WANTS_PLAN_WORDS = {"yes": "also receives the plan", "no": "turned the plan off"}
 
 
 def parse_filter(raw: Any) -> Filter:
@@ -92,6 +97,13 @@ def parse_filter(raw: Any) -> Filter:
                     values[name] = date.fromisoformat(text)
                 except ValueError as exc:
                     raise ValueError(f"{key} must be a date like 2026-11-30, not '{text}'") from exc
+        elif name == "wants_plan":
+            # YAML reads a bare yes/no as true/false; the command line gives text.
+            word = text.lower()
+            if word not in _TRUE | _FALSE:
+                raise ValueError(f"wants_plan must be yes (also receives the plan) or no "
+                                 f"(turned the plan off), not '{text}'")
+            values[name] = "yes" if word in _TRUE else "no"
         elif name in ("tag", "without_tag"):
             values[name] = normal_tag(text)
         else:

@@ -104,6 +104,10 @@ class DeliveryEvent(Base):
     step_slug: Mapped[str | None] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     detail: Mapped[str | None] = mapped_column(Text)
+    # True: an open or click the machine-event check (funnel/core/machine_events.py)
+    # found to be a person's (a machine's goes to machine_event instead). NULL: not
+    # checked: another kind, or recorded before the check existed (migration 0013).
+    machine_checked: Mapped[bool | None] = mapped_column(Boolean)
 
     delivery: Mapped[Delivery | None] = relationship(back_populates="events")
 

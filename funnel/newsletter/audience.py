@@ -65,6 +65,8 @@ def matches(flt: Filter, last_step: str | None) -> ColumnElement[bool]:
         conds.append(Subscriber.id.in_(_tagged(flt.tag)))
     if flt.without_tag is not None:
         conds.append(Subscriber.id.not_in(_tagged(flt.without_tag)))
+    if flt.wants_plan is not None:
+        conds.append(Subscriber.wants_plan.is_(flt.wants_plan == "yes"))
     return and_(True, *conds)
 
 

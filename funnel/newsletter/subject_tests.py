@@ -11,7 +11,9 @@ How it runs, as part of the broadcast's life (``scheduling`` and the worker):
    their row's variant.
 3. Once ``test_decide_at`` has passed, the worker's ``decide(session, now)`` picks
    the subject with the most unique human clicks per delivered email (a tie keeps
-   the earlier subject), writes it on the held rows and makes them due.
+   the earlier subject), writes it on the held rows and makes them due. A click
+   the machine-event check flagged (a link scanner, Apple's proxy: ``machine_event``)
+   is never counted; see ``_human`` for the clicks recorded without that check.
 
 A reader has one recipient row per broadcast (unique) and one delivery (unique),
 and the row's variant is fixed before their email is sent: nobody gets two
@@ -39,6 +41,7 @@ from funnel.models import (
     BroadcastRecipient,
     Delivery,
     DeliveryEvent,
+    MachineEvent,
     Subscriber,
 )
 from funnel.models import Broadcast as BroadcastRow
@@ -48,7 +51,8 @@ DEFAULT_WAIT = timedelta(hours=4)   # from the sample's last due time to the dec
 MIN_PER_SUBJECT = 100               # fewer readers a subject and the figures mean little
 MAX_WAIT = timedelta(days=7)
 # Link scanners (corporate mail filters) follow every link within seconds of
-# delivery; a click that soon after the email was sent is not counted as human.
+# delivery: for a click the machine-event check never saw, one that soon after the
+# email was sent is not counted as human (see _human).
 SCANNER_SECONDS = 30
 _CHUNK = 500
 _WAIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d)?\s*$", re.IGNORECASE)
@@ -159,6 +163,7 @@ class VariantFigures:
     sent: int
     delivered: int
     human_clicks: int  # distinct readers who clicked, not counting link scanners
+    machine_clicks: int = 0  # readers whose email only a machine clicked (not counted)
 
     @property
     def rate(self) -> float:
@@ -190,25 +195,41 @@ def figures(session: Session, row: BroadcastRow) -> list[VariantFigures]:
             sent[v] = sent.get(v, 0) + 1
     delivered: dict[int, set[int]] = {}
     clicks: dict[int, set[int]] = {}
+    machine: dict[int, set[int]] = {}
     ids = list(of)
     for i in range(0, len(ids), _CHUNK):
-        for ev_id, kind, ev_at in session.execute(
-                select(DeliveryEvent.delivery_id, DeliveryEvent.kind, DeliveryEvent.at)
-                .where(DeliveryEvent.delivery_id.in_(ids[i:i + _CHUNK]),
+        chunk = ids[i:i + _CHUNK]
+        for ev_id, kind, ev_at, checked in session.execute(
+                select(DeliveryEvent.delivery_id, DeliveryEvent.kind, DeliveryEvent.at,
+                       DeliveryEvent.machine_checked)
+                .where(DeliveryEvent.delivery_id.in_(chunk),
                        DeliveryEvent.kind.in_(("delivered", "click")))):
             if ev_id is None:
                 continue
             if kind == "delivered":
                 delivered.setdefault(of[ev_id], set()).add(ev_id)
-            elif _human(ev_at, sent_at[ev_id]):
+            elif _human(ev_at, sent_at[ev_id], checked):
                 clicks.setdefault(of[ev_id], set()).add(ev_id)
+        # Flagged clicks live apart (machine_event) and count for nothing; read only to
+        # show how many there were.
+        for d_id in session.scalars(select(MachineEvent.delivery_id).where(
+                MachineEvent.delivery_id.in_(chunk), MachineEvent.kind == "click")):
+            machine.setdefault(of[d_id], set()).add(d_id)
     return [VariantFigures(subject=s, readers=readers.get(i, 0), sent=sent.get(i, 0),
                            delivered=len(delivered.get(i, ())),
-                           human_clicks=len(clicks.get(i, ())))
+                           human_clicks=len(clicks.get(i, ())),
+                           machine_clicks=len(machine.get(i, set()) - clicks.get(i, set())))
             for i, s in enumerate(subjects)]
 
 
-def _human(click_at: datetime, sent_at: datetime | None) -> bool:
+def _human(click_at: datetime, sent_at: datetime | None, checked: bool | None) -> bool:
+    """A click in ``delivery_event`` that counts as a person's."""
+    if checked:
+        # The machine-event check saw this click (user agent, HEAD request, Apple's
+        # network, every link at once) and found a person: a fast reader counts too.
+        return True
+    # Recorded without that check (before migration 0013, or written by other means):
+    # the time since sending is all there is to go on, and scanners click within it.
     return sent_at is None or click_at >= sent_at + timedelta(seconds=SCANNER_SECONDS)
 
 
@@ -237,7 +258,9 @@ def decide(session: Session, now: datetime, default_timezone: str) -> list[str]:
         figs = figures(session, row)
         best = winner(figs)
         lines = "; ".join(f"\"{f.subject}\": {f.human_clicks} of {f.delivered} delivered "
-                          f"clicked ({f.rate:.1%})" for f in figs)
+                          f"clicked ({f.rate:.1%})"
+                          + (f", {f.machine_clicks} more by a link scanner, not counted"
+                             if f.machine_clicks else "") for f in figs)
         tie = sum(1 for f in figs if f.rate == figs[best].rate) > 1
         note = (f"Decided {now:%Y-%m-%d %H:%M} UTC: \"{figs[best].subject}\" wins"
                 + (" (a tie: the first of the best is kept)" if tie else "") + f". {lines}.")

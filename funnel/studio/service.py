@@ -38,7 +38,9 @@ SAVED, DRAFT, CONFLICT, UNCHANGED = "saved", "draft", "conflict", "unchanged"
 @dataclass(frozen=True)
 class SaveResult:
     """What a save did. ``conflict``: nothing was written, ``disk_text`` is the
-    version someone else saved since the editor opened the file."""
+    version someone else saved since the editor opened the file (the draft beside it
+    when ``on_draft``). ``disk_hash`` and ``draft_hash`` are what the next save from
+    the page now shown goes over."""
 
     outcome: str
     file: EmailFile
@@ -46,9 +48,16 @@ class SaveResult:
     revision_id: int | None = None
     disk_text: str | None = None
     disk_hash: str = ""
+    draft_hash: str = ""
+    on_draft: bool = False
 
     @property
     def message(self) -> str:
+        if self.outcome == CONFLICT and self.on_draft:
+            return (f"Not saved: the check found errors, so this would be kept as a draft, "
+                    f"but the draft of {self.file.rel} was changed since you opened it "
+                    "(another tab saved one). Both versions are shown below; saving again "
+                    "replaces that draft with yours.")
         return {
             SAVED: f"Saved: {self.file.rel} is live.",
             DRAFT: (f"Kept as a draft: the check found errors, so the live {self.file.rel} "
@@ -126,16 +135,20 @@ class Studio:
         return check_text(self.context, file, clean_source(source))
 
     def save_email_source(self, slug_or_path: str, source: object, author: str,
-                          base_revision: str, *, restored_from: int | None = None
-                          ) -> SaveResult:
+                          base_revision: str, *, draft_base: str = "",
+                          restored_from: int | None = None) -> SaveResult:
         """Save ``source`` if the file on disk is still the version whose hash is
-        ``base_revision`` ("" for a new file). With errors it becomes a draft."""
+        ``base_revision`` ("" for a new file). With errors it becomes a draft, if the
+        draft beside the file is still the one whose hash is ``draft_base`` ("" for
+        none): a draft another tab saved meanwhile is never silently replaced."""
         text = clean_source(source)
         file = self.file(slug_or_path, new=True)
+        draft_base = draft_base or ""
         with locked(self.emails_dir):
             disk = file.read()
             if content_hash(disk) != (base_revision or ""):
-                return SaveResult(CONFLICT, file, disk_text=disk, disk_hash=content_hash(disk))
+                return SaveResult(CONFLICT, file, disk_text=disk, disk_hash=content_hash(disk),
+                                  draft_hash=draft_base)
             if text == disk:
                 with contextlib.suppress(FileNotFoundError):
                     file.draft_path.unlink()
@@ -143,6 +156,14 @@ class Studio:
             checked = check_text(self.context, file, text)
             kind = (RevisionKind.DRAFT if checked.has_errors else
                     RevisionKind.RESTORED if restored_from else RevisionKind.SAVED)
+            if kind == RevisionKind.DRAFT:
+                draft = file.read_draft()
+                # A clean save replaces any draft (it is a revision, so restorable);
+                # a draft over someone else's newer draft would hide their work.
+                if content_hash(draft) != draft_base and draft != text:
+                    return SaveResult(CONFLICT, file, checked, disk_text=draft,
+                                      disk_hash=content_hash(disk),
+                                      draft_hash=content_hash(draft), on_draft=True)
             s = self.session
             row = EmailRevision(path=file.rel, kind=str(kind), author=author,
                                 at=self.clock(), before=disk, after=text,
@@ -166,7 +187,8 @@ class Studio:
                     file.draft_path.unlink()
                 file = resolve(self.emails_dir, file.rel)  # the slug may have changed
         return SaveResult(DRAFT if kind == RevisionKind.DRAFT else SAVED, file, checked,
-                          revision_id, disk_hash=content_hash(file.read()))
+                          revision_id, disk_hash=content_hash(file.read()),
+                          draft_hash=content_hash(file.read_draft()))
 
     def history(self, slug_or_path: str | EmailFile, limit: int = 50) -> list[Revision]:
         """The saves of one file, newest first, each with its change."""
@@ -185,7 +207,7 @@ class Studio:
         return out
 
     def restore(self, slug_or_path: str, revision_id: int, author: str,
-                base_revision: str) -> SaveResult:
+                base_revision: str, draft_base: str = "") -> SaveResult:
         """Put an earlier revision's text back (checked, and a revision itself)."""
         file = self.file(slug_or_path)
         s = self.session
@@ -194,7 +216,7 @@ class Studio:
             raise StudioError(f"{file.rel} has no revision #{revision_id}", 404)
         text = row.after
         return self.save_email_source(file.rel, text, author, base_revision,
-                                      restored_from=revision_id)
+                                      draft_base=draft_base, restored_from=revision_id)
 
     def save_picture(self, filename: str, data: bytes, alt: str) -> images.SavedPicture:
         return images.save_picture(self.emails_dir / "images", filename, data, alt)

@@ -35,6 +35,7 @@ STOPPING = {
     "group_unsubscribe": lifecycle.UNSUBSCRIBED,
 }
 COUNTED = frozenset({"delivered", "open", "click"})
+CHECKED = frozenset({"open", "click"})  # told apart from a machine's (machine_reasons)
 # A "bounce" whose type is "blocked" is temporary (the receiving server refused
 # for now, e.g. over reputation): kept as its own kind, and mail carries on.
 TEMPORARY = frozenset({"blocked"})
@@ -174,6 +175,8 @@ def _apply(session: Session, events: list[ProviderEvent], now: datetime) -> Even
             delivery=delivery, subscriber_id=sub.id if sub is not None else None,
             provider_event_id=e.event_id, kind=e.kind,
             step_slug=delivery.step_slug if delivery else None, at=e.at, detail=e.detail,
+            # machine_reasons looked at every open and click of a delivery we know.
+            machine_checked=True if delivery is not None and e.kind in CHECKED else None,
         ))
         report.recorded += 1
         metrics.PROVIDER_EVENTS.labels(kind=e.kind).inc()

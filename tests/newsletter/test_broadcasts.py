@@ -231,3 +231,43 @@ def test_test_send_goes_to_one_address_with_sample_data(runner, outbox, people):
     assert "Hi Alex," in outbox.text(msg)
     bad = runner.invoke(args=["broadcast", "test", "first-issue", "--to", "not-an-address"])
     assert bad.exit_code == 1 and len(outbox) == 1
+
+
+def test_the_plan_topic_narrows_the_audience_and_the_newsletter_topic_is_never_overridden(
+        runner, outbox, db, clock, people):
+    add(db, "plan-off@example.com", now=clock.now, wants_plan=False)
+
+    def audience(*where: str) -> dict[str, int]:
+        args = ["broadcast", "audience", "first-issue"] + [a for w in where
+                                                            for a in ("--where", w)]
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0, result.output
+        return {label.strip(): int(n) for n, label in
+                re.findall(r"^\s*(\d+)\s+(.+)$", result.output, re.MULTILINE)}
+
+    no_plan = audience("wants_plan=no")
+    assert no_plan["would get it"] == 1 and no_plan["outside the filter"] == 2
+    # The reader who turned the newsletter off (the plan still on) matches wants_plan=yes
+    # but is never in the audience: the breakdown says why.
+    with_plan = audience("wants_plan=yes")
+    assert with_plan["would get it"] == 2 and with_plan["outside the filter"] == 1
+    assert with_plan["turned the newsletter off (wrong topic)"] == 1
+    assert "audience: also receives the plan" in runner.invoke(
+        args=["broadcast", "audience", "first-issue", "--where", "wants_plan=yes"]).output
+    for bad in ("wants_plan=maybe", "wants_plan="):
+        refused = runner.invoke(args=["broadcast", "send", "first-issue", "--where", bad])
+        assert refused.exit_code == 1
+        assert ("wants_plan must be yes (also receives the plan) or no (turned the plan off)"
+                in refused.output or "needs a value" in refused.output), refused.output
+    db.rollback()
+    assert db.scalars(select(Broadcast)).all() == []  # refused: nothing scheduled
+    # In the file's front matter (YAML reads a bare no as false: the same filter).
+    emails = __import__("pathlib").Path(runner.app.config["EMAILS_DIR"])
+    write_broadcast(emails, "no-plan-news", audience="{wants_plan: no}")
+    result = runner.invoke(args=["broadcast", "send", "no-plan-news"])
+    assert "for 1 subscribers (turned the plan off)" in result.output, result.output
+    run_worker(runner)
+    assert copies(outbox, "no-plan-news") == {"plan-off@example.com": 1}
+    write_broadcast(emails, "odd", audience="{wants_plan: sometimes}")
+    check = runner.invoke(args=["emails", "check"])
+    assert check.exit_code == 1 and "wants_plan must be yes" in check.output

@@ -163,3 +163,32 @@ def test_tags_are_choices_in_the_audience(logged_in, db, clock):
     assert got["would_get"] == 1 and got["where"] == "without_tag=race"
     bad = logged_in.get("/admin/broadcasts/first-issue/audience.json?tag=no%2Cpe")
     assert bad.status_code == 400
+
+
+def test_the_plan_topic_is_a_control_with_the_live_count(logged_in, db, clock):
+    add(db, "both@example.com", now=clock.now)
+    add(db, "news-only@example.com", now=clock.now, wants_plan=False)
+    add(db, "plan-only@example.com", now=clock.now, wants_newsletter=False)
+    page = logged_in.get("/admin/broadcasts/first-issue").get_data(as_text=True)
+    assert '<select id="wants_plan" name="wants_plan">' in page
+    assert '<option value="no">no, turned the plan off</option>' in page
+    got = logged_in.get("/admin/broadcasts/first-issue/audience.json?wants_plan=no").get_json()
+    assert got["would_get"] == 1 and got["where"] == "wants_plan=no"
+    assert got["describe"] == "turned the plan off"
+    assert ["outside the filter", 1] in got["lines"]
+    got = logged_in.get("/admin/broadcasts/first-issue/audience.json?wants_plan=yes").get_json()
+    assert got["would_get"] == 1
+    assert ["turned the newsletter off (wrong topic)", 1] in got["lines"]
+    got = logged_in.get("/admin/broadcasts/first-issue/audience.json?wants_plan=any").get_json()
+    assert got["would_get"] == 2 and got["where"] == ""
+    bad = logged_in.get("/admin/broadcasts/first-issue/audience.json?wants_plan=sometimes")
+    assert bad.status_code == 400 and "wants_plan must be yes" in bad.get_json()["error"]
+    refused = _schedule(logged_in, wants_plan="sometimes")
+    assert "Not scheduled: wants_plan must be yes" in text(refused)
+    db.rollback()
+    assert db.scalars(select(Broadcast)).all() == []
+    _schedule(logged_in, wants_plan="no")
+    db.rollback()
+    [row] = db.scalars(select(BroadcastRecipient)).all()
+    assert db.get(__import__("funnel.models", fromlist=["Subscriber"]).Subscriber,
+                  row.subscriber_id).email == "news-only@example.com"

@@ -13,15 +13,22 @@ from sqlalchemy import func, select
 from funnel.models import Broadcast, BroadcastRecipient, Delivery, DeliveryEvent, Subscriber
 from funnel.newsletter import subject_tests
 from tests.newsletter_support import add, run_worker, write_broadcast
+from tests.sendgrid_support import Signer, post_events
 
 SUBJECTS = ["Hills made easy", "Six hills, one coffee"]
 MIN_EACH = 5
 
 
 @pytest.fixture
-def app_config(app_config):
+def signer():
+    return Signer()
+
+
+@pytest.fixture
+def app_config(app_config, signer):
     # A hundred readers a subject in production; five keep these tests small.
-    return {**app_config, "SUBJECT_TEST_MIN_PER_SUBJECT": MIN_EACH}
+    return {**app_config, "SUBJECT_TEST_MIN_PER_SUBJECT": MIN_EACH,
+            "SENDGRID_WEBHOOK_PUBLIC_KEY": signer.public_key}
 
 
 def _file(emails_dir, subjects=SUBJECTS, slug="hills"):
@@ -97,6 +104,65 @@ def test_the_winner_goes_to_the_rest_and_nobody_gets_two(runner, db, clock, emai
     assert cells["Hills made easy"][:4] == ["5", "5", "5", "1"]
     assert cells["Six hills, one coffee"][:4] == ["5", "5", "5", "3"]
     assert "<strong>winner</strong>" in page
+
+
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15"
+
+
+def test_a_click_the_machine_check_flags_never_makes_a_subject_win(
+        runner, db, clock, emails_dir, outbox, client, signer, logged_in):
+    _readers(db, clock, 20)
+    _file(emails_dir)
+    assert runner.invoke(args=["broadcast", "send", "hills", "--test-sample", "50",
+                               "--test-wait", "1h"]).exit_code == 0
+    run_worker(runner)
+    db.rollback()
+    by_variant = {v: db.scalars(select(Delivery).join(
+        BroadcastRecipient, BroadcastRecipient.subscriber_id == Delivery.subscriber_id)
+        .where(Delivery.step_slug == "hills", BroadcastRecipient.variant == v)
+        .order_by(Delivery.id)).all() for v in (0, 1)}
+    events = []
+
+    def event(d, kind: str, after: int, n: int = 0, **extra) -> None:
+        events.append({"email": d.subscriber.email, "delivery_id": d.public_id,
+                       "event": kind, "sg_event_id": f"{kind}-{d.id}-{n}",
+                       "timestamp": int(d.sent_at.timestamp()) + after, **extra})
+
+    for d in by_variant[0] + by_variant[1]:
+        event(d, "delivered", 1)
+    # The first subject: a mail filter's scanner follows every link of four emails five
+    # minutes after sending (past the old 30-second rule), and one reader clicks.
+    for d in by_variant[0][:4]:
+        for n in range(3):
+            event(d, "click", 300, n, url=f"https://example.org/{n}", ip="198.51.100.4",
+                  useragent="Mozilla/5.0")
+    event(by_variant[0][4], "click", 900, url="https://example.org/0", ip="203.0.113.9",
+          useragent=IPHONE)
+    # The second: two readers on a phone click ten seconds after it lands. The check
+    # finds people, so they count, early as they are.
+    for d in by_variant[1][:2]:
+        event(d, "click", 10, url="https://example.org/0", ip="203.0.113.7",
+              useragent=IPHONE)
+    resp = post_events(client, signer, events, int(clock.now.timestamp()))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["recorded"] == 10 + 1 + 2
+    db.rollback()
+    assert db.scalars(select(DeliveryEvent.machine_checked).where(
+        DeliveryEvent.kind == "click")).all() == [True] * 3
+    clock.advance(hours=1, minutes=1)
+    run_worker(runner)
+    db.rollback()
+    row = db.scalar(select(Broadcast).where(Broadcast.slug == "hills"))
+    assert row.test_winner == 1, row.test_note
+    assert (f"\"{SUBJECTS[0]}\": 1 of 5 delivered clicked (20.0%), 4 more by a link "
+            "scanner, not counted") in row.test_note
+    assert f"\"{SUBJECTS[1]}\": 2 of 5 delivered clicked (40.0%)" in row.test_note
+    assert Counter(m["Subject"] for m in outbox.messages())[SUBJECTS[1]] == 15
+    page = logged_in.get("/admin/broadcasts/hills").get_data(as_text=True)
+    figures = re.findall(r"<tr><td>([^<]+)</td>((?:<td class=\"num\">[^<]*</td>)+)", page)
+    cells = {subject: re.findall(r">([^<]*)<", nums)[::2] for subject, nums in figures}
+    assert cells[SUBJECTS[0]][3:] == ["1", "20.0 %", "4"]
+    assert cells[SUBJECTS[1]][3:] == ["2", "40.0 %", "0"]
 
 
 def test_a_tie_keeps_the_first_subject(runner, db, clock, emails_dir, outbox):

@@ -1,9 +1,9 @@
 """The scheduling form of a broadcast, read in the admin's own time zone.
 
-The audience controls (plan, sign-up dates, source, campaign, tags) are turned into
-the same ``key=value`` text the page always took (``plan=finished,
-source=instagram``), which stays the one representation: the confirm page and
-the command line show it, and the optional text field can still add to it.
+The audience controls (plan, sign-up dates, source, campaign, tags, the plan topic)
+are turned into the same ``key=value`` text the page always took (``plan=finished,
+source=instagram``), which stays the one representation: the confirm page and the
+command line show it, and the optional text field can still add to it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,20 @@ from sqlalchemy import func, select
 
 from funnel import runtime
 from funnel.core import timezones
-from funnel.core.broadcast import PLAN_CHOICES, Broadcast, Filter, parse_local_time, parse_where
+from funnel.core.broadcast import (
+    PLAN_CHOICES,
+    WANTS_PLAN_CHOICES,
+    Broadcast,
+    Filter,
+    parse_local_time,
+    parse_where,
+)
 from funnel.core.schedule import zone
 from funnel.models import AdminUser, Subscriber, SubscriberTag
 from funnel.newsletter import subject_tests
 
 CONTROL_KEYS = ("plan", "signed_up_after", "signed_up_before", "source", "campaign", "tag",
-                "without_tag")
+                "without_tag", "wants_plan")
 
 
 def admin_zone_name(admin: AdminUser | None) -> str:
@@ -106,4 +113,5 @@ def choices() -> dict[str, list[str]]:
                                      .distinct().order_by(func.lower(col)).limit(200)) if v]
 
     return {"plan": list(PLAN_CHOICES), "source": distinct(Subscriber.utm_source),
-            "campaign": distinct(Subscriber.utm_campaign), "tag": distinct(SubscriberTag.tag)}
+            "campaign": distinct(Subscriber.utm_campaign), "tag": distinct(SubscriberTag.tag),
+            "wants_plan": list(WANTS_PLAN_CHOICES)}

@@ -82,8 +82,8 @@ def _author() -> str:
     return admin.email if admin is not None else "unknown"
 
 
-def _page(studio: Studio, file: EmailFile, source: str, base: str, *, checked: Checked | None,
-          status: int = 200, notice: str = "", level: str = "notice",
+def _page(studio: Studio, file: EmailFile, source: str, base: str, draft_base: str, *,
+          checked: Checked | None, status: int = 200, notice: str = "", level: str = "notice",
           conflict: SaveResult | None = None, snippet: str = ""):
     live = file.read()
     draft = file.read_draft()
@@ -91,9 +91,10 @@ def _page(studio: Studio, file: EmailFile, source: str, base: str, *, checked: C
     if conflict is not None:
         conflict_diff = list(difflib.unified_diff(
             (conflict.disk_text or "").splitlines(), source.splitlines(),
-            "on disk now", "yours", lineterm=""))
+            "the draft saved since" if conflict.on_draft else "on disk now", "yours",
+            lineterm=""))
     html = render_template(
-        "admin/email_edit.html", file=file, source=source, base=base,
+        "admin/email_edit.html", file=file, source=source, base=base, draft_base=draft_base,
         checked=checked if checked is not None else studio.check(file, source),
         notice=notice, level=level, conflict=conflict, conflict_diff=conflict_diff,
         snippet=snippet, revisions=studio.history(file), has_draft=draft is not None,
@@ -111,7 +112,7 @@ def edit(slug: str):
     live = file.read() or ""
     draft = file.read_draft()
     return _page(studio, file, draft if draft is not None else live, content_hash(live),
-                 checked=None)
+                 content_hash(draft), checked=None)
 
 
 @bp.post("/<slug>/edit")
@@ -122,9 +123,11 @@ def edit_post(slug: str):
     file = studio.file(slug)
     source = request.form.get("source")
     base = request.form.get("base", "")
+    draft_base = request.form.get("draft_base", "")
     action = request.form.get("action", "preview")
     if action == "save":
-        result = studio.save_email_source(file.rel, source, _author(), base)
+        result = studio.save_email_source(file.rel, source, _author(), base,
+                                          draft_base=draft_base)
         return _after_save(studio, result, str(source))
     text = source if isinstance(source, str) else ""
     snippet = ""
@@ -135,11 +138,12 @@ def edit_post(slug: str):
                                         upload.read() if upload else b"",
                                         request.form.get("alt", ""))
         except StudioError as exc:  # said on the editor page, so the typed text stays
-            return _page(studio, file, text.replace("\r\n", "\n"), base, checked=None,
+            return _page(studio, file, text.replace("\r\n", "\n"), base, draft_base,
+                         checked=None,
                          status=exc.status, notice=exc.message, level="warn")
         snippet = saved.snippet
     checked = studio.check(file, text)
-    return _page(studio, file, text.replace("\r\n", "\n"), base, checked=checked,
+    return _page(studio, file, text.replace("\r\n", "\n"), base, draft_base, checked=checked,
                  snippet=snippet,
                  notice=(f"Picture saved as images/{snippet.rsplit('/', 1)[-1][:-1]}: copy "
                          "the line below where it should show." if snippet else ""))
@@ -151,12 +155,13 @@ def _after_save(studio: Studio, result: SaveResult, source: str):
         return redirect(url_for(".edit", slug=result.file.slug), code=303)
     text = source.replace("\r\n", "\n")
     if result.outcome == DRAFT:
-        return _page(studio, result.file, text, result.disk_hash, checked=result.checked,
-                     notice=result.message, level="warn")
+        return _page(studio, result.file, text, result.disk_hash, result.draft_hash,
+                     checked=result.checked, notice=result.message, level="warn")
     assert result.outcome == CONFLICT
     # The next save goes over the version now shown: the coach has seen both.
-    return _page(studio, result.file, text, result.disk_hash, checked=None, status=409,
-                 notice=result.message, level="warn", conflict=result)
+    return _page(studio, result.file, text, result.disk_hash, result.draft_hash,
+                 checked=result.checked, status=409, notice=result.message, level="warn",
+                 conflict=result)
 
 
 @bp.post("/<slug>/check")
@@ -189,7 +194,8 @@ def restore(slug: str):
         revision = int(request.form.get("revision", ""))
     except ValueError:
         raise StudioError("Choose a revision to restore.") from None
-    result = studio.restore(slug, revision, _author(), request.form.get("base", ""))
+    result = studio.restore(slug, revision, _author(), request.form.get("base", ""),
+                            request.form.get("draft_base", ""))
     if result.outcome == SAVED:
         flash(f"Revision #{revision} restored: {result.file.rel} is live.")
         return redirect(url_for(".edit", slug=result.file.slug), code=303)
