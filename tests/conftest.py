@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
 
+import jinja2
+import jinja2.bccache
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -28,6 +30,7 @@ from funnel import db as funnel_db
 from funnel.db import make_engine, upgrade
 from funnel.models import Base
 from funnel.subscribers import intake
+from tests import routing_cache
 from tests.parallel import database_name, is_worker
 
 # The admin tests' fixtures (admin, logged_in) live beside their helpers.
@@ -167,6 +170,9 @@ os.environ.setdefault("PGOPTIONS", "-c synchronous_commit=off")
 _ENGINES: weakref.WeakSet = weakref.WeakSet()
 
 
+routing_cache.install()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _engines_recorded():
     """Every engine the app makes is recorded, so that its pooled connections can
@@ -213,9 +219,28 @@ def app_config(db_url, tmp_path, clock) -> dict:
     }
 
 
+class _PageBytecode(jinja2.BytecodeCache):
+    """The pages' templates compiled once for the whole run, not once per app
+    (every app of the suite has the same Jinja settings)."""
+
+    def __init__(self) -> None:
+        self.made: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.key in self.made:
+            bucket.bytecode_from_string(self.made[bucket.key])
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.made[bucket.key] = bucket.bytecode_to_string()
+
+
+_PAGES = _PageBytecode()
+
+
 @pytest.fixture
 def app(app_config):
     app = create_app(app_config)
+    app.jinja_env.bytecode_cache = _PAGES
     yield app
     visits = app.extensions.get("funnel_visits")
     if visits is not None:
