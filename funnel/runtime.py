@@ -181,8 +181,11 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     def purge_pending(now: datetime, _stop: Stop) -> PassReport:
         with sessions() as s:
             purged = retention.purge_unconfirmed(s, now, retain)
+            tests = test_sends.forget_old(s, now)
         if purged:
             log.info("deleted %d sign-ups never confirmed", purged)
+        if tests:
+            log.info("deleted %d finished test sends over a month old", tests)
         return PassReport(purged=purged)
 
     def fold(_now: datetime, _stop: Stop) -> PassReport:

@@ -299,3 +299,24 @@ def test_the_provider_message_id_is_kept(app, logged_in, db, clock):
 
     worker(app, Provider()).run_pass(clock.now)
     assert rows(db)[0].provider_id == "sg-123"
+
+
+def test_finished_tests_go_after_a_month_and_a_waiting_one_stays(app, logged_in, db, clock, outbox):
+    """The addresses typed for tests are not kept for ever: the worker's hourly purge
+    deletes finished tests a month old; the page's recent list is what remains."""
+    from sqlalchemy import update
+
+    ask(logged_in, "old@example.com")
+    ask(logged_in, "newer@example.com")
+    worker(app).run_pass(clock.now)
+    ask(logged_in, "waiting@example.com")  # queued, not yet sent: never purged
+    for address, days in (("old@example.com", 31), ("newer@example.com", 29),
+                          ("waiting@example.com", 40)):
+        db.execute(update(AdminTestSend).where(AdminTestSend.address == address)
+                   .values(requested_at=clock.now - timedelta(days=days)))
+    db.commit()
+    make_worker(app.extensions["funnel"]).pieces[0](clock.now, None)  # the purge alone
+    assert [(r.address, r.state) for r in rows(db)] == [
+        ("newer@example.com", "sent"), ("waiting@example.com", "queued")]
+    page = logged_in.get(PAGE).get_data(as_text=True)
+    assert "old@example.com" not in page and "newer@example.com" in page

@@ -103,6 +103,22 @@ def recent(session: Session, admin_id: int, slug: str, limit: int = 5) -> list[A
         .order_by(AdminTestSend.requested_at.desc(), AdminTestSend.id.desc()).limit(limit)))
 
 
+# The page shows the last few; a month keeps what a coach could ask about and
+# lets the addresses typed for tests go with it.
+KEEP = timedelta(days=30)
+
+
+def forget_old(session: Session, now: datetime, older_than: timedelta = KEEP) -> int:
+    """Delete finished tests requested before ``older_than``; returns how many."""
+    from sqlalchemy import delete
+
+    result = session.execute(delete(AdminTestSend).where(
+        AdminTestSend.requested_at < now - older_than,
+        AdminTestSend.state.in_((TestSendState.SENT, TestSendState.FAILED))))
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def pending(rows: Sequence[AdminTestSend]) -> bool:
     return any(r.state in (QUEUED, SENDING) for r in rows)
 
