@@ -21,6 +21,7 @@ from pathlib import Path
 import jinja2
 import jinja2.bccache
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -171,6 +172,14 @@ _ENGINES: weakref.WeakSet = weakref.WeakSet()
 
 
 routing_cache.install()
+
+# The same examples in every run, so a run that passed passes again and a failure can
+# be repeated; no deadline (a shared machine slows an example, not the code).
+# HYPOTHESIS_PROFILE=explore looks much further, with new examples each run.
+settings.register_profile("suite", derandomize=True, deadline=None, database=None,
+                          print_blob=True)
+settings.register_profile("explore", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 @pytest.fixture(scope="session", autouse=True)
