@@ -199,11 +199,17 @@ def _engines_recorded():
 
 
 @pytest.fixture(autouse=True)
-def _engines_closed(_engines_recorded):
+def _engines_closed(_engines_recorded, tmp_path):
     # The apps pool their connections as in production (a new connection for every
     # session made a worker pass three times slower); an app a test made and let go
-    # must not keep server connections open into the next tests.
+    # must not keep server connections open into the next tests, nor its visit
+    # buffer's thread writing after the test's files (tmp_path) are gone.
+    from funnel.web.public import visits
+
+    before = set(visits._BUFFERS)
     yield
+    for buffer in set(visits._BUFFERS) - before:
+        buffer.close()
     for engine in list(_ENGINES):
         engine.dispose()
     _ENGINES.clear()
