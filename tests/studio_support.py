@@ -1,5 +1,6 @@
 """Shared arrangements for the studio (email editor) tests: a copy of emails/ per
-test, the editor page's hidden fields, and small pictures made with Pillow."""
+test, the editor page's hidden fields, small pictures made with Pillow, an upload
+form as a browser sends it, and what a folder holds (to show nothing changed)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import shutil
 from pathlib import Path
 
 from PIL import Image
+from sqlalchemy import func, select
 
 from funnel.config import PROJECT_ROOT
+from funnel.models import EmailRevision
 
 SHIPPED = PROJECT_ROOT / "emails"
 STEP = "lateral-hip-stretch"              # the plan's first email
@@ -69,3 +72,25 @@ def gif() -> bytes:
     out = io.BytesIO()
     Image.new("P", (100, 100)).save(out, "GIF")
     return out.getvalue()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".studio.lock"}
+
+
+def revision_count(db) -> int:
+    db.rollback()
+    return db.scalar(select(func.count()).select_from(EmailRevision))
+
+
+def multipart(fields: dict[str, str], picture: bytes | None, name: str) -> bytes:
+    """The form as a browser sends it. Built here because the test client spools a big
+    body to a temporary file that a request cut off early never closes."""
+    parts = [f'--b\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    if picture is not None:
+        parts.append(f'--b\r\nContent-Disposition: form-data; name="picture"; '
+                     f'filename="{name}"\r\nContent-Type: image/png\r\n\r\n'.encode()
+                     + picture + b"\r\n")
+    return b"".join(parts) + b"--b--\r\n"

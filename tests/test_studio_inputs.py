@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
 
 from funnel.mail.check import run_check
-from funnel.models import EmailRevision
 from funnel.studio import StudioError, resolve
 from funnel.studio.images import MAX_UPLOAD_BYTES
 from tests.studio_support import (
@@ -22,9 +20,12 @@ from tests.studio_support import (
     copy_emails,
     gif,
     jpeg_with_exif,
+    multipart,
     open_editor,
     png,
+    revision_count,
     save,
+    snapshot,
 )
 
 
@@ -36,28 +37,6 @@ def emails_dir(tmp_path) -> Path:
 @pytest.fixture
 def app_config(app_config, emails_dir):
     return {**app_config, "EMAILS_DIR": str(emails_dir)}
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != ".studio.lock"}
-
-
-def revision_count(db) -> int:
-    db.rollback()
-    return db.scalar(select(func.count()).select_from(EmailRevision))
-
-
-def multipart(fields: dict[str, str], picture: bytes | None, name: str) -> bytes:
-    """The form as a browser sends it. Built here because the test client spools a big
-    body to a temporary file that a request cut off early never closes."""
-    parts = [f'--b\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    if picture is not None:
-        parts.append(f'--b\r\nContent-Disposition: form-data; name="picture"; '
-                     f'filename="{name}"\r\nContent-Type: image/png\r\n\r\n'.encode()
-                     + picture + b"\r\n")
-    return b"".join(parts) + b"--b--\r\n"
 
 
 def upload(client, fields, data: bytes | None, name: str = "knee-drive.png", alt: str = "A runner"):

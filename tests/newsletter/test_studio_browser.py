@@ -1,6 +1,7 @@
-"""In Chromium: an editor writes a new newsletter (a typo flagged before saving), sends
-a test whose links all work, schedules it for 07:00 in their own zone with two subjects,
-and after the wait the winner goes to the rest, each reader getting exactly one copy."""
+"""In Chromium: an editor writes a new newsletter with a picture (a typo flagged before
+saving), sends a test whose links and picture all work, schedules it for 07:00 in their
+own zone with two subjects, and after the wait the winner goes to the rest, each
+reader getting exactly one copy."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from funnel.models import AdminUser, Broadcast, BroadcastRecipient, Delivery, De
 from tests.admin_support import PASSWORD
 from tests.artefacts import artefact_dir
 from tests.newsletter_support import add, run_worker
+from tests.studio_support import png
 
 EDITOR = "editor@example.com"
 ZONE = "Europe/Paris"  # UTC+1 in December: 07:00 there is 06:00 UTC
 SUBJECTS = ("Hill repeats without the dread", "Six hills and one coffee")
 BODY = ("Hi {{ first_name }},\n\nThis week: six short hills, walking down between them.\n\n"
         "[Your plan]({{ plan_url }})\n")
+ALT = "Runners on a short hill"
+PICTURE = f"![{ALT}](images/hill-repeats.png)"
 
 
 @pytest.fixture
@@ -47,6 +51,7 @@ def shot(page, name: str, width: int) -> None:
 
 
 def _links(body: str) -> list[str]:
+    """Every address of the site in the message: links, and the pictures' src too."""
     return sorted(set(re.findall(r'https?://127\.0\.0\.1:\d+[^\s"<>)\]]*', body)))
 
 
@@ -83,20 +88,33 @@ def test_an_editor_writes_tests_and_schedules_a_subject_test(
     expect(page.locator("#problems")).to_contain_text("did you mean")
     assert not (emails_dir / "broadcasts" / "hill-repeats-without-the-dread.md").exists()
     shot(page, "typo-flagged", width)
-    page.get_by_label("Text (Markdown)").fill(BODY)
+    body = page.get_by_label("Text (Markdown)")
+    body.fill(BODY)
+    # A picture, made here, goes in where the cursor is: at the end, after a blank line.
+    body.press("Control+End")
+    body.press("Enter")
+    page.get_by_label("Picture file").set_input_files(
+        files=[{"name": "Hill Repeats.png", "mimeType": "image/png", "buffer": png(600, 300)}])
+    page.get_by_label("What it shows").fill(ALT)
+    page.get_by_role("button", name="Upload picture").click()
+    expect(page.locator("#picture-status")).to_contain_text(
+        "Picture saved as images/hill-repeats.png")
+    assert body.input_value().endswith(f")\n\n{PICTURE}")
     page.get_by_role("button", name="Preview and check").click()
     expect(page.locator("#check-ok")).to_be_visible()
+    expect(page.frame_locator("iframe.desktop").get_by_role("img", name=ALT)).to_be_visible()
     shot(page, "new-preview", width)
     page.get_by_role("button", name="Save").click()
     page.wait_for_url("**/admin/broadcasts/hill-repeats-without-the-dread")
-    assert (emails_dir / "broadcasts" / "hill-repeats-without-the-dread.md").exists()
+    saved = (emails_dir / "broadcasts" / "hill-repeats-without-the-dread.md").read_text()
+    assert saved.endswith(f"{PICTURE}\n")
 
     # The browser's zone is saved once; the page reloads showing it.
     expect(page.locator("#tz")).to_have_value(ZONE)
     db.rollback()
     assert db.scalar(select(AdminUser.timezone).where(AdminUser.email == EDITOR)) == ZONE
 
-    # A test to the editor's own address; every link in it answers.
+    # A test to the editor's own address; every link in it answers, the picture too.
     # The request only queues it; the live server's worker, woken by it, sends it, and
     # the page follows the test until it says it went out.
     page.get_by_role("button", name="Send me a test").click()
@@ -107,10 +125,15 @@ def test_an_editor_writes_tests_and_schedules_a_subject_test(
     links = _links(outbox.text(msg) + outbox.html(msg) + msg["List-Unsubscribe"])
     assert {urlsplit(u).path.split("/")[1] for u in links} >= {"view", "preferences",
                                                                 "unsubscribe"}
+    [picture] = [u for u in re.findall(r'<img [^>]*src="([^"]+)"', outbox.html(msg))
+                 if "hill-repeats" in u]
+    assert picture in links and re.search(rf'<img [^>]*alt="{ALT}"', outbox.html(msg))
     reader = page.context.new_page()  # same browser; the links need no admin login
     for url in links:
         resp = reader.goto(url)
         assert resp is not None and resp.status < 400, (url, resp and resp.status)
+        if url == picture:
+            assert resp.status == 200 and resp.headers["content-type"].startswith("image/")
     reader.close()
 
     # 07:00 tomorrow morning in the editor's zone, two subjects, a 20 % sample.

@@ -1,5 +1,6 @@
-"""Writing a newsletter in the browser: the new-issue page, a test send to
-yourself, moving a schedule, the live audience count and the admin's time zone.
+"""Writing a newsletter in the browser: the new-issue page (with the editor's picture
+upload), a test send to yourself, moving a schedule, the live audience count and the
+admin's time zone.
 
 The file written is ``emails/broadcasts/SLUG.md`` (``newsletter.drafting``); the
 scheduling itself stays on the broadcast's own page (``web.broadcasts``).
@@ -29,11 +30,31 @@ from funnel.newsletter import audience as aud
 from funnel.newsletter import drafting, rescheduling, scheduling
 from funnel.studio.files import StudioError
 from funnel.studio.service import Studio
-from funnel.web.admin import broadcast_form, test_sends
+from funnel.web.admin import broadcast_form, picture_upload, test_sends
 from funnel.web.admin.auth import admin_only, current_admin
+from funnel.web.errors import render_error
 
 bp = Blueprint("broadcast_studio", __name__, url_prefix="/admin")
 admin_only(bp)
+
+
+# The new page's form carries a picture (its Upload button without JavaScript).
+@bp.url_value_preprocessor
+def _limits(endpoint, _values) -> None:
+    if endpoint == "broadcast_studio.new":
+        picture_upload.allow_upload()
+
+
+@bp.errorhandler(413)
+def _too_large(_exc):
+    if request.endpoint == "broadcast_studio.new":
+        return render_error(413, picture_upload.too_large("the new-newsletter page"))
+    return render_error(413)
+
+
+def _studio() -> Studio:
+    return Studio(runtime.rt().settings, runtime.session(), runtime.rt().clock,
+                  emailcheck.route_checker(current_app._get_current_object()))  # type: ignore[attr-defined]
 
 
 def _emails_dir() -> str:
@@ -52,9 +73,18 @@ def new():
     form = {k: request.form.get(k, "") for k in ("subject", "preheader", "body", "slug",
                                                  "other_subjects")}
     if request.method == "GET":
-        return render_template("admin/broadcast_new.html", form=form, problems=[],
-                               rendered=None, error="")
-    error, problems, rendered = "", [], None
+        return _new_page(form)
+    error, notice, snippet, problems, rendered = "", "", "", [], None
+    if request.form.get("action") == "upload":
+        try:
+            saved = picture_upload.save_from_form(_studio())
+        except StudioError as exc:  # said on this page, so what was typed stays
+            return _new_page(form, error=exc.message), exc.status
+        # Without the script the cursor is not known: the end of the text, said so.
+        snippet = saved.snippet
+        body = form["body"].rstrip()
+        form["body"] = f"{body}\n\n{snippet}\n" if body else f"{snippet}\n"
+        notice = f"{picture_upload.saved_words(saved)} and added at the end of the text."
     try:
         draft = drafting.draft_from_form(form)
         form["slug"] = draft.slug
@@ -66,17 +96,21 @@ def new():
             rendered = _preview(draft)
         if request.form.get("action") == "save":
             admin = current_admin()
-            studio = Studio(runtime.rt().settings, runtime.session(), runtime.rt().clock,
-                            emailcheck.route_checker(app))
-            path = drafting.save_new(draft, studio, problems, admin.email if admin else "")
+            path = drafting.save_new(draft, _studio(), problems, admin.email if admin else "")
             flash(f"Saved as emails/broadcasts/{path.name}. Send yourself a test, then "
                   "schedule it below.")
             return redirect(url_for("broadcasts.show", slug=draft.slug), code=303)
     except (drafting.DraftError, StudioError, EmailFileError, TemplateError) as exc:
         error = str(exc)
     status = 422 if error else 200
+    return _new_page(form, problems=problems, rendered=rendered, error=error, notice=notice,
+                     snippet=snippet), status
+
+
+def _new_page(form: dict[str, str], *, problems=(), rendered=None, error: str = "",
+              notice: str = "", snippet: str = "") -> str:
     return render_template("admin/broadcast_new.html", form=form, problems=problems,
-                           rendered=rendered, error=error), status
+                           rendered=rendered, error=error, notice=notice, snippet=snippet)
 
 
 @bp.post("/broadcasts/<slug>/send-test")

@@ -27,8 +27,8 @@ from funnel.mail.check import route_checker
 from funnel.studio import Studio, StudioError
 from funnel.studio.checking import Checked
 from funnel.studio.files import EmailFile, content_hash
-from funnel.studio.images import MAX_UPLOAD_BYTES
 from funnel.studio.service import CONFLICT, DRAFT, SAVED, UNCHANGED, SaveResult
+from funnel.web.admin import picture_upload
 from funnel.web.admin.auth import current_admin, login_required
 from funnel.web.errors import render_error
 
@@ -37,28 +37,21 @@ bp = Blueprint("email_editor", __name__, url_prefix="/admin/emails",
                static_url_path="/studio-static")
 
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
-# Room for the form around a 1 MB text or a 5 MB picture: the studio refuses more with
-# its own message; beyond these the request is cut off (413, message below).
-TEXT_BODY_MAX = 2 * 1024 * 1024
-UPLOAD_BODY_MAX = MAX_UPLOAD_BYTES + TEXT_BODY_MAX
 
 
 # A URL value preprocessor, not before_request: those run first, before CSRF
 # protection reads the form with the app's 1 MB limit.
 @bp.url_value_preprocessor
 def _limits(_endpoint, _values) -> None:
-    request.max_content_length = UPLOAD_BODY_MAX
-    request.max_form_memory_size = TEXT_BODY_MAX
+    picture_upload.allow_upload()
 
 
-def _wants_json() -> bool:
-    return request.accept_mimetypes.best == "application/json"
+_wants_json = picture_upload.wants_json
 
 
 @bp.errorhandler(413)
 def _too_large(_exc):
-    message = ("That was more than the editor takes: an email's text is at most 1 MB and "
-               "a picture at most 5 MB. Nothing was saved.")
+    message = picture_upload.too_large("the editor")
     if _wants_json():
         return jsonify(error=message), 413
     return render_error(413, message)
@@ -131,22 +124,19 @@ def edit_post(slug: str):
         return _after_save(studio, result, str(source))
     text = source if isinstance(source, str) else ""
     snippet = ""
+    notice = ""
     if action == "upload":
-        upload = request.files.get("picture")
         try:
-            saved = studio.save_picture(upload.filename or "" if upload else "",
-                                        upload.read() if upload else b"",
-                                        request.form.get("alt", ""))
+            saved = picture_upload.save_from_form(studio)
         except StudioError as exc:  # said on the editor page, so the typed text stays
             return _page(studio, file, text.replace("\r\n", "\n"), base, draft_base,
                          checked=None,
                          status=exc.status, notice=exc.message, level="warn")
         snippet = saved.snippet
+        notice = f"{picture_upload.saved_words(saved)}: copy the line below where it should show."
     checked = studio.check(file, text)
     return _page(studio, file, text.replace("\r\n", "\n"), base, draft_base, checked=checked,
-                 snippet=snippet,
-                 notice=(f"Picture saved as images/{snippet.rsplit('/', 1)[-1][:-1]}: copy "
-                         "the line below where it should show." if snippet else ""))
+                 snippet=snippet, notice=notice)
 
 
 def _after_save(studio: Studio, result: SaveResult, source: str):
@@ -173,15 +163,16 @@ def check(slug: str):
     return jsonify(checked.as_json()), 200, NO_STORE
 
 
+# Without a slug: from the new-newsletter page, whose file does not exist yet.
+@bp.post("/pictures", defaults={"slug": None})
 @bp.post("/<slug>/pictures")
 @login_required
-def pictures(slug: str):
-    """A picture from the editor's upload field (JSON: the Markdown to insert)."""
+def pictures(slug: str | None):
+    """A picture from an upload panel's script (JSON: the Markdown to insert)."""
     studio = _studio()
-    studio.file(slug)
-    upload = request.files.get("picture")
-    saved = studio.save_picture(upload.filename or "" if upload else "",
-                                upload.read() if upload else b"", request.form.get("alt", ""))
+    if slug is not None:
+        studio.file(slug)
+    saved = picture_upload.save_from_form(studio)
     return jsonify(name=saved.name, snippet=saved.snippet, width=saved.width,
                    height=saved.height), 201, NO_STORE
 
