@@ -92,7 +92,9 @@ def _add(steps: dict[str, StepProblems], reasons: dict[str, Counter[str]],
 def _listed(steps: dict[str, StepProblems], reasons: dict[str, Counter[str]]
             ) -> list[StepProblems]:
     for slug, p in steps.items():
-        p.reasons = reasons[slug].most_common(MAX_REASONS)
+        # Ties by their text: the database returns rows in no fixed order, and the
+        # panel must read the same on every load.
+        p.reasons = sorted(reasons[slug].items(), key=lambda r: (-r[1], r[0]))[:MAX_REASONS]
     return sorted(steps.values(), key=lambda p: (-p.total, p.slug))
 
 
