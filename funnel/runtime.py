@@ -160,8 +160,10 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
 
     def fold(_now: datetime, _stop: Stop) -> PassReport:
         with sessions() as s:
-            tallies.compact(s)
+            folded = tallies.compact(s)
             s.commit()
+        if folded:
+            tallies.vacuum(runtime.engine)
         return PassReport()
 
     # Within a long pass too (an issue to a million readers is one pass): the triggers

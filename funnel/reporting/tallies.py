@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import Engine, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from funnel.core.states import DeliveryState
@@ -191,6 +191,23 @@ def compact(session: Session) -> int:
     folded += _fold(session, BroadcastTally, ("slug", "part", "value"), ("n",))
     return folded + _fold(session, ConsentTally, ("day", "action", "prev_day", *people_tally.ORIGIN,
                                                   "signed_up"), ("n",))
+
+
+TALLIES = (StatusTally, StepTally, VisitTally, ProblemTally, EventTally, LinkUnsubscribeTally,
+           LinkTally, ConsentTally, BroadcastTally)
+
+
+def vacuum(engine: Engine) -> None:
+    """PostgreSQL: clear away the rows the last fold deleted. Readers sum a tally
+    through its index, and until a vacuum every delta ever folded is still in it: a
+    send of 44,000 emails left 132,000 dead entries and an issue's progress took
+    19 ms instead of a fraction of one. Autovacuum comes by about once a minute at
+    best; a fold's own vacuum of these small tables takes a few milliseconds."""
+    if engine.dialect.name != "postgresql":
+        return
+    names = ", ".join(model.__table__.name for model in TALLIES)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {names}")
 
 
 def _fold(session: Session, model: Any, keys: tuple[str, ...], values: tuple[str, ...]) -> int:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from funnel.models import (
     Broadcast,
@@ -147,8 +147,16 @@ def test_the_worker_pass_folds_and_keeps_the_fold(app, db, clock):
     """Folding is written for good (it once ran in a transaction nobody committed)."""
     from funnel.runtime import make_worker
 
+    def vacuums() -> int:  # PostgreSQL: the fold clears away the rows it deleted
+        if db.get_bind().dialect.name != "postgresql":
+            return 0
+        db.rollback()
+        return db.scalar(text("SELECT vacuum_count FROM pg_stat_user_tables "
+                              "WHERE relname = 'status_tally'")) or 0
+
     for i in range(4):
         add(db, f"s{i}@example.com", now=clock.now)
+    vacuumed = vacuums()
     db.rollback()
     before = dict(db.execute(select(StatusTally.status, func.sum(StatusTally.n))
                              .group_by(StatusTally.status)).all())
@@ -158,6 +166,8 @@ def test_the_worker_pass_folds_and_keeps_the_fold(app, db, clock):
     assert db.scalar(select(func.count()).select_from(StatusTally)) == len(before)
     assert dict(db.execute(select(StatusTally.status, func.sum(StatusTally.n))
                            .group_by(StatusTally.status)).all()) == before
+    if db.get_bind().dialect.name == "postgresql":
+        assert vacuums() > vacuumed
 
 
 def test_the_page_of_an_issue_on_its_way_reads_neither_the_list_nor_its_readers(
