@@ -205,7 +205,7 @@ def vacuum(engine: Engine) -> None:
     best; a fold's own vacuum of these small tables takes a few milliseconds."""
     if engine.dialect.name != "postgresql":
         return
-    names = ", ".join(model.__table__.name for model in TALLIES)
+    names = ", ".join(model.__tablename__ for model in TALLIES)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {names}")
 

@@ -162,7 +162,7 @@ def _framable(html: str) -> str:
 @login_required
 def index():
     entries = _entries()
-    problems = kept_check(current_app._get_current_object())  # type: ignore[attr-defined]
+    problems = kept_check(current_app._get_current_object())
     html = render_template(
         "admin/emails.html", entries=entries, problems=problems,
         broken={p.path for p in problems if p.level == emailcheck.ERROR},
