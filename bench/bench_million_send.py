@@ -1,7 +1,7 @@
 """One newsletter issue to N readers (default a million) on PostgreSQL, 4 workers.
 
     .venv/bin/python bench/bench_million_send.py --database URL [--readers 1000000]
-        [--workers 4] [--memory-profile]
+        [--workers 4] [--memory-profile] [--queries] [--cprofile PAGE]
 
 The database is dropped and made afresh; N confirmed readers are written by SQL.
 The issue goes through a local SendGrid fake (bench/fake_sendgrid.py) that counts
@@ -31,11 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select
 
 from bench import fake_sendgrid
+from bench.admin_login import signed_in
 from bench.bench_broadcast import fresh_database
+from bench.page_profile import PageProfiles, QueryClock
 from funnel import create_app
 from funnel.accounts.passwords import hash_password
 from funnel.config import PROJECT_ROOT
-from funnel.core.sequence import load_sequence
+from funnel.core.sequences import load_sequences
 from funnel.models import AdminUser, Subscriber
 
 SLUG = "first-issue"
@@ -53,7 +55,7 @@ def seed(url: str, n: int, emails: Path, now: datetime) -> None:
             " 'R' || g, 'confirmed', 'Europe/London', %s, %s, NULL"
             " FROM generate_series(1, %s) g", (now, now, n))
         conn.execute("INSERT INTO app_state (key, value) VALUES ('sequence_fingerprint', %s)",
-                     (load_sequence(str(emails)).fingerprint,))
+                     (load_sequences(str(emails)).fingerprint,))
         conn.execute("ANALYZE")
 
 
@@ -75,19 +77,19 @@ def p95(samples: list[float]) -> float:
 class AdminPages:
     """Loads every admin page in turn through the app (no network) until stopped."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], cprofile: set[str] | None = None) -> None:
         self.app = create_app({"DATABASE_URL": env["DATABASE_URL"], "SECRET_KEY": "bench",
                                "EMAILS_DIR": env["EMAILS_DIR"], "WTF_CSRF_ENABLED": False})
         rt = self.app.extensions["funnel"]
+        self.queries = QueryClock(rt.engine)
+        self.profiles = PageProfiles(cprofile or set())
         with rt.sessions() as s:
             admin = AdminUser(email="bench@example.com", password_hash=hash_password("bench-pw"),
                               created_at=rt.clock())
             s.add(admin)
             s.commit()
             some = s.scalar(select(Subscriber.public_id).limit(1))
-            self.session = {"admin_id": admin.id, "admin_version": admin.session_version,
-                            "admin_login": rt.clock().isoformat(),
-                            "admin_seen": rt.clock().isoformat()}
+            self.session = signed_in(rt, admin)
         self.pages = {
             "dashboard": "/admin/", "newsletters": "/admin/broadcasts/",
             "the issue's page": f"/admin/broadcasts/{SLUG}",
@@ -107,8 +109,9 @@ class AdminPages:
         while not self.stop.is_set():
             for label, path in self.pages.items():
                 started = time.perf_counter()
-                r = client.get(path)
-                r.get_data()
+                with self.queries.page(label), self.profiles.page(label):
+                    r = client.get(path)
+                    r.get_data()
                 self.times[label].append(time.perf_counter() - started)
                 assert r.status_code == 200, (path, r.status_code)
                 if self.stop.is_set():
@@ -141,6 +144,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--memory-profile", action="store_true")
+    ap.add_argument("--queries", action="store_true",
+                    help="print each page's slowest SQL statements (ms a load)")
+    ap.add_argument("--cprofile", action="append", default=[], metavar="PAGE",
+                    help="cProfile this page (its label, e.g. dashboard); slows it, repeatable")
     args = ap.parse_args()
     url = fresh_database(args.database)
     fake, port = fake_sendgrid.start(args.readers)
@@ -165,7 +172,7 @@ def main() -> None:
             memory_profile(env)
             fake.terminate()
             return
-        pages = AdminPages(env)
+        pages = AdminPages(env, set(args.cprofile))
         t1 = time.monotonic()
         procs = [subprocess.Popen([*flask, "worker", "--once", "--now", env["BENCH_AT"]], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -198,6 +205,10 @@ def main() -> None:
             ms = p95(times) * 1000
             print(f"  admin {label} while sending: {ms:.0f} ms p95 of {len(times)} "
                   f"(goal < {PAGE_GOAL_MS}: {'met' if ms < PAGE_GOAL_MS else 'NOT met'})")
+            if args.queries:
+                print("\n".join(pages.queries.report(label)))
+            if label in args.cprofile:
+                print(pages.profiles.report(label))
     exact = got["once"] == n and not got["missing"] and not got["more_than_once"] and not got["stray"]
     print(f"  the fake's count: {got['recipients']:,} recipients in {got['requests']:,} requests;"
           f" {got['once']:,} readers once, {got['missing']:,} missing, "

@@ -37,6 +37,10 @@ from funnel.worker.report import PassReport
 
 log = logging.getLogger(__name__)
 
+# How often a worker folds the tallies inside a long pass (a send): each email
+# adds delta rows, and reads sum every row not yet folded.
+FOLD_IN_PASS_SECONDS = 10.0
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -153,8 +157,28 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
     )
     # Its own composer: the web threads' one caches templates unsynchronised.
     composer = composer or Composer(settings, clock)
+    from funnel.reporting import tallies
+
+    def fold(_now: datetime, _stop: Stop) -> PassReport:
+        with sessions() as s:
+            folded = tallies.compact(s)
+            s.commit()
+        if folded:
+            tallies.vacuum(runtime.engine)
+        return PassReport()
+
+    # Within a long pass too (an issue to a million readers is one pass): the triggers
+    # write a delta row per email, and the dashboard and the issue's page sum them.
+    fold_in_pass = Every(FOLD_IN_PASS_SECONDS, Step("fold tallies in the pass", fold))
+
+    def between_batches() -> None:
+        try:
+            fold_in_pass(clock(), None)
+        except Exception:  # the send goes on; the pass's own fold tries again
+            log.exception("folding the tallies between batches failed")
+
     batches = Batches(store, composer, transport, sequence=SequencesFiles(settings.emails_dir),
-                      rules=planner_rules(settings, transport))
+                      rules=planner_rules(settings, transport), between_batches=between_batches)
     # The newsletter's broadcasts go through the same send step, on their own to-do list.
     from funnel.control import brakes
 
@@ -163,11 +187,11 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                                lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS,
                                allowance=lambda at: brakes.newsletter_allowance(
                                    sessions, settings, transport, at),
-                               default_timezone=settings.default_timezone)
+                               default_timezone=settings.default_timezone,
+                               between_batches=between_batches)
     hooks = Dispatcher(sessions, runtime.hook_settings)
     automation = Automation(sessions, settings.emails_dir)
     from funnel.control import chores, mail_state
-    from funnel.reporting import tallies
     from funnel.studio import test_sends
     from funnel.subscribers import intake as signup_intake
     from funnel.subscribers import retention
@@ -187,11 +211,6 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
         if tests:
             log.info("deleted %d finished test sends over a month old", tests)
         return PassReport(purged=purged)
-
-    def fold(_now: datetime, _stop: Stop) -> PassReport:
-        with sessions() as s:
-            tallies.compact(s)
-        return PassReport()
 
     def intake(_now: datetime, stop: Stop) -> PassReport:
         # Sign-ups first, so their confirmations go out in this same pass.

@@ -194,3 +194,20 @@ def problems(session: Session, subjects: dict[str, str] | None = None
         retryable = n if kind == "drip" and lifecycle.can_receive_sequence(status) else 0
         failures._add(steps, reasons, subjects, slug, state, error, n, retryable)
     return failures._listed(steps, reasons)
+
+
+def broadcast_progress(session: Session, row: Any):
+    """A newsletter issue's progress counted from every reader and every email of it
+    (what ``scheduling.progress`` read before the counts were kept)."""
+    from funnel.models import BroadcastRecipient
+    from funnel.newsletter.scheduling import BROADCAST_KIND, progress_from
+
+    by_outcome = dict(session.execute(
+        select(BroadcastRecipient.outcome, func.count())
+        .where(BroadcastRecipient.broadcast_id == row.id)
+        .group_by(BroadcastRecipient.outcome)).all())
+    states = dict(session.execute(
+        select(Delivery.state, func.count())
+        .where(Delivery.step_slug == row.slug, Delivery.kind == BROADCAST_KIND)
+        .group_by(Delivery.state)).all())
+    return progress_from(by_outcome, states)

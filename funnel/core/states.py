@@ -157,6 +157,16 @@ class RecipientOutcome(StrEnum):
     CANCELLED = "cancelled"  # the broadcast was cancelled first
 
 
+class ProgressPart(StrEnum):
+    """What a row of ``broadcast_tally`` counts for one newsletter issue."""
+
+    RECIPIENT = "recipient"  # its readers, by outcome (WAITING while they have none)
+    DELIVERY = "delivery"    # its emails settled for good, by delivery state (SETTLED)
+
+
+WAITING = "waiting"  # a reader whose outcome is still NULL, as broadcast_tally counts them
+
+
 
 class AdminRole(StrEnum):
     """What an admin account may do (``funnel.web.roles`` maps every admin page to one)."""

@@ -82,13 +82,17 @@ class Batches:
 
     def __init__(self, store: Store, composer, transport: Transport, *,
                  sequence: Callable[[], Sequences], rules: planner.Rules,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 between_batches: Callable[[], None] | None = None) -> None:
         self.store = store
         self.composer = composer
         self.transport = transport
         self.load_sequence = sequence
         self.rules = rules
         self.rng = rng or random.Random()
+        # Called after each batch (the worker folds the tallies there, at most every
+        # few seconds): a long pass must not leave the dashboard a delta row per email.
+        self.between_batches = between_batches
 
     def system_mail(self, now: datetime, stop: threading.Event | None) -> PassReport:
         """Queued system mail (confirmations, "already on the list")."""
@@ -121,6 +125,8 @@ class Batches:
             report.claimed += len(ids)
             with collector_paused():
                 process(ids, now, report)
+            if self.between_batches is not None:
+                self.between_batches()
 
     # -- the drip ------------------------------------------------------------
 

@@ -65,6 +65,7 @@ from funnel.models.people import (  # noqa: F401
     Visit,
 )
 from funnel.models.tallies import (  # noqa: F401
+    BroadcastTally,
     ConsentTally,
     EventTally,
     LinkTally,

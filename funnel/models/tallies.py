@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import (
+    CheckConstraint,
     Date,
     Index,
     Integer,
@@ -15,7 +16,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from funnel.core.states import SETTLED, WAITING, ProgressPart, RecipientOutcome
 from funnel.models.base import Base
+
+
+def _values(values) -> str:
+    return ", ".join(repr(str(v)) for v in values)
+
+
+# A reader's outcome (or WAITING) for a recipient row; a settled state for a delivery row.
+PROGRESS_VALUES = (
+    f"(part = '{ProgressPart.RECIPIENT}' AND value IN ({_values([*RecipientOutcome, WAITING])}))"
+    f" OR (part = '{ProgressPart.DELIVERY}' AND value IN ({_values(SETTLED)}))")
 
 
 class StatusTally(Base):
@@ -155,3 +167,23 @@ class LinkUnsubscribeTally(Base):
     n: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_link_unsubscribe_tally_day", "day"),)
+
+
+class BroadcastTally(Base):
+    """Deltas of one newsletter issue's progress (migration 0024): its readers per
+    outcome and its emails per settled delivery state, appended by triggers on
+    broadcast_recipient and delivery (funnel.newsletter.kept_progress), so the issue's
+    page reads a few rows instead of counting every reader while it is sent."""
+
+    __tablename__ = "broadcast_tally"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100))
+    part: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(16))
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_broadcast_tally_slug", "slug"),
+        CheckConstraint(PROGRESS_VALUES, name="value"),
+    )

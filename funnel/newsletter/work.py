@@ -82,7 +82,8 @@ class BroadcastWork:
                  owner: str, emails_dir: str, batch_size: int = 200,
                  lease_seconds: int = 300, max_attempts: int = sending.MAX_ATTEMPTS,
                  allowance: Callable[[datetime], int | None] | None = None,
-                 default_timezone: str = "UTC") -> None:
+                 default_timezone: str = "UTC",
+                 between_batches: Callable[[], None] | None = None) -> None:
         self.sessions = sessions
         self.composer = composer
         self.transport = transport
@@ -95,6 +96,9 @@ class BroadcastWork:
         # asked before every batch, so a pause stops a newsletter mid-send.
         self.allowance = allowance
         self.default_timezone = default_timezone
+        # Called after each batch (the worker folds the tallies there, at most every
+        # few seconds): an issue to a million readers is one long pass.
+        self.between_batches = between_batches
         self._sources: dict[tuple[int, str, int | None], EmailSource] = {}
 
     def run(self, now: datetime, stop=None) -> BroadcastReport:
@@ -114,6 +118,8 @@ class BroadcastWork:
                 break
             report.claimed += len(ids)
             self.process(ids, now, report)
+            if self.between_batches is not None:
+                self.between_batches()
         return report
 
     # -- claiming ------------------------------------------------------------

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import Engine, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from funnel.core.states import DeliveryState
 from funnel.models import (
+    BroadcastTally,
     ConsentTally,
     EventTally,
     LinkTally,
@@ -33,6 +34,7 @@ from funnel.models import (
 from funnel.reporting import figures, people_tally
 
 # The groups and their bits of ``delivery.engaged`` are declared in figures.
+FOLD_LOCK = 0x66756E6E656C  # the advisory lock of compact(): "funnel" in ASCII
 BITS, GROUP_BITS, GROUPS = figures.BITS, figures.GROUP_BITS, figures.GROUPS
 
 
@@ -145,7 +147,12 @@ def compact(session: Session) -> int:
 
     Only the rows this transaction deletes are summed back, so deltas committed
     meanwhile by other transactions stay as they are and nothing is counted twice.
+    On PostgreSQL one worker folds at a time: the others skip (returning 0) rather
+    than wait on the rows it is deleting. The caller commits.
     """
+    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": FOLD_LOCK}):
+        return 0
     folded = 0
     gone = session.execute(delete(StatusTally).returning(StatusTally.status, StatusTally.n)).all()
     by_status: dict[str, int] = defaultdict(int)
@@ -181,8 +188,26 @@ def compact(session: Session) -> int:
     folded += _fold(session, EventTally, ("day", "event_group", "prev_day"), ("n",))
     folded += _fold(session, LinkUnsubscribeTally, ("day", "step_slug"), ("n",))
     folded += _fold(session, LinkTally, ("day", "step_slug", "url", "prev_day"), ("n",))
+    folded += _fold(session, BroadcastTally, ("slug", "part", "value"), ("n",))
     return folded + _fold(session, ConsentTally, ("day", "action", "prev_day", *people_tally.ORIGIN,
                                                   "signed_up"), ("n",))
+
+
+TALLIES = (StatusTally, StepTally, VisitTally, ProblemTally, EventTally, LinkUnsubscribeTally,
+           LinkTally, ConsentTally, BroadcastTally)
+
+
+def vacuum(engine: Engine) -> None:
+    """PostgreSQL: clear away the rows the last fold deleted. Readers sum a tally
+    through its index, and until a vacuum every delta ever folded is still in it: a
+    send of 44,000 emails left 132,000 dead entries and an issue's progress took
+    19 ms instead of a fraction of one. Autovacuum comes by about once a minute at
+    best; a fold's own vacuum of these small tables takes a few milliseconds."""
+    if engine.dialect.name != "postgresql":
+        return
+    names = ", ".join(model.__tablename__ for model in TALLIES)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {names}")
 
 
 def _fold(session: Session, model: Any, keys: tuple[str, ...], values: tuple[str, ...]) -> int:

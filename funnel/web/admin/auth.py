@@ -11,6 +11,7 @@ from flask import (
     Response,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -32,7 +33,17 @@ SESSION_TIMEOUT = timedelta(hours=8)
 
 
 def current_admin() -> AdminUser | None:
-    return sessions.current(runtime.session(), runtime.now())
+    """The signed-in admin, judged once per request for the cookie it carries: a page
+    asks several times (the role, the login, the menu's links), each was two queries."""
+    cookie = (session.get("admin_sid"), session.get("admin_id"), session.get("admin_version"))
+    judged = g.get("current_admin")
+    if judged is not None and judged[0] == cookie:
+        return judged[1]
+    admin = sessions.current(runtime.session(), runtime.now())
+    # Read again: a session that is over clears the cookie, so the next ask is free.
+    g.current_admin = ((session.get("admin_sid"), session.get("admin_id"),
+                        session.get("admin_version")), admin)
+    return admin
 
 
 def login_required(view):

@@ -8,7 +8,6 @@ cached, since they hold personal data.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -123,40 +122,20 @@ def broken_steps() -> dict[str, list[str]]:
     """Emails whose files have check errors, by slug (a broken layout breaks them all).
 
     Checking renders every email (about 200 ms of CPU, a tenth of the dashboard at
-    a million subscribers), so the answer is kept until any file under the emails
-    folder is added, removed or changed: an edit shows at the next load."""
-    from flask import current_app
-
-    key = _emails_fingerprint(Path(runtime.rt().settings.emails_dir))
-    kept = current_app.extensions.get("funnel_broken_steps")
-    if kept is not None and kept[0] == key:
-        return kept[1]
-    found = _broken_steps()
-    current_app.extensions["funnel_broken_steps"] = (key, found)
-    return found
-
-
-def _emails_fingerprint(root: Path) -> bytes:
-    """Changes whenever a file under ``root`` does. Text files by their bytes (two
-    edits within one tick of the file system's clock can leave the same mtime and
-    size); large files, the pictures, by their size and mtime."""
-    digest = hashlib.blake2b(digest_size=16)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:
-        st = path.stat()
-        digest.update(f"{path}\0{st.st_size}\0".encode())
-        digest.update(path.read_bytes() if st.st_size < 256 * 1024 else str(st.st_mtime_ns).encode())
-    return digest.digest()
-
-
-def _broken_steps() -> dict[str, list[str]]:
+    a million subscribers), so the check's answer is kept until any file under the
+    emails folder is added, removed or changed (funnel.mail.check_kept): an edit
+    shows at the next load."""
     from flask import current_app
 
     from funnel.core.sequence import EmailFileError, read_email_file
-    from funnel.mail.check import ERROR, email_files, run_check
+    from funnel.mail.check import ERROR, email_files
+    from funnel.mail.check_kept import kept_check
 
     settings = runtime.rt().settings
-    errors = [p for p in run_check(current_app._get_current_object())  # type: ignore[attr-defined]
+    errors = [p for p in kept_check(current_app._get_current_object())  # type: ignore[attr-defined]
               if p.level == ERROR]
+    if not errors:
+        return {}
     slugs: dict[Path, str] = {}
     for path in email_files(settings.emails_dir):
         try:

@@ -30,7 +30,7 @@ from funnel import runtime
 from funnel.core.rendering import RenderedEmail
 from funnel.core.sequence import EmailFileError, EmailSource, read_email_file, step_from_source
 from funnel.mail import check as emailcheck
-from funnel.mail.check import run_check
+from funnel.mail.check_kept import kept, kept_check
 from funnel.mail.check_support import find_source
 from funnel.newsletter.scheduling import REASON
 from funnel.web.admin import test_sends
@@ -52,6 +52,7 @@ class Entry:
     system: bool
     error: str = ""
     broadcast: bool = False
+    automation: bool = False  # emails/automations/: sent by a rule of automations.yml
     delay: timedelta | None = None
     offset: timedelta | None = None  # from the first email, if each goes out on time
     window: str = ""
@@ -76,13 +77,21 @@ def _emails_dir() -> Path:
 
 
 def _entries() -> list[Entry]:
-    """Every email file, parsed on its own so one broken file doesn't hide the rest."""
+    """Every email file, parsed on its own so one broken file doesn't hide the rest;
+    parsed again only when a file under the emails folder changes."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return list(kept(app, "entries", lambda: tuple(_read_entries())))
+
+
+def _read_entries() -> list[Entry]:
     settings = runtime.rt().settings
     default_window = f"{settings.window_start}:00-{settings.window_end}:00 their time"
     out: list[Entry] = []
     offset = timedelta(0)
     for path in emailcheck.email_files(_emails_dir()):
-        system = path.parent.name == "system"
+        # An automation's email is sent once by a rule, like system mail: no delay.
+        automation = path.parent.name == "automations"
+        system = path.parent.name == "system" or automation
         broadcast = path.parent.name == "broadcasts"
         try:
             src = read_email_file(path)
@@ -94,7 +103,8 @@ def _entries() -> list[Entry]:
             out.append(Entry(path, src.slug, src.subject, src.preheader, False, broadcast=True))
             continue
         if system:
-            out.append(Entry(path, src.slug, src.subject, src.preheader, True))
+            out.append(Entry(path, src.slug, src.subject, src.preheader, True,
+                             automation=automation))
             continue
         try:
             step = step_from_source(src)
@@ -150,7 +160,7 @@ def _framable(html: str) -> str:
 @login_required
 def index():
     entries = _entries()
-    problems = run_check(current_app._get_current_object())
+    problems = kept_check(current_app._get_current_object())
     html = render_template(
         "admin/emails.html", entries=entries, problems=problems,
         broken={p.path for p in problems if p.level == emailcheck.ERROR},
@@ -177,7 +187,7 @@ def preview(slug: str):
         rendered = _render(src)
     except TemplateError as exc:
         render_error = str(exc)
-    problems = [p for p in run_check(current_app._get_current_object())  # type: ignore[attr-defined]
+    problems = [p for p in kept_check(current_app._get_current_object())  # type: ignore[attr-defined]
                 if p.path == src.path or p.path.parent.name == "layout"]
     entry = next((e for e in _entries() if e.path == src.path), None)
     html = render_template(
