@@ -32,6 +32,7 @@ from bench.bench_sendgrid_worker import CPU as PLAN_CPU
 from bench.bench_sendgrid_worker import run as plan_step
 from bench.test_worker_bench import NOW, make_app, seed_sqlite
 from funnel.db import upgrade
+from funnel.newsletter.work import BroadcastWork
 from funnel.runtime import make_worker
 from funnel.transports.sendgrid import SendGridTransport
 from tests.newsletter_support import write_broadcast
@@ -74,7 +75,9 @@ def send_issue(url: str, tmp: Path, n: int, transport_kind: str, port: int,
     transport = (SendGridTransport("SG.bench", host=f"http://127.0.0.1:{port}")
                  if transport_kind == "sendgrid" else None)
     worker = make_worker(rt, transport=transport)
-    work = next(p.__self__ for p in worker.pieces if hasattr(p, "__self__"))
+    # The worker's own newsletter piece (brakes and all), out of its step's closure.
+    work = next(c.cell_contents for p in worker.pieces if p.name == "newsletter"
+                for c in p.run.__closure__ or () if isinstance(c.cell_contents, BroadcastWork))
     work.batch_size = 1000
     at = rt.clock() + timedelta(seconds=1)
     started, cpu = time.perf_counter(), time.thread_time()

@@ -162,7 +162,8 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                                lease_seconds=settings.lease_seconds, max_attempts=MAX_ATTEMPTS,
                                allowance=lambda at: brakes.newsletter_allowance(
                                    sessions, settings, transport, at),
-                               default_timezone=settings.default_timezone)
+                               default_timezone=settings.default_timezone,
+                               fast=settings.fast_newsletter, clock=runtime.clock)
     hooks = Dispatcher(sessions, runtime.hook_settings)
     automation = Automation(sessions, settings.emails_dir)
     from funnel.control import chores, mail_state
