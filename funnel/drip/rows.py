@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    ColumnClause,
     Connection,
     Insert,
     Select,
@@ -123,7 +124,7 @@ def _update(table: str, columns: tuple[str, ...]) -> Update:
     elif table == "delivery_by_id":  # rows read back: the row id, one index lookup less
         stmt = update(_D).where(_D.c.id == bindparam("_key"))
     else:  # any other table by its id: subscriber, broadcast_recipient
-        t = _S if table == "subscriber" else cast(Table, Subscriber.metadata.tables[table])
+        t = _S if table == "subscriber" else Subscriber.metadata.tables[table]
         stmt = update(t).where(t.c.id == bindparam("_key"))
     return stmt.values({c: bindparam(c) for c in columns})
 
@@ -155,7 +156,7 @@ def updates_for(table: str, fields: tuple[str, ...],
 
 # Where a batch's ids go in a statement read with ``read``: our own integers,
 # written into the statement (one statement for any count).
-IDS = literal_column(f"({_IDS})")
+IDS: ColumnClause[Any] = literal_column(f"({_IDS})")
 
 
 def _ids_select(columns: tuple, key: Any, order: Any) -> Select:

@@ -8,26 +8,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import cast
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from funnel.drip.rows import (
-    DELIVERY_COLUMNS,
-    DELIVERY_FIELDS,
-    IDS,
-    INSERT_DELIVERY,
-    DeliveryRow,
-    executemany,
-    read,
-    updates_for,
-)
+from funnel.drip.bulk import insert_many, update_many
+from funnel.drip.rows import DELIVERY_COLUMNS, DELIVERY_FIELDS, IDS, DeliveryRow, read
 from funnel.hooks import capture
 from funnel.mail.sending import BROADCAST, SENT
 from funnel.models import Broadcast, BroadcastRecipient, Delivery, Subscriber
 
 RECIPIENT_FIELDS = ("outcome", "due_at", "lease_until")
+DELIVERY = cast(Table, Delivery.__table__)
 
 
 @dataclass(slots=True, eq=False)
@@ -121,7 +114,7 @@ class Ledger:
             s.execute(delete(Delivery).where(Delivery.public_id.in_(sorted(gone))))
         new = [d for d in self.new if d.public_id not in gone]
         if new:
-            executemany(s, INSERT_DELIVERY, [
+            insert_many(s, DELIVERY, [
                 {"public_id": d.public_id, "subscriber_id": d.subscriber_id, "kind": d.kind,
                  "step_slug": d.step_slug, "state": d.state, "attempts": d.attempts,
                  "created_at": d.created_at, "error": d.error, "message_id": d.message_id,
@@ -131,15 +124,12 @@ class Ledger:
         changed = [(d, before[d.public_id], d.changes()) for d in self.rows
                    if d.public_id not in gone]
         # A row inserted by this ledger has no id here: written by its public id.
-        updates: dict[Any, list[dict[str, Any]]] = updates_for(
-            "delivery_by_id", DELIVERY_FIELDS,
-            [(d.id, was, now) for d, was, now in changed if d.id is not None])
-        updates.update(updates_for("delivery", DELIVERY_FIELDS, [
-            (d.public_id, was, now) for d, was, now in changed if d.id is None]))
-        updates.update(updates_for("broadcast_recipient", RECIPIENT_FIELDS, [
-            (r.id, self._before_recs[r.id], r.changes()) for r in self.recs]))
-        for stmt, params in updates.items():
-            executemany(s, stmt, params)
+        update_many(s, "delivery_by_id", DELIVERY_FIELDS,
+                    [(d.id, was, now) for d, was, now in changed if d.id is not None])
+        update_many(s, "delivery", DELIVERY_FIELDS,
+                    [(d.public_id, was, now) for d, was, now in changed if d.id is None])
+        update_many(s, "broadcast_recipient", RECIPIENT_FIELDS,
+                    [(r.id, self._before_recs[r.id], r.changes()) for r in self.recs])
         sent = [d for d in new if d.state == SENT] + [
             d for d, was, _now in changed if d.state == SENT and was[0] != SENT]
         if sent:
