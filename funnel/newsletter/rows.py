@@ -110,8 +110,6 @@ class Ledger:
     def flush(self) -> None:
         s = self.session
         gone = {d.public_id for d in self._deleted}
-        if self._deleted:
-            s.execute(delete(Delivery).where(Delivery.public_id.in_(sorted(gone))))
         new = [d for d in self.new if d.public_id not in gone]
         if new:
             insert_many(s, DELIVERY, [
@@ -130,6 +128,9 @@ class Ledger:
                     [(d.public_id, was, now) for d, was, now in changed if d.id is None])
         update_many(s, "broadcast_recipient", RECIPIENT_FIELDS,
                     [(r.id, self._before_recs[r.id], r.changes()) for r in self.recs])
+        # Deleted last, as the ORM does (on SQLite a new row's id depends on it).
+        if stored := sorted(gone & set(before)):
+            s.execute(delete(Delivery).where(Delivery.public_id.in_(stored)))
         sent = [d for d in new if d.state == SENT] + [
             d for d, was, _now in changed if d.state == SENT and was[0] != SENT]
         if sent:
