@@ -277,7 +277,8 @@ def _rows(rt) -> dict[str, list]:
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None,
+@pytest.mark.timeout(900)  # two fresh databases an example
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(sc=scenarios)
 def test_the_row_path_writes_and_sends_what_the_plain_path_does(
