@@ -1,13 +1,15 @@
 """One newsletter issue sent by one worker, against the plan's step in the same run.
 
     .venv/bin/python bench/bench_newsletter_worker.py [--readers N] [--repeat R]
-        [--postgres URL] [--profile FILE]
+        [--postgres URL] [--profile FILE] [--profile-outbox FILE] [--plain]
 
 N readers (default 20,000), one worker in this process, batches of 1000. The issue
 goes through SendGrid (a local fake answering 202 at once) and to the outbox (one
 .eml file per reader); the baseline is the plan's step 1 to the same number of
 readers through the same fake, measured in the same run (bench_sendgrid_worker).
 Prints ``name: value unit (ratio x baseline)`` and the CPU per recipient.
+``--plain`` sends the issue the plain way (FAST_NEWSLETTER=0: ORM objects).
+A profiled run's CPU is the profiler's: measure without ``--profile``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bench.bench_sendgrid_worker import CPU as PLAN_CPU
 from bench.bench_sendgrid_worker import run as plan_step
 from bench.test_worker_bench import NOW, make_app, seed_sqlite
 from funnel.db import upgrade
+from funnel.newsletter.work import BroadcastWork
 from funnel.runtime import make_worker
 from funnel.transports.sendgrid import SendGridTransport
 from tests.newsletter_support import write_broadcast
@@ -74,7 +77,9 @@ def send_issue(url: str, tmp: Path, n: int, transport_kind: str, port: int,
     transport = (SendGridTransport("SG.bench", host=f"http://127.0.0.1:{port}")
                  if transport_kind == "sendgrid" else None)
     worker = make_worker(rt, transport=transport)
-    work = next(p.__self__ for p in worker.pieces if hasattr(p, "__self__"))
+    # The worker's own newsletter piece (brakes and all), out of its step's closure.
+    work = next(c.cell_contents for p in worker.pieces if p.name == "newsletter"
+                for c in p.run.__closure__ or () if isinstance(c.cell_contents, BroadcastWork))
     work.batch_size = 1000
     at = rt.clock() + timedelta(seconds=1)
     started, cpu = time.perf_counter(), time.thread_time()
@@ -96,7 +101,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", default="")
     parser.add_argument("--profile", default="", help="cProfile of the first SendGrid run")
+    parser.add_argument("--profile-outbox", default="", help="cProfile of the first outbox run")
+    parser.add_argument("--plain", action="store_true", help="FAST_NEWSLETTER=0")
     args = parser.parse_args()
+    if args.plain:
+        os.environ["FAST_NEWSLETTER"] = "0"  # read by create_app
     logging.getLogger("funnel").setLevel(logging.WARNING)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Accept)
     server.requests = server.bytes_in = 0  # type: ignore[attr-defined]
@@ -106,17 +115,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         url = args.postgres or f"sqlite:///{tmp}/nl.db"
-        where = "PostgreSQL" if args.postgres else "SQLite"
+        db = "PostgreSQL" if args.postgres else "SQLite"
+        where = db + (", plain path: FAST_NEWSLETTER=0" if args.plain else "")
         runs: dict[str, list[tuple[float, float]]] = {"sendgrid": [], "outbox": []}
         plan: list[float] = []
         for i in range(args.repeat):
             runs["sendgrid"].append(send_issue(url, tmp / f"sg{i}", n, "sendgrid", port,
                                                args.profile if i == 0 else None))
-            runs["outbox"].append(send_issue(url, tmp / f"ob{i}", n, "outbox", port))
+            runs["outbox"].append(send_issue(url, tmp / f"ob{i}", n, "outbox", port,
+                                             args.profile_outbox if i == 0 else None))
             plan.append(plan_step(url, tmp / f"plan{i}", n, 1000, port))
         base = statistics.median(plan)
         plan_cpu = 1 / statistics.median(PLAN_CPU)  # PLAN_CPU holds recipients per CPU second
-        print(f"plan step 1 through SendGrid, {n:,} readers ({where}): {base:,.0f} recipients/s "
+        print(f"plan step 1 through SendGrid, {n:,} readers ({db}): {base:,.0f} recipients/s "
               f"(1.0 x baseline) {plan_cpu * 1e6:,.0f} us CPU per recipient")
         for kind, label in (("sendgrid", "through SendGrid"), ("outbox", "to the outbox")):
             rate = statistics.median(r for r, _ in runs[kind])

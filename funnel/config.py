@@ -93,6 +93,7 @@ ENV_VARS = (
     # (tests/test_fast_paths_equal.py); either can be turned off (0) to rule it out.
     "FAST_COMPOSE",
     "FAST_ADDRESS_CHECK",
+    "FAST_NEWSLETTER",
 )
 
 INT_VARS = {
@@ -120,7 +121,7 @@ FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", 
               "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT",
               "WORKER_STOP_GRACE"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS", "ADMIN_REQUIRE_2FA",
-             "SIGNUP_ASYNC_COMMIT", "FAST_COMPOSE", "FAST_ADDRESS_CHECK", "FAST_PAGES", "SIGNUP_GROUP_COMMIT"}
+             "SIGNUP_ASYNC_COMMIT", "FAST_COMPOSE", "FAST_ADDRESS_CHECK", "FAST_NEWSLETTER", "FAST_PAGES", "SIGNUP_GROUP_COMMIT"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS", "DKIM_SELECTORS", "SENDGRID_DNS_NAMES"}
 
 
@@ -218,6 +219,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "BRAKES_MIN_SENT": 200,
         "FAST_COMPOSE": True,
         "FAST_ADDRESS_CHECK": True,
+        "FAST_NEWSLETTER": True,
     }
 
 
@@ -301,6 +303,8 @@ class Settings:
     brakes_min_sent: int = 200
     # Off: every recipient of a batched email is rendered in full (then split).
     fast_compose: bool = True
+    # Off: a newsletter batch is read and written as ORM objects, one per reader.
+    fast_newsletter: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -328,4 +332,5 @@ class Settings:
             warmup_start=int(config.get("WARMUP_START", 0) or 0),
             brakes_min_sent=int(config.get("BRAKES_MIN_SENT", 200)),
             fast_compose=bool(config.get("FAST_COMPOSE", True)),
+            fast_newsletter=bool(config.get("FAST_NEWSLETTER", True)),
         )

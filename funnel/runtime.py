@@ -188,6 +188,7 @@ def make_worker(runtime: Runtime, *, transport: Transport | None = None,
                                allowance=lambda at: brakes.newsletter_allowance(
                                    sessions, settings, transport, at),
                                default_timezone=settings.default_timezone,
+                               fast=settings.fast_newsletter, clock=runtime.clock,
                                between_batches=between_batches)
     hooks = Dispatcher(sessions, runtime.hook_settings)
     automation = Automation(sessions, settings.emails_dir)

@@ -12,8 +12,10 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
+    ColumnClause,
     Connection,
     Insert,
+    Select,
     Table,
     Update,
     bindparam,
@@ -121,12 +123,13 @@ def _update(table: str, columns: tuple[str, ...]) -> Update:
         stmt = update(_D).where(_D.c.public_id == bindparam("_key"))
     elif table == "delivery_by_id":  # rows read back: the row id, one index lookup less
         stmt = update(_D).where(_D.c.id == bindparam("_key"))
-    else:
-        stmt = update(_S).where(_S.c.id == bindparam("_key"))
+    else:  # any other table by its id: subscriber, broadcast_recipient
+        t = _S if table == "subscriber" else Subscriber.metadata.tables[table]
+        stmt = update(t).where(t.c.id == bindparam("_key"))
     return stmt.values({c: bindparam(c) for c in columns})
 
 
-def _changes(table: str, fields: tuple[str, ...],
+def updates_for(table: str, fields: tuple[str, ...],
              rows: list[tuple[Any, tuple, tuple]]) -> dict[Update, list[dict[str, Any]]]:
     """Only the columns that changed, grouped by which: a column this batch did not
     change is never written back (a concurrent writer's value stays). ``rows``:
@@ -151,37 +154,57 @@ def _changes(table: str, fields: tuple[str, ...],
     return out
 
 
+# Where a batch's ids go in a statement read with ``read``: our own integers,
+# written into the statement (one statement for any count).
+IDS: ColumnClause[Any] = literal_column(f"({_IDS})")
+
+
+def _ids_select(columns: tuple, key: Any, order: Any) -> Select:
+    return select(*columns).where(key.op("IN")(IDS)).order_by(order)
+
+
+_SUBSCRIBERS = _ids_select(SUBSCRIBER_COLUMNS, Subscriber.id, Subscriber.id)
+_SUBSCRIBERS_LOCKED = _SUBSCRIBERS.with_for_update(of=Subscriber)
+_DELIVERIES = _ids_select(DELIVERY_COLUMNS, Delivery.subscriber_id, Delivery.id)
+
+
 @functools.lru_cache(maxsize=64)
-def _select_sql(table: str, dialect: Any, lock: bool) -> tuple[str, tuple[int, ...], tuple[int, ...]]:
-    """``load``'s SELECT in the driver's SQL with ``__ids__`` where the ids go,
-    and which columns hold times and which booleans."""
-    columns: tuple[Any, ...]
-    if table == "subscriber":
-        columns, key, order = SUBSCRIBER_COLUMNS, Subscriber.id, Subscriber.id
-    else:
-        columns, key, order = DELIVERY_COLUMNS, Delivery.subscriber_id, Delivery.id
-    q = select(*columns).where(key.op("IN")(literal_column(f"({_IDS})"))).order_by(order)
-    if lock:
-        q = q.with_for_update(of=Subscriber)
-    sql = str(q.compile(dialect=dialect))
+def _select_sql(q: Select, dialect: Any
+                ) -> tuple[str, tuple[str, ...] | None, tuple[int, ...], tuple[int, ...]]:
+    """``q`` in the driver's SQL with ``__ids__`` where the ids go, for a positional
+    driver its parameters' names in order, and which columns hold times and which
+    booleans."""
+    compiled = q.compile(dialect=dialect)
+    sql = compiled.string
     assert sql.count(_IDS) == 1, sql
+    columns = list(q.selected_columns)
     times = tuple(i for i, c in enumerate(columns) if isinstance(c.type, UTCDateTime))
     flags = tuple(i for i, c in enumerate(columns) if isinstance(c.type, Boolean))
-    return sql, times, flags
+    order = compiled.positiontup
+    return sql, tuple(order) if order is not None else None, times, flags
 
 
 def _read(conn: Connection, table: str, ids: list[int], lock: bool) -> list[list[Any]]:
-    """The rows of ``table`` for ``ids``, read straight from the driver, times as
-    aware UTC datetimes (as UTCDateTime gives them): SQLAlchemy's per-value
-    result processing was most of what loading a batch cost. The ids are our
-    own integers, written into the statement (one statement for any count)."""
+    """The drip's rows of ``table`` (subscriber or delivery) for ``ids``."""
+    q = _DELIVERIES if table == "delivery" else _SUBSCRIBERS_LOCKED if lock else _SUBSCRIBERS
+    return read(conn, q, ids)
+
+
+def read(conn: Connection, q: Select, ids: list[int],
+         params: dict[str, Any] | None = None) -> list[list[Any]]:
+    """The rows ``q`` selects for ``ids`` (``q`` holds ``IDS`` where they go; its
+    other parameters are ``params``, plain values), read straight from the driver,
+    times as aware UTC datetimes (as UTCDateTime gives them): SQLAlchemy's
+    per-value result processing was most of what loading a batch cost."""
     if not ids:
         return []  # "IN ()" is not SQL everywhere
-    sql, times, flags = _select_sql(table, conn.dialect, lock)
+    sql, order, times, flags = _select_sql(q, conn.dialect)
     sql = sql.replace(_IDS, ",".join(str(int(i)) for i in ids))
+    rows = (conn.exec_driver_sql(sql) if not params else conn.exec_driver_sql(
+        sql, tuple(params[k] for k in order) if order is not None else params))
     seen: dict[Any, datetime] = {}  # a batch's times are mostly a few values
     out = []
-    for raw in conn.exec_driver_sql(sql):
+    for raw in rows:
         row = list(raw)
         for i in times:
             v = row[i]
@@ -313,14 +336,14 @@ class Batch:
                  "created_at": d.created_at, "error": d.error, "message_id": d.message_id,
                  "provider_id": d.provider_id, "sent_at": d.sent_at, "retry_at": d.retry_at}
                 for d in new])
-        updates = _changes("delivery", DELIVERY_FIELDS,
+        updates = updates_for("delivery", DELIVERY_FIELDS,
                            [(d.public_id, before, now) for d, before, now in changed
                             if d.id is None])
-        updates.update(_changes("delivery_by_id", DELIVERY_FIELDS,
+        updates.update(updates_for("delivery_by_id", DELIVERY_FIELDS,
                                 [(d.id, before, now) for d, before, now in changed
                                  if d.id is not None]))
         cursors = self._cursors
-        updates.update(_changes("subscriber", CURSOR_FIELDS,
+        updates.update(updates_for("subscriber", CURSOR_FIELDS,
                                 [(sub.id, cursors[sub.id], (sub.next_due_at, sub.lease_until))
                                  for sub in self.subs]))
         for stmt, params in updates.items():
