@@ -16,6 +16,7 @@ import functools
 import ipaddress
 import threading
 import time
+from typing import cast
 
 from flask import Flask, current_app, request
 from limits import RateLimitItem, parse_many
@@ -111,8 +112,9 @@ class ProcessCounters(Storage):
 
 class SignupLimits:
     def __init__(self, storage_uri: str, prefix: str) -> None:
-        self.storage = (ProcessCounters() if storage_uri.startswith("memory://")
-                        else storage_from_string(storage_uri))
+        # Synchronous storages only: limits' async ones need an async strategy.
+        self.storage: Storage = (ProcessCounters() if storage_uri.startswith("memory://")
+                                 else cast(Storage, storage_from_string(storage_uri)))
         self.prefix = prefix
 
     def test(self, kind: str, spec: str, key: str) -> bool:

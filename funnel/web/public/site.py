@@ -44,7 +44,7 @@ def _zones() -> frozenset[str]:
 def valid_zone(name: str | None, default: str | None = None) -> str:
     """``name`` when a sign-up may use it, else ``default`` (the app's DEFAULT_TIMEZONE)."""
     if name in _zones():
-        return name  # type: ignore[return-value]  # None is no zone
+        return name
     return default if default is not None else runtime.rt().settings.default_timezone
 
 
