@@ -19,10 +19,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 
 # wait together share one commit (funnel/subscribers/intake_writer.py); with sync
 # workers each waited for its own (issue 28: 0.21x the bare page). Each waiting
 # sign-up holds a thread, so the threads bound how many share a flush: with 4, a
-# process took at most 4 per flush and sign-ups waited on the disk, not the CPU
-# (0.23x the bare page against 0.47x with 16; docs/million.md). A waiting thread
-# costs no CPU, and the database pool (15 a process) is only held by requests
-# that use it.
+# process shares one among 4 sign-ups at most, which caps sign-ups whenever the
+# disk is slow (docs/million.md, Sign-ups). A waiting thread costs no CPU, and the
+# database pool (15 a process) is only held by requests that use it.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 # A request that takes longer than this is killed and restarted. The database
