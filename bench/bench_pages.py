@@ -2,8 +2,9 @@
 (2 workers) and wrk (2 threads, 32 connections), against a bare Flask page
 returning a constant on the same settings. Runs alternate baseline and pages and
 each figure is the median of three, on SQLite and on PostgreSQL, for each worker
-class: ``sync`` (deploy/gunicorn.conf.py's) and ``gthread`` with 4 threads (keeps
-connections alive, and lets PostgreSQL write several sign-ups' commits at once).
+class: ``sync`` and ``gthread`` (deploy/gunicorn.conf.py's) with its shipped number
+of threads (keeps connections alive, and lets PostgreSQL write several sign-ups'
+commits at once; BENCH_THREADS sets another).
 
     .venv/bin/python bench/bench_pages.py      (make bench runs it)
 
@@ -48,7 +49,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-WORKER_ARGS = {"sync": ["-k", "sync"], "gthread": ["-k", "gthread", "--threads", "4"]}
+# gthread's threads per worker: BENCH_THREADS, else deploy/gunicorn.conf.py's default.
+SHIPPED_THREADS = re.search(r'"GUNICORN_THREADS", "(\d+)"',
+                            (ROOT / "deploy" / "gunicorn.conf.py").read_text()).group(1)
+THREADS = os.environ.get("BENCH_THREADS", SHIPPED_THREADS)
+WORKER_ARGS = {"sync": ["-k", "sync"], "gthread": ["-k", "gthread", "--threads", THREADS]}
 
 
 class Server:
@@ -143,6 +148,8 @@ def run(label: str, db_url: str, tmp: Path, workers: str) -> None:
     env = {**os.environ, "DATABASE_URL": db_url, "SECRET_KEY": "bench",
            "OUTBOX_DIR": str(tmp / "outbox"), "RATELIMIT_SIGNUP": "100000000 per minute",
            "RATELIMIT_SIGNUP_ATTEMPTS": "100000000 per minute",
+           # No worker takes the rows in: past the default 5,000 the form answers 503.
+           "SIGNUP_INTAKE_MAX": "100000000",
            "FUNNEL_BASE_URL": "http://127.0.0.1"}
     subprocess.run([str(BIN / "flask"), "--app", "funnel", "db", "upgrade"], cwd=ROOT, env=env,
                    check=True, capture_output=True)
@@ -200,7 +207,8 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
     classes = os.environ.get("BENCH_WORKERS", "sync,gthread").split(",")
-    print(f"pages: gunicorn 2 workers ({', '.join(classes)}), wrk -t2 -c32 -d{SECONDS}s, "
+    print(f"pages: gunicorn 2 workers ({', '.join(classes)}; gthread x {THREADS} threads), "
+          f"wrk -t2 -c32 -d{SECONDS}s, "
           f"median of {ROUNDS}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for workers in classes:
         with tempfile.TemporaryDirectory() as d:

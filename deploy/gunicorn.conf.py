@@ -17,9 +17,13 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 # Threads: a sign-up waits on its commit's flush to disk, and the requests that
 # wait together share one commit (funnel/subscribers/intake_writer.py); with sync
-# workers each waited for its own (issue 28: 0.21x the bare page).
+# workers each waited for its own (issue 28: 0.21x the bare page). Each waiting
+# sign-up holds a thread, so the threads bound how many share a flush: with 4, a
+# process shares one among 4 sign-ups at most, which caps sign-ups whenever the
+# disk is slow (docs/million.md, Sign-ups). A waiting thread costs no CPU, and the
+# database pool (15 a process) is only held by requests that use it.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 # A request that takes longer than this is killed and restarted. The database
 # waits (SQLITE_BUSY_TIMEOUT, the PostgreSQL connect timeout) are well below it,
 # so an unreachable database gives a 503 page, not a killed worker.

@@ -76,7 +76,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from funnel.web.admin import subscriber as admin_subscriber
     from funnel.web.admin import tags as admin_tags
     from funnel.web.admin import two_factor as two_factor_pages
-    from funnel.web.public import embed, fastpages, newsletter, site
+    from funnel.web.public import embed, fastpages, fastsignup, newsletter, site
+    from funnel.web.public import signup as _signup  # noqa: F401  (its view joins site.bp)
     from funnel.web.subscriber import fresh_links, links, plan, preferences
 
     # A production EMAILS_DIR outside the code starts as a copy of the shipped emails.
@@ -87,6 +88,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # The article and landing page from the page cache without Flask's request
     # handling; wrapped before ProxyFix so it sees the client and host ProxyFix sets.
     fastpages.init_app(app)
+    # The plain sign-up POST, the same way (funnel/web/public/fastsignup.py).
+    fastsignup.init_app(app)
     headers.init_app(app)
     ratelimits.init_app(app)
     errors.init_app(app, elsewhere={"/api/": api_problems.from_status})

@@ -94,6 +94,7 @@ ENV_VARS = (
     "FAST_COMPOSE",
     "FAST_ADDRESS_CHECK",
     "FAST_NEWSLETTER",
+    "FAST_SIGNUP",
 )
 
 INT_VARS = {
@@ -121,7 +122,8 @@ FLOAT_VARS = {"WORKER_POLL_SECONDS", "SENDGRID_TIMEOUT", "VISIT_FLUSH_SECONDS", 
               "SMTP_TIMEOUT", "FALLBACK_AFTER", "FALLBACK_PROBE_MINUTES", "DNS_TIMEOUT",
               "WORKER_STOP_GRACE"}
 BOOL_VARS = {"SENDGRID_SANDBOX", "WEBHOOKS_ALLOW_PRIVATE", "FAILURE_ALERTS", "ADMIN_REQUIRE_2FA",
-             "SIGNUP_ASYNC_COMMIT", "FAST_COMPOSE", "FAST_ADDRESS_CHECK", "FAST_NEWSLETTER", "FAST_PAGES", "SIGNUP_GROUP_COMMIT"}
+             "SIGNUP_ASYNC_COMMIT", "FAST_COMPOSE", "FAST_ADDRESS_CHECK", "FAST_NEWSLETTER", "FAST_PAGES",
+             "SIGNUP_GROUP_COMMIT", "FAST_SIGNUP"}
 LIST_VARS = {"SECRET_KEY_FALLBACKS", "EMBED_ORIGINS", "DKIM_SELECTORS", "SENDGRID_DNS_NAMES"}
 
 
@@ -220,6 +222,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "FAST_COMPOSE": True,
         "FAST_ADDRESS_CHECK": True,
         "FAST_NEWSLETTER": True,
+        # The sign-up POST checked without WTForms and answered before Flask when it
+        # is the plain case (funnel.web.public.fastsignup).
+        "FAST_SIGNUP": True,
     }
 
 

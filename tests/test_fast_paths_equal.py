@@ -11,6 +11,8 @@ setting that turns it off.
 - The address check: ``FAST_ADDRESS_CHECK=0`` sends every address to
   email_validator; tests/test_inputs_fast_paths.py compares both paths.
 - The page layer: ``PAGE_CACHE_SIZE=0`` (tests/test_fast_pages.py).
+- The sign-up form checked without building it: ``FAST_SIGNUP=0`` builds it for every
+  sign-up; its layer before Flask: tests/test_fast_signup.py.
 """
 
 from __future__ import annotations
@@ -158,3 +160,89 @@ def test_fast_address_check_off_asks_email_validator_every_time(app_config, monk
 
 # The page layer's own property (any request, the same answer as Flask) is in
 # tests/test_fast_pages.py.
+
+
+# The sign-up form checked without building it (funnel/web/form_check.py): any form
+# data at all, the same verdict and data as the WTForms form. Its layer before
+# Flask has its own property in tests/test_fast_signup.py.
+_FORM_VALUE = st.one_of(
+    st.text(max_size=90),
+    st.sampled_from(["", " ", "\t", "a@b.co", "x" * 255, "x" * 80, "x" * 81, "Sam\x00",
+                     "Ann\u202e", "  Sam ", "Europe/Paris", "article"]))
+_FORM_DATA = st.lists(st.tuples(
+    st.sampled_from(["email", "first_name", "website", "tz", "referrer", "via", "utm_source",
+                     "utm_medium", "utm_campaign", "utm_term", "utm_content", "other"]),
+    _FORM_VALUE), max_size=14)
+
+
+@pytest.fixture(scope="module")
+def signup_form_app(tmp_path_factory):
+    from funnel import create_app
+
+    path = tmp_path_factory.mktemp("form")
+    app = create_app({"SECRET_KEY": "s", "DATABASE_URL": f"sqlite:///{path}/f.db",
+                      "OUTBOX_DIR": str(path / "outbox"), "FUNNEL_BASE_URL": "http://x.example"})
+    yield app
+    app.extensions["funnel_visits"].close()
+    app.extensions["funnel"].engine.dispose()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pairs=_FORM_DATA)
+@example(pairs=[("email", "a@b.co")])
+@example(pairs=[("email", " ")])
+@example(pairs=[("email", "a@b.co"), ("first_name", "x" * 81)])
+@example(pairs=[("email", "a@b.co"), ("first_name", "Sam\x00")])
+@example(pairs=[("email", "a@b.co"), ("first_name", " ")])
+@example(pairs=[("email", "a@b.co"), ("utm_source", "x" * 101)])
+@example(pairs=[("email", "x" * 255)])
+@example(pairs=[])
+def test_the_sign_up_form_checked_without_the_form_agrees_with_it(signup_form_app, pairs):
+    from werkzeug.datastructures import ImmutableMultiDict
+
+    from funnel.web.forms import SignupForm
+    from funnel.web.public.signup import signup_check
+
+    formdata = ImmutableMultiDict(pairs)
+    check = signup_check(signup_form_app)
+    assert check is not None and check.fields is not None
+    with signup_form_app.test_request_context("/free-plan", method="POST"):
+        form = SignupForm(formdata=formdata)
+        valid = form.validate()
+        fast = check.check(formdata)
+    assert (fast is not None) == valid
+    if valid:
+        assert fast == form.data
+
+
+def test_fast_signup_off_builds_the_form_every_time(app_config):
+    from funnel import create_app
+    from funnel.web.public.signup import signup_check
+
+    app = create_app({**app_config, "FAST_SIGNUP": False})
+    try:
+        assert signup_check(app) is None
+    finally:
+        app.extensions["funnel_visits"].close()
+        app.extensions["funnel"].engine.dispose()
+
+
+def test_a_form_the_check_does_not_know_is_always_built(signup_form_app):
+    from wtforms import BooleanField, StringField
+    from wtforms.validators import Email
+
+    from funnel.web.form_check import FormCheck
+    from funnel.web.forms import SignupForm
+
+    class WithBox(SignupForm):
+        agree = BooleanField()
+
+    class WithEmail(SignupForm):
+        extra = StringField(validators=[Email()])
+
+    class WithFilter(SignupForm):
+        extra = StringField(filters=[lambda v: v.strip() if v else v])
+
+    with signup_form_app.test_request_context("/free-plan", method="POST"):
+        for kind in (WithBox, WithEmail, WithFilter):
+            assert FormCheck(kind(formdata=None)).fields is None

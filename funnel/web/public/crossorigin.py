@@ -18,6 +18,7 @@ bytes for everyone, so it can be cached (docs/pages.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import Request, current_app, request
@@ -55,9 +56,11 @@ REFUSED = ("This form can only be sent from the Run Stronger site itself. If you
            "followed a link from another site, open the free plan page and sign up there.")
 
 
-def refused(request: Request, trusted: frozenset[str]) -> bool:
+def refused(request: Request,
+            trusted: frozenset[str] | Callable[[], frozenset[str]]) -> bool:
     """True when ``request`` is a browser's cross-origin POST from an origin not in
-    ``trusted`` (origins as ``normalise_origin`` writes them)."""
+    ``trusted`` (origins as ``normalise_origin`` writes them; or a function giving
+    them, called only when a request's origin is to be looked up)."""
     if request.method in SAFE_METHODS:
         return False
     origin = request.headers.get("Origin")
@@ -65,7 +68,7 @@ def refused(request: Request, trusted: frozenset[str]) -> bool:
     if site is not None:
         if site in ("same-origin", "none"):
             return False
-        return normalise_origin(origin) not in trusted
+        return normalise_origin(origin) not in _origins(trusted)
     if origin is None:
         return False  # neither header: not a browser
     try:
@@ -73,4 +76,8 @@ def refused(request: Request, trusted: frozenset[str]) -> bool:
             return False
     except ValueError:
         return True
-    return normalise_origin(origin) not in trusted
+    return normalise_origin(origin) not in _origins(trusted)
+
+
+def _origins(trusted: frozenset[str] | Callable[[], frozenset[str]]) -> frozenset[str]:
+    return trusted() if callable(trusted) else trusted

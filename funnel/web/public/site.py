@@ -15,7 +15,6 @@ from flask import (
     Flask,
     Response,
     current_app,
-    redirect,
     render_template,
     request,
     url_for,
@@ -23,15 +22,11 @@ from flask import (
 from werkzeug.wsgi import get_host
 
 from funnel import runtime
-from funnel.core.inputs import FunnelError, time_zones
-from funnel.http import ratelimits
-from funnel.http.extensions import csrf
+from funnel.core.inputs import time_zones
 from funnel.subscribers import actions as subscribers
-from funnel.subscribers import intake
 from funnel.subscribers.intake_limits import IntakeCap
 from funnel.web.forms import SignupForm
 from funnel.web.headers import hashed_policy
-from funnel.web.public import crossorigin
 from funnel.web.public.visits import VisitBuffer
 
 bp = Blueprint("site", __name__)
@@ -46,8 +41,11 @@ def _zones() -> frozenset[str]:
     return frozenset(time_zones())
 
 
-def valid_zone(name: str | None) -> str:
-    return name if name in _zones() else runtime.rt().settings.default_timezone
+def valid_zone(name: str | None, default: str | None = None) -> str:
+    """``name`` when a sign-up may use it, else ``default`` (the app's DEFAULT_TIMEZONE)."""
+    if name in _zones():
+        return name
+    return default if default is not None else runtime.rt().settings.default_timezone
 
 
 def source_host() -> str | None:
@@ -84,8 +82,8 @@ def init_app(app: Flask) -> None:
             visits().flush()
 
 
-def _intake_cap() -> IntakeCap:
-    return current_app.extensions["funnel_intake_cap"]
+def intake_cap(app: Flask | None = None) -> IntakeCap:
+    return (app or current_app).extensions["funnel_intake_cap"]
 
 
 def visits() -> VisitBuffer:
@@ -197,7 +195,7 @@ def page_response(page: tuple[str, str], status: int = 200) -> Response:
     return resp
 
 
-def _made(html: str) -> tuple[str, str]:
+def made_page(html: str) -> tuple[str, str]:
     return html, hashed_policy(html)
 
 
@@ -207,7 +205,7 @@ def article():
     carry = article_carry(request.args)
 
     def render() -> tuple[str, str]:
-        return _made(render_template("article.html", plan_url=url_for("site.landing", **carry)))
+        return made_page(render_template("article.html", plan_url=url_for("site.landing", **carry)))
 
     return page_response(pages().get(article_key(page_origin(request.environ), carry), render))
 
@@ -225,7 +223,7 @@ def landing():
         form.via.data = via
         for k, v in zip(UTM_KEYS, utm, strict=True):
             getattr(form, f"utm_{k}").data = v
-        return _made(render_template("landing.html", form=form,
+        return made_page(render_template("landing.html", form=form,
                                      consent_text=subscribers.CONSENT_TEXT))
 
     return page_response(pages().get(key, render))
@@ -234,65 +232,6 @@ def landing():
 SLOW_DOWN = ("Slow down a little: there have been a lot of sign-ups from your connection "
              "just now. Please wait a minute and send the form again; what you typed is "
              "still here.")
-
-
-def _again(form: SignupForm, status: int, **extra):
-    """The page again with what was typed and why: a runner at a busy talk loses nothing."""
-    return page_response(_made(render_template(
-        "landing.html", form=form, consent_text=subscribers.CONSENT_TEXT, **extra)), status)
-
-
-def _limited(form: SignupForm):
-    return _again(form, 429, limited=SLOW_DOWN)
-
-
-@bp.post("/free-plan")
-@csrf.exempt  # no per-visitor token: a browser's cross-site post is refused instead
-def signup():
-    if crossorigin.refused(request, crossorigin.allowed_origins()):
-        from funnel.web.errors import render_error
-
-        current_app.logger.info("sign-up refused: cross-origin post from %r",
-                                request.headers.get("Origin"))
-        return render_error(403, crossorigin.REFUSED)
-    form = SignupForm()
-    if not ratelimits.hit("signup-attempt", "RATELIMIT_SIGNUP_ATTEMPTS"):
-        return _limited(form)
-    if not form.validate():
-        return _again(form, 422)
-    if form.website.data:
-        # A bot filled the honeypot: answer like a success, store nothing.
-        return redirect(url_for("site.check_inbox"), code=303)
-    # Only sign-ups that pass validation count: a typo costs nothing.
-    if not ratelimits.within("signup", "RATELIMIT_SIGNUP"):
-        return _limited(form)
-    meta = subscribers.SignupMeta(
-        ip=request.remote_addr,
-        user_agent=request.user_agent.string,
-        page=request.url,
-        referrer=form.referrer.data,
-        utm={k: getattr(form, f"utm_{k}").data or "" for k in UTM_KEYS},
-        via=form.via.data,
-    )
-    try:
-        row = intake.intake_row(
-            email=form.email.data, first_name=form.first_name.data,
-            timezone=valid_zone(form.tz.data), meta=meta, now=runtime.now(),
-        )
-    except FunnelError as exc:
-        getattr(form, exc.field).errors = [str(exc)]
-        return _again(form, 422)
-    if _intake_cap().full(runtime.rt().intake()):
-        from funnel.web.errors import render_error
-
-        return render_error(503, "We can't take sign-ups for a little while. Please try "
-                                 "again in an hour; nothing was stored.")
-    # One INSERT, committed before the answer; whether the address is known, and
-    # what to mail it, the worker decides (intake.take_intake).
-    intake.record_intake(runtime.rt().intake(), row)
-    ratelimits.hit("signup", "RATELIMIT_SIGNUP")
-    runtime.rt().wake.set()  # the worker takes it in; the embedded one at once
-    return redirect(url_for("site.check_inbox"), code=303)
 
 
 @bp.get("/check-your-inbox")
