@@ -121,29 +121,42 @@ class FastPages:
     def _keep(self, key: tuple, environ: dict[str, Any],
               start_response: StartResponse) -> Iterable[bytes]:
         """Flask answers (and counts the visit); a plain 200 is kept for the next visitor."""
-        seen: list[Any] = []
-
-        def watching(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
-            seen[:] = [status, headers]
-            return start_response(status, headers, exc_info) if exc_info else \
-                start_response(status, headers)
-
-        answer = self.wsgi_app(environ, watching)
-        try:
-            body = b"".join(answer)
-        finally:
-            close = getattr(answer, "close", None)
-            if close is not None:
-                close()
-        status, headers = seen
-        names = {k.lower() for k, _ in headers}
-        vary = ",".join(v for k, v in headers if k.lower() == "vary").lower()
-        if status.startswith("200 ") and "set-cookie" not in names and "cookie" not in vary:
+        status, headers, body = answer_of(self.wsgi_app, environ, start_response)
+        if status.startswith("200 ") and shared_by_all(headers):
             with self._lock:
                 self._kept[key] = Kept(list(headers), body)
                 while len(self._kept) > self.size:  # as bounded as the page cache
                     self._kept.popitem(last=False)
         return [body]
+
+
+def answer_of(wsgi_app: WSGIApp, environ: dict[str, Any], start_response: StartResponse
+              ) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Flask's answer, passed on to the client and also returned whole, so that a
+    layer can keep it for the next requests."""
+    seen: list[Any] = []
+
+    def watching(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+        seen[:] = [status, headers]
+        return start_response(status, headers, exc_info) if exc_info else \
+            start_response(status, headers)
+
+    answer = wsgi_app(environ, watching)
+    try:
+        body = b"".join(answer)
+    finally:
+        close = getattr(answer, "close", None)
+        if close is not None:
+            close()
+    status, headers = seen
+    return status, headers, body
+
+
+def shared_by_all(headers: list[tuple[str, str]]) -> bool:
+    """An answer that sets no cookie and does not vary by one is everybody's."""
+    names = {k.lower() for k, _ in headers}
+    vary = ",".join(v for k, v in headers if k.lower() == "vary").lower()
+    return "set-cookie" not in names and "cookie" not in vary
 
 
 def init_app(app: Flask) -> None:

@@ -52,7 +52,7 @@ from funnel.operations.logs import request_id
 from funnel.subscribers import actions as subscribers
 from funnel.subscribers import intake
 from funnel.web.public import signup, site
-from funnel.web.public.fastpages import Kept, StartResponse, WSGIApp
+from funnel.web.public.fastpages import Kept, StartResponse, WSGIApp, answer_of, shared_by_all
 
 PATH = "/free-plan"
 FORM = "application/x-www-form-urlencoded"
@@ -172,24 +172,8 @@ class FastSignup:
     def _keep(self, origin: tuple, environ: dict[str, Any],
               start_response: StartResponse) -> Iterable[bytes]:
         """Flask does this sign-up; its 303 is kept as the answer to the next ones."""
-        seen: list[Any] = []
-
-        def watching(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
-            seen[:] = [status, headers]
-            return start_response(status, headers, exc_info) if exc_info else \
-                start_response(status, headers)
-
-        answer = self.wsgi_app(environ, watching)
-        try:
-            body = b"".join(answer)
-        finally:
-            close = getattr(answer, "close", None)
-            if close is not None:
-                close()
-        status, headers = seen
-        names = {k.lower() for k, _ in headers}
-        vary = ",".join(v for k, v in headers if k.lower() == "vary").lower()
-        if status.startswith("303 ") and "set-cookie" not in names and "cookie" not in vary:
+        status, headers, body = answer_of(self.wsgi_app, environ, start_response)
+        if status.startswith("303 ") and shared_by_all(headers):
             with self._lock:
                 self._kept[origin] = (status, Kept(list(headers), body))
                 while len(self._kept) > KEPT_MAX:
